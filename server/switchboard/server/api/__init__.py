@@ -1,0 +1,1 @@
+"""One thin servicer per proto service: proto in, domain call, proto out."""

@@ -1,0 +1,44 @@
+"""ContactSync servicer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from switchboard.server.domain.contacts import ContactService
+from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]  # the request and response types vary by method
+
+
+class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
+    """Contacts over gRPC."""
+
+    def __init__(self, contacts: ContactService) -> None:
+        self._contacts = contacts
+
+    async def UpsertContact(
+        self, request: contacts_pb2.UpsertContactRequest, context: Context
+    ) -> contacts_pb2.UpsertContactResponse:
+        return await self._contacts.upsert(request)
+
+    async def GetContact(
+        self, request: contacts_pb2.GetContactRequest, context: Context
+    ) -> contacts_pb2.GetContactResponse:
+        return contacts_pb2.GetContactResponse(contact=await self._contacts.get(request))
+
+    async def ListContacts(
+        self, request: contacts_pb2.ListContactsRequest, context: Context
+    ) -> contacts_pb2.ListContactsResponse:
+        return await self._contacts.list_page(request)
+
+    async def ImportContacts(
+        self, request_iterator: AsyncIterator[contacts_pb2.ImportContactsRequest], context: Context
+    ) -> contacts_pb2.ImportContactsResponse:
+        return await self._contacts.import_stream(request_iterator)
+
+    async def DeleteContact(
+        self, request: contacts_pb2.DeleteContactRequest, context: Context
+    ) -> contacts_pb2.DeleteContactResponse:
+        return await self._contacts.delete(request)

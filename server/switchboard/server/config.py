@@ -1,0 +1,227 @@
+"""Settings: one frozen, typed object built once from defaults, a TOML file and the environment.
+
+Precedence, highest first: `SWITCHBOARD_*` environment variables (nested keys joined with
+`__`, e.g. `SWITCHBOARD_DATABASE__PATH`; tables as JSON), the TOML file, then the built-in
+`defaults.toml`. Only this module reads the environment; everything else receives `Settings`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("switchboard.server").joinpath("defaults.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+_DEFAULTS = _defaults()
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(_Frozen):
+    """The SQLite store."""
+
+    path: str = Field(description="SQLite file; `:memory:` is not supported (use a temp file).")
+    busy_timeout_ms: int = Field(ge=0, description="How long a writer waits for a lock.")
+    readers: int = Field(ge=1, le=32, description="Read connections (threads).")
+
+
+class CacheSettings(_Frozen):
+    """Read cache (aiocache, in memory)."""
+
+    ttl_s: float = Field(gt=0, description="Seconds an entry lives.")
+    max_entries: int = Field(ge=0, description="Upper bound on cached entries; 0 disables.")
+
+
+class DispatchSettings(_Frozen):
+    """The outbox worker."""
+
+    poll_interval_s: float = Field(gt=0, description="Idle poll period for new steps.")
+    batch_size: int = Field(ge=1, le=1000, description="Steps claimed per poll.")
+    lease_s: float = Field(gt=0, description="A claimed step is re-offered after this long.")
+    max_attempts: int = Field(ge=1, le=100, description="Default attempts per step.")
+    base_backoff_s: float = Field(ge=0, description="First retry delay (doubles each time).")
+    max_backoff_s: float = Field(ge=0, description="Retry delay cap.")
+    concurrency: int = Field(ge=1, le=1000, description="Steps delivered at once.")
+
+
+class ConnectorSettings(_Frozen):
+    """One configured adapter."""
+
+    kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
+    timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt timeout.")
+    max_attempts: int | None = Field(default=None, ge=1, le=100, description="Overrides dispatch.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
+
+
+class FallbackSettings(_Frozen):
+    """What a step does when its connector fails for good: another action, or a fixed result."""
+
+    connector: str | None = None
+    action: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FallbackSettings:
+        if (self.action is None) == (self.result is None):
+            raise ValueError("a fallback needs exactly one of 'action' or 'result'")
+        return self
+
+
+class StepSettings(_Frozen):
+    """One connector call of a trigger."""
+
+    connector: str
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    fallback: FallbackSettings | None = None
+
+
+class TriggerSettings(_Frozen):
+    """An event name's ordered steps."""
+
+    description: str = ""
+    steps: list[StepSettings] = Field(min_length=1)
+
+
+class ScoringSettings(_Frozen):
+    """Lead scoring rules: configuration, not code."""
+
+    half_life_days: float = Field(gt=0, description="Activity points halve after this many days.")
+    max_activities: int = Field(ge=1, description="Most recent activities considered.")
+    activity_points: dict[str, float]
+    profile_points: dict[str, float]
+    title_keywords: dict[str, float]
+    status_points: dict[str, float]
+
+
+def _section(name: str) -> Any:
+    return lambda: _DEFAULTS[name]
+
+
+class Settings(BaseSettings):
+    """Everything the server needs, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="SWITCHBOARD_",
+        env_nested_delimiter="__",
+        validate_default=True,
+    )
+
+    listen: str = Field(default=_DEFAULTS["listen"], description="host:port to serve gRPC on.")
+    grace_period_s: float = Field(default=_DEFAULTS["grace_period_s"], ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _DEFAULTS["log_level"]
+    database: DatabaseSettings = Field(default_factory=_section("database"))
+    cache: CacheSettings = Field(default_factory=_section("cache"))
+    dispatch: DispatchSettings = Field(default_factory=_section("dispatch"))
+    connectors: dict[str, ConnectorSettings] = Field(default_factory=_section("connectors"))
+    triggers: dict[str, TriggerSettings] = Field(default_factory=_section("triggers"))
+    scoring: ScoringSettings = Field(default_factory=_section("scoring"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment must win over them.
+        return (env_settings, init_settings)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_has_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port, e.g. localhost:50051 or [::]:50051")
+        return value
+
+    @field_validator("triggers")
+    @classmethod
+    def _event_names(cls, value: dict[str, TriggerSettings]) -> dict[str, TriggerSettings]:
+        for name in value:
+            if not _EVENT_NAME.match(name):
+                raise ValueError(f"trigger name {name!r} must match {_EVENT_NAME.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _steps_use_configured_connectors(self) -> Settings:
+        for event, trigger in self.triggers.items():
+            for i, step in enumerate(trigger.steps):
+                names = [step.connector]
+                if step.fallback and step.fallback.action:
+                    names.append(step.fallback.connector or step.connector)
+                for name in names:
+                    if name not in self.connectors:
+                        raise ValueError(
+                            f"trigger {event!r} step {i} uses connector {name!r}, which is not "
+                            f"configured (configured: {', '.join(sorted(self.connectors))})"
+                        )
+        return self
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message says where and why."""
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file plus the environment.
+
+    Raises:
+        SettingsError: with one line per problem, naming the key.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, path)) from exc
+
+
+def format_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One readable line per problem: `key.path: message`."""
+    where = f" in {path}" if path else ""
+    lines = [f"invalid configuration{where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def settings_for_tests(db_path: Path, **overrides: Any) -> Settings:
+    """Settings with a private database and an ephemeral port, for tests and tools."""
+    base: dict[str, Any] = {"listen": "127.0.0.1:0", "database": {**_DEFAULTS["database"]}}
+    base["database"]["path"] = str(db_path)
+    base.update(overrides)
+    return Settings(**base)
+
+
+def defaults() -> Mapping[str, Any]:
+    """The parsed built-in defaults (read-only use)."""
+    return _DEFAULTS

@@ -1,0 +1,1 @@
+"""Connector adapters: the contract, the registry, and one module per adapter."""

@@ -1,0 +1,80 @@
+"""Embedded analytics: event counters and conversion totals.
+
+Collections:
+    events           by event name: {"event", "count"}
+    conversions      one key, "totals": {"conversions", "revenue"}
+    conversion_keys  by idempotency key: {"value"}: conversions already counted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict
+from switchboard.server.errors import PermanentConnectorError
+
+_TOTALS = "totals"
+
+
+class AnalyticsConnector:
+    """Counts events and conversions. Takes no options."""
+
+    kind: str = "analytics"
+    actions: frozenset[str] = frozenset({"events.track", "conversions.track"})
+
+    def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
+        if options:
+            unknown = ", ".join(map(repr, sorted(options)))
+            raise ValueError(
+                f"connector {name!r}: option(s) {unknown} unknown; analytics takes none"
+            )
+        self.name = name
+        self._state = state
+
+    async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
+        """Track an event (params.name, else the payload's event) or a conversion."""
+        if action not in self.actions:
+            raise PermanentConnectorError(
+                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
+                f"supported: {', '.join(sorted(self.actions))}"
+            )
+        if action == "events.track":
+            return await self._track_event(
+                _section(payload, "params").get("name") or payload.get("event")
+            )
+        amount = _section(payload, "attributes").get("amount", 0)
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise PermanentConnectorError("payload field 'attributes.amount' must be a number")
+        return await self._track_conversion(float(amount), ctx.idempotency_key)
+
+    async def health(self) -> None:
+        """Always healthy: the state lives in the store."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def _track_event(self, name: Any) -> JsonDict:
+        if not isinstance(name, str) or not name:
+            raise PermanentConnectorError("payload field 'params.name' (or 'event') is required")
+        counter = await self._state.get("events", name) or {"event": name, "count": 0}
+        counter["count"] += 1
+        await self._state.put("events", name, counter)
+        return {"event": name, "count": counter["count"]}
+
+    async def _track_conversion(self, amount: float, key: str) -> JsonDict:
+        totals = await self._state.get("conversions", _TOTALS) or {"conversions": 0, "revenue": 0.0}
+        # A retried step carries the same key: count its conversion once.
+        if await self._state.get("conversion_keys", key) is None:
+            totals["conversions"] += 1
+            totals["revenue"] = round(totals["revenue"] + amount, 2)
+            await self._state.put("conversions", _TOTALS, totals)
+            await self._state.put("conversion_keys", key, {"value": amount})
+        return {"conversions": totals["conversions"], "revenue": totals["revenue"]}
+
+
+def _section(payload: JsonDict, key: str) -> JsonDict:
+    value = payload.get(key) or {}
+    if not isinstance(value, dict):
+        raise PermanentConnectorError(f"payload field '{key}' must be a dict")
+    return value

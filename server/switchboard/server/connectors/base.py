@@ -1,0 +1,91 @@
+"""The connector adapter contract.
+
+A connector is the bridge from Switchboard to one marketing tool (CRM, ESP, personalization,
+...). Every adapter implements `Connector`:
+
+- `name`: the name it was configured under (used in trigger steps);
+- `kind`: the adapter type (`crm`, `esp`, `fake`, ...);
+- `actions`: the action names it accepts, e.g. `contacts.upsert`;
+- `invoke(action, payload, ctx)`: perform one action and return a JSON-like result. It must
+  raise `RetryableConnectorError` for transient failures and `PermanentConnectorError` for
+  ones that would fail again; any other exception is treated as retryable by the dispatcher.
+  `ctx.idempotency_key` is stable across retries of the same step: pass it on to the tool.
+- `health()`: raise if the tool is unreachable; return quickly.
+- `aclose()`: release resources.
+
+Adapters know nothing of gRPC. Built-in adapters keep their state through `ConnectorState`,
+which the store implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from switchboard.server.errors import PermanentConnectorError
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeContext:
+    """What an adapter may know about the call besides its payload."""
+
+    idempotency_key: str
+    run_id: str = ""
+    step_index: int = -1
+    attempt: int = 1
+    deadline_s: float | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One marketing tool behind Switchboard. See the module docstring for the contract."""
+
+    name: str
+    kind: str
+    actions: frozenset[str]
+
+    async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
+        """Perform `action` with `payload`; return a JSON-compatible result."""
+        ...
+
+    async def health(self) -> None:
+        """Raise if the tool cannot be reached."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources held by the adapter."""
+        ...
+
+
+class ConnectorState(Protocol):
+    """Durable key/value state for built-in adapters, scoped by connector and collection."""
+
+    async def get(self, collection: str, key: str) -> JsonDict | None:
+        """Return the stored value or None."""
+        ...
+
+    async def put(self, collection: str, key: str, value: JsonDict) -> None:
+        """Insert or replace a value."""
+        ...
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """Remove a value; return whether it existed."""
+        ...
+
+    async def scan(self, collection: str, prefix: str = "", limit: int = 1000) -> list[JsonDict]:
+        """Values whose key starts with `prefix`, in key order."""
+        ...
+
+
+def require(payload: JsonDict, key: str, kind: type = str) -> Any:
+    """Fetch a required payload field, or fail permanently with a message naming it."""
+    value = payload.get(key)
+    if value is None or value == "":
+        raise PermanentConnectorError(f"payload field '{key}' is required")
+    if not isinstance(value, kind):
+        raise PermanentConnectorError(f"payload field '{key}' must be a {kind.__name__}")
+    return value

@@ -1,0 +1,113 @@
+"""Embedded CRM: contact records and purchase history, kept in connector state.
+
+Collections, keyed by contact id so erasure is two deletes:
+    contacts   {"external_id", "contact"}
+    purchases  {"orders": {order_id: {"amount", "items"}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.errors import PermanentConnectorError
+
+
+class CrmConnector:
+    """Keeps contacts and their purchases. Takes no options."""
+
+    kind: str = "crm"
+    actions: frozenset[str] = frozenset({"contacts.upsert", "contacts.erase", "purchases.record"})
+
+    def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
+        if options:
+            unknown = ", ".join(map(repr, sorted(options)))
+            raise ValueError(f"connector {name!r}: option(s) {unknown} unknown; crm takes none")
+        self.name = name
+        self._state = state
+
+    async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
+        """Perform a CRM action; see the module docstring for what is stored."""
+        if action not in self.actions:
+            raise PermanentConnectorError(
+                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
+                f"supported: {', '.join(sorted(self.actions))}"
+            )
+        contact = require(payload, "contact", dict)
+        contact_id: str = require(contact, "id")
+        if action == "contacts.upsert":
+            return await self._upsert(contact_id, contact)
+        if action == "contacts.erase":
+            return await self._erase(contact_id)
+        return await self._record(contact_id, payload.get("attributes") or {})
+
+    async def health(self) -> None:
+        """Always healthy: the state lives in the store."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def _upsert(self, contact_id: str, contact: JsonDict) -> JsonDict:
+        existing = await self._state.get("contacts", contact_id)
+        external_id = external_id_for(contact_id)
+        await self._state.put(
+            "contacts", contact_id, {"external_id": external_id, "contact": contact}
+        )
+        return {"external_id": external_id, "created": existing is None}
+
+    async def _erase(self, contact_id: str) -> JsonDict:
+        had_contact = await self._state.delete("contacts", contact_id)
+        had_purchases = await self._state.delete("purchases", contact_id)
+        return {"erased": had_contact or had_purchases}
+
+    async def _record(self, contact_id: str, attributes: Any) -> JsonDict:
+        if not isinstance(attributes, dict):
+            raise PermanentConnectorError("payload field 'attributes' must be a dict")
+        order_id: str = require(attributes, "order_id")
+        amount = _number(attributes.get("amount"), "attributes.amount")
+        items = _items(attributes.get("items") or [])
+        history = await self._state.get("purchases", contact_id) or {"orders": {}}
+        # Keyed by order id: a redelivered purchase replaces itself instead of counting twice.
+        history["orders"][order_id] = {"amount": amount, "items": items}
+        await self._state.put("purchases", contact_id, history)
+        orders = history["orders"].values()
+        return {
+            "order_id": order_id,
+            "purchase_count": len(history["orders"]),
+            "lifetime_value": round(sum(o["amount"] for o in orders), 2),
+        }
+
+
+def external_id_for(contact_id: str) -> str:
+    """The CRM's stable id for a contact: `crm_` and 12 hex digits of a hash of its id."""
+    return "crm_" + hashlib.sha256(contact_id.encode()).hexdigest()[:12]
+
+
+def _number(value: Any, field: str) -> float:
+    # bool is an int subclass; an amount of True is a caller bug, not 1.0.
+    if value is None:
+        raise PermanentConnectorError(f"payload field '{field}' is required")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PermanentConnectorError(f"payload field '{field}' must be a number")
+    return float(value)
+
+
+def _items(items: Any) -> list[JsonDict]:
+    if not isinstance(items, list):
+        raise PermanentConnectorError("payload field 'attributes.items' must be a list")
+    clean: list[JsonDict] = []
+    for i, item in enumerate(items):
+        field = f"attributes.items[{i}]"
+        if not isinstance(item, dict):
+            raise PermanentConnectorError(f"payload field '{field}' must be a dict")
+        sku = item.get("sku")
+        if not isinstance(sku, str) or not sku:
+            raise PermanentConnectorError(f"payload field '{field}.sku' must be a non-empty str")
+        quantity = item.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise PermanentConnectorError(f"payload field '{field}.quantity' must be an int >= 1")
+        price = _number(item.get("price", 0.0), f"{field}.price")
+        clean.append({"sku": sku, "quantity": quantity, "price": price})
+    return clean

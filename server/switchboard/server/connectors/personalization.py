@@ -1,0 +1,82 @@
+"""Embedded web personalization: picks the offer for a segment and remembers what was shown.
+
+Collection `shown`, keyed by contact id: {"offer", "segment", "times_shown"} (the last offer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.errors import PermanentConnectorError
+
+_OPTIONS = frozenset({"default_offer", "offers"})
+
+
+class PersonalizationConnector:
+    """Shows offers by segment.
+
+    Options:
+        default_offer: offer code shown when the segment has none (required, non-empty).
+        offers: mapping from segment to offer code.
+    """
+
+    kind: str = "personalization"
+    actions: frozenset[str] = frozenset({"offers.show"})
+
+    def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
+        if unknown := sorted(set(options) - _OPTIONS):
+            raise ValueError(
+                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
+            )
+        default_offer = options.get("default_offer")
+        if not isinstance(default_offer, str) or not default_offer:
+            raise ValueError(f"connector {name!r}: option 'default_offer' must be a non-empty str")
+        offers = options.get("offers", {})
+        if not isinstance(offers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in offers.items()
+        ):
+            raise ValueError(
+                f"connector {name!r}: option 'offers' must map segment names to offer codes"
+            )
+        self.name = name
+        self.default_offer: str = default_offer
+        self.offers: dict[str, str] = dict(offers)
+        self._state = state
+
+    async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
+        """Show the offer for the segment in params (or attributes) and record it."""
+        if action not in self.actions:
+            raise PermanentConnectorError(
+                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
+                f"supported: {', '.join(sorted(self.actions))}"
+            )
+        contact = require(payload, "contact", dict)
+        contact_id: str = require(contact, "id")
+        segment = _segment(payload)
+        offer = self.offers.get(segment, self.default_offer)
+        previous = await self._state.get("shown", contact_id)
+        times = previous["times_shown"] + 1 if previous else 1
+        record = {"offer": offer, "segment": segment, "times_shown": times}
+        await self._state.put("shown", contact_id, record)
+        return {"offer": offer, "segment": segment, "source": "personalization"}
+
+    async def health(self) -> None:
+        """Always healthy: the state lives in the store."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _segment(payload: JsonDict) -> str:
+    for section in ("params", "attributes"):
+        values = payload.get(section) or {}
+        if not isinstance(values, dict):
+            raise PermanentConnectorError(f"payload field '{section}' must be a dict")
+        segment = values.get("segment")
+        if segment is not None and not isinstance(segment, str):
+            raise PermanentConnectorError(f"payload field '{section}.segment' must be a str")
+        if segment:
+            return segment
+    return ""

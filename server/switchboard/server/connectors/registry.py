@@ -1,0 +1,100 @@
+"""The connector registry: one function builds every configured adapter from settings.
+
+Adding an adapter kind is one module plus one line in `_FACTORIES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from switchboard.server.config import ConnectorSettings, ScoringSettings, TriggerSettings
+from switchboard.server.connectors.analytics import AnalyticsConnector
+from switchboard.server.connectors.automation import AutomationConnector
+from switchboard.server.connectors.base import Connector, ConnectorState
+from switchboard.server.connectors.crm import CrmConnector
+from switchboard.server.connectors.esp import EspConnector
+from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.connectors.personalization import PersonalizationConnector
+from switchboard.server.connectors.recommendations import RecommendationsConnector
+from switchboard.server.connectors.scoring import ScoringConnector
+
+_Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
+_Plain = Callable[[str, Mapping[str, Any], ConnectorState], Connector]
+
+
+def _plain(cls: _Plain) -> _Factory:
+    """Adapt a constructor that does not need the scoring rules."""
+    return lambda name, options, state, _rules: cls(name, options, state)
+
+
+_FACTORIES: dict[str, _Factory] = {
+    "analytics": _plain(AnalyticsConnector),
+    "automation": _plain(AutomationConnector),
+    "crm": _plain(CrmConnector),
+    "esp": _plain(EspConnector),
+    "fake": _plain(FakeConnector),
+    "personalization": _plain(PersonalizationConnector),
+    "recommendations": _plain(RecommendationsConnector),
+    "scoring": ScoringConnector,
+}
+
+KINDS: tuple[str, ...] = tuple(sorted(_FACTORIES))
+
+
+def build_registry(
+    configs: Mapping[str, ConnectorSettings],
+    state_for: Callable[[str], ConnectorState],
+    scoring: ScoringSettings,
+) -> dict[str, Connector]:
+    """Build one adapter per configured connector, keyed by its name.
+
+    Args:
+        configs: connector settings by name.
+        state_for: the state scope of the connector with the given name.
+        scoring: the lead-scoring rules, for adapters of kind `scoring`.
+
+    Raises:
+        ValueError: for an unknown kind or invalid options, naming the connector.
+    """
+    registry: dict[str, Connector] = {}
+    for name, config in configs.items():
+        factory = _FACTORIES.get(config.kind)
+        if factory is None:
+            raise ValueError(
+                f"connector {name!r}: unknown kind {config.kind!r}; known kinds: {', '.join(KINDS)}"
+            )
+        registry[name] = factory(name, config.options, state_for(name), scoring)
+    return registry
+
+
+def check_steps(triggers: Mapping[str, TriggerSettings], registry: Mapping[str, Connector]) -> None:
+    """Check that every trigger step (and action fallback) names an action its connector has.
+
+    Raises:
+        ValueError: naming the trigger, the step index, the connector and the action.
+    """
+    for event, trigger in triggers.items():
+        for index, step in enumerate(trigger.steps):
+            _check_action(event, index, registry, step.connector, step.action)
+            fallback = step.fallback
+            if fallback is not None and fallback.action is not None:
+                connector = fallback.connector or step.connector
+                _check_action(event, index, registry, connector, fallback.action, "fallback ")
+
+
+def _check_action(
+    event: str,
+    index: int,
+    registry: Mapping[str, Connector],
+    name: str,
+    action: str,
+    role: str = "",
+) -> None:
+    where = f"trigger {event!r} step {index}: {role}connector {name!r}"
+    connector = registry.get(name)
+    if connector is None:
+        raise ValueError(f"{where} is not configured")
+    if action not in connector.actions:
+        known = ", ".join(sorted(connector.actions))
+        raise ValueError(f"{where} has no action {action!r} (its actions: {known})")

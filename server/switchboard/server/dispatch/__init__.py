@@ -1,0 +1,1 @@
+"""The outbox worker: delivers run steps to connectors and records their outcomes."""

@@ -1,0 +1,89 @@
+"""Recording a delivery outcome on its run, inside one write transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+from switchboard.server.store.base import OutboxItem, WriteTx
+from switchboard.server.timeutil import set_ts
+from switchboard.v1 import campaigns_pb2
+
+StepStatus = campaigns_pb2.StepStatus
+RunStatus = campaigns_pb2.RunStatus
+_DONE = (
+    StepStatus.STEP_STATUS_SUCCEEDED,
+    StepStatus.STEP_STATUS_FALLBACK,
+    StepStatus.STEP_STATUS_FAILED,
+)
+TERMINAL_RUN = (RunStatus.RUN_STATUS_SUCCEEDED, RunStatus.RUN_STATUS_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one delivery attempt came to."""
+
+    status: int  # a StepStatus; RETRYING means "try again at retry_at_us"
+    attempts: int
+    result: dict[str, Any] | None = None
+    error: str = ""
+    retry_at_us: int = 0
+
+
+def step_key(run_id: str, index: int) -> str:
+    """The idempotency key a step carries on every attempt, across restarts."""
+    return f"{run_id}:{index}"
+
+
+def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaigns_pb2.Run | None:
+    """Apply `outcome` to the run, advance the outbox, and return the updated run.
+
+    Returns None (and changes nothing) when the step already finished: a duplicate
+    delivery after a lease ran out must not overwrite the first result.
+    """
+    run = tx.run(item.run_id)
+    if run is None or run.steps[item.step_index].status in _DONE:
+        tx.finish_outbox(item.id)
+        return None
+    step = run.steps[item.step_index]
+    step.attempts = outcome.attempts
+    step.error = outcome.error
+    set_ts(step.updated_at, now)
+    step.status = outcome.status  # type: ignore[assignment]  # an int from StepStatus
+    if outcome.status == StepStatus.STEP_STATUS_RETRYING:
+        tx.retry_outbox(item.id, outcome.attempts, outcome.retry_at_us)
+    else:
+        if outcome.result is not None:
+            step.result.CopyFrom(_struct(outcome.result))
+        tx.finish_outbox(item.id)
+        _advance(tx, run, item, now)
+    set_ts(run.updated_at, now)
+    tx.put_run(run)
+    body = {
+        "step": item.step_index,
+        "status": StepStatus.Name(step.status),
+        "attempts": step.attempts,
+    }
+    tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
+    return run
+
+
+def _advance(tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, now: int) -> None:
+    nxt = item.step_index + 1
+    if nxt < len(run.steps):
+        run.status = RunStatus.RUN_STATUS_RUNNING
+        connector = item.plan["steps"][nxt]["connector"]
+        tx.enqueue_step(run.id, nxt, connector, step_key(run.id, nxt), now)
+        return
+    failed = any(s.status == StepStatus.STEP_STATUS_FAILED for s in run.steps)
+    run.status = RunStatus.RUN_STATUS_FAILED if failed else RunStatus.RUN_STATUS_SUCCEEDED
+    set_ts(run.finished_at, now)
+
+
+def _struct(value: dict[str, Any]) -> Struct:
+    s = Struct()
+    # Round-trip through JSON so adapter results with tuples or ints encode predictably.
+    s.update(json.loads(json.dumps(value, default=str)))
+    return s

@@ -1,0 +1,152 @@
+"""Campaign use-cases: trigger a run, read runs, wait for or watch a run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Mapping
+
+from switchboard.server.cache import ContactCache
+from switchboard.server.config import TriggerSettings
+from switchboard.server.dispatch.notify import RunNotifier
+from switchboard.server.dispatch.outcome import TERMINAL_RUN
+from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain import contact_rules
+from switchboard.server.domain.contacts import apply_upsert
+from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.paging import decode_token, encode_token
+from switchboard.server.domain.runs import start_run
+from switchboard.server.domain.validation import (
+    Violations,
+    check_id,
+    check_idempotency_key,
+    check_page_size,
+    check_struct,
+)
+from switchboard.server.errors import NotFound
+from switchboard.server.store.base import RunFilter, Store, WriteTx
+from switchboard.server.timeutil import now_us, to_us
+from switchboard.v1 import campaigns_pb2
+
+_EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Slow poll behind the in-process notifier: catches changes made by other processes.
+_WATCH_POLL_S = 1.0
+# Answer a waiting caller this long before its deadline, so the answer still arrives.
+_DEADLINE_MARGIN_S = 0.05
+
+
+class CampaignService:
+    """Runs of configured triggers."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: ContactCache,
+        triggers: Mapping[str, TriggerSettings],
+        dispatcher: Dispatcher,
+        notifier: RunNotifier,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._triggers = triggers
+        self._dispatcher = dispatcher
+        self._notifier = notifier
+
+    def trigger_for(self, event: str) -> TriggerSettings:
+        """The configured trigger, or NOT_FOUND naming the configured ones."""
+        trigger = self._triggers.get(event)
+        if trigger is None:
+            known = ", ".join(sorted(self._triggers)) or "none"
+            raise NotFound(f"no trigger is configured for event {event!r} (configured: {known})")
+        return trigger
+
+    async def trigger(
+        self, req: campaigns_pb2.TriggerCampaignRequest, time_left_s: float | None
+    ) -> campaigns_pb2.Run:
+        """Accept an event: upsert its contact, start the run, optionally wait for its end."""
+        v = Violations()
+        if not _EVENT.match(req.event):
+            v.add("event", "is required: letters, digits, '.', '_' or '-', at most 128 characters")
+        contact = contact_rules.normalize_contact(req.contact, v, "contact.")
+        if not contact.id and not contact.email:
+            v.add("contact", "set contact.id or contact.email")
+        check_struct(v, "attributes", req.attributes)
+        check_idempotency_key(v, req.idempotency_key)
+        v.raise_if_any()
+        trigger = self.trigger_for(req.event)
+
+        def work(tx: WriteTx) -> campaigns_pb2.TriggerCampaignResponse:
+            def compute() -> campaigns_pb2.TriggerCampaignResponse:
+                now = now_us()
+                stored = apply_upsert(tx, contact, now).contact
+                run = start_run(tx, req.event, trigger, stored, req.attributes, now)
+                return campaigns_pb2.TriggerCampaignResponse(run=run)
+
+            resp, _ = run_once(
+                tx,
+                req.idempotency_key,
+                "TriggerCampaign",
+                req,
+                campaigns_pb2.TriggerCampaignResponse,
+                compute,
+                now_us(),
+            )
+            return resp
+
+        run = (await self._store.write(work)).run
+        await self._cache.invalidate(run.contact_id, contact.email)
+        self._dispatcher.wake()
+        if req.wait_for_completion:
+            budget = None if time_left_s is None else max(0.0, time_left_s - _DEADLINE_MARGIN_S)
+            return await self.wait(run.id, budget)
+        return run
+
+    async def get_run(self, run_id: str) -> campaigns_pb2.Run:
+        """One run, or NOT_FOUND."""
+        v = Violations()
+        check_id(v, "id", run_id, "r", required=True)
+        v.raise_if_any()
+        run = await self._store.read(lambda tx: tx.run(run_id))
+        if run is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        return run
+
+    async def list_runs(self, req: campaigns_pb2.ListRunsRequest) -> campaigns_pb2.ListRunsResponse:
+        """Runs newest first, filtered."""
+        v = Violations()
+        size = check_page_size(v, req.page_size, 50, 500)
+        flt = RunFilter(req.contact_id, req.event, req.status)
+        scope = f"{flt.contact_id}|{flt.event}|{flt.status}"
+        cursor = decode_token(req.page_token, scope, v)
+        v.raise_if_any()
+        runs = await self._store.read(lambda tx: tx.list_runs(flt, cursor, size + 1))
+        resp = campaigns_pb2.ListRunsResponse(runs=runs[:size])
+        if len(runs) > size:
+            last = runs[size - 1]
+            resp.next_page_token = encode_token((to_us(last.created_at), last.id), scope)
+        return resp
+
+    async def wait(self, run_id: str, budget_s: float | None) -> campaigns_pb2.Run:
+        """The run once it ends, or as it stands when `budget_s` runs out."""
+        run = await self.get_run(run_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(budget_s):
+                async for run in self.watch(run_id):  # noqa: B007 - the last one is the answer
+                    pass
+        return run if run.status in TERMINAL_RUN else await self.get_run(run_id)
+
+    async def watch(self, run_id: str) -> AsyncIterator[campaigns_pb2.Run]:
+        """The run now, then after every change, until it ends."""
+        with self._notifier.subscribe(run_id) as changed:
+            last: campaigns_pb2.Run | None = None
+            while True:
+                changed.clear()
+                run = await self.get_run(run_id)
+                if run != last:
+                    yield run
+                    last = run
+                if run.status in TERMINAL_RUN:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), _WATCH_POLL_S)

@@ -1,0 +1,205 @@
+"""Connector use-cases: list with health, and the generic direct invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+from switchboard.server.config import ConnectorSettings
+from switchboard.server.connectors.base import Connector, InvokeContext
+from switchboard.server.domain.idempotency import request_hash
+from switchboard.server.domain.validation import Violations, check_idempotency_key, check_struct
+from switchboard.server.errors import (
+    ConnectorError,
+    IdempotencyConflict,
+    NotFound,
+    PermanentConnectorError,
+    SwitchboardError,
+    Unavailable,
+)
+from switchboard.server.ids import new_id
+from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
+from switchboard.server.timeutil import now_us, set_ts
+from switchboard.v1 import connectors_pb2
+
+log = logging.getLogger(__name__)
+_HEALTH_TIMEOUT_S = 2.0
+_HEALTH_TTL_S = 5.0
+Health = connectors_pb2.ConnectorHealth
+
+
+@dataclass(slots=True)
+class _Checked:
+    health: int
+    detail: str
+    at_us: int
+    monotonic: float
+
+
+class ConnectorService:
+    """The configured connectors, their health, and direct invocation."""
+
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        settings: Mapping[str, ConnectorSettings],
+    ) -> None:
+        self._store = store
+        self._connectors = connectors
+        self._settings = settings
+        self._checked: dict[str, _Checked] = {}
+
+    async def list(self) -> connectors_pb2.ListConnectorsResponse:
+        """Every connector with a health check at most a few seconds old."""
+        names = sorted(self._connectors)
+        checks = await asyncio.gather(*(self._health(n) for n in names))
+        resp = connectors_pb2.ListConnectorsResponse()
+        for name, check in zip(names, checks, strict=True):
+            c = self._connectors[name]
+            info = resp.connectors.add(
+                name=name,
+                kind=c.kind,
+                actions=sorted(c.actions),
+                health=check.health,
+                health_detail=check.detail,
+            )
+            set_ts(info.checked_at, check.at_us)
+        return resp
+
+    async def _health(self, name: str) -> _Checked:
+        cached = self._checked.get(name)
+        if cached is not None and time.monotonic() - cached.monotonic < _HEALTH_TTL_S:
+            return cached
+        try:
+            await asyncio.wait_for(self._connectors[name].health(), _HEALTH_TIMEOUT_S)
+            check = _Checked(Health.CONNECTOR_HEALTH_SERVING, "", now_us(), time.monotonic())
+        except Exception as exc:
+            detail = (
+                "health check timed out"
+                if isinstance(exc, TimeoutError)
+                else str(exc) or type(exc).__name__
+            )
+            check = _Checked(
+                Health.CONNECTOR_HEALTH_NOT_SERVING, detail, now_us(), time.monotonic()
+            )
+        self._checked[name] = check
+        return check
+
+    async def invoke(
+        self, req: connectors_pb2.InvokeConnectorRequest
+    ) -> connectors_pb2.InvokeConnectorResponse:
+        """Call one action now; record the call; replay a repeated idempotency key."""
+        v = Violations()
+        if not req.connector:
+            v.add("connector", "is required")
+        if not req.action:
+            v.add("action", "is required")
+        check_struct(v, "payload", req.payload)
+        check_idempotency_key(v, req.idempotency_key)
+        v.raise_if_any()
+        connector = self._connector(req.connector, req.action)
+        key = req.idempotency_key or new_id("k")
+        digest = request_hash(req)
+        if req.idempotency_key:
+            replay = await self._replay(req.idempotency_key, digest)
+            if replay is not None:
+                return replay
+        ok, result, error = await self._call(connector, req, key)
+        resp = connectors_pb2.InvokeConnectorResponse()
+        if ok:
+            resp.result.CopyFrom(_struct(result))
+        await self._store.write(lambda tx: self._record(tx, req, digest, resp, ok, error))
+        if error is not None:
+            raise error
+        return resp
+
+    def _connector(self, name: str, action: str) -> Connector:
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise NotFound(
+                f"no connector named {name!r} (configured: {', '.join(sorted(self._connectors))})"
+            )
+        if action not in connector.actions:
+            raise NotFound(
+                f"connector {name!r} has no action {action!r} "
+                f"(its actions: {', '.join(sorted(connector.actions))})"
+            )
+        return connector
+
+    async def _replay(self, key: str, digest: str) -> connectors_pb2.InvokeConnectorResponse | None:
+        record = await self._store.read(lambda tx: tx.idempotency(key))
+        if record is None:
+            return None
+        if record.method != "InvokeConnector" or record.request_hash != digest:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for a different "
+                f"{record.method} request; use a new key for a new request"
+            )
+        return connectors_pb2.InvokeConnectorResponse.FromString(record.response)
+
+    async def _call(
+        self, connector: Connector, req: connectors_pb2.InvokeConnectorRequest, key: str
+    ) -> tuple[bool, dict[str, Any], SwitchboardError | None]:
+        timeout = self._settings[req.connector].timeout_s
+        payload = json_format.MessageToDict(req.payload)
+        ctx = InvokeContext(idempotency_key=key, deadline_s=timeout)
+        try:
+            return (
+                True,
+                await asyncio.wait_for(connector.invoke(req.action, payload, ctx), timeout),
+                None,
+            )
+        except ConnectorError as exc:
+            return False, {}, exc
+        except TimeoutError:
+            return (
+                False,
+                {},
+                Unavailable(f"connector {req.connector!r} timed out after {timeout:g}s"),
+            )
+        except Exception:
+            log.exception("connector %s failed on %s", req.connector, req.action)
+            return (
+                False,
+                {},
+                Unavailable(f"connector {req.connector!r} failed; the server logged why"),
+            )
+
+    @staticmethod
+    def _record(
+        tx: WriteTx,
+        req: connectors_pb2.InvokeConnectorRequest,
+        digest: str,
+        resp: connectors_pb2.InvokeConnectorResponse,
+        ok: bool,
+        error: Exception | None,
+    ) -> None:
+        now = now_us()
+        body = {
+            "connector": req.connector,
+            "action": req.action,
+            "ok": ok,
+            "permanent": isinstance(error, PermanentConnectorError),
+        }
+        tx.append_event("connector.invoked", req.connector, json.dumps(body).encode(), now)
+        # Only successes are replayed: a failed call may succeed when retried with the same key.
+        if ok and req.idempotency_key and tx.idempotency(req.idempotency_key) is None:
+            tx.put_idempotency(
+                req.idempotency_key,
+                IdempotencyRecord("InvokeConnector", digest, resp.SerializeToString()),
+                now,
+            )
+
+
+def _struct(value: dict[str, Any]) -> Struct:
+    s = Struct()
+    s.update(json.loads(json.dumps(value, default=str)))
+    return s

@@ -1,0 +1,321 @@
+"""Contact use-cases: upsert, get, list, import, erase."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from switchboard.server.cache import ContactCache
+from switchboard.server.domain import contact_rules as rules
+from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.paging import decode_token, encode_token
+from switchboard.server.domain.validation import (
+    Violations,
+    check_idempotency_key,
+    check_page_size,
+    normalize_email,
+    require_lookup,
+)
+from switchboard.server.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SwitchboardError,
+    Violation,
+    status_name,
+)
+from switchboard.server.ids import new_id
+from switchboard.server.store.base import ReadTx, Store, WriteTx
+from switchboard.server.timeutil import iso, now_us, set_ts, to_us
+from switchboard.v1 import common_pb2, contacts_pb2
+
+Mode = contacts_pb2.UpsertMode
+MAX_PAGE = 1000
+MAX_IMPORT_ERRORS = 1000
+_IMPORT_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    """Result of applying one upsert inside a transaction."""
+
+    contact: contacts_pb2.Contact
+    created: bool
+    previous_email: str
+
+
+def find_contact(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact | None:
+    """A live contact by id, else by email."""
+    if contact_id:
+        return tx.contact_by_id(contact_id)
+    return tx.contact_by_email(email) if email else None
+
+
+def _erased(tx: ReadTx, email: str) -> None:
+    stone = tx.tombstone_by_email_hash(rules.email_hash(email)) if email else None
+    if stone is not None:
+        raise FailedPrecondition(
+            f"the contact with this email was erased on {iso(stone.deleted_us)}; "
+            "it is not recreated by a sync. Recreate it only with fresh consent, under a new email."
+        )
+
+
+def apply_upsert(
+    tx: WriteTx,
+    incoming: contacts_pb2.Contact,
+    now: int,
+    mask: list[str] | None = None,
+    expected_version: int = 0,
+    mode: int = Mode.UPSERT_MODE_UPSERT,
+) -> UpsertOutcome:
+    """Create or update one normalized contact, with its event, in the caller's transaction."""
+    current = find_contact(tx, incoming.id, incoming.email)
+    if current is None:
+        return _create(tx, incoming, now, incoming.id, expected_version, mode, mask or [])
+    if mode == Mode.UPSERT_MODE_CREATE_ONLY:
+        raise AlreadyExists(
+            f"a contact with email {current.email!r} already exists (id {current.id})"
+        )
+    if expected_version and expected_version != current.version:
+        raise Aborted(
+            f"contact {current.id} is at version {current.version}, not {expected_version}; "
+            "re-read it and retry"
+        )
+    merged = rules.merge(current, incoming, mask or [], now)
+    if not merged.email:
+        raise InvalidArgument([Violation("contact.email", "cannot be cleared")])
+    if merged.email != current.email:
+        owner = tx.contact_by_email(merged.email)
+        if owner is not None:
+            raise AlreadyExists(f"email {merged.email!r} belongs to contact {owner.id}")
+        _erased(tx, merged.email)
+    if rules.same_data(current, merged):
+        return UpsertOutcome(current, False, current.email)
+    merged.version = current.version + 1
+    set_ts(merged.updated_at, now)
+    tx.put_contact(merged)
+    _event(tx, "contact.updated", merged, rules.changed_fields(current, merged), now)
+    return UpsertOutcome(merged, False, current.email)
+
+
+def _create(
+    tx: WriteTx,
+    incoming: contacts_pb2.Contact,
+    now: int,
+    wanted_id: str,
+    expected_version: int,
+    mode: int,
+    mask: list[str],
+) -> UpsertOutcome:
+    if wanted_id:
+        if tx.tombstone_by_id(wanted_id):
+            raise NotFound(f"contact {wanted_id} was erased")
+        raise NotFound(f"no contact with id {wanted_id}")
+    if mode == Mode.UPSERT_MODE_UPDATE_ONLY:
+        raise NotFound(f"no contact with email {incoming.email!r}")
+    if not incoming.email:
+        raise InvalidArgument([Violation("contact.email", "is required to create a contact")])
+    if expected_version:
+        raise Aborted(
+            f"no contact with email {incoming.email!r} exists at version {expected_version}"
+        )
+    _erased(tx, incoming.email)
+    contact = rules.merge(contacts_pb2.Contact(), incoming, mask, now)
+    contact.id = new_id("c")
+    contact.version = 1
+    set_ts(contact.created_at, now)
+    set_ts(contact.updated_at, now)
+    tx.put_contact(contact)
+    _event(tx, "contact.created", contact, rules.changed_fields(None, contact), now)
+    return UpsertOutcome(contact, True, "")
+
+
+def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], now: int) -> None:
+    # Events name what changed, not the values: personal data lives only in the read model,
+    # so erasure can remove it without rewriting the append-only log.
+    body = {"id": c.id, "version": c.version, "fields": fields}
+    tx.append_event(kind, c.id, json.dumps(body).encode(), now)
+
+
+class ContactService:
+    """Contact use-cases over the store and the read cache."""
+
+    def __init__(self, store: Store, cache: ContactCache) -> None:
+        self._store = store
+        self._cache = cache
+
+    async def upsert(
+        self, req: contacts_pb2.UpsertContactRequest
+    ) -> contacts_pb2.UpsertContactResponse:
+        """Validate, then create or update one contact."""
+        v = Violations()
+        incoming = rules.normalize_contact(req.contact, v, "contact.")
+        mask = list(req.update_mask.paths)
+        rules.check_mask(mask, v)
+        check_idempotency_key(v, req.idempotency_key)
+        if not incoming.id and not incoming.email:
+            v.add("contact", "set contact.id to update, or contact.email to create or update")
+        v.raise_if_any()
+        previous: list[str] = []
+
+        def work(tx: WriteTx) -> contacts_pb2.UpsertContactResponse:
+            def compute() -> contacts_pb2.UpsertContactResponse:
+                out = apply_upsert(tx, incoming, now_us(), mask, req.expected_version, req.mode)
+                previous.append(out.previous_email)
+                return contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
+
+            resp, _ = run_once(
+                tx,
+                req.idempotency_key,
+                "UpsertContact",
+                req,
+                contacts_pb2.UpsertContactResponse,
+                compute,
+                now_us(),
+            )
+            return resp
+
+        resp = await self._store.write(work)
+        await self._cache.invalidate(resp.contact.id, resp.contact.email, *previous)
+        return resp
+
+    async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:
+        """One live contact by id or email, through the cache."""
+        v = Violations()
+        which = require_lookup(v, req)
+        v.raise_if_any()
+        key = req.id if which == "id" else normalize_email(req.email)
+        cached = await self._cache.get(which, key)
+        if cached is not None:
+            return cached
+        contact = await self._store.read(
+            lambda tx: tx.contact_by_id(key) if which == "id" else tx.contact_by_email(key)
+        )
+        if contact is None:
+            raise NotFound(f"no contact with {which} {key!r}")
+        await self._cache.put(contact)
+        return contact
+
+    async def list_page(
+        self, req: contacts_pb2.ListContactsRequest
+    ) -> contacts_pb2.ListContactsResponse:
+        """A page of contacts in (updated_at, id) order."""
+        v = Violations()
+        size = check_page_size(v, req.page_size, 100, MAX_PAGE)
+        after_us = to_us(req.updated_after) if req.HasField("updated_after") else 0
+        scope = f"{req.list}|{after_us}"
+        cursor = decode_token(req.page_token, scope, v)
+        v.raise_if_any()
+        rows = await self._store.read(
+            lambda tx: tx.list_contacts(req.list, after_us, cursor, size + 1)
+        )
+        resp = contacts_pb2.ListContactsResponse(contacts=rows[:size])
+        if len(rows) > size:
+            last = rows[size - 1]
+            resp.next_page_token = encode_token((to_us(last.updated_at), last.id), scope)
+        return resp
+
+    async def import_stream(
+        self, batches: AsyncIterator[contacts_pb2.ImportContactsRequest]
+    ) -> contacts_pb2.ImportContactsResponse:
+        """Upsert every row of every batch; bad rows are counted and reported, never fatal."""
+        summary = contacts_pb2.ImportContactsResponse()
+        index = 0
+        async for batch in batches:
+            rows = list(batch.contacts)
+            for start in range(0, len(rows), _IMPORT_CHUNK):
+                chunk = rows[start : start + _IMPORT_CHUNK]
+                await self._import_chunk(chunk, index, summary)
+                index += len(chunk)
+        return summary
+
+    async def _import_chunk(
+        self,
+        chunk: list[contacts_pb2.Contact],
+        first: int,
+        summary: contacts_pb2.ImportContactsResponse,
+    ) -> None:
+        valid: list[tuple[int, contacts_pb2.Contact]] = []
+        for offset, row in enumerate(chunk):
+            v = Violations()
+            contact = rules.normalize_contact(row, v, "")
+            if not contact.id and not contact.email:
+                v.add("email", "is required")
+            if v.items:
+                _row_error(summary, first + offset, row.email, InvalidArgument(v.items))
+            else:
+                valid.append((first + offset, contact))
+
+        def work(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
+            now = now_us()
+            out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
+            for index, contact in valid:
+                try:
+                    out.append((index, contact.email, apply_upsert(tx, contact, now)))
+                except SwitchboardError as exc:
+                    out.append((index, contact.email, exc))
+            return out
+
+        summary.received += len(chunk)
+        stale: list[str] = []
+        for index, email, result in await self._store.write(work):
+            if isinstance(result, SwitchboardError):
+                _row_error(summary, index, email, result)
+            elif result.created:
+                summary.created += 1
+            else:
+                summary.updated += 1
+                stale.extend((result.contact.id, result.contact.email, result.previous_email))
+        await self._cache.invalidate(*stale)
+
+    async def delete(
+        self, req: contacts_pb2.DeleteContactRequest
+    ) -> contacts_pb2.DeleteContactResponse:
+        """Erase personal data and keep a tombstone; erasing twice answers the same."""
+        v = Violations()
+        which = require_lookup(v, req)
+        check_idempotency_key(v, req.idempotency_key)
+        v.raise_if_any()
+        email = normalize_email(req.email)
+
+        def work(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
+            now = now_us()
+            contact = tx.contact_by_id(req.id) if which == "id" else tx.contact_by_email(email)
+            if contact is None:
+                stone = (
+                    tx.tombstone_by_id(req.id)
+                    if which == "id"
+                    else tx.tombstone_by_email_hash(rules.email_hash(email))
+                )
+                if stone is None:
+                    raise NotFound(f"no contact with {which} {req.id or email!r}")
+                resp = contacts_pb2.DeleteContactResponse(id=stone.contact_id)
+                set_ts(resp.deleted_at, stone.deleted_us)
+                return resp
+            tx.erase_contact(contact.id, rules.email_hash(contact.email), now)
+            tx.append_event(
+                "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
+            )
+            resp = contacts_pb2.DeleteContactResponse(id=contact.id)
+            set_ts(resp.deleted_at, now)
+            return resp
+
+        resp = await self._store.write(work)
+        await self._cache.invalidate(resp.id, email)
+        return resp
+
+
+def _row_error(
+    summary: contacts_pb2.ImportContactsResponse, index: int, key: str, exc: SwitchboardError
+) -> None:
+    summary.failed += 1
+    if len(summary.errors) >= MAX_IMPORT_ERRORS:
+        summary.errors_truncated = True
+        return
+    err = common_pb2.ItemError(index=index, code=status_name(exc), message=exc.message, key=key)
+    for violation in getattr(exc, "violations", []):
+        err.field_violations.add(field=violation.field, description=violation.description)
+    summary.errors.append(err)

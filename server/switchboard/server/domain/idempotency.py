@@ -1,0 +1,48 @@
+"""Idempotency keys: the first outcome of a write is stored with the write itself."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from switchboard.server.errors import IdempotencyConflict
+from switchboard.server.store.base import IdempotencyRecord, WriteTx
+
+M = TypeVar("M", bound=Message)
+
+
+def request_hash(request: Message) -> str:
+    """A stable digest of the request, used to tell a retry from a different request."""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+def run_once(
+    tx: WriteTx,
+    key: str,
+    method: str,
+    request: Message,
+    response_type: type[M],
+    compute: Callable[[], M],
+    now_us: int,
+) -> tuple[M, bool]:
+    """Return `(response, replayed)`: the stored response for a repeated key, else compute it.
+
+    Runs inside the caller's write transaction so the response is stored atomically with the
+    work; an error raised by `compute` stores nothing, so a retry does the work again.
+    """
+    if not key:
+        return compute(), False
+    digest = request_hash(request)
+    record = tx.idempotency(key)
+    if record is not None:
+        if record.method != method or record.request_hash != digest:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for a different {record.method} "
+                "request; use a new key for a new request"
+            )
+        return response_type.FromString(record.response), True
+    response = compute()
+    tx.put_idempotency(key, IdempotencyRecord(method, digest, response.SerializeToString()), now_us)
+    return response, False

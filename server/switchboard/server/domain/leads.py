@@ -1,0 +1,276 @@
+"""Lead use-cases: record activities, score, move through the lifecycle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+from switchboard.server.config import ScoringSettings, TriggerSettings
+from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain import lead_rules
+from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.payloads import profile
+from switchboard.server.domain.runs import start_run
+from switchboard.server.domain.validation import (
+    Violations,
+    check_email,
+    check_id,
+    check_idempotency_key,
+    check_length,
+    check_struct,
+    normalize_email,
+)
+from switchboard.server.errors import NotFound, SwitchboardError, status_name
+from switchboard.server.ids import new_id
+from switchboard.server.scoring_rules import ActivityRecord, score_lead
+from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
+from switchboard.server.timeutil import iso, now_us, set_ts, to_datetime, to_us
+from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
+
+STATUS_EVENT = "lead.status_updated"
+_FUTURE_SLACK_US = 5 * 60 * 1_000_000
+_PAYLOAD_ACTIVITIES = 100
+
+
+def check_ref(v: Violations, ref: leads_pb2.ContactRef, field: str = "contact") -> tuple[str, str]:
+    """Validate a ContactRef; return (id, normalized email)."""
+    which = ref.WhichOneof("lookup")
+    if which == "id":
+        check_id(v, f"{field}.id", ref.id, "c", required=True)
+        return ref.id, ""
+    if which == "email":
+        return "", check_email(v, f"{field}.email", ref.email, required=True)
+    v.add(field, "set contact.id or contact.email")
+    return "", ""
+
+
+def _resolve(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact:
+    contact = tx.contact_by_id(contact_id) if contact_id else tx.contact_by_email(email)
+    if contact is None:
+        raise NotFound(
+            f"no contact with {'id ' + repr(contact_id) if contact_id else 'email ' + repr(email)}"
+        )
+    return contact
+
+
+class LeadService:
+    """Scoring and lifecycle over the store, with rules from settings."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: ScoringSettings,
+        triggers: Mapping[str, TriggerSettings],
+        dispatcher: Dispatcher,
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._triggers = triggers
+        self._dispatcher = dispatcher
+
+    def _rescore(
+        self, tx: ReadTx, contact: contacts_pb2.Contact, lead: leads_pb2.Lead, now: int
+    ) -> None:
+        rows = tx.recent_activities(contact.id, self._rules.max_activities)
+        records = [ActivityRecord(r.type, to_datetime(r.occurred_us), r.value) for r in rows]
+        status = lead_rules.status_name(lead.status)
+        result = score_lead(profile(contact), records, status, self._rules, to_datetime(now))
+        lead_rules.apply_score(lead, result, tx.activity_count(contact.id), now)
+
+    @staticmethod
+    def _lead(tx: ReadTx, contact: contacts_pb2.Contact) -> leads_pb2.Lead:
+        lead = tx.lead(contact.id)
+        return (
+            lead
+            if lead is not None
+            else leads_pb2.Lead(contact_id=contact.id, status=leads_pb2.LEAD_STATUS_NEW)
+        )
+
+    async def record_activity(
+        self, req: leads_pb2.RecordActivityRequest
+    ) -> leads_pb2.RecordActivityResponse:
+        """Store one activity and re-score its lead."""
+        v = Violations()
+        contact_id, email = check_ref(v, req.contact)
+        act = req.activity
+        if act.type == leads_pb2.ACTIVITY_TYPE_UNSPECIFIED:
+            v.add("activity.type", "is required (e.g. ACTIVITY_TYPE_EMAIL_CLICK)")
+        elif leads_pb2.ActivityType.Name(act.type) is None:  # pragma: no cover - Name raises
+            v.add("activity.type", "is unknown")
+        received = now_us()
+        occurred = to_us(act.occurred_at) if act.HasField("occurred_at") else received
+        if occurred > received + _FUTURE_SLACK_US:
+            v.add("activity.occurred_at", "is more than 5 minutes in the future")
+        if act.value < 0:
+            v.add("activity.value", "must not be negative")
+        check_struct(v, "activity.attributes", act.attributes)
+        check_idempotency_key(v, req.idempotency_key)
+        v.raise_if_any()
+        kind = leads_pb2.ActivityType.Name(act.type).removeprefix("ACTIVITY_TYPE_").lower()
+
+        def work(tx: WriteTx) -> leads_pb2.RecordActivityResponse:
+            def compute() -> leads_pb2.RecordActivityResponse:
+                now = now_us()
+                contact = _resolve(tx, contact_id, email)
+                activity_id = new_id("a")
+                tx.add_activity(
+                    activity_id,
+                    contact.id,
+                    ActivityRow(kind, occurred, act.value),
+                    act.attributes.SerializeToString(),
+                )
+                lead = self._lead(tx, contact)
+                self._rescore(tx, contact, lead, now)
+                tx.put_lead(lead)
+                tx.append_event(
+                    "lead.activity_recorded",
+                    contact.id,
+                    json.dumps({"activity_id": activity_id, "type": kind}).encode(),
+                    now,
+                )
+                return leads_pb2.RecordActivityResponse(activity_id=activity_id, lead=lead)
+
+            return run_once(
+                tx,
+                req.idempotency_key,
+                "RecordActivity",
+                req,
+                leads_pb2.RecordActivityResponse,
+                compute,
+                now_us(),
+            )[0]
+
+        return await self._store.write(work)
+
+    async def score(self, ref: leads_pb2.ContactRef) -> leads_pb2.Lead:
+        """Re-score now; store the result when it changed."""
+        v = Violations()
+        contact_id, email = check_ref(v, ref)
+        v.raise_if_any()
+
+        def compute(tx: ReadTx) -> tuple[leads_pb2.Lead, bool]:
+            contact = _resolve(tx, contact_id, email)
+            lead = self._lead(tx, contact)
+            before = leads_pb2.Lead()
+            before.CopyFrom(lead)
+            self._rescore(tx, contact, lead, now_us())
+            return lead, not lead_rules.same_score(before, lead) or not before.HasField("scored_at")
+
+        lead, changed = await self._store.read(compute)
+        if changed:
+            await self._store.write(
+                lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
+            )
+        return lead
+
+    async def get(self, ref: leads_pb2.ContactRef) -> leads_pb2.Lead:
+        """The stored lead; a contact never scored is a NEW lead with no score."""
+        v = Violations()
+        contact_id, email = check_ref(v, ref)
+        v.raise_if_any()
+
+        def fetch(tx: ReadTx) -> leads_pb2.Lead:
+            contact = _resolve(tx, contact_id, email)
+            lead = self._lead(tx, contact)
+            if not lead.HasField("scored_at"):
+                lead.activity_count = tx.activity_count(contact.id)
+            return lead
+
+        return await self._store.read(fetch)
+
+    async def update_status(
+        self, req: leads_pb2.UpdateLeadStatusRequest
+    ) -> leads_pb2.UpdateLeadStatusResponse:
+        """Move the lead, re-score it, and start the `lead.status_updated` run if configured."""
+        v = Violations()
+        contact_id, email = check_ref(v, req.contact)
+        if req.status == leads_pb2.LEAD_STATUS_UNSPECIFIED:
+            v.add("status", "is required (e.g. LEAD_STATUS_MQL)")
+        check_length(v, "reason", req.reason, 500)
+        check_idempotency_key(v, req.idempotency_key)
+        v.raise_if_any()
+        trigger = self._triggers.get(STATUS_EVENT)
+
+        def work(tx: WriteTx) -> leads_pb2.UpdateLeadStatusResponse:
+            def compute() -> leads_pb2.UpdateLeadStatusResponse:
+                now = now_us()
+                contact = _resolve(tx, contact_id, email)
+                lead = self._lead(tx, contact)
+                previous = lead.status
+                lead_rules.check_transition(previous, req.status)
+                resp = leads_pb2.UpdateLeadStatusResponse()
+                if previous != req.status:
+                    lead.status = req.status
+                    set_ts(lead.status_changed_at, now)
+                self._rescore(tx, contact, lead, now)
+                tx.put_lead(lead)
+                if previous != req.status:
+                    body = {
+                        "from": lead_rules.status_name(previous),
+                        "to": lead_rules.status_name(req.status),
+                        "reason": req.reason,
+                    }
+                    tx.append_event(
+                        "lead.status_changed", contact.id, json.dumps(body).encode(), now
+                    )
+                    if trigger is not None:
+                        payload = self._lead_payload(tx, contact, previous, req.status)
+                        attrs = Struct()
+                        attrs.update({"reason": req.reason})
+                        resp.run_id = start_run(
+                            tx, STATUS_EVENT, trigger, contact, attrs, now, payload
+                        ).id
+                resp.lead.CopyFrom(lead)
+                return resp
+
+            return run_once(
+                tx,
+                req.idempotency_key,
+                "UpdateLeadStatus",
+                req,
+                leads_pb2.UpdateLeadStatusResponse,
+                compute,
+                now_us(),
+            )[0]
+
+        resp = await self._store.write(work)
+        if resp.run_id:
+            self._dispatcher.wake()
+        return resp
+
+    def _lead_payload(
+        self, tx: ReadTx, contact: contacts_pb2.Contact, previous: int, status: int
+    ) -> dict[str, Any]:
+        rows = tx.recent_activities(contact.id, _PAYLOAD_ACTIVITIES)
+        return {
+            "status": lead_rules.status_name(status),
+            "previous_status": lead_rules.status_name(previous),
+            "activities": [
+                {"type": r.type, "occurred_at": iso(r.occurred_us), "value": r.value} for r in rows
+            ],
+        }
+
+    async def score_many(
+        self, requests: AsyncIterator[leads_pb2.ScoreLeadsRequest]
+    ) -> AsyncIterator[leads_pb2.ScoreLeadsResponse]:
+        """One answer per request, in order; a failed item carries its error."""
+        index = 0
+        async for req in requests:
+            resp = leads_pb2.ScoreLeadsResponse(index=index)
+            try:
+                resp.lead.CopyFrom(await self.score(req.contact))
+            except SwitchboardError as exc:
+                resp.error.CopyFrom(
+                    common_pb2.ItemError(
+                        index=index,
+                        code=status_name(exc),
+                        message=exc.message,
+                        key=normalize_email(req.contact.email) or req.contact.id,
+                    )
+                )
+                for item in getattr(exc, "violations", []):
+                    resp.error.field_violations.add(field=item.field, description=item.description)
+            yield resp
+            index += 1

@@ -1,0 +1,1 @@
+"""Server interceptors, each doing one thing; their order is fixed in `app`."""

@@ -1,0 +1,1 @@
+"""Durable state behind one interface (`Store`); SQLite is the embedded default."""

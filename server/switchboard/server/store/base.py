@@ -1,0 +1,141 @@
+"""The store contract.
+
+Every use-case runs as one synchronous function over a transaction object (`WriteTx` or
+`ReadTx`), executed off the event loop: one thread hop per use-case, and a write, its event
+and its outbox rows commit together or not at all. `Store.write` returns only after the
+commit is durable, so an acknowledged write survives a crash.
+
+Times are integer microseconds since the epoch (UTC); messages are stored as protobuf bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from switchboard.server.connectors.base import ConnectorState
+from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of an erased contact: no personal data, only the fact and the time."""
+
+    contact_id: str
+    deleted_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The first outcome stored under an idempotency key."""
+
+    method: str
+    request_hash: str
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    """One recorded activity."""
+
+    type: str
+    occurred_us: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A claimed step delivery, with the run's plan it belongs to."""
+
+    id: int
+    run_id: str
+    step_index: int
+    attempts: int
+    idempotency_key: str
+    plan: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """ListRuns filters; empty values match everything."""
+
+    contact_id: str = ""
+    event: str = ""
+    status: int = 0
+
+
+class ReadTx(Protocol):
+    """Queries available inside any transaction."""
+
+    def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None: ...
+    def contact_by_email(self, email: str) -> contacts_pb2.Contact | None: ...
+    def tombstone_by_id(self, contact_id: str) -> Tombstone | None: ...
+    def tombstone_by_email_hash(self, email_hash: str) -> Tombstone | None: ...
+    def list_contacts(
+        self, list_name: str, updated_after_us: int, cursor: tuple[int, str] | None, limit: int
+    ) -> list[contacts_pb2.Contact]: ...
+    def idempotency(self, key: str) -> IdempotencyRecord | None: ...
+    def lead(self, contact_id: str) -> leads_pb2.Lead | None: ...
+    def recent_activities(self, contact_id: str, limit: int) -> list[ActivityRow]: ...
+    def activity_count(self, contact_id: str) -> int: ...
+    def run(self, run_id: str) -> campaigns_pb2.Run | None: ...
+    def run_plan(self, run_id: str) -> dict[str, Any] | None: ...
+    def list_runs(
+        self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
+    ) -> list[campaigns_pb2.Run]: ...
+    def outbox_depth(self) -> int: ...
+    def state_get(self, connector: str, collection: str, key: str) -> dict[str, Any] | None: ...
+    def state_scan(
+        self, connector: str, collection: str, prefix: str, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
+class WriteTx(ReadTx, Protocol):
+    """Queries plus writes; everything done through one WriteTx commits atomically."""
+
+    def put_contact(self, contact: contacts_pb2.Contact) -> None: ...
+    def erase_contact(self, contact_id: str, email_hash: str, deleted_us: int) -> None: ...
+    def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int: ...
+    def put_idempotency(self, key: str, record: IdempotencyRecord, at_us: int) -> None: ...
+    def put_lead(self, lead: leads_pb2.Lead) -> None: ...
+    def add_activity(
+        self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
+    ) -> None: ...
+    def put_run(self, run: campaigns_pb2.Run, plan: dict[str, Any] | None = None) -> None: ...
+    def enqueue_step(
+        self, run_id: str, step_index: int, connector: str, idempotency_key: str, available_us: int
+    ) -> None: ...
+    def claim_outbox(self, now_us: int, lease_until_us: int, limit: int) -> list[OutboxItem]: ...
+    def finish_outbox(self, item_id: int) -> None: ...
+    def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None: ...
+    def state_put(
+        self, connector: str, collection: str, key: str, value: dict[str, Any]
+    ) -> None: ...
+    def state_delete(self, connector: str, collection: str, key: str) -> bool: ...
+
+
+class Store(Protocol):
+    """Durable state. `write` commits before it returns; `read` sees committed data only."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and start the worker threads."""
+        ...
+
+    async def close(self) -> None:
+        """Finish queued writes and release connections."""
+        ...
+
+    async def write(self, fn: Callable[[WriteTx], T]) -> T:
+        """Run `fn` in a write transaction; return its result once committed."""
+        ...
+
+    async def read(self, fn: Callable[[ReadTx], T]) -> T:
+        """Run `fn` against a consistent snapshot of committed data."""
+        ...
+
+    def connector_state(self, connector: str) -> ConnectorState:
+        """Durable key/value state for one built-in connector."""
+        ...

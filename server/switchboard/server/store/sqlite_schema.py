@@ -1,0 +1,96 @@
+"""SQLite schema. Additive changes only: bump SCHEMA_VERSION and append a migration."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE contacts (
+        id          TEXT PRIMARY KEY,
+        email       TEXT NOT NULL UNIQUE,
+        updated_us  INTEGER NOT NULL,
+        data        BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX contacts_updated ON contacts (updated_us, id);
+    CREATE TABLE contact_lists (
+        list        TEXT NOT NULL,
+        contact_id  TEXT NOT NULL,
+        PRIMARY KEY (list, contact_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_lists_contact ON contact_lists (contact_id);
+    -- Erased contacts: no personal data, only a hash of the email so a later sync of the
+    -- same address is recognised and refused.
+    CREATE TABLE tombstones (
+        contact_id  TEXT PRIMARY KEY,
+        email_hash  TEXT NOT NULL UNIQUE,
+        deleted_us  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Append-only log: every accepted write is also an event.
+    CREATE TABLE events (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        type          TEXT NOT NULL,
+        aggregate_id  TEXT NOT NULL,
+        at_us         INTEGER NOT NULL,
+        payload       BLOB NOT NULL
+    );
+    CREATE INDEX events_aggregate ON events (aggregate_id, seq);
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TABLE idempotency (
+        key           TEXT PRIMARY KEY,
+        method        TEXT NOT NULL,
+        request_hash  TEXT NOT NULL,
+        response      BLOB NOT NULL,
+        at_us         INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_age ON idempotency (at_us);
+    CREATE TABLE leads (
+        contact_id  TEXT PRIMARY KEY,
+        data        BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE activities (
+        id           TEXT PRIMARY KEY,
+        contact_id   TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        occurred_us  INTEGER NOT NULL,
+        value        REAL NOT NULL,
+        attributes   BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX activities_contact ON activities (contact_id, occurred_us);
+    CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,
+        event       TEXT NOT NULL,
+        contact_id  TEXT NOT NULL,
+        status      INTEGER NOT NULL,
+        created_us  INTEGER NOT NULL,
+        data        BLOB NOT NULL,
+        plan        TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_created ON runs (created_us DESC, id DESC);
+    CREATE INDEX runs_contact ON runs (contact_id, created_us DESC);
+    -- Pending connector deliveries. A row is claimed by pushing lease_us into the future;
+    -- a crashed worker's claims are re-offered when the lease runs out.
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id           TEXT NOT NULL,
+        step_index       INTEGER NOT NULL,
+        connector        TEXT NOT NULL,
+        idempotency_key  TEXT NOT NULL,
+        available_us     INTEGER NOT NULL,
+        lease_us         INTEGER NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (run_id, step_index)
+    );
+    CREATE INDEX outbox_due ON outbox (available_us);
+    CREATE TABLE connector_state (
+        connector   TEXT NOT NULL,
+        collection  TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        PRIMARY KEY (connector, collection, key)
+    ) WITHOUT ROWID;
+    """,
+]
