@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from switchboard.server import reflection
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
@@ -126,9 +126,7 @@ async def build_app(
     connectors_pb2_grpc.add_ConnectorsServicer_to_server(connector_servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:

@@ -35,28 +35,75 @@ class _Frozen(BaseModel):
 class DatabaseSettings(_Frozen):
     """The SQLite store."""
 
-    path: str = Field(description="SQLite file; `:memory:` is not supported (use a temp file).")
-    busy_timeout_ms: int = Field(ge=0, description="How long a writer waits for a lock.")
-    readers: int = Field(ge=1, le=32, description="Read connections (threads).")
+    path: str = Field(
+        default=_DEFAULTS["database"]["path"],
+        description="SQLite file; `:memory:` is not supported (use a temp file).",
+    )
+    busy_timeout_ms: int = Field(
+        default=_DEFAULTS["database"]["busy_timeout_ms"],
+        ge=0,
+        description="How long a writer waits for a lock.",
+    )
+    readers: int = Field(
+        default=_DEFAULTS["database"]["readers"],
+        ge=1,
+        le=32,
+        description="Read connections (threads).",
+    )
 
 
 class CacheSettings(_Frozen):
     """Read cache (aiocache, in memory)."""
 
-    ttl_s: float = Field(gt=0, description="Seconds an entry lives.")
-    max_entries: int = Field(ge=0, description="Upper bound on cached entries; 0 disables.")
+    ttl_s: float = Field(
+        default=_DEFAULTS["cache"]["ttl_s"], gt=0, description="Seconds an entry lives."
+    )
+    max_entries: int = Field(
+        default=_DEFAULTS["cache"]["max_entries"],
+        ge=0,
+        description="Upper bound on cached entries; 0 disables.",
+    )
 
 
 class DispatchSettings(_Frozen):
     """The outbox worker."""
 
-    poll_interval_s: float = Field(gt=0, description="Idle poll period for new steps.")
-    batch_size: int = Field(ge=1, le=1000, description="Steps claimed per poll.")
-    lease_s: float = Field(gt=0, description="A claimed step is re-offered after this long.")
-    max_attempts: int = Field(ge=1, le=100, description="Default attempts per step.")
-    base_backoff_s: float = Field(ge=0, description="First retry delay (doubles each time).")
-    max_backoff_s: float = Field(ge=0, description="Retry delay cap.")
-    concurrency: int = Field(ge=1, le=1000, description="Steps delivered at once.")
+    poll_interval_s: float = Field(
+        default=_DEFAULTS["dispatch"]["poll_interval_s"],
+        gt=0,
+        description="Idle poll period for new steps.",
+    )
+    batch_size: int = Field(
+        default=_DEFAULTS["dispatch"]["batch_size"],
+        ge=1,
+        le=1000,
+        description="Steps claimed per poll.",
+    )
+    lease_s: float = Field(
+        default=_DEFAULTS["dispatch"]["lease_s"],
+        gt=0,
+        description="A claimed step is re-offered after this long.",
+    )
+    max_attempts: int = Field(
+        default=_DEFAULTS["dispatch"]["max_attempts"],
+        ge=1,
+        le=100,
+        description="Default attempts per step.",
+    )
+    base_backoff_s: float = Field(
+        default=_DEFAULTS["dispatch"]["base_backoff_s"],
+        ge=0,
+        description="First retry delay (doubles each time).",
+    )
+    max_backoff_s: float = Field(
+        default=_DEFAULTS["dispatch"]["max_backoff_s"], ge=0, description="Retry delay cap."
+    )
+    concurrency: int = Field(
+        default=_DEFAULTS["dispatch"]["concurrency"],
+        ge=1,
+        le=1000,
+        description="Steps delivered at once.",
+    )
 
 
 class ConnectorSettings(_Frozen):
@@ -102,12 +149,32 @@ class TriggerSettings(_Frozen):
 class ScoringSettings(_Frozen):
     """Lead scoring rules: configuration, not code."""
 
-    half_life_days: float = Field(gt=0, description="Activity points halve after this many days.")
-    max_activities: int = Field(ge=1, description="Most recent activities considered.")
-    activity_points: dict[str, float]
-    profile_points: dict[str, float]
-    title_keywords: dict[str, float]
-    status_points: dict[str, float]
+    half_life_days: float = Field(
+        default=_DEFAULTS["scoring"]["half_life_days"],
+        gt=0,
+        description="Activity points halve after this many days.",
+    )
+    max_activities: int = Field(
+        default=_DEFAULTS["scoring"]["max_activities"],
+        ge=1,
+        description="Most recent activities considered.",
+    )
+    activity_points: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULTS["scoring"]["activity_points"]),
+        description="Points per activity type (before decay).",
+    )
+    profile_points: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULTS["scoring"]["profile_points"]),
+        description="Points when a profile field is filled in (consent: when opted in).",
+    )
+    title_keywords: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULTS["scoring"]["title_keywords"]),
+        description="Points for the best keyword found in the job title.",
+    )
+    status_points: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULTS["scoring"]["status_points"]),
+        description="Points per lead status.",
+    )
 
 
 def _section(name: str) -> Any:
@@ -128,12 +195,12 @@ class Settings(BaseSettings):
     listen: str = Field(default=_DEFAULTS["listen"], description="host:port to serve gRPC on.")
     grace_period_s: float = Field(default=_DEFAULTS["grace_period_s"], ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _DEFAULTS["log_level"]
-    database: DatabaseSettings = Field(default_factory=_section("database"))
-    cache: CacheSettings = Field(default_factory=_section("cache"))
-    dispatch: DispatchSettings = Field(default_factory=_section("dispatch"))
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     connectors: dict[str, ConnectorSettings] = Field(default_factory=_section("connectors"))
     triggers: dict[str, TriggerSettings] = Field(default_factory=_section("triggers"))
-    scoring: ScoringSettings = Field(default_factory=_section("scoring"))
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     @classmethod
     def settings_customise_sources(

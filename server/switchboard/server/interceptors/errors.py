@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -43,7 +43,8 @@ async def abort_with(
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server logged the details")
 
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+# Generic only in the type stubs, so the alias must stay a string at run time.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

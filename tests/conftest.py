@@ -1,0 +1,43 @@
+"""Shared fixtures: a real server on 127.0.0.1:0 with the embedded defaults and a private DB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from switchboard.server.app import App, build_app
+from switchboard.server.config import Settings, defaults, settings_for_tests
+
+FAST_DISPATCH = {**defaults()["dispatch"], "poll_interval_s": 0.05, "base_backoff_s": 0.01,
+                 "max_backoff_s": 0.05}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with a private database, an ephemeral port and a fast dispatcher."""
+
+    def make(**overrides: Any) -> Settings:
+        overrides.setdefault("dispatch", FAST_DISPATCH)
+        return settings_for_tests(tmp_path / "switchboard.db", **overrides)
+
+    return make
+
+
+@pytest.fixture
+async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    """A started server with the default configuration."""
+    built = await build_app(make_settings())
+    await built.start()
+    yield built
+    await built.stop(grace_s=1.0)
+
+
+@pytest.fixture
+async def channel(app: App) -> AsyncIterator[grpc.aio.Channel]:
+    """A raw channel to `app`, for tests that speak protobuf directly."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        yield ch

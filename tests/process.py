@@ -1,0 +1,57 @@
+"""Run `switchboard serve` as a child process on 127.0.0.1:0, for crash and signal tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_READY = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+)")
+
+
+class ServerProcess:
+    """A server child process; `port` is known once it is ready."""
+
+    def __init__(self, db_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "SWITCHBOARD_DATABASE__PATH": str(db_path), **(extra_env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "switchboard.server.cli", "serve", "--listen", "127.0.0.1:0"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.port = self._wait_ready(timeout_s=30.0)
+
+    def _wait_ready(self, timeout_s: float) -> int:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout_s
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            match = _READY.search(line)
+            if match:
+                return int(match.group(1))
+        self.kill()
+        raise RuntimeError("server did not start:\n" + "".join(seen))
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or clean up, like a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._close()
+
+    def terminate(self, timeout_s: float = 20.0) -> tuple[int, str]:
+        """SIGTERM and wait; return the exit code and what it wrote to stderr after."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=timeout_s)
+        return self.proc.returncode, err
+
+    def _close(self) -> None:
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
