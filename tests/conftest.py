@@ -12,8 +12,12 @@ import pytest
 from switchboard.server.app import App, build_app
 from switchboard.server.config import Settings, defaults, settings_for_tests
 
-FAST_DISPATCH = {**defaults()["dispatch"], "poll_interval_s": 0.05, "base_backoff_s": 0.01,
-                 "max_backoff_s": 0.05}
+FAST_DISPATCH = {
+    **defaults()["dispatch"],
+    "poll_interval_s": 0.05,
+    "base_backoff_s": 0.01,
+    "max_backoff_s": 0.05,
+}
 
 
 @pytest.fixture

@@ -20,7 +20,10 @@ class ServerProcess:
         env = {**os.environ, "SWITCHBOARD_DATABASE__PATH": str(db_path), **(extra_env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "switchboard.server.cli", "serve", "--listen", "127.0.0.1:0"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.port = self._wait_ready(timeout_s=30.0)
 

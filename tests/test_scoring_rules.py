@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from switchboard.server.config import ScoringSettings, Settings
 from switchboard.server.scoring_rules import (
     ActivityRecord,

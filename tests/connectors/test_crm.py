@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+
 from switchboard.server.connectors.base import InvokeContext, JsonDict
 from switchboard.server.connectors.crm import CrmConnector, external_id_for
 from switchboard.server.connectors.memory_state import InMemoryState

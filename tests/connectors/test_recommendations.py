@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from switchboard.server.connectors.base import InvokeContext, JsonDict
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.connectors.recommendations import RecommendationsConnector

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from switchboard.server.config import ConnectorSettings, Settings, TriggerSettings
 from switchboard.server.connectors.base import Connector, ConnectorState
 from switchboard.server.connectors.fake import FakeConnector

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from switchboard.server.config import ScoringSettings, Settings
 from switchboard.server.connectors.base import InvokeContext, JsonDict
 from switchboard.server.connectors.memory_state import InMemoryState

@@ -14,7 +14,10 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 @pytest.mark.parametrize(
     "service",
-    [pytest.param("", id="overall"), *(pytest.param(s, id=s.split(".")[-1]) for s in SERVICE_NAMES)],
+    [
+        pytest.param("", id="overall"),
+        *(pytest.param(s, id=s.split(".")[-1]) for s in SERVICE_NAMES),
+    ],
 )
 async def test_health_serving(channel: grpc.aio.Channel, service: str) -> None:
     stub = health_pb2_grpc.HealthStub(channel)
@@ -41,7 +44,9 @@ async def test_reflection_lists_every_service(channel: grpc.aio.Channel) -> None
 
 async def test_reflection_describes_contact_sync(channel: grpc.aio.Channel) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="switchboard.v1.ContactSync")
+    request = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="switchboard.v1.ContactSync"
+    )
     async for resp in stub.ServerReflectionInfo(iter([request])):
         protos = resp.file_descriptor_response.file_descriptor_proto
         assert protos, resp

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from switchboard.server import reflection
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connectors import ConnectorsServicer

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
+
 from switchboard.server.config import CacheSettings
 from switchboard.v1 import contacts_pb2
 

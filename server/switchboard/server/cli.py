@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from switchboard.server.app import StartupError, build_app
 from switchboard.server.config import Settings, SettingsError, load_settings
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc
 

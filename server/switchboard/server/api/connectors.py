@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.v1 import connectors_pb2, connectors_pb2_grpc
 

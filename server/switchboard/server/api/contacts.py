@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+
 from switchboard.server.domain.contacts import ContactService
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 

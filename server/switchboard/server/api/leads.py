@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+
 from switchboard.server.domain.leads import LeadService
 from switchboard.v1 import leads_pb2, leads_pb2_grpc
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.store.base import OutboxItem, WriteTx
 from switchboard.server.timeutil import set_ts
 from switchboard.v1 import campaigns_pb2

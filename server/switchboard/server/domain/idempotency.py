@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
+
 from switchboard.server.errors import IdempotencyConflict
 from switchboard.server.store.base import IdempotencyRecord, WriteTx
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.config import ScoringSettings, TriggerSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import lead_rules

@@ -6,6 +6,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.timeutil import iso, to_us
 from switchboard.v1 import contacts_pb2
 

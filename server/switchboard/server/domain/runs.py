@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.config import TriggerSettings
 from switchboard.server.dispatch.outcome import step_key
 from switchboard.server.domain.payloads import contact_payload, struct_dict

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.errors import InvalidArgument, Violation
 
 MAX_NAME = 200

@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from switchboard.server.errors import InvalidArgument, SwitchboardError, status_name
 
 log = logging.getLogger(__name__)
