@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from switchboard.client import Switchboard
 from switchboard.server.app import App, build_app
 from switchboard.server.config import Settings, defaults, settings_for_tests
 
@@ -32,12 +33,34 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+async def start_app(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Awaitable[App]]]:
+    """Start servers with setting overrides; all are stopped at teardown."""
+    started: list[App] = []
+
+    async def start(**overrides: Any) -> App:
+        built = await build_app(make_settings(**overrides))
+        await built.start()
+        started.append(built)
+        return built
+
+    yield start
+    for built in started:
+        await built.stop(grace_s=1.0)
+
+
+@pytest.fixture
+async def app(start_app: Callable[..., Awaitable[App]]) -> App:
     """A started server with the default configuration."""
-    built = await build_app(make_settings())
-    await built.start()
-    yield built
-    await built.stop(grace_s=1.0)
+    return await start_app()
+
+
+@pytest.fixture
+async def sb(app: App) -> AsyncIterator[Switchboard]:
+    """The real client, connected to `app`."""
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as client:
+        yield client
 
 
 @pytest.fixture

@@ -193,13 +193,23 @@ class Settings(BaseSettings):
     )
 
     listen: str = Field(default=_DEFAULTS["listen"], description="host:port to serve gRPC on.")
-    grace_period_s: float = Field(default=_DEFAULTS["grace_period_s"], ge=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _DEFAULTS["log_level"]
+    grace_period_s: float = Field(
+        default=_DEFAULTS["grace_period_s"],
+        ge=0,
+        description="On SIGTERM, how long in-flight calls and deliveries may finish.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default=_DEFAULTS["log_level"], description="Logging threshold."
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
-    connectors: dict[str, ConnectorSettings] = Field(default_factory=_section("connectors"))
-    triggers: dict[str, TriggerSettings] = Field(default_factory=_section("triggers"))
+    connectors: dict[str, ConnectorSettings] = Field(
+        default_factory=_section("connectors"), description="Adapters by name."
+    )
+    triggers: dict[str, TriggerSettings] = Field(
+        default_factory=_section("triggers"), description="Event name to ordered steps."
+    )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     @classmethod

@@ -109,6 +109,12 @@ class SqliteTx:
         )
         return int(cur.lastrowid or 0)
 
+    def events(self, aggregate_id: str) -> list[tuple[str, bytes]]:
+        cur = self._db.execute(
+            "SELECT type, payload FROM events WHERE aggregate_id = ? ORDER BY seq", (aggregate_id,)
+        )
+        return [(r[0], r[1]) for r in cur]
+
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         row = self._db.execute(
             "SELECT method, request_hash, response FROM idempotency WHERE key = ?", (key,)
