@@ -100,3 +100,21 @@ def test_options_are_rejected() -> None:
 async def test_health_and_close_are_no_ops(crm: CrmConnector) -> None:
     await crm.health()
     await crm.aclose()
+
+
+@pytest.mark.parametrize(
+    ("quantity", "accepted"),
+    [
+        pytest.param(2.0, True, id="integral-float-from-struct"),
+        pytest.param(2.5, False, id="fractional"),
+        pytest.param(0, False, id="zero"),
+    ],
+)
+async def test_item_quantity_from_json(crm: CrmConnector, quantity: float, accepted: bool) -> None:
+    items = [{"sku": "mug", "quantity": quantity, "price": 1.0}]
+    call = crm.invoke("purchases.record", payload(order_id="q", amount=2, items=items), CTX)
+    if accepted:
+        assert (await call)["purchase_count"] == 1
+    else:
+        with pytest.raises(PermanentConnectorError, match="quantity"):
+            await call

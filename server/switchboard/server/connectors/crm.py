@@ -106,6 +106,9 @@ def _items(items: Any) -> list[JsonDict]:
         if not isinstance(sku, str) or not sku:
             raise PermanentConnectorError(f"payload field '{field}.sku' must be a non-empty str")
         quantity = item.get("quantity", 1)
+        # JSON numbers arrive as floats through protobuf Struct: accept 2.0, refuse 2.5.
+        if isinstance(quantity, float) and quantity.is_integer():
+            quantity = int(quantity)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
             raise PermanentConnectorError(f"payload field '{field}.quantity' must be an int >= 1")
         price = _number(item.get("price", 0.0), f"{field}.price")

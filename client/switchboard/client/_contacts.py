@@ -1,0 +1,220 @@
+"""`Switchboard.contacts`: the ContactSync service."""
+
+# `timeout` is the gRPC deadline, which travels to the server with the call;
+# `asyncio.timeout` (what ASYNC109 suggests) cannot do that.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import TypeAlias, Unpack
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
+
+from ._messages import ContactFields, enum_value, lookup, pick, to_contact, with_idempotency_key
+from ._transport import USE_DEFAULT, Timeout, Transport
+
+__all__ = ["Batch", "Contacts"]
+
+#: One message of an import: contacts (messages or dicts), or a ready-made request.
+Batch: TypeAlias = (
+    Sequence[contacts_pb2.Contact | ContactFields] | contacts_pb2.ImportContactsRequest
+)
+
+
+class Contacts:
+    """Create, read, list, import and erase contacts."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        channel = transport.channel
+        # Generated stubs carry no type hints; their methods are typed at `Transport`.
+        self._stub = contacts_pb2_grpc.ContactSyncStub(channel)  # type: ignore[no-untyped-call]
+
+    async def upsert(
+        self,
+        *,
+        expected_version: int | None = None,
+        mode: str | int | None = None,
+        update_mask: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        request: contacts_pb2.UpsertContactRequest | None = None,
+        timeout: Timeout = USE_DEFAULT,
+        **contact: Unpack[ContactFields],
+    ) -> contacts_pb2.UpsertContactResponse:
+        """Creates or updates a contact, found by `id` or else by `email`.
+
+        Args:
+            expected_version: Apply only if the stored version equals it.
+            mode: `"upsert"` (default), `"create_only"` or `"update_only"`.
+            update_mask: Fields to replace (an empty one is cleared) instead of merging.
+            idempotency_key: Key that makes repeats safe; a fresh one by default.
+            request: A ready-made request, instead of the keyword fields.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+            **contact: The contact's fields (see `ContactFields`).
+
+        Returns:
+            The stored contact and whether this call created it.
+        """
+        request = pick(
+            request,
+            lambda: contacts_pb2.UpsertContactRequest(
+                contact=to_contact(contact),
+                expected_version=expected_version,
+                mode=None if mode is None else enum_value(contacts_pb2.UpsertMode, mode),
+                update_mask=None if update_mask is None else FieldMask(paths=update_mask),
+            ),
+            expected_version,
+            mode,
+            update_mask,
+            *contact.values(),
+        )
+        request = with_idempotency_key(request, idempotency_key)
+        return await self._transport.call(
+            self._stub.UpsertContact, request, contacts_pb2.UpsertContactResponse, timeout
+        )
+
+    async def get(
+        self,
+        *,
+        id: str | None = None,
+        email: str | None = None,
+        request: contacts_pb2.GetContactRequest | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> contacts_pb2.Contact:
+        """Returns the contact with this `id` or `email`."""
+        request = pick(request, lambda: _get_request(id, email), id, email)
+        reply = await self._transport.call(
+            self._stub.GetContact, request, contacts_pb2.GetContactResponse, timeout
+        )
+        return reply.contact
+
+    async def delete(
+        self,
+        *,
+        id: str | None = None,
+        email: str | None = None,
+        idempotency_key: str | None = None,
+        request: contacts_pb2.DeleteContactRequest | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> contacts_pb2.DeleteContactResponse:
+        """Erases the contact with this `id` or `email`; returns its id and erasure time."""
+        request = pick(request, lambda: _delete_request(id, email), id, email)
+        request = with_idempotency_key(request, idempotency_key)
+        return await self._transport.call(
+            self._stub.DeleteContact, request, contacts_pb2.DeleteContactResponse, timeout
+        )
+
+    async def import_(
+        self,
+        batches: Iterable[Batch] | AsyncIterable[Batch],
+        *,
+        timeout: float | None = None,
+    ) -> contacts_pb2.ImportContactsResponse:
+        """Streams batches of contacts (at most 1000 each) and returns the import summary.
+
+        Bad rows are reported in the summary's `errors`; they do not fail the call.
+
+        Args:
+            batches: Sequences of contacts (messages or dicts), or requests; an iterable
+                or an async iterable.
+            timeout: Seconds for the whole import; no deadline by default.
+        """
+        return await self._transport.call(
+            self._stub.ImportContacts,
+            _import_requests(batches),
+            contacts_pb2.ImportContactsResponse,
+            timeout,
+        )
+
+    async def iter(
+        self,
+        *,
+        list: str | None = None,
+        page_size: int | None = None,
+        updated_after: datetime | Timestamp | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> AsyncGenerator[contacts_pb2.Contact, None]:
+        """Iterates over every matching contact, fetching pages as needed.
+
+        Args and ordering are those of `list`; `timeout` applies to each page.
+        """
+        page_token = ""
+        while True:
+            page = await self.list(
+                list=list,
+                page_size=page_size,
+                page_token=page_token,
+                updated_after=updated_after,
+                timeout=timeout,
+            )
+            for contact in page.contacts:
+                yield contact
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    async def list(
+        self,
+        *,
+        list: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        updated_after: datetime | Timestamp | None = None,
+        request: contacts_pb2.ListContactsRequest | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> contacts_pb2.ListContactsResponse:
+        """Returns one page of contacts, ordered by `updated_at` then `id`.
+
+        Args:
+            list: Only contacts on this list.
+            page_size: At most this many (server default 100, at most 1000).
+            page_token: `next_page_token` of the previous page.
+            updated_after: Only contacts changed strictly after this time.
+            request: A ready-made request, instead of the keyword fields.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+        """
+        request = pick(
+            request,
+            lambda: contacts_pb2.ListContactsRequest(
+                list=list, page_size=page_size, page_token=page_token, updated_after=updated_after
+            ),
+            list,
+            page_size,
+            page_token,
+            updated_after,
+        )
+        return await self._transport.call(
+            self._stub.ListContacts, request, contacts_pb2.ListContactsResponse, timeout
+        )
+
+
+def _get_request(id: str | None, email: str | None) -> contacts_pb2.GetContactRequest:
+    lookup(id, email)
+    return contacts_pb2.GetContactRequest(id=id, email=email)
+
+
+def _delete_request(id: str | None, email: str | None) -> contacts_pb2.DeleteContactRequest:
+    lookup(id, email)
+    return contacts_pb2.DeleteContactRequest(id=id, email=email)
+
+
+async def _import_requests(
+    batches: Iterable[Batch] | AsyncIterable[Batch],
+) -> AsyncIterator[contacts_pb2.ImportContactsRequest]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield _import_request(batch)
+    else:
+        for batch in batches:
+            yield _import_request(batch)
+
+
+def _import_request(batch: Batch) -> contacts_pb2.ImportContactsRequest:
+    if isinstance(batch, contacts_pb2.ImportContactsRequest):
+        return batch
+    return contacts_pb2.ImportContactsRequest(contacts=[to_contact(row) for row in batch])
