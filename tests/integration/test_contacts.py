@@ -263,3 +263,23 @@ async def test_concurrent_duplicates_apply_once(sb: Switchboard, app: App) -> No
     assert all(r.created for r in replies)
     events = await app.store.read(lambda tx: tx.events(replies[0].contact.id))
     assert len(events) == 1
+
+
+async def test_erasure_reaches_connected_tools_and_old_runs(sb: Switchboard, app: App) -> None:
+    signup = await sb.campaigns.trigger(
+        "newsletter.signup", email="gdpr@example.com", contact={"consent": True}, wait=True
+    )
+    cid = signup.contact_id
+    crm = app.store.connector_state("crm")
+    assert await crm.get("contacts", cid) is not None
+    await sb.contacts.delete(id=cid)
+    erasures = await sb.campaigns.list_runs(contact_id=cid, event="contact.erased")
+    assert len(erasures.runs) == 1
+    finished = [r async for r in sb.campaigns.watch(erasures.runs[0].id, timeout=10)][-1]
+    assert [s.result["erased"] for s in finished.steps] == [True, 1]
+    assert await crm.get("contacts", cid) is None
+    for run_id in (signup.id, finished.id):
+        plan = await app.store.read(lambda tx, rid=run_id: tx.run_plan(rid))
+        assert plan is not None
+        assert plan["base"]["contact"]["id"] == cid
+        assert "gdpr@example.com" not in json.dumps(plan)

@@ -113,7 +113,7 @@ async def build_app(
     notifier = RunNotifier()
     dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
     server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
-    contacts = ContactService(store, cache)
+    contacts = ContactService(store, cache, settings.triggers, dispatcher)
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
     contacts_pb2_grpc.add_ContactSyncServicer_to_server(ContactSyncServicer(contacts), server)  # type: ignore[no-untyped-call]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from google.protobuf.struct_pb2 import Struct
+
 from switchboard.server.cache import ContactCache
+from switchboard.server.config import TriggerSettings
+from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import contact_rules as rules
 from switchboard.server.domain.idempotency import run_once
 from switchboard.server.domain.paging import decode_token, encode_token
+from switchboard.server.domain.runs import start_run
 from switchboard.server.domain.validation import (
     Violations,
     check_idempotency_key,
@@ -33,6 +38,7 @@ from switchboard.server.timeutil import iso, now_us, set_ts, to_us
 from switchboard.v1 import common_pb2, contacts_pb2
 
 Mode = contacts_pb2.UpsertMode
+ERASED_EVENT = "contact.erased"
 MAX_PAGE = 1000
 MAX_IMPORT_ERRORS = 1000
 _IMPORT_CHUNK = 500
@@ -143,9 +149,17 @@ def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], n
 class ContactService:
     """Contact use-cases over the store and the read cache."""
 
-    def __init__(self, store: Store, cache: ContactCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache: ContactCache,
+        triggers: Mapping[str, TriggerSettings],
+        dispatcher: Dispatcher,
+    ) -> None:
         self._store = store
         self._cache = cache
+        self._triggers = triggers
+        self._dispatcher = dispatcher
 
     async def upsert(
         self, req: contacts_pb2.UpsertContactRequest
@@ -299,12 +313,17 @@ class ContactService:
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
             )
+            trigger = self._triggers.get(ERASED_EVENT)
+            if trigger is not None:
+                stub = contacts_pb2.Contact(id=contact.id)
+                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now)
             resp = contacts_pb2.DeleteContactResponse(id=contact.id)
             set_ts(resp.deleted_at, now)
             return resp
 
         resp = await self._store.write(work)
         await self._cache.invalidate(resp.id, email)
+        self._dispatcher.wake()
         return resp
 
 

@@ -100,6 +100,12 @@ class SqliteTx:
             "INSERT INTO tombstones (contact_id, email_hash, deleted_us) VALUES (?, ?, ?)",
             (contact_id, email_hash, deleted_us),
         )
+        # Runs keep a snapshot of the contact for their steps; erasure reduces it to the id.
+        self._db.execute(
+            "UPDATE runs SET plan = json_set(plan, '$.base.contact', json_object('id', ?)) "
+            "WHERE contact_id = ?",
+            (contact_id, contact_id),
+        )
 
     # -- events and idempotency ----------------------------------------------------------
     def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int:
