@@ -16,14 +16,29 @@ _READY = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+)")
 class ServerProcess:
     """A server child process; `port` is known once it is ready."""
 
-    def __init__(self, db_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        extra_env: dict[str, str] | None = None,
+        workers: int = 1,
+    ) -> None:
         env = {**os.environ, "SWITCHBOARD_DATABASE__PATH": str(db_path), **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchboard.server.cli", "serve", "--listen", "127.0.0.1:0"],
+            [
+                sys.executable,
+                "-m",
+                "switchboard.server.cli",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: kill() reaches any workers too
         )
         self.port = self._wait_ready(timeout_s=30.0)
 
@@ -45,7 +60,7 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL: no chance to flush or clean up, like a crash."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._close()
 

@@ -31,6 +31,7 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.scoring_rules import validate_rules
+from switchboard.server.siblings import Siblings
 from switchboard.server.store.sqlite import SqliteStore
 from switchboard.v1 import (
     campaigns_pb2,
@@ -74,6 +75,7 @@ class App:
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
         await self.server.start()
+        self.cache.watch_siblings()
         self.dispatcher.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
@@ -94,7 +96,9 @@ class App:
 
 
 async def build_app(
-    settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    settings: Settings,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    siblings: Siblings | None = None,
 ) -> App:
     """Open the store, build connectors and services, and bind the port (port 0: any free)."""
     try:
@@ -109,7 +113,7 @@ async def build_app(
     except ValueError as exc:
         await store.close()
         raise StartupError(str(exc)) from exc
-    cache = ContactCache(settings.cache)
+    cache = ContactCache(settings.cache, siblings)
     notifier = RunNotifier()
     dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
     server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])

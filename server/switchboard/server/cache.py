@@ -7,12 +7,15 @@ on entries is enforced here because aiocache's memory backend has none.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
 from switchboard.server.config import CacheSettings
+from switchboard.server.siblings import Siblings
 from switchboard.v1 import contacts_pb2
 
 
@@ -33,10 +36,12 @@ class ContactSerializer(BaseSerializer):  # type: ignore[misc]
 class ContactCache:
     """Contacts by id and by email. Disabled when `max_entries` is 0."""
 
-    def __init__(self, settings: CacheSettings) -> None:
+    def __init__(self, settings: CacheSettings, siblings: Siblings | None = None) -> None:
         self._ttl = settings.ttl_s
         self._max = settings.max_entries
         self._cache: Any = SimpleMemoryCache(serializer=ContactSerializer(), namespace="contact:")
+        self._siblings = siblings
+        self._pending: set[str] = set()
         self.hits = 0
         self.misses = 0
 
@@ -44,6 +49,11 @@ class ContactCache:
         """The cached contact for `field` (`id` or `email`) = `value`, or None."""
         if not self._max:
             return None
+        if self._siblings is not None:
+            self._pending.update(self._siblings.drain())
+        if self._pending:
+            pending, self._pending = self._pending, set()
+            await self._drop(pending)
         found: contacts_pb2.Contact | None = await self._cache.get(f"{field}:{value}")
         if found is None:
             self.misses += 1
@@ -63,10 +73,25 @@ class ContactCache:
         """Drop entries for these ids and emails (empty strings are ignored)."""
         if not self._max:
             return
-        for key in {k for k in keys if k}:
+        wanted = {k for k in keys if k}
+        await self._drop(wanted)
+        if self._siblings is not None:
+            self._siblings.broadcast(wanted)
+
+    def watch_siblings(self) -> None:
+        """Also collect sibling invalidations while idle, so their socket never fills up."""
+        if self._siblings is not None and self._max:
+            siblings = self._siblings
+            loop = asyncio.get_running_loop()
+            loop.add_reader(siblings.fileno(), lambda: self._pending.update(siblings.drain()))
+
+    async def _drop(self, keys: Iterable[str]) -> None:
+        for key in keys:
             field = "email" if "@" in key else "id"
             await self._cache.delete(f"{field}:{key}")
 
     async def close(self) -> None:
-        """Release the backend."""
+        """Release the backend and stop watching siblings."""
+        if self._siblings is not None and self._max:
+            asyncio.get_running_loop().remove_reader(self._siblings.fileno())
         await self._cache.close()

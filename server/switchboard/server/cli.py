@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import click
 
 from switchboard.server.app import StartupError, build_app
 from switchboard.server.config import Settings, SettingsError, load_settings
+from switchboard.server.runtime import check_protobuf_backend, run_event_loop
+from switchboard.server.siblings import Siblings
+from switchboard.server.workers import notify_ready, supervise
 
 
 @click.group()
@@ -29,7 +33,13 @@ def main() -> None:
     help="TOML settings file (env: SWITCHBOARD_CONFIG).",
 )
 @click.option("--listen", help="host:port to serve on (overrides the settings).")
-def serve(config_path: Path | None, listen: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help="Worker processes sharing the port (default: one per core; 1 serves in-process).",
+)
+def serve(config_path: Path | None, listen: str | None, workers: int | None) -> None:
     """Serve gRPC until SIGTERM or SIGINT, then stop gracefully."""
     try:
         overrides = {"listen": listen} if listen else {}
@@ -39,29 +49,47 @@ def serve(config_path: Path | None, listen: str | None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_protobuf_backend()
+    count = workers or os.cpu_count() or 1
+    if count == 1:
+        try:
+            run_event_loop(_serve(settings, None))
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
+    sys.exit(supervise(settings, count, _worker))
+
+
+def _worker(settings: Settings, siblings: Siblings | None, index: int) -> None:
     try:
-        asyncio.run(_serve(settings))
+        run_event_loop(_serve(settings, siblings))
     except StartupError as exc:
-        raise click.ClickException(str(exc)) from exc
+        click.echo(f"switchboard: worker {index}: {exc}", err=True)
+        raise SystemExit(2) from exc
 
 
-async def _serve(settings: Settings) -> None:
-    app = await build_app(settings)
+async def _serve(settings: Settings, siblings: Siblings | None) -> None:
+    app = await build_app(settings, siblings=siblings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     host = settings.listen.rpartition(":")[0]
-    click.echo(
-        f"switchboard: serving gRPC on {host}:{app.port} "
-        f"(store {settings.database.path}, {len(app.connectors)} connectors); Ctrl-C stops",
-        err=True,
-    )
+    if siblings is None:
+        click.echo(
+            f"switchboard: serving gRPC on {host}:{app.port} "
+            f"(store {settings.database.path}, {len(app.connectors)} connectors); Ctrl-C stops",
+            err=True,
+        )
+    else:
+        notify_ready()
     await stop.wait()
-    click.echo(f"switchboard: stopping (grace {settings.grace_period_s:g}s)", err=True)
+    worker = "" if siblings is None else f" worker {siblings.index}"
+    click.echo(f"switchboard{worker}: stopping (grace {settings.grace_period_s:g}s)", err=True)
     await app.stop()
-    click.echo("switchboard: stopped", err=True)
+    if siblings is None:
+        click.echo("switchboard: stopped", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,6 +51,16 @@ def migrate(db: sqlite3.Connection) -> None:
         db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
 
 
+def prepare_database(settings: DatabaseSettings) -> None:
+    """Create the file and bring its schema up to date (used before forking workers)."""
+    Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(settings.path, settings.busy_timeout_ms)
+    try:
+        migrate(db)
+    finally:
+        db.close()
+
+
 class SqliteStore:
     """`Store` on one SQLite file."""
 

@@ -1,0 +1,92 @@
+"""Several worker processes on one port: consistent reads, clean stop, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from switchboard.client import Switchboard
+from tests.process import ServerProcess
+
+CHANNELS = 16  # separate connections; SO_REUSEPORT spreads them over the workers
+
+
+def _worker_pids(server: ServerProcess) -> list[int]:
+    return [c.pid for c in psutil.Process(server.proc.pid).children()]
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "workers.db", workers=2)
+    yield server
+    server.kill()
+
+
+async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
+    two_workers: ServerProcess,
+) -> None:
+    target = f"127.0.0.1:{two_workers.port}"
+    # A local subchannel pool gives each client its own connection.
+    options = (("grpc.use_local_subchannel_pool", 1),)
+    clients = [Switchboard(target, options=options) for _ in range(CHANNELS)]
+    try:
+        created = (
+            await clients[0].contacts.upsert(email="multi@example.com", first_name="v1")
+        ).contact
+        for sb in clients:  # every worker now caches v1
+            assert (await sb.contacts.get(email="multi@example.com")).first_name == "v1"
+        for round_ in range(2, 6):
+            writer = clients[round_ % CHANNELS]
+            await writer.contacts.upsert(id=created.id, first_name=f"v{round_}")
+            for sb in clients:
+                assert (await sb.contacts.get(email="multi@example.com")).first_name == f"v{round_}"
+                assert (await sb.contacts.get(id=created.id)).version == round_
+    finally:
+        for sb in clients:
+            await sb.close()
+
+
+async def test_both_workers_serve(two_workers: ServerProcess) -> None:
+    pids = _worker_pids(two_workers)
+    assert len(pids) == 2
+    before = {pid: psutil.Process(pid).cpu_times().user for pid in pids}
+    target = f"127.0.0.1:{two_workers.port}"
+    options = (("grpc.use_local_subchannel_pool", 1),)
+    for i in range(CHANNELS):
+        async with Switchboard(target, options=options) as sb:
+            for j in range(20):
+                await sb.contacts.upsert(email=f"spread{i}-{j}@example.com")
+    busy = [psutil.Process(pid).cpu_times().user - before[pid] for pid in pids]
+    assert all(b > 0 for b in busy), busy
+
+
+def test_sigterm_stops_every_worker(two_workers: ServerProcess) -> None:
+    pids = _worker_pids(two_workers)
+    code, stderr = two_workers.terminate()
+    assert code == 0, stderr
+    assert stderr.count("stopping") == 2
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
+    )
+
+
+async def test_a_crashed_worker_is_replaced(two_workers: ServerProcess) -> None:
+    victim = _worker_pids(two_workers)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pids = _worker_pids(two_workers)
+        if len(pids) == 2 and victim not in pids:
+            break
+        await asyncio.sleep(0.1)
+    assert len(pids) == 2
+    assert victim not in pids
+    async with Switchboard(f"127.0.0.1:{two_workers.port}") as sb:
+        assert (await sb.contacts.upsert(email="after-crash@example.com")).created
