@@ -49,9 +49,22 @@ def supervise(settings: Settings, workers: int, worker_main: WorkerMain) -> int:
     endpoints = Siblings.create(workers)
     ready_r, ready_w = os.pipe()
     children: dict[int, int] = {}
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    # Installed before the first fork (workers reset them) and before "serving" is printed,
+    # so a SIGTERM that follows the announcement is always forwarded, never fatal here.
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     for index in range(workers):
         children[_spawn(settings, endpoints, index, ready_w, worker_main)] = index
-    if not _wait_ready(ready_r, workers, children):
+    if not _wait_ready(ready_r, workers, children) and not stopping:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -66,17 +79,6 @@ def supervise(settings: Settings, workers: int, worker_main: WorkerMain) -> int:
         file=sys.stderr,
         flush=True,
     )
-    stopping = False
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
     failed = False
     while children:
         try:
