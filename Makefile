@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 PYTHON ?= python3
 
-.PHONY: install run test protos lint lint-protos check-generated pytest clean
+.PHONY: install run test protos lint lint-protos check-generated pytest bench clean
 
 install: $(STAMP)
 
@@ -47,7 +47,7 @@ lint-protos: $(NODE_STAMP)
 	npx --no-install buf lint protos
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check client server tests
+	$(VENV)/bin/ruff check client server tests bench
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
@@ -55,6 +55,18 @@ pytest: $(STAMP)
 
 ## The whole suite: contract lint, generated-code drift, ruff + mypy, then pytest.
 test: lint-protos check-generated lint pytest
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,bench]"
+	@command -v h2load >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq nghttp2-client >/dev/null; } || \
+		echo "h2load (Debian nghttp2-client) unavailable: server-capacity runs will be skipped"
+	@touch $@
+
+## Benchmark against a bare grpc.aio echo server and a REST/JSON baseline (BENCH_QUICK=1: ~1 min).
+bench: $(BENCH_STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

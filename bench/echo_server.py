@@ -21,9 +21,16 @@ ECHO_METHOD = "/switchboard.bench.Echo/GetContact"
 def fixed_reply() -> contacts_pb2.GetContactResponse:
     """A reply of the same size as a typical stored contact."""
     contact = contacts_pb2.Contact(
-        id="c_01M847PNZXWYG14T8DV5Y61M89", email="bench-00001@example.com", first_name="Bench",
-        last_name="Mark", company="Acme Corp", job_title="Director of Marketing", country="FR",
-        phone="+33612345678", lists=["newsletter", "customers"], version=3,
+        id="c_01M847PNZXWYG14T8DV5Y61M89",
+        email="bench-00001@example.com",
+        first_name="Bench",
+        last_name="Mark",
+        company="Acme Corp",
+        job_title="Director of Marketing",
+        country="FR",
+        phone="+33612345678",
+        lists=["newsletter", "customers"],
+        version=3,
         attributes={"plan": "pro", "source": "bench"},
     )
     contact.consent.opt_in = True
@@ -36,14 +43,20 @@ def fixed_reply() -> contacts_pb2.GetContactResponse:
 async def serve(port: int) -> None:
     reply = fixed_reply()
 
-    async def get(request: contacts_pb2.GetContactRequest, context: Any) -> contacts_pb2.GetContactResponse:
+    async def get(
+        request: contacts_pb2.GetContactRequest, context: Any
+    ) -> contacts_pb2.GetContactResponse:
         return reply
 
     handler = grpc.method_handlers_generic_handler(
         "switchboard.bench.Echo",
-        {"GetContact": grpc.unary_unary_rpc_method_handler(
-            get, request_deserializer=contacts_pb2.GetContactRequest.FromString,
-            response_serializer=contacts_pb2.GetContactResponse.SerializeToString)},
+        {
+            "GetContact": grpc.unary_unary_rpc_method_handler(
+                get,
+                request_deserializer=contacts_pb2.GetContactRequest.FromString,
+                response_serializer=contacts_pb2.GetContactResponse.SerializeToString,
+            )
+        },
     )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))

@@ -14,36 +14,59 @@ import grpc
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
-def _requests(kind: str, n_contacts: int) -> tuple[str, Callable[[int], bytes], Callable[[bytes], Any]]:
+def _requests(
+    kind: str, n_contacts: int
+) -> tuple[str, Callable[[int], bytes], Callable[[bytes], Any]]:
     """Method path, a request builder by sequence number, and the response parser."""
     if kind == "echo":
-        return ("/switchboard.bench.Echo/GetContact",
-                lambda i: contacts_pb2.GetContactRequest(id="c_01M847PNZXWYG14T8DV5Y61M89").SerializeToString(),
-                contacts_pb2.GetContactResponse.FromString)
+        return (
+            "/switchboard.bench.Echo/GetContact",
+            lambda i: contacts_pb2.GetContactRequest(
+                id="c_01M847PNZXWYG14T8DV5Y61M89"
+            ).SerializeToString(),
+            contacts_pb2.GetContactResponse.FromString,
+        )
     if kind == "get_contact":
-        return ("/switchboard.v1.ContactSync/GetContact",
-                lambda i: contacts_pb2.GetContactRequest(email=f"bench-{i % n_contacts:05d}@example.com").SerializeToString(),
-                contacts_pb2.GetContactResponse.FromString)
+        return (
+            "/switchboard.v1.ContactSync/GetContact",
+            lambda i: contacts_pb2.GetContactRequest(
+                email=f"bench-{i % n_contacts:05d}@example.com"
+            ).SerializeToString(),
+            contacts_pb2.GetContactResponse.FromString,
+        )
     if kind == "upsert_contact":
-        return ("/switchboard.v1.ContactSync/UpsertContact",
-                lambda i: contacts_pb2.UpsertContactRequest(contact=contacts_pb2.Contact(
-                    email=f"bench-{i % n_contacts:05d}@example.com", first_name=f"F{i}")).SerializeToString(),
-                contacts_pb2.UpsertContactResponse.FromString)
+        return (
+            "/switchboard.v1.ContactSync/UpsertContact",
+            lambda i: contacts_pb2.UpsertContactRequest(
+                contact=contacts_pb2.Contact(
+                    email=f"bench-{i % n_contacts:05d}@example.com", first_name=f"F{i}"
+                )
+            ).SerializeToString(),
+            contacts_pb2.UpsertContactResponse.FromString,
+        )
     if kind == "score_lead":
-        return ("/switchboard.v1.LeadScoring/ScoreLead",
-                lambda i: leads_pb2.ScoreLeadRequest(contact=leads_pb2.ContactRef(
-                    email=f"bench-{i % n_contacts:05d}@example.com")).SerializeToString(),
-                leads_pb2.ScoreLeadResponse.FromString)
+        return (
+            "/switchboard.v1.LeadScoring/ScoreLead",
+            lambda i: leads_pb2.ScoreLeadRequest(
+                contact=leads_pb2.ContactRef(email=f"bench-{i % n_contacts:05d}@example.com")
+            ).SerializeToString(),
+            leads_pb2.ScoreLeadResponse.FromString,
+        )
     if kind == "trigger_campaign":
-        return ("/switchboard.v1.CampaignTriggers/TriggerCampaign",
-                lambda i: campaigns_pb2.TriggerCampaignRequest(event="bench.noop", contact=contacts_pb2.Contact(
-                    email=f"bench-{i % n_contacts:05d}@example.com")).SerializeToString(),
-                campaigns_pb2.TriggerCampaignResponse.FromString)
+        return (
+            "/switchboard.v1.CampaignTriggers/TriggerCampaign",
+            lambda i: campaigns_pb2.TriggerCampaignRequest(
+                event="bench.noop",
+                contact=contacts_pb2.Contact(email=f"bench-{i % n_contacts:05d}@example.com"),
+            ).SerializeToString(),
+            campaigns_pb2.TriggerCampaignResponse.FromString,
+        )
     raise SystemExit(f"unknown kind {kind}")
 
 
-async def run(target: str, kind: str, concurrency: int, seconds: float, warmup: float,
-              n_contacts: int) -> dict[str, float]:
+async def run(
+    target: str, kind: str, concurrency: int, seconds: float, warmup: float, n_contacts: int
+) -> dict[str, float]:
     method, build, parse = _requests(kind, n_contacts)
     latencies: list[float] = []
     counter = 0
@@ -68,14 +91,24 @@ async def run(target: str, kind: str, concurrency: int, seconds: float, warmup: 
                     latencies.append(t1 - t0)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summarize(latencies, seconds)
+
+
+def summarize(latencies: list[float], seconds: float) -> dict[str, float]:
+    """Requests/s and latency percentiles (ms) of the measured window."""
     latencies.sort()
     n = len(latencies)
 
     def pct(p: float) -> float:
         return latencies[min(n - 1, int(p * n))] * 1000 if n else 0.0
 
-    return {"rps": n / seconds, "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "calls": n}
+    return {
+        "rps": n / seconds,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "calls": n,
+    }
 
 
 def main() -> None:
@@ -89,8 +122,9 @@ def main() -> None:
     args = parser.parse_args()
     import uvloop
 
-    result = uvloop.run(run(args.target, args.kind, args.concurrency, args.seconds, args.warmup,
-                            args.contacts))
+    result = uvloop.run(
+        run(args.target, args.kind, args.concurrency, args.seconds, args.warmup, args.contacts)
+    )
     print(json.dumps(result))
 
 

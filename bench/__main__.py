@@ -1,0 +1,248 @@
+"""`make bench`: Switchboard against a bare grpc.aio echo server and a REST/JSON equivalent.
+
+Targets are measured in alternation, round after round, in one invocation; each figure is
+the median over rounds, and the headline numbers are ratios between targets measured
+minutes apart on the same machine, because absolute figures on a shared machine are noise.
+Set BENCH_QUICK=1 for a one-minute run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+
+from bench import h2load
+from bench.targets import Target, start_all
+from switchboard.client import Switchboard
+from switchboard.v1 import contacts_pb2
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+ROUNDS = 1 if QUICK else 3
+SECONDS = 1.5 if QUICK else 3.0
+WARMUP = 0.5 if QUICK else 1.0
+LEVELS = (1, 64) if QUICK else (1, 16, 64)
+CONTACTS = 1000
+IMPORT_ROWS = 20_000 if QUICK else 100_000
+RESULTS = Path(__file__).parent / "results.json"
+
+# (label, load tool, target, kind)
+GRPC_CASES = [
+    ("echo", "echo"),
+    ("get_contact", "sb1"),
+    ("upsert_contact", "sb1"),
+    ("score_lead", "sb1"),
+    ("trigger_campaign", "sb1"),
+]
+REST_CASES = ["get_contact", "upsert_contact"]
+
+
+def py_load(module: str, address: str, kind: str, level: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            module,
+            address,
+            kind,
+            "--concurrency",
+            str(level),
+            "--seconds",
+            str(SECONDS),
+            "--warmup",
+            str(WARMUP),
+            "--contacts",
+            str(CONTACTS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return dict(json.loads(out))
+
+
+async def seed(port: int) -> None:
+    async with Switchboard(f"127.0.0.1:{port}", timeout=60) as sb:
+        rows = [
+            {
+                "email": f"bench-{i:05d}@example.com",
+                "first_name": "Bench",
+                "company": "Acme",
+                "job_title": "Director",
+                "lists": ["newsletter"],
+            }
+            for i in range(CONTACTS)
+        ]
+        await sb.contacts.import_([rows[i : i + 500] for i in range(0, CONTACTS, 500)])
+        for i in range(CONTACTS):  # warm the contact and lead paths once
+            await sb.contacts.get(email=f"bench-{i:05d}@example.com")
+
+
+async def import_rate(port: int, rows: int) -> float:
+    batch = 1000
+
+    def batches() -> Any:
+        for start in range(0, rows, batch):
+            yield [
+                {"email": f"import-{i:07d}@example.com", "first_name": "Imp", "lists": ["imported"]}
+                for i in range(start, min(rows, start + batch))
+            ]
+
+    async with Switchboard(f"127.0.0.1:{port}", timeout=None) as sb:
+        t0 = time.perf_counter()
+        summary = await sb.contacts.import_(batches())
+        elapsed = time.perf_counter() - t0
+    if summary.failed or summary.received != rows:
+        raise RuntimeError(f"import went wrong: {summary}")
+    return rows / elapsed
+
+
+def h2_cases(targets: dict[str, Target]) -> dict[str, Any]:
+    get = contacts_pb2.GetContactRequest(email="bench-00001@example.com")
+    echo = contacts_pb2.GetContactRequest(id="c_01M847PNZXWYG14T8DV5Y61M89")
+    rest_url = f"http://127.0.0.1:{targets['rest'].port}/v1/contacts?email=bench-00001@example.com"
+    return {
+        "h2load/echo": lambda: h2load.run_grpc(
+            targets["echo"].port, "/switchboard.bench.Echo/GetContact", echo, 64, SECONDS, WARMUP
+        ),
+        "h2load/get_contact/workers1": lambda: h2load.run_grpc(
+            targets["sb1"].port, "/switchboard.v1.ContactSync/GetContact", get, 64, SECONDS, WARMUP
+        ),
+        "h2load/get_contact/workers2": lambda: h2load.run_grpc(
+            targets["sb2"].port, "/switchboard.v1.ContactSync/GetContact", get, 64, SECONDS, WARMUP
+        ),
+        "h2load/rest_get_contact": lambda: h2load.run_http1(rest_url, 64, SECONDS, WARMUP),
+    }
+
+
+def measure(targets: dict[str, Target]) -> dict[str, list[dict[str, float]]]:
+    samples: dict[str, list[dict[str, float]]] = {}
+    cases: list[tuple[str, Any]] = []
+    for level in LEVELS:
+        for kind, target in GRPC_CASES:
+            address = f"127.0.0.1:{targets[target].port}"
+            cases.append(
+                (
+                    f"grpc/{kind}/{level}",
+                    lambda a=address, k=kind, lv=level: py_load("bench.load_grpc", a, k, lv),
+                )
+            )
+        for kind in REST_CASES:
+            base = f"http://127.0.0.1:{targets['rest'].port}"
+            cases.append(
+                (
+                    f"rest/{kind}/{level}",
+                    lambda b=base, k=kind, lv=level: py_load("bench.load_http", b, k, lv),
+                )
+            )
+    if h2load.available():
+        cases.extend(h2_cases(targets).items())
+    else:
+        print(
+            "h2load not found (Debian package nghttp2-client): skipping server-capacity runs",
+            file=sys.stderr,
+        )
+    for round_ in range(ROUNDS):
+        for name, run in cases:
+            samples.setdefault(name, []).append(run())
+            print(
+                f"round {round_ + 1}/{ROUNDS} {name}: {samples[name][-1]['rps']:.0f} req/s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return samples
+
+
+def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
+        for name, runs in samples.items()
+    }
+
+
+def ratio(results: dict[str, dict[str, float]], a: str, b: str, key: str = "rps") -> float | None:
+    if a in results and b in results and results[b][key]:
+        return round(results[a][key] / results[b][key], 3)
+    return None
+
+
+def ratios(r: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    return {
+        "get_contact_vs_echo": ratio(r, "grpc/get_contact/64", "grpc/echo/64"),
+        "get_contact_p99_vs_echo": ratio(r, "grpc/get_contact/64", "grpc/echo/64", "p99_ms"),
+        "get_contact_p50_at_1_vs_echo": ratio(r, "grpc/get_contact/1", "grpc/echo/1", "p50_ms"),
+        "upsert_contact_vs_echo": ratio(r, "grpc/upsert_contact/64", "grpc/echo/64"),
+        "score_lead_vs_echo": ratio(r, "grpc/score_lead/64", "grpc/echo/64"),
+        "trigger_campaign_vs_echo": ratio(r, "grpc/trigger_campaign/64", "grpc/echo/64"),
+        "get_contact_vs_rest": ratio(r, "grpc/get_contact/64", "rest/get_contact/64"),
+        "upsert_contact_vs_rest": ratio(r, "grpc/upsert_contact/64", "rest/upsert_contact/64"),
+        "h2load_get_contact_vs_echo": ratio(r, "h2load/get_contact/workers1", "h2load/echo"),
+        "h2load_get_contact_vs_rest": ratio(
+            r, "h2load/get_contact/workers1", "h2load/rest_get_contact"
+        ),
+        "workers2_vs_workers1": ratio(
+            r, "h2load/get_contact/workers2", "h2load/get_contact/workers1"
+        ),
+    }
+
+
+def print_table(results: dict[str, dict[str, float]], rates: dict[str, float | None]) -> None:
+    print(f"{'case':34} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+    for name, m in results.items():
+        cols = [
+            f"{m.get(k, float('nan')):8.2f}" if k in m else f"{'-':>8}"
+            for k in ("p50_ms", "p90_ms", "p99_ms")
+        ]
+        print(f"{name:34} {m['rps']:9.0f} {' '.join(cols)}")
+    print()
+    for name, value in rates.items():
+        print(f"{name:34} {value if value is not None else '-'}")
+
+
+def main() -> None:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        targets = start_all(Path(tmp))
+        try:
+            asyncio.run(seed(targets["sb1"].port))
+            results = medians(measure(targets))
+            import_per_s = asyncio.run(import_rate(targets["sb1"].port, IMPORT_ROWS))
+            rss_mb = sum(psutil.Process(p).memory_info().rss for p in targets["sb1"].pids()) / 2**20
+        finally:
+            for target in targets.values():
+                target.stop()
+    rates = ratios(results)
+    report = {
+        "quick": QUICK,
+        "rounds": ROUNDS,
+        "seconds_per_case": SECONDS,
+        "results": results,
+        "ratios": rates,
+        "import_contacts_per_s": round(import_per_s),
+        "import_rows": IMPORT_ROWS,
+        "sb1_rss_mb_after_import": round(rss_mb, 1),
+        "grpcio": grpc.__version__,
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print_table(results, rates)
+    print(f"{'import_contacts_per_s':34} {report['import_contacts_per_s']}")
+    print(f"\nwrote {RESULTS} ({report['elapsed_s']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Start and stop the benchmark's servers as child processes, by their process id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_CONFIG = """
+[connectors.fake]
+kind = "fake"
+
+[triggers."bench.noop"]
+description = "One in-memory step: measures accepting a trigger, not a vendor."
+[[triggers."bench.noop".steps]]
+connector = "fake"
+action = "echo"
+"""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Target:
+    """One server process under test."""
+
+    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None):
+        self.name = name
+        self.port = port
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def wait_listening(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not listen on {self.port}")
+
+    def pids(self) -> list[int]:
+        """The process and its workers."""
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        return [root.pid, *(c.pid for c in root.children(recursive=True))]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_all(workdir: Path) -> dict[str, Target]:
+    """The echo ceiling, Switchboard with 1 and 2 workers, and the REST baseline.
+
+    The Switchboard servers and the REST app share one SQLite file: one seeding serves all.
+    """
+    config = workdir / "bench.toml"
+    config.write_text(BENCH_CONFIG)
+    db = str(workdir / "bench.db")
+    py = sys.executable
+    env = {"SWITCHBOARD_DATABASE__PATH": db, "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    ports = {name: free_port() for name in ("echo", "sb1", "sb2", "rest")}
+    targets = {
+        "echo": Target(
+            "echo",
+            [py, "-m", "bench.echo_server", "--port", str(ports["echo"]), "--uvloop"],
+            ports["echo"],
+        ),
+        "sb1": Target(
+            "sb1",
+            [
+                py,
+                "-m",
+                "switchboard.server.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{ports['sb1']}",
+                "--workers",
+                "1",
+            ],
+            ports["sb1"],
+            env,
+        ),
+        "sb2": Target(
+            "sb2",
+            [
+                py,
+                "-m",
+                "switchboard.server.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{ports['sb2']}",
+                "--workers",
+                "2",
+            ],
+            ports["sb2"],
+            env,
+        ),
+        "rest": Target(
+            "rest",
+            [py, "-m", "bench.rest_server", "--port", str(ports["rest"]), "--db", db],
+            ports["rest"],
+        ),
+    }
+    for target in targets.values():
+        target.wait_listening()
+    return targets
