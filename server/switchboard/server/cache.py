@@ -39,7 +39,11 @@ class ContactCache:
     def __init__(self, settings: CacheSettings, siblings: Siblings | None = None) -> None:
         self._ttl = settings.ttl_s
         self._max = settings.max_entries
-        self._cache: Any = SimpleMemoryCache(serializer=ContactSerializer(), namespace="contact:")
+        # timeout=None: a memory lookup never blocks, and aiocache's default 5 s timeout wraps
+        # every call in asyncio.wait_for (a new task per lookup).
+        self._cache: Any = SimpleMemoryCache(
+            serializer=ContactSerializer(), namespace="contact:", timeout=None
+        )
         self._siblings = siblings
         self._pending: set[str] = set()
         self.hits = 0

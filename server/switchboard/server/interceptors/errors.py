@@ -51,38 +51,52 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Translates exceptions raised by handlers into statuses, for all four call shapes."""
 
+    def __init__(self) -> None:
+        # grpc.aio asks interceptors for a handler on every call; wrapping once per method
+        # and reusing it keeps that per-call cost to a dictionary lookup.
+        self._wrapped: dict[str, Handler] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        method = details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]  # aio: async gen
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method),  # type: ignore[arg-type]
+        wrapped = _wrap(handler, method)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+
+def _wrap(handler: Handler, method: str) -> Handler:
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, method),
             handler.request_deserializer,
             handler.response_serializer,
         )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            _wrap_unary(handler.stream_unary, method),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]  # aio: async gen
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _wrap_stream(handler.stream_stream, method),  # type: ignore[arg-type]
+        handler.request_deserializer,
+        handler.response_serializer,
+    )
 
 
 def _wrap_unary(
