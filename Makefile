@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 PYTHON ?= python3
 
-.PHONY: install run test protos lint lint-protos check-generated pytest clean
+.PHONY: install run test protos lint lint-protos breaking release-contract check-generated pytest clean
 
 install: $(STAMP)
 
@@ -27,11 +27,12 @@ $(NODE_STAMP): package.json package-lock.json
 run: $(STAMP)
 	$(VENV)/bin/switchboard serve
 
-## Regenerate the Python messages and stubs from protos/ (never edit the output by hand).
+## Regenerate the Python messages and stubs and docs/api.md from protos/ (never edit by hand).
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=client --grpc_python_out=client \
 		--pyi_out=client $(PROTO_SRC)
 	@touch client/switchboard/v1/__init__.py
+	$(PY) tools/render_api_docs.py protos docs/api.md
 
 ## Fails when the committed generated code differs from what `make protos` would write.
 check-generated: $(STAMP)
@@ -41,20 +42,38 @@ check-generated: $(STAMP)
 	if ! diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ >/dev/null; then \
 		echo "generated code is stale: run 'make protos' and commit the result"; \
 		diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ | head -20; \
-		rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "generated code is up to date"
+		rm -rf $$tmp; exit 1; fi; \
+	$(PY) tools/render_api_docs.py protos $$tmp/api.md && \
+	if ! diff -q $$tmp/api.md docs/api.md >/dev/null; then \
+		echo "docs/api.md is stale: run 'make protos' and commit the result"; \
+		diff $$tmp/api.md docs/api.md | head -20; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp; echo "generated code and docs/api.md are up to date"
 
 lint-protos: $(NODE_STAMP)
 	npx --no-install buf lint protos
 
+## The last released contract, as a committed buf image (usable offline, without git tags).
+CONTRACT_RELEASE ?= protos/releases/v1.0.0.binpb
+
+## Fails when switchboard.v1 breaks the last released contract (rules: FILE, see buf.yaml).
+breaking: $(NODE_STAMP)
+	npx --no-install buf breaking protos --against $(CONTRACT_RELEASE)
+
+## Snapshot a contract release: `make release-contract VERSION=1.1.0`, then commit the image,
+## tag `contract/v$(VERSION)` and point CONTRACT_RELEASE at it.
+release-contract: $(NODE_STAMP)
+	@test -n "$(VERSION)" || { echo "usage: make release-contract VERSION=x.y.z"; exit 2; }
+	npx --no-install buf build protos --exclude-source-info -o protos/releases/v$(VERSION).binpb
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check client server tests
+	$(VENV)/bin/ruff check client server tests tools
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## The whole suite: contract lint, generated-code drift, ruff + mypy, then pytest.
-test: lint-protos check-generated lint pytest
+## The whole suite: contract lint and breaking check, generated-code drift, ruff + mypy, pytest.
+test: lint-protos breaking check-generated lint pytest
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
