@@ -1,0 +1,33 @@
+"""`switchboard connectors list`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from switchboard.v1 import connectors_pb2
+
+from ._common import Connection, as_dict, async_command, connection_options, short_enum
+
+
+@click.group()
+def connectors() -> None:
+    """Inspect the configured connectors."""
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, one connector a line.")
+@connection_options
+@async_command
+async def list_connectors(conn: Connection, as_json: bool) -> None:
+    """List the connectors with their kind, health and actions."""
+    async with conn.client() as sb:
+        found = await sb.connectors.list()
+    for info in found:
+        if as_json:
+            click.echo(json.dumps(as_dict(info), sort_keys=True))
+            continue
+        health = short_enum(connectors_pb2.ConnectorHealth.Name(info.health))
+        detail = f" ({info.health_detail})" if info.health_detail else ""
+        click.echo(f"{info.name:<16} {info.kind:<16} {health}{detail}  {', '.join(info.actions)}")
