@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+NODE_EXAMPLE_STAMP := examples/node/node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 PYTHON ?= python3
 
@@ -21,6 +22,11 @@ $(NODE_STAMP): package.json package-lock.json
 	@# npm ci refuses this lockfile: the registry here lacks buf's other-platform binaries,
 	@# so the lock cannot list them; npm install still honours the pinned versions.
 	npm install --no-fund --no-audit --loglevel=error
+	@touch $@
+
+## The Node.js example client: its own lockfile, installed exactly with `npm ci`.
+$(NODE_EXAMPLE_STAMP): examples/node/package.json examples/node/package-lock.json
+	cd examples/node && npm ci --no-fund --no-audit --loglevel=error
 	@touch $@
 
 ## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors).
@@ -69,11 +75,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check client server tests tools
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) $(NODE_STAMP)
+pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## The whole suite: contract lint and breaking check, generated-code drift, ruff + mypy, pytest.
 test: lint-protos breaking check-generated lint pytest
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache
