@@ -8,7 +8,7 @@ NODE_EXAMPLE_STAMP := examples/node/node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 PYTHON ?= python3
 
-.PHONY: install run test protos lint lint-protos breaking release-contract check-generated pytest clean
+.PHONY: install run test protos docs lint lint-protos breaking release-contract check-generated pytest clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ protos: $(STAMP)
 	@touch client/switchboard/v1/__init__.py
 	$(PY) tools/render_api_docs.py protos docs/api.md
 
+## Regenerate the README's configuration reference from the settings model.
+docs: $(STAMP)
+	$(PY) tools/render_config_docs.py README.md
+
 ## Fails when the committed generated code differs from what `make protos` would write.
 check-generated: $(STAMP)
 	@tmp=$$(mktemp -d) && \
@@ -53,7 +57,8 @@ check-generated: $(STAMP)
 	if ! diff -q $$tmp/api.md docs/api.md >/dev/null; then \
 		echo "docs/api.md is stale: run 'make protos' and commit the result"; \
 		diff $$tmp/api.md docs/api.md | head -20; rm -rf $$tmp; exit 1; fi; \
-	rm -rf $$tmp; echo "generated code and docs/api.md are up to date"
+	rm -rf $$tmp; $(PY) tools/render_config_docs.py --check README.md && \
+	echo "generated code, docs/api.md and the configuration reference are up to date"
 
 lint-protos: $(NODE_STAMP)
 	npx --no-install buf lint protos
