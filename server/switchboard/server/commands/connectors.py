@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from switchboard.v1 import connectors_pb2
 
-from ._common import Connection, as_dict, async_command, connection_options, short_enum
+from ._common import (
+    Connection,
+    async_command,
+    connection_options,
+    echo_json,
+    json_option,
+    short_enum,
+)
 
 
 @click.group()
@@ -17,7 +22,7 @@ def connectors() -> None:
 
 
 @connectors.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, one connector a line.")
+@json_option
 @connection_options
 @async_command
 async def list_connectors(conn: Connection, as_json: bool) -> None:
@@ -26,7 +31,7 @@ async def list_connectors(conn: Connection, as_json: bool) -> None:
         found = await sb.connectors.list()
     for info in found:
         if as_json:
-            click.echo(json.dumps(as_dict(info), sort_keys=True))
+            echo_json(info)
             continue
         health = short_enum(connectors_pb2.ConnectorHealth.Name(info.health))
         detail = f" ({info.health_detail})" if info.health_detail else ""
