@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+NODE_EXAMPLE_STAMP := examples/node/node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 PYTHON ?= python3
 
-.PHONY: install run test protos lint lint-protos check-generated pytest bench clean
+.PHONY: install run test protos docs lint lint-protos breaking release-contract check-generated \
+	pytest bench clean
 
 install: $(STAMP)
 
@@ -23,15 +25,25 @@ $(NODE_STAMP): package.json package-lock.json
 	npm install --no-fund --no-audit --loglevel=error
 	@touch $@
 
+## The Node.js example client: its own lockfile, installed exactly with `npm ci`.
+$(NODE_EXAMPLE_STAMP): examples/node/package.json examples/node/package-lock.json
+	cd examples/node && npm ci --no-fund --no-audit --loglevel=error
+	@touch $@
+
 ## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors).
 run: $(STAMP)
 	$(VENV)/bin/switchboard serve
 
-## Regenerate the Python messages and stubs from protos/ (never edit the output by hand).
+## Regenerate the Python messages and stubs and docs/api.md from protos/ (never edit by hand).
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=client --grpc_python_out=client \
 		--pyi_out=client $(PROTO_SRC)
 	@touch client/switchboard/v1/__init__.py
+	$(PY) tools/render_api_docs.py protos docs/api.md
+
+## Regenerate the README's configuration reference from the settings model.
+docs: $(STAMP)
+	$(PY) tools/render_config_docs.py README.md
 
 ## Fails when the committed generated code differs from what `make protos` would write.
 check-generated: $(STAMP)
@@ -41,20 +53,39 @@ check-generated: $(STAMP)
 	if ! diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ >/dev/null; then \
 		echo "generated code is stale: run 'make protos' and commit the result"; \
 		diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ | head -20; \
-		rm -rf $$tmp; exit 1; fi; rm -rf $$tmp; echo "generated code is up to date"
+		rm -rf $$tmp; exit 1; fi; \
+	$(PY) tools/render_api_docs.py protos $$tmp/api.md && \
+	if ! diff -q $$tmp/api.md docs/api.md >/dev/null; then \
+		echo "docs/api.md is stale: run 'make protos' and commit the result"; \
+		diff $$tmp/api.md docs/api.md | head -20; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp; $(PY) tools/render_config_docs.py --check README.md && \
+	echo "generated code, docs/api.md and the configuration reference are up to date"
 
 lint-protos: $(NODE_STAMP)
 	npx --no-install buf lint protos
 
+## The last released contract, as a committed buf image (usable offline, without git tags).
+CONTRACT_RELEASE ?= protos/releases/v1.0.0.binpb
+
+## Fails when switchboard.v1 breaks the last released contract (rules: FILE, see buf.yaml).
+breaking: $(NODE_STAMP)
+	npx --no-install buf breaking protos --against $(CONTRACT_RELEASE)
+
+## Snapshot a contract release: `make release-contract VERSION=1.1.0`, then commit the image,
+## tag `contract/v$(VERSION)` and point CONTRACT_RELEASE at it.
+release-contract: $(NODE_STAMP)
+	@test -n "$(VERSION)" || { echo "usage: make release-contract VERSION=x.y.z"; exit 2; }
+	npx --no-install buf build protos --exclude-source-info -o protos/releases/v$(VERSION).binpb
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check client server tests bench
+	$(VENV)/bin/ruff check client server tests tools bench
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## The whole suite: contract lint, generated-code drift, ruff + mypy, then pytest.
-test: lint-protos check-generated lint pytest
+## The whole suite: contract lint and breaking check, generated-code drift, ruff + mypy, pytest.
+test: lint-protos breaking check-generated lint pytest
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
@@ -69,4 +100,4 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache

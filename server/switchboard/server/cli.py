@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from switchboard.server.app import StartupError, build_app
+from switchboard.server.commands import register as register_client_commands
 from switchboard.server.config import Settings, SettingsError, load_settings
 from switchboard.server.runtime import check_protobuf_backend, run_event_loop
 from switchboard.server.siblings import Siblings
@@ -91,6 +92,9 @@ async def _serve(settings: Settings, siblings: Siblings | None) -> None:
     if siblings is None:
         click.echo("switchboard: stopped", err=True)
 
+
+# The client commands (contacts, leads, trigger, runs, connectors) live in `commands/`.
+register_client_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

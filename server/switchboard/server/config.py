@@ -118,10 +118,14 @@ class ConnectorSettings(_Frozen):
 class FallbackSettings(_Frozen):
     """What a step does when its connector fails for good: another action, or a fixed result."""
 
-    connector: str | None = None
-    action: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    result: dict[str, Any] | None = None
+    connector: str | None = Field(
+        default=None, description="Fallback connector (default: the step's)."
+    )
+    action: str | None = Field(default=None, description="Fallback action.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The fallback action's params."
+    )
+    result: dict[str, Any] | None = Field(default=None, description="A fixed result instead.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> FallbackSettings:
@@ -133,17 +137,17 @@ class FallbackSettings(_Frozen):
 class StepSettings(_Frozen):
     """One connector call of a trigger."""
 
-    connector: str
-    action: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    fallback: FallbackSettings | None = None
+    connector: str = Field(description="A configured connector's name.")
+    action: str = Field(description="One of the connector's actions.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the action.")
+    fallback: FallbackSettings | None = Field(default=None, description="Used when it fails.")
 
 
 class TriggerSettings(_Frozen):
     """An event name's ordered steps."""
 
-    description: str = ""
-    steps: list[StepSettings] = Field(min_length=1)
+    description: str = Field(default="", description="What the flow is for.")
+    steps: list[StepSettings] = Field(min_length=1, description="Run in order.")
 
 
 class ScoringSettings(_Frozen):

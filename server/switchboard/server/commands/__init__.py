@@ -1,0 +1,21 @@
+"""The client commands of `switchboard`: they talk to a running server through the client.
+
+`register(main)` adds them to the `switchboard` group; `serve` lives in `cli`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .campaigns import runs, trigger
+from .connectors import connectors
+from .contacts import contacts
+from .leads import leads
+
+__all__ = ["register"]
+
+
+def register(group: click.Group) -> None:
+    """Adds `contacts`, `leads`, `trigger`, `runs` and `connectors` to `group`."""
+    for command in (contacts, leads, trigger, runs, connectors):
+        group.add_command(command)

@@ -1,0 +1,101 @@
+"""`switchboard trigger` and `switchboard runs watch`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from switchboard.v1 import campaigns_pb2
+
+from ._common import (
+    Connection,
+    Exit,
+    async_command,
+    connection_options,
+    echo_json,
+    json_option,
+    short_enum,
+)
+
+_ENDED = {campaigns_pb2.RUN_STATUS_SUCCEEDED, campaigns_pb2.RUN_STATUS_FAILED}
+
+
+@click.command()
+@click.argument("event")
+@click.option("--contact", "email", required=True, metavar="EMAIL", help="The contact's email.")
+@click.option(
+    "--attr",
+    "attributes",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Event data passed to every step; VALUE is read as JSON when it parses "
+    "(amount=19.9 is a number), else as text. Repeatable.",
+)
+@click.option("--wait", is_flag=True, help="Wait (within --timeout) for the run to end.")
+@json_option
+@connection_options
+@async_command
+async def trigger(
+    conn: Connection, event: str, email: str, attributes: tuple[str, ...], wait: bool, as_json: bool
+) -> None:
+    """Start the run configured for EVENT (e.g. newsletter.signup) for a contact.
+
+    Prints the run id and status. With --wait, exit code 5 when the run ends but fails.
+    """
+    data = dict(_pair(item) for item in attributes)
+    async with conn.client() as sb:
+        run = await sb.campaigns.trigger(event, email=email, attributes=data or None, wait=wait)
+    _show(run, as_json)
+    if wait and run.status != campaigns_pb2.RUN_STATUS_SUCCEEDED:
+        raise SystemExit(Exit.RUN_FAILED)
+
+
+@click.group()
+def runs() -> None:
+    """Follow campaign runs."""
+
+
+@runs.command()
+@click.argument("run_id")
+@json_option
+@connection_options
+@async_command
+async def watch(conn: Connection, run_id: str, as_json: bool) -> None:
+    """Print RUN_ID's state, then every change, until the run ends.
+
+    Exit code 0 when it succeeds, 5 when it fails.
+    """
+    run = campaigns_pb2.Run()
+    async with conn.client() as sb:
+        async for run in sb.campaigns.watch(run_id):
+            _show(run, as_json)
+    if run.status not in _ENDED:
+        raise click.ClickException("the stream ended before the run did")
+    if run.status != campaigns_pb2.RUN_STATUS_SUCCEEDED:
+        raise SystemExit(Exit.RUN_FAILED)
+
+
+def _show(run: campaigns_pb2.Run, as_json: bool) -> None:
+    if as_json:
+        echo_json(run)
+        return
+    status = short_enum(campaigns_pb2.RunStatus.Name(run.status))
+    click.echo(f"run {run.id} {run.event} {status}")
+    for step in run.steps:
+        detail = f" ({step.error})" if step.error else ""
+        click.echo(
+            f"  {step.index} {step.connector} {step.action}: "
+            f"{short_enum(campaigns_pb2.StepStatus.Name(step.status))}{detail}"
+        )
+
+
+def _pair(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--attr")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

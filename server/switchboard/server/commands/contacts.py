@@ -1,0 +1,225 @@
+"""`switchboard contacts import|export`: CSV and JSON Lines in and out, streamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from switchboard.client import ContactFields
+from switchboard.v1 import common_pb2, contacts_pb2
+
+from ._common import Connection, Exit, as_dict, async_command, connection_options, run
+from .rows import ContactMapper, Format, Row, detect_format, parse_mapping, read_rows
+
+EXPORT_COLUMNS = (
+    "id", "email", "phone", "first_name", "last_name", "company", "job_title", "country",
+    "opt_in", "consent_source", "lists", "attributes", "version", "created_at", "updated_at",
+)  # fmt: skip
+
+
+@click.group()
+def contacts() -> None:
+    """Import and export contacts."""
+
+
+@dataclass
+class ImportStats:
+    """What the local side of an import saw."""
+
+    sent: int = 0
+    unreadable: int = 0
+    columns: list[str] = field(default_factory=list)
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by extension.")
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="Map a column to a contact field, to attributes.KEY, or to `ignore`. Repeatable.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=500, show_default=True)
+@click.option(
+    "--rejected",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Where rejected rows go, with the reason. Default: FILE.rejected.EXT beside FILE.",
+)
+@click.option("--progress/--no-progress", default=None, help="Default: when stderr is a terminal.")
+@connection_options
+def import_contacts(
+    conn: Connection,
+    file: Path,
+    fmt: str | None,
+    mapping: tuple[str, ...],
+    batch_size: int,
+    rejected: Path | None,
+    progress: bool | None,
+) -> None:
+    """Import contacts from FILE (.csv with a header row, or .jsonl), streamed in batches.
+
+    Columns map to contact fields by name (opt_in → consent; lists split on `;`);
+    other columns become attributes. Rows the server refuses do not stop the import: they
+    are written, with the reason, to the rejected file. Exit code 3 when any row was rejected.
+    """
+    try:
+        file_format = detect_format(file, fmt)
+        mapper = ContactMapper(parse_mapping(mapping))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    stats = ImportStats()
+    show = sys.stderr.isatty() if progress is None else progress
+    with (
+        file.open("rb") as stream,
+        click.progressbar(
+            length=file.stat().st_size, label="importing", file=sys.stderr, hidden=not show
+        ) as bar,
+    ):
+        rows = read_rows(_counted(stream, bar.update), file_format, mapper, stats.columns)
+        summary = run(_send(conn, _batches(rows, batch_size, stats)))
+    failed = {error.index: error for error in summary.errors}
+    target = rejected or file.with_suffix(f".rejected{file.suffix or '.' + file_format}")
+    written = 0
+    if failed or stats.unreadable:
+        written = _write_rejected(file, file_format, mapper, failed, target)
+    _report(summary, stats, written, target)
+    if written or summary.failed:
+        raise SystemExit(Exit.PARTIAL)
+
+
+async def _send(
+    conn: Connection, batches: Iterator[list[ContactFields]]
+) -> contacts_pb2.ImportContactsResponse:
+    # The file is read (blocking, a line at a time) as gRPC asks for the next batch.
+    async with conn.client() as sb:
+        return await sb.contacts.import_(batches)
+
+
+def _counted(stream: IO[bytes], advance: Any) -> Iterator[bytes]:
+    for line in stream:
+        advance(len(line))
+        yield line
+
+
+def _batches(rows: Iterable[Row], size: int, stats: ImportStats) -> Iterator[list[ContactFields]]:
+    batch: list[ContactFields] = []
+    for row in rows:
+        if row.contact is None:
+            stats.unreadable += 1
+            continue
+        batch.append(row.contact)
+        stats.sent += 1
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_rejected(
+    file: Path,
+    fmt: Format,
+    mapper: ContactMapper,
+    failed: dict[int, common_pb2.ItemError],
+    target: Path,
+) -> int:
+    """Reads FILE again and writes each rejected row with its reason; returns how many."""
+    written = 0
+    columns: list[str] = []
+    with file.open("rb") as stream, target.open("w", newline="", encoding="utf-8") as out:
+        writer: Any = None
+        sent = 0
+        for row in read_rows(stream, fmt, mapper, columns):
+            reason = row.error
+            if row.contact is not None:
+                error = failed.get(sent)
+                sent += 1
+                if error is None:
+                    continue
+                reason = f"{error.code}: {error.message}"
+            if fmt == "csv":
+                if writer is None:
+                    writer = csv.DictWriter(out, [*columns, "error"], extrasaction="ignore")
+                    writer.writeheader()
+                writer.writerow({**_as_mapping(row.raw), "error": reason})
+            else:
+                raw = row.raw if not isinstance(row.raw, str) else {"_line": row.raw}
+                out.write(json.dumps({**raw, "_error": reason}) + "\n")
+            written += 1
+    return written
+
+
+def _as_mapping(raw: Any) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key is not None}
+
+
+def _report(
+    summary: contacts_pb2.ImportContactsResponse, stats: ImportStats, written: int, target: Path
+) -> None:
+    click.echo(
+        f"{summary.received + stats.unreadable} rows read, {summary.received} sent: "
+        f"{summary.created} created, {summary.updated} updated, "
+        f"{summary.failed} rejected by the server, {stats.unreadable} unreadable"
+    )
+    if written:
+        note = " (the server listed only the first errors)" if summary.errors_truncated else ""
+        click.echo(f"{written} rejected rows written to {target}{note}")
+
+
+@contacts.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File to write; `-` (the default) is standard output.",
+)
+@click.option("--list", "list_name", help="Only contacts on this list.")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=500, show_default=True)
+@connection_options
+@async_command
+async def export_contacts(
+    conn: Connection, fmt: str, output: str, list_name: str | None, page_size: int
+) -> None:
+    """Export contacts page by page, as CSV (attributes as a JSON column) or JSON Lines.
+
+    Both forms can be imported again with `switchboard contacts import`.
+    """
+    count = 0
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        writer = csv.writer(out) if fmt == "csv" else None
+        if writer is not None:
+            writer.writerow(EXPORT_COLUMNS)
+        async with conn.client() as sb:
+            async for contact in sb.contacts.iter(list=list_name, page_size=page_size):
+                if writer is not None:
+                    writer.writerow(_csv_row(contact))
+                else:
+                    out.write(json.dumps(as_dict(contact), sort_keys=True) + "\n")
+                count += 1
+    click.echo(f"exported {count} contacts", err=True)
+
+
+def _csv_row(contact: contacts_pb2.Contact) -> list[str]:
+    data = as_dict(contact)
+    consent = data.get("consent", {})
+    values = {
+        **{key: str(value) for key, value in data.items() if isinstance(value, str | int)},
+        "opt_in": "" if "consent" not in data else str(consent.get("opt_in", False)).lower(),
+        "consent_source": consent.get("source", ""),
+        "lists": ";".join(contact.lists),
+        "attributes": json.dumps(dict(contact.attributes)) if contact.attributes else "",
+    }
+    return [values.get(column, "") for column in EXPORT_COLUMNS]

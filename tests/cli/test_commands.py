@@ -1,0 +1,134 @@
+"""`switchboard leads|trigger|runs|connectors`, help, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from switchboard.server.cli import main
+from tests.cli.conftest import Invoke
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _all_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=" ".join(p) or "switchboard") for p in _all_commands(main)]
+)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: ")
+
+
+def test_all_issue_commands_exist() -> None:
+    commands = {" ".join(p) for p in _all_commands(main)}
+    expected = {
+        "serve", "contacts import", "contacts export", "leads score", "trigger", "runs watch",
+        "connectors list",
+    }  # fmt: skip
+    assert expected <= commands
+
+
+def test_leads_score_prints_grade_and_reasons(invoke: Invoke) -> None:
+    invoke("trigger", "newsletter.signup", "--contact", "kim@example.com", "--wait")
+
+    text = invoke("leads", "score", "kim@example.com")
+    data = invoke("leads", "score", "kim@example.com", "--json")
+
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith("kim@example.com: score ")
+    assert "profile.email" in text.stdout
+    lead = json.loads(data.stdout)
+    assert lead["contact_id"].startswith("c_")
+    assert f"score {lead.get('score', 0)}," in text.stdout
+
+
+def test_trigger_wait_exit_code_follows_the_run(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "one.jsonl"
+    source.write_text('{"email": "opt@example.com", "opt_in": true}\n')
+    ok = invoke("contacts", "import", source)
+    assert ok.exit_code == 0, ok.output
+
+    succeeded = invoke("trigger", "newsletter.signup", "--contact", "opt@example.com", "--wait")
+    # No consent: the ESP refuses the subscription permanently, so the run fails.
+    failed = invoke("trigger", "newsletter.signup", "--contact", "no@example.com", "--wait")
+
+    assert succeeded.exit_code == 0, succeeded.output
+    assert " succeeded" in succeeded.stdout.splitlines()[0]
+    assert failed.exit_code == 5, failed.output
+    assert "esp lists.subscribe: failed (permanent:" in failed.stdout
+
+
+def test_runs_watch_streams_until_the_run_ends(invoke: Invoke) -> None:
+    started = invoke(
+        "trigger", "purchase.completed", "--contact", "buyer@example.com",
+        "--attr", "order_id=o-1", "--attr", "sku=SKU-1", "--attr", "amount=19.9", "--json",
+    )  # fmt: skip
+    assert started.exit_code == 0, started.output
+    run = json.loads(started.stdout)
+    assert run["attributes"]["amount"] == 19.9  # --attr values are JSON when they parse
+    run_id = run["id"]
+
+    watched = invoke("runs", "watch", run_id, "--json")
+
+    runs = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert {run["id"] for run in runs} == {run_id}
+    assert runs[-1]["status"] == "RUN_STATUS_SUCCEEDED", watched.output
+    assert watched.exit_code == 0
+
+
+def test_connectors_list(invoke: Invoke) -> None:
+    result = invoke("connectors", "list", "--json")
+    names = {json.loads(line)["name"] for line in result.stdout.splitlines()}
+    assert {"crm", "esp", "fake"} <= names
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        pytest.param(("leads", "score", "ghost@example.com"), 1, "Error: NOT_FOUND: ", id="server"),
+        pytest.param(("trigger", "no.such", "--contact", "a@b.io"), 1, "NOT_FOUND", id="event"),
+        pytest.param(("runs", "watch", "r_" + "0" * 26), 1, "Error: NOT_FOUND: ", id="watch"),
+        pytest.param(
+            ("connectors", "list", "--target", "127.0.0.1:9", "--timeout", "2"),
+            4,
+            "Error: UNAVAILABLE: ",
+            id="unreachable",
+        ),
+        pytest.param(("contacts", "import", "nope.csv"), 2, "does not exist", id="no-file"),
+        pytest.param(
+            ("trigger", "x", "--attr", "novalue", "--contact", "a@b.io"), 2, "KEY=VALUE", id="attr"
+        ),
+        pytest.param(("leads", "score"), 2, "Missing argument", id="usage"),
+    ],
+)
+def test_errors_are_one_line_with_a_stable_exit_code(
+    invoke: Invoke, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)  # not an unexpected exception
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    if code != 2:  # usage errors add the usage line, as click does
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_map_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "x.csv"
+    source.write_text("x\n1\n")
+    result = invoke("contacts", "import", source, "--map", "x=nothing")
+    assert result.exit_code == 2
+    assert "unknown field 'nothing'" in result.stderr

@@ -1,0 +1,107 @@
+"""`switchboard contacts import|export` against a live server."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tests.cli.conftest import Invoke
+
+CSV_TEXT = """\
+Email Address,first_name,opt_in,lists,plan,version
+ada@example.com,Ada,yes,newsletter;vip,pro,7
+not-an-email,Bad,no,,free,
+grace@example.com,Grace,maybe,,,
+alan@example.com,Alan,no,,free,
+"""
+
+
+def _export_jsonl(invoke: Invoke) -> dict[str, dict[str, object]]:
+    result = invoke("contacts", "export", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    return {row["email"]: row for row in rows}
+
+
+def test_csv_import_maps_columns_and_writes_rejected_rows(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text(CSV_TEXT)
+
+    result = invoke("contacts", "import", source, "--map", "Email Address=email")
+
+    assert result.exit_code == 3, result.output
+    assert "4 rows read, 3 sent: 2 created, 0 updated, 1 rejected by the server, 1 unreadable" in (
+        result.stdout
+    )
+    with (tmp_path / "people.rejected.csv").open() as rejected_file:
+        rejected = list(csv.DictReader(rejected_file))
+    assert [(row["Email Address"], row["error"].split(":")[0]) for row in rejected] == [
+        ("not-an-email", "INVALID_ARGUMENT"),
+        ("grace@example.com", "consent"),
+    ]
+    contacts = _export_jsonl(invoke)
+    ada = contacts["ada@example.com"]
+    assert ada["lists"] == ["newsletter", "vip"]
+    assert ada["attributes"] == {"plan": "pro"}  # `version` is read-only: skipped
+    assert ada["consent"]["opt_in"] is True  # type: ignore[index]
+    assert contacts["alan@example.com"]["attributes"] == {"plan": "free"}
+
+
+def test_jsonl_import_reports_unreadable_lines(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "people.jsonl"
+    lines = [
+        {"email": "mary@example.com", "consent": {"opt_in": True, "source": "fair"}, "tier": 2},
+        "{not json",
+        ["a", "list"],
+    ]
+    source.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    rejected = tmp_path / "out" / "rejected.jsonl"
+    rejected.parent.mkdir()
+
+    result = invoke("contacts", "import", source, "--rejected", rejected)
+
+    assert result.exit_code == 3, result.output
+    written = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert [row["_error"] for row in written] == [
+        "not JSON: Expecting property name enclosed in double quotes",
+        "not a JSON object",
+    ]
+    mary = _export_jsonl(invoke)["mary@example.com"]
+    assert mary["attributes"] == {"tier": "2"}
+    assert mary["consent"]["source"] == "fair"  # type: ignore[index]
+
+
+def test_export_round_trips_through_import(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "seed.csv"
+    source.write_text("email,company,lists\nlin@example.com,Initech,customers\n")
+    assert invoke("contacts", "import", source).exit_code == 0
+    exported = tmp_path / "all.csv"
+
+    result = invoke("contacts", "export", "--list", "customers", "-o", exported)
+
+    assert result.exit_code == 0, result.output
+    assert "exported 1 contacts" in result.stderr
+    with exported.open() as export_file:
+        [row] = list(csv.DictReader(export_file))
+    assert (row["email"], row["company"], row["lists"]) == (
+        "lin@example.com",
+        "Initech",
+        "customers",
+    )
+    again = invoke("contacts", "import", exported, "--map", "id=ignore")
+    assert again.exit_code == 0, again.output
+    assert "1 sent: 0 created, 1 updated" in again.stdout
+
+
+def test_export_pages_through_every_contact(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "many.csv"
+    source.write_text("email,lists\n" + "".join(f"p{i}@example.com,paged\n" for i in range(25)))
+    assert invoke("contacts", "import", source, "--batch-size", "7").exit_code == 0
+
+    result = invoke(
+        "contacts", "export", "--list", "paged", "--page-size", "4", "--format", "jsonl"
+    )
+
+    emails = sorted(json.loads(line)["email"] for line in result.stdout.splitlines())
+    assert emails == sorted(f"p{i}@example.com" for i in range(25))

