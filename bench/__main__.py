@@ -35,6 +35,7 @@ WARMUP = 0.5 if QUICK else 1.0
 LEVELS = (1, 64) if QUICK else (1, 16, 64)
 CONTACTS = 1000
 IMPORT_ROWS = 20_000 if QUICK else 100_000
+MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
 
 # (label, load tool, target, kind)
@@ -48,7 +49,28 @@ GRPC_CASES = [
 REST_CASES = ["get_contact", "upsert_contact"]
 
 
-def py_load(module: str, address: str, kind: str, level: int) -> dict[str, float]:
+def server_cpu_s(target: Target) -> float:
+    """User + system CPU seconds used so far by the target and its workers."""
+    total = 0.0
+    for pid in target.pids():
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def py_load(
+    module: str, address: str, kind: str, level: int, target: Target, *extra: str
+) -> dict[str, float]:
+    """One closed-loop run; adds the server's CPU per call, a figure that noise from other
+    processes on the machine barely moves (unlike requests/s)."""
+    before = server_cpu_s(target)
+    result = _py_load(module, address, kind, level, *extra)
+    used = server_cpu_s(target) - before
+    result["server_cpu_us_per_call"] = 1e6 * used / max(1.0, result.pop("calls_total"))
+    return result
+
+
+def _py_load(module: str, address: str, kind: str, level: int, *extra: str) -> dict[str, float]:
     out = subprocess.run(
         [
             sys.executable,
@@ -64,6 +86,7 @@ def py_load(module: str, address: str, kind: str, level: int) -> dict[str, float
             str(WARMUP),
             "--contacts",
             str(CONTACTS),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -109,6 +132,58 @@ async def import_rate(port: int, rows: int) -> float:
     return rows / elapsed
 
 
+def memory_check(workdir: Path, rows: int) -> dict[str, float]:
+    """Resident memory of one worker holding `rows` contacts while serving reads."""
+    from bench.targets import BENCH_CONFIG, free_port
+
+    config = workdir / "memory.toml"
+    config.write_text(BENCH_CONFIG)
+    port = free_port()
+    target = Target(
+        "memory",
+        [
+            sys.executable,
+            "-m",
+            "switchboard.server.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        port,
+        {
+            "SWITCHBOARD_DATABASE__PATH": str(workdir / "memory.db"),
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        },
+    )
+    try:
+        target.wait_listening()
+        rate = asyncio.run(import_rate(port, rows))
+        reads = py_load(
+            "bench.load_grpc",
+            f"127.0.0.1:{port}",
+            "get_contact",
+            64,
+            target,
+            "--contacts",
+            str(rows),
+            "--email-format",
+            "import-{:07d}@example.com",
+        )
+        rss = psutil.Process(target.proc.pid).memory_info().rss / 2**20
+    finally:
+        target.stop()
+    return {
+        "contacts": rows,
+        "rss_mb": round(rss, 1),
+        "import_per_s": round(rate),
+        "get_contact_rps": round(reads["rps"]),
+    }
+
+
 def h2_cases(targets: dict[str, Target]) -> dict[str, Any]:
     get = contacts_pb2.GetContactRequest(email="bench-00001@example.com")
     echo = contacts_pb2.GetContactRequest(id="c_01M847PNZXWYG14T8DV5Y61M89")
@@ -136,7 +211,9 @@ def measure(targets: dict[str, Target]) -> dict[str, list[dict[str, float]]]:
             cases.append(
                 (
                     f"grpc/{kind}/{level}",
-                    lambda a=address, k=kind, lv=level: py_load("bench.load_grpc", a, k, lv),
+                    lambda a=address, k=kind, lv=level, t=targets[target]: py_load(
+                        "bench.load_grpc", a, k, lv, t
+                    ),
                 )
             )
         for kind in REST_CASES:
@@ -144,7 +221,9 @@ def measure(targets: dict[str, Target]) -> dict[str, list[dict[str, float]]]:
             cases.append(
                 (
                     f"rest/{kind}/{level}",
-                    lambda b=base, k=kind, lv=level: py_load("bench.load_http", b, k, lv),
+                    lambda b=base, k=kind, lv=level: py_load(
+                        "bench.load_http", b, k, lv, targets["rest"]
+                    ),
                 )
             )
     if h2load.available():
@@ -181,6 +260,18 @@ def ratio(results: dict[str, dict[str, float]], a: str, b: str, key: str = "rps"
 def ratios(r: dict[str, dict[str, float]]) -> dict[str, float | None]:
     return {
         "get_contact_vs_echo": ratio(r, "grpc/get_contact/64", "grpc/echo/64"),
+        "get_contact_cpu_vs_echo": ratio(
+            r, "grpc/get_contact/64", "grpc/echo/64", "server_cpu_us_per_call"
+        ),
+        "upsert_contact_cpu_vs_echo": ratio(
+            r, "grpc/upsert_contact/64", "grpc/echo/64", "server_cpu_us_per_call"
+        ),
+        "score_lead_cpu_vs_echo": ratio(
+            r, "grpc/score_lead/64", "grpc/echo/64", "server_cpu_us_per_call"
+        ),
+        "trigger_campaign_cpu_vs_echo": ratio(
+            r, "grpc/trigger_campaign/64", "grpc/echo/64", "server_cpu_us_per_call"
+        ),
         "get_contact_p99_vs_echo": ratio(r, "grpc/get_contact/64", "grpc/echo/64", "p99_ms"),
         "get_contact_p50_at_1_vs_echo": ratio(r, "grpc/get_contact/1", "grpc/echo/1", "p50_ms"),
         "upsert_contact_vs_echo": ratio(r, "grpc/upsert_contact/64", "grpc/echo/64"),
@@ -199,12 +290,15 @@ def ratios(r: dict[str, dict[str, float]]) -> dict[str, float | None]:
 
 
 def print_table(results: dict[str, dict[str, float]], rates: dict[str, float | None]) -> None:
-    print(f"{'case':34} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+    header = f"{'case':34} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+    print(f"{header} {'server CPU us/call':>19}")
     for name, m in results.items():
         cols = [
             f"{m.get(k, float('nan')):8.2f}" if k in m else f"{'-':>8}"
             for k in ("p50_ms", "p90_ms", "p99_ms")
         ]
+        cpu = m.get("server_cpu_us_per_call")
+        cols.append(f"{cpu:19.0f}" if cpu is not None else f"{'-':>19}")
         print(f"{name:34} {m['rps']:9.0f} {' '.join(cols)}")
     print()
     for name, value in rates.items():
@@ -223,8 +317,10 @@ def main() -> None:
         finally:
             for target in targets.values():
                 target.stop()
+        memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS else None
     rates = ratios(results)
     report = {
+        "memory": memory,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -241,6 +337,8 @@ def main() -> None:
     RESULTS.write_text(json.dumps(report, indent=2))
     print_table(results, rates)
     print(f"{'import_contacts_per_s':34} {report['import_contacts_per_s']}")
+    if memory:
+        print(f"{'memory':34} {memory}")
     print(f"\nwrote {RESULTS} ({report['elapsed_s']} s)")
 
 

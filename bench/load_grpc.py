@@ -13,9 +13,11 @@ import grpc
 
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
+EMAIL = "bench-{:05d}@example.com"
+
 
 def _requests(
-    kind: str, n_contacts: int
+    kind: str, n_contacts: int, email: str = EMAIL
 ) -> tuple[str, Callable[[int], bytes], Callable[[bytes], Any]]:
     """Method path, a request builder by sequence number, and the response parser."""
     if kind == "echo":
@@ -30,7 +32,7 @@ def _requests(
         return (
             "/switchboard.v1.ContactSync/GetContact",
             lambda i: contacts_pb2.GetContactRequest(
-                email=f"bench-{i % n_contacts:05d}@example.com"
+                email=email.format(i % n_contacts)
             ).SerializeToString(),
             contacts_pb2.GetContactResponse.FromString,
         )
@@ -38,9 +40,7 @@ def _requests(
         return (
             "/switchboard.v1.ContactSync/UpsertContact",
             lambda i: contacts_pb2.UpsertContactRequest(
-                contact=contacts_pb2.Contact(
-                    email=f"bench-{i % n_contacts:05d}@example.com", first_name=f"F{i}"
-                )
+                contact=contacts_pb2.Contact(email=email.format(i % n_contacts), first_name=f"F{i}")
             ).SerializeToString(),
             contacts_pb2.UpsertContactResponse.FromString,
         )
@@ -48,7 +48,7 @@ def _requests(
         return (
             "/switchboard.v1.LeadScoring/ScoreLead",
             lambda i: leads_pb2.ScoreLeadRequest(
-                contact=leads_pb2.ContactRef(email=f"bench-{i % n_contacts:05d}@example.com")
+                contact=leads_pb2.ContactRef(email=email.format(i % n_contacts))
             ).SerializeToString(),
             leads_pb2.ScoreLeadResponse.FromString,
         )
@@ -57,7 +57,7 @@ def _requests(
             "/switchboard.v1.CampaignTriggers/TriggerCampaign",
             lambda i: campaigns_pb2.TriggerCampaignRequest(
                 event="bench.noop",
-                contact=contacts_pb2.Contact(email=f"bench-{i % n_contacts:05d}@example.com"),
+                contact=contacts_pb2.Contact(email=email.format(i % n_contacts)),
             ).SerializeToString(),
             campaigns_pb2.TriggerCampaignResponse.FromString,
         )
@@ -65,9 +65,15 @@ def _requests(
 
 
 async def run(
-    target: str, kind: str, concurrency: int, seconds: float, warmup: float, n_contacts: int
+    target: str,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    n_contacts: int,
+    email: str = EMAIL,
 ) -> dict[str, float]:
-    method, build, parse = _requests(kind, n_contacts)
+    method, build, parse = _requests(kind, n_contacts, email)
     latencies: list[float] = []
     counter = 0
     async with grpc.aio.insecure_channel(target) as channel:
@@ -91,7 +97,8 @@ async def run(
                     latencies.append(t1 - t0)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summarize(latencies, seconds)
+    # counter also counts each worker's final, unsent iteration
+    return {**summarize(latencies, seconds), "calls_total": counter - concurrency}
 
 
 def summarize(latencies: list[float], seconds: float) -> dict[str, float]:
@@ -119,11 +126,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--email-format", default=EMAIL, help="str.format pattern for emails")
     args = parser.parse_args()
     import uvloop
 
     result = uvloop.run(
-        run(args.target, args.kind, args.concurrency, args.seconds, args.warmup, args.contacts)
+        run(
+            args.target,
+            args.kind,
+            args.concurrency,
+            args.seconds,
+            args.warmup,
+            args.contacts,
+            args.email_format,
+        )
     )
     print(json.dumps(result))
 

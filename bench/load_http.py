@@ -47,7 +47,7 @@ async def run(
                     latencies.append(time.perf_counter() - t0)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summarize(latencies, seconds)
+    return {**summarize(latencies, seconds), "calls_total": counter - concurrency}
 
 
 def main() -> None:

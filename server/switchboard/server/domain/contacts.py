@@ -102,7 +102,7 @@ def apply_upsert(
         return UpsertOutcome(current, False, current.email)
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
-    tx.put_contact(merged)
+    tx.put_contact(merged, lists_changed=list(merged.lists) != list(current.lists))
     _event(tx, "contact.updated", merged, rules.changed_fields(current, merged), now)
     return UpsertOutcome(merged, False, current.email)
 

@@ -78,18 +78,21 @@ class SqliteTx:
             args = (after[0], after[1], limit)
         return [contacts_pb2.Contact.FromString(r[0]) for r in self._db.execute(sql, args)]
 
-    def put_contact(self, contact: contacts_pb2.Contact) -> None:
+    def put_contact(self, contact: contacts_pb2.Contact, lists_changed: bool = True) -> None:
         self._db.execute(
             "INSERT INTO contacts (id, email, updated_us, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET email = excluded.email, "
             "updated_us = excluded.updated_us, data = excluded.data",
             (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
         )
+        if not lists_changed:
+            return  # the list index is already right: most syncs change other fields
         self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact.id,))
-        self._db.executemany(
-            "INSERT OR IGNORE INTO contact_lists (list, contact_id) VALUES (?, ?)",
-            [(name, contact.id) for name in contact.lists],
-        )
+        if contact.lists:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO contact_lists (list, contact_id) VALUES (?, ?)",
+                [(name, contact.id) for name in contact.lists],
+            )
 
     def erase_contact(self, contact_id: str, email_hash: str, deleted_us: int) -> None:
         self._db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
