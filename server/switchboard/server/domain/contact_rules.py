@@ -115,18 +115,14 @@ def same_data(a: contacts_pb2.Contact, b: contacts_pb2.Contact) -> bool:
 
 
 def changed_fields(before: contacts_pb2.Contact | None, after: contacts_pb2.Contact) -> list[str]:
-    """Names of caller-settable fields whose value differs."""
+    """Names of caller-settable fields whose value differs (set fields, for a new contact)."""
+    # ListFields walks only the fields that are set, in C: far cheaper than reading all eleven.
+    now = {fd.name: value for fd, value in after.ListFields() if fd.name in _SETTABLE}
     if before is None:
-        return [n for n in (*SCALARS, *COMPOSITES) if _value(after, n)]
-    return [n for n in (*SCALARS, *COMPOSITES) if _value(before, n) != _value(after, n)]
+        return [name for name in _ORDER if name in now]
+    then = {fd.name: value for fd, value in before.ListFields() if fd.name in _SETTABLE}
+    return [name for name in _ORDER if now.get(name) != then.get(name)]
 
 
-def _value(c: contacts_pb2.Contact, name: str) -> object:
-    if name == "consent":
-        return (c.consent.opt_in, c.consent.source)
-    value = getattr(c, name)
-    if name in ("lists",):
-        return list(value)
-    if name in ("attributes", "external_ids"):
-        return dict(value)
-    return value
+_ORDER = (*SCALARS, *COMPOSITES)
+_SETTABLE = frozenset(_ORDER)

@@ -129,7 +129,9 @@ def _create(
             f"no contact with email {incoming.email!r} exists at version {expected_version}"
         )
     _erased(tx, incoming.email)
-    contact = rules.merge(contacts_pb2.Contact(), incoming, mask, now)
+    contact = (
+        rules.merge(contacts_pb2.Contact(), incoming, mask, now) if mask else _copy(incoming, now)
+    )
     contact.id = new_id("c")
     contact.version = 1
     set_ts(contact.created_at, now)
@@ -137,6 +139,15 @@ def _create(
     tx.put_contact(contact)
     _event(tx, "contact.created", contact, rules.changed_fields(None, contact), now)
     return UpsertOutcome(contact, True, "")
+
+
+def _copy(incoming: contacts_pb2.Contact, now: int) -> contacts_pb2.Contact:
+    """What merging a normalized contact into an empty one gives, in one C-level copy."""
+    contact = contacts_pb2.Contact()
+    contact.CopyFrom(incoming)
+    if incoming.HasField("consent") and not incoming.consent.HasField("updated_at"):
+        set_ts(contact.consent.updated_at, now)
+    return contact
 
 
 def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], now: int) -> None:
@@ -236,33 +247,24 @@ class ContactService:
         self, batches: AsyncIterator[contacts_pb2.ImportContactsRequest]
     ) -> contacts_pb2.ImportContactsResponse:
         """Upsert every row of every batch; bad rows are counted and reported, never fatal."""
+        # Chunks are validated and written one after the other: overlapping them (validate
+        # chunk k+1 while the writer applies chunk k) measured 30 % slower, both halves
+        # being Python code that contends for the GIL.
         summary = contacts_pb2.ImportContactsResponse()
         index = 0
         async for batch in batches:
             rows = list(batch.contacts)
             for start in range(0, len(rows), _IMPORT_CHUNK):
                 chunk = rows[start : start + _IMPORT_CHUNK]
-                await self._import_chunk(chunk, index, summary)
+                await self._write_chunk(_validate_chunk(chunk, index, summary), summary)
                 index += len(chunk)
         return summary
 
-    async def _import_chunk(
+    async def _write_chunk(
         self,
-        chunk: list[contacts_pb2.Contact],
-        first: int,
+        valid: list[tuple[int, contacts_pb2.Contact]],
         summary: contacts_pb2.ImportContactsResponse,
     ) -> None:
-        valid: list[tuple[int, contacts_pb2.Contact]] = []
-        for offset, row in enumerate(chunk):
-            v = Violations()
-            contact = rules.normalize_contact(row, v, "")
-            if not contact.id and not contact.email:
-                v.add("email", "is required")
-            if v.items:
-                _row_error(summary, first + offset, row.email, InvalidArgument(v.items))
-            else:
-                valid.append((first + offset, contact))
-
         def work(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
             now = now_us()
             out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
@@ -273,7 +275,6 @@ class ContactService:
                     out.append((index, contact.email, exc))
             return out
 
-        summary.received += len(chunk)
         stale: list[str] = []
         for index, email, result in await self._store.write(work):
             if isinstance(result, SwitchboardError):
@@ -325,6 +326,24 @@ class ContactService:
         await self._cache.invalidate(resp.id, email)
         self._dispatcher.wake()
         return resp
+
+
+def _validate_chunk(
+    chunk: list[contacts_pb2.Contact], first: int, summary: contacts_pb2.ImportContactsResponse
+) -> list[tuple[int, contacts_pb2.Contact]]:
+    """Normalized rows with their stream index; invalid rows go straight to the summary."""
+    summary.received += len(chunk)
+    valid: list[tuple[int, contacts_pb2.Contact]] = []
+    for offset, row in enumerate(chunk):
+        v = Violations()
+        contact = rules.normalize_contact(row, v, "")
+        if not contact.id and not contact.email:
+            v.add("email", "is required")
+        if v.items:
+            _row_error(summary, first + offset, row.email, InvalidArgument(v.items))
+        else:
+            valid.append((first + offset, contact))
+    return valid
 
 
 def _row_error(
