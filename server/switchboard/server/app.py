@@ -23,6 +23,7 @@ from switchboard.server.cache import ContactCache
 from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
+from switchboard.server.decoding import add_servicer
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
@@ -116,15 +117,22 @@ async def build_app(
     contacts = ContactService(store, cache, settings.triggers, dispatcher)
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
-    contacts_pb2_grpc.add_ContactSyncServicer_to_server(ContactSyncServicer(contacts), server)  # type: ignore[no-untyped-call]
-    leads_pb2_grpc.add_LeadScoringServicer_to_server(LeadScoringServicer(leads), server)  # type: ignore[no-untyped-call]
-    campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server(
-        CampaignTriggersServicer(campaigns), server
-    )  # type: ignore[no-untyped-call]
     connector_servicer = ConnectorsServicer(
         ConnectorService(store, connectors, settings.connectors)
     )
-    connectors_pb2_grpc.add_ConnectorsServicer_to_server(connector_servicer, server)  # type: ignore[no-untyped-call]
+    # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
+    add_servicer(
+        server, contacts_pb2_grpc.add_ContactSyncServicer_to_server, ContactSyncServicer(contacts)
+    )
+    add_servicer(
+        server, leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)
+    )
+    add_servicer(
+        server,
+        campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
+        CampaignTriggersServicer(campaigns),
+    )
+    add_servicer(server, connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
