@@ -30,9 +30,12 @@ from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
 from switchboard.server.interceptors.errors import ErrorInterceptor
+from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, TokenBuckets
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.transport import add_port, server_options
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -94,6 +97,23 @@ class App:
         await self.store.close()
 
 
+def standard_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors, outermost first: rate limit, concurrency limit, then error mapping.
+
+    The order is fixed here: limits sit outside error mapping so that refused calls cost
+    nothing, and the error interceptor sits next to the handlers it translates.
+    """
+    exempt = (health.SERVICE_NAME,)
+    chain: list[grpc.aio.ServerInterceptor] = []
+    limits = settings.limits
+    if limits.rate_per_s > 0:
+        buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
+        chain.append(RateLimitInterceptor(buckets, exempt))
+    chain.append(ConcurrencyLimitInterceptor(limits.max_concurrent_rpcs, exempt))
+    chain.append(ErrorInterceptor())
+    return chain
+
+
 async def build_app(
     settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> App:
@@ -113,7 +133,10 @@ async def build_app(
     cache = ContactCache(settings.cache)
     notifier = RunNotifier()
     dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
-    server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[*interceptors, *standard_interceptors(settings)],
+        options=server_options(settings),
+    )
     contacts = ContactService(store, cache, settings.triggers, dispatcher)
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
@@ -137,8 +160,8 @@ async def build_app(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError as exc:
+        port = add_port(server, settings)
+    except (RuntimeError, OSError) as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
     return App(settings, server, port, store, cache, connectors, dispatcher, health_servicer)

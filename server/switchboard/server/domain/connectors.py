@@ -16,7 +16,13 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.server.config import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.domain.idempotency import request_hash
-from switchboard.server.domain.validation import Violations, check_idempotency_key, check_struct
+from switchboard.server.domain.validation import (
+    MAX_KEY_NAME,
+    Violations,
+    check_idempotency_key,
+    check_length,
+    check_struct,
+)
 from switchboard.server.errors import (
     ConnectorError,
     IdempotencyConflict,
@@ -99,10 +105,11 @@ class ConnectorService:
     ) -> connectors_pb2.InvokeConnectorResponse:
         """Call one action now; record the call; replay a repeated idempotency key."""
         v = Violations()
-        if not req.connector:
-            v.add("connector", "is required")
-        if not req.action:
-            v.add("action", "is required")
+        for field in ("connector", "action"):
+            value = getattr(req, field)
+            if not value:
+                v.add(field, "is required")
+            check_length(v, field, value, MAX_KEY_NAME)
         check_struct(v, "payload", req.payload)
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
