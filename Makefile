@@ -23,9 +23,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm install --no-fund --no-audit --loglevel=error
 	@touch $@
 
-## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors).
+## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors);
+## --local creates (or reuses) a local development API key and prints it.
 run: $(STAMP)
-	$(VENV)/bin/switchboard serve
+	$(VENV)/bin/switchboard serve --local
 
 ## Regenerate the Python messages and stubs from protos/ (never edit the output by hand).
 protos: $(STAMP)

@@ -16,21 +16,41 @@ _READY = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+)")
 class ServerProcess:
     """A server child process; `port` is known once it is ready."""
 
-    def __init__(self, db_path: Path, extra_env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, "SWITCHBOARD_DATABASE__PATH": str(db_path), **(extra_env or {})}
+    def __init__(
+        self,
+        db_path: Path,
+        extra_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        # Auth is on by default; these tests are about the process, not credentials.
+        env = {
+            **os.environ,
+            "SWITCHBOARD_DATABASE__PATH": str(db_path),
+            "SWITCHBOARD_AUTH__ENABLED": "false",
+            **(extra_env or {}),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchboard.server.cli", "serve", "--listen", "127.0.0.1:0"],
+            [
+                sys.executable,
+                "-m",
+                "switchboard.server.cli",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                *extra_args,
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.stderr_lines: list[str] = []
         self.port = self._wait_ready(timeout_s=30.0)
 
     def _wait_ready(self, timeout_s: float) -> int:
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout_s
-        seen: list[str] = []
+        seen = self.stderr_lines
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:

@@ -19,6 +19,7 @@ from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.leads import LeadScoringServicer
+from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache import ContactCache
 from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
@@ -30,9 +31,12 @@ from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.interceptors.authn import AuthenticationInterceptor
+from switchboard.server.interceptors.authz import AuthorizationInterceptor
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, TokenBuckets
+from switchboard.server.scopes import SCOPE_BY_METHOD
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.store.sqlite import SqliteStore
 from switchboard.server.transport import add_port, server_options
@@ -98,17 +102,25 @@ class App:
 
 
 def standard_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
-    """The interceptors, outermost first: rate limit, concurrency limit, then error mapping.
+    """The interceptors, outermost first; the order is fixed here.
 
-    The order is fixed here: limits sit outside error mapping so that refused calls cost
-    nothing, and the error interceptor sits next to the handlers it translates.
+    1. authentication: who is calling (UNAUTHENTICATED otherwise);
+    2. rate limit: per caller, so it needs the principal from (1);
+    3. authorization: the scope table (PERMISSION_DENIED);
+    4. concurrency limit: only calls that will run hold a slot;
+    5. error mapping, next to the handlers whose exceptions it translates.
     """
-    exempt = (health.SERVICE_NAME,)
     chain: list[grpc.aio.ServerInterceptor] = []
+    auth = settings.auth
+    if auth.enabled:
+        chain.append(AuthenticationInterceptor(Authenticator(auth), auth.open_services))
+    exempt = (health.SERVICE_NAME,)
     limits = settings.limits
     if limits.rate_per_s > 0:
         buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
         chain.append(RateLimitInterceptor(buckets, exempt))
+    if auth.enabled:
+        chain.append(AuthorizationInterceptor(SCOPE_BY_METHOD, auth.open_services))
     chain.append(ConcurrencyLimitInterceptor(limits.max_concurrent_rpcs, exempt))
     chain.append(ErrorInterceptor())
     return chain
@@ -122,6 +134,10 @@ async def build_app(
         validate_rules(settings.scoring)
     except ValueError as exc:
         raise StartupError(f"invalid scoring rules: {exc}") from exc
+    try:
+        chain = standard_interceptors(settings)
+    except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
+        raise StartupError(f"cannot set up authentication: {exc}") from exc
     store = SqliteStore(settings.database)
     await store.open()
     try:
@@ -134,7 +150,7 @@ async def build_app(
     notifier = RunNotifier()
     dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
     server = grpc.aio.server(
-        interceptors=[*interceptors, *standard_interceptors(settings)],
+        interceptors=[*interceptors, *chain],
         options=server_options(settings),
     )
     contacts = ContactService(store, cache, settings.triggers, dispatcher)

@@ -11,7 +11,13 @@ from pathlib import Path
 import click
 
 from switchboard.server.app import StartupError, build_app
+from switchboard.server.auth.api_keys import generate_key, hash_key
+from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.config import Settings, SettingsError, load_settings
+from switchboard.server.scopes import ALL_SCOPES
+from switchboard.server.security_config import CallerSettings
+
+LOCAL_CALLER = "local-dev"
 
 
 @click.group()
@@ -29,23 +35,32 @@ def main() -> None:
     help="TOML settings file (env: SWITCHBOARD_CONFIG).",
 )
 @click.option("--listen", help="host:port to serve on (overrides the settings).")
-def serve(config_path: Path | None, listen: str | None) -> None:
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Local development: create (or reuse) a key with every scope and print it.",
+)
+def serve(config_path: Path | None, listen: str | None, local: bool) -> None:
     """Serve gRPC until SIGTERM or SIGINT, then stop gracefully."""
     try:
         overrides = {"listen": listen} if listen else {}
         settings = load_settings(config_path, **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    local_key = None
+    if local and settings.auth.enabled:
+        local_key = ensure_local_key(settings.database.path)
+        settings = with_local_caller(settings, local_key)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, local_key))
     except StartupError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, local_key: str | None) -> None:
     app = await build_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,10 +73,50 @@ async def _serve(settings: Settings) -> None:
         f"(store {settings.database.path}, {len(app.connectors)} connectors); Ctrl-C stops",
         err=True,
     )
+    if local_key is not None:
+        _print_local_key(local_key, settings.database.path, f"{host}:{app.port}")
+    elif not settings.auth.enabled:
+        click.echo("switchboard: WARNING: authentication is disabled (auth.enabled)", err=True)
     await stop.wait()
     click.echo(f"switchboard: stopping (grace {settings.grace_period_s:g}s)", err=True)
     await app.stop()
     click.echo("switchboard: stopped", err=True)
+
+
+def with_local_caller(settings: Settings, key: str) -> Settings:
+    """`settings` plus a `local-dev` caller holding `key` with every scope."""
+    caller = CallerSettings(scopes=sorted(ALL_SCOPES), key_sha256=[hash_key(key)])
+    callers = {**settings.auth.callers, LOCAL_CALLER: caller}
+    auth = settings.auth.model_copy(update={"callers": callers})
+    return settings.model_copy(update={"auth": auth})
+
+
+def _print_local_key(key: str, database_path: str, address: str) -> None:
+    click.echo(
+        f"switchboard: local development API key (every scope; stored in "
+        f"{local_key_path(database_path)}):\n"
+        f"  grpcurl -plaintext -H 'authorization: Bearer {key}' {address} list "
+        "switchboard.v1.ContactSync",
+        err=True,
+    )
+
+
+@main.command("new-api-key")
+@click.option("--caller", default="my-service", show_default=True, help="The caller's name.")
+@click.option(
+    "--scope", "scopes", multiple=True, help="A scope to grant (repeat); default: every scope."
+)
+def new_api_key(caller: str, scopes: tuple[str, ...]) -> None:
+    """Print a new API key and the settings lines that accept it (only its hash is stored)."""
+    unknown = sorted(set(scopes) - ALL_SCOPES)
+    if unknown:
+        raise click.ClickException(f"unknown scopes {unknown}; known: {sorted(ALL_SCOPES)}")
+    key = generate_key()
+    granted = ", ".join(f'"{s}"' for s in sorted(scopes or ALL_SCOPES))
+    click.echo(f"# key (give it to the caller; it is not stored anywhere): {key}")
+    click.echo(f"[auth.callers.{caller}]")
+    click.echo(f"scopes = [{granted}]")
+    click.echo(f'key_sha256 = ["{hash_key(key)}"]')
 
 
 if __name__ == "__main__":  # pragma: no cover
