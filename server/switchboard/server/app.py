@@ -7,12 +7,14 @@ health NOT_SERVING, in-flight calls finish within the grace period, then everyth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from switchboard.server import reflection
 from switchboard.server.api.campaigns import CampaignTriggersServicer
@@ -25,20 +27,24 @@ from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.decoding import add_servicer
+from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.gauges import register_gauges
 from switchboard.server.interceptors.authn import AuthenticationInterceptor
 from switchboard.server.interceptors.authz import AuthorizationInterceptor
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
 from switchboard.server.interceptors.errors import ErrorInterceptor
+from switchboard.server.interceptors.metrics import MetricsInterceptor
 from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, TokenBuckets
 from switchboard.server.scopes import SCOPE_BY_METHOD
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.telemetry import Telemetry, build_telemetry
 from switchboard.server.transport import add_port, server_options
 from switchboard.v1 import (
     campaigns_pb2,
@@ -78,6 +84,8 @@ class App:
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
+    telemetry: Telemetry
+    owns_telemetry: bool = True
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
@@ -98,19 +106,29 @@ class App:
             except Exception:
                 log.exception("closing connector %s failed", connector.name)
         await self.cache.close()
+        if self.owns_telemetry:
+            # Flushing exporters blocks (network I/O): keep it off the event loop.
+            await asyncio.to_thread(self.telemetry.shutdown)
         await self.store.close()
 
 
-def standard_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
+def standard_interceptors(
+    settings: Settings, telemetry: Telemetry
+) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors, outermost first; the order is fixed here.
 
+    0. telemetry: the RPC span (upstream OpenTelemetry interceptor; it also takes the
+       caller's traceparent), then RPC count and latency, so refused calls are seen too;
     1. authentication: who is calling (UNAUTHENTICATED otherwise);
     2. rate limit: per caller, so it needs the principal from (1);
     3. authorization: the scope table (PERMISSION_DENIED);
     4. concurrency limit: only calls that will run hold a slot;
     5. error mapping, next to the handlers whose exceptions it translates.
     """
-    chain: list[grpc.aio.ServerInterceptor] = []
+    chain: list[grpc.aio.ServerInterceptor] = [
+        aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
+        MetricsInterceptor(telemetry.meter),
+    ]
     auth = settings.auth
     if auth.enabled:
         chain.append(AuthenticationInterceptor(Authenticator(auth), auth.open_services))
@@ -127,18 +145,29 @@ def standard_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor
 
 
 async def build_app(
-    settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    settings: Settings,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    telemetry: Telemetry | None = None,
 ) -> App:
-    """Open the store, build connectors and services, and bind the port (port 0: any free)."""
+    """Open the store, build connectors and services, and bind the port (port 0: any free).
+
+    `telemetry` defaults to the exporters in `settings.telemetry`; tests pass their own.
+    """
+    owns_telemetry = telemetry is None
+    if telemetry is None:
+        try:
+            telemetry = build_telemetry(settings.telemetry)
+        except (OSError, ImportError) as exc:  # e.g. the Prometheus port is taken
+            raise StartupError(f"cannot set up telemetry: {exc}") from exc
     try:
         validate_rules(settings.scoring)
     except ValueError as exc:
         raise StartupError(f"invalid scoring rules: {exc}") from exc
     try:
-        chain = standard_interceptors(settings)
+        chain = standard_interceptors(settings, telemetry)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
-    store = SqliteStore(settings.database)
+    store = SqliteStore(settings.database, telemetry.tracer)
     await store.open()
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
@@ -148,7 +177,11 @@ async def build_app(
         raise StartupError(str(exc)) from exc
     cache = ContactCache(settings.cache)
     notifier = RunNotifier()
-    dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
+    attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
+    dispatcher = Dispatcher(
+        store, connectors, settings.connectors, settings.dispatch, notifier, attempts
+    )
+    register_gauges(telemetry.meter, store, cache)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
@@ -157,7 +190,7 @@ async def build_app(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors)
+        ConnectorService(store, connectors, settings.connectors, attempts)
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
     add_servicer(
@@ -180,4 +213,15 @@ async def build_app(
     except (RuntimeError, OSError) as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
-    return App(settings, server, port, store, cache, connectors, dispatcher, health_servicer)
+    return App(
+        settings,
+        server,
+        port,
+        store,
+        cache,
+        connectors,
+        dispatcher,
+        health_servicer,
+        telemetry,
+        owns_telemetry,
+    )
