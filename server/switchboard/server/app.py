@@ -93,6 +93,13 @@ class App:
         self.dispatcher.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
+        log.info(
+            "serving on port %d (tls %s, auth %s, telemetry %s)",
+            self.port,
+            "on" if self.settings.tls.enabled else "off",
+            "on" if self.settings.auth.enabled else "off",
+            self.settings.telemetry.exporter,
+        )
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""

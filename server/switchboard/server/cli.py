@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from switchboard.server.app import StartupError, build_app
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.config import Settings, SettingsError, load_settings
+from switchboard.server.logs import configure_logging
 from switchboard.server.scopes import ALL_SCOPES
 from switchboard.server.security_config import CallerSettings
 
@@ -51,9 +51,7 @@ def serve(config_path: Path | None, listen: str | None, local: bool) -> None:
     if local and settings.auth.enabled:
         local_key = ensure_local_key(settings.database.path)
         settings = with_local_caller(settings, local_key)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(_serve(settings, local_key))
     except StartupError as exc:

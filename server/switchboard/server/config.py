@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default=_DEFAULTS["log_level"], description="Logging threshold."
     )
+    log_format: Literal["json", "text"] = Field(
+        default=_DEFAULTS["log_format"],
+        description="json: one object per line with trace_id; text: for a terminal.",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

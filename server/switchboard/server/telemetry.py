@@ -59,8 +59,9 @@ class Telemetry:
 
 
 def disabled() -> Telemetry:
-    """No-op providers: nothing recorded. Incoming trace context still flows to connectors."""
-    return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+    """Nothing exported. Spans are still made (and dropped) so that log lines carry a trace
+    id and the caller's trace context flows on to connectors; metrics are no-ops."""
+    return Telemetry(TracerProvider(), metrics.NoOpMeterProvider())
 
 
 def build_telemetry(settings: TelemetrySettings) -> Telemetry:
