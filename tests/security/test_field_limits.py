@@ -101,3 +101,12 @@ async def test_many_bad_values_still_fit_in_the_status(channel: grpc.aio.Channel
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(contacts_pb2.UpsertContactRequest(contact=contact), timeout=5.0)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_unknown_activity_type_is_invalid_argument(channel: grpc.aio.Channel) -> None:
+    # Found by the property test: activity.type = -1 (proto3 enums are open) was INTERNAL.
+    raw = b"\x12\x0b\x08" + b"\xff" * 9 + b"\x01"
+    call = channel.unary_unary("/switchboard.v1.LeadScoring/RecordActivity")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(raw, timeout=5.0)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
