@@ -93,8 +93,8 @@ def _print_local_key(key: str, database_path: str, address: str) -> None:
     click.echo(
         f"switchboard: local development API key (every scope; stored in "
         f"{local_key_path(database_path)}):\n"
-        f"  grpcurl -plaintext -H 'authorization: Bearer {key}' {address} list "
-        "switchboard.v1.ContactSync",
+        f"  grpcurl -plaintext -H 'authorization: Bearer {key}' {address} "
+        "switchboard.v1.Connectors/ListConnectors",
         err=True,
     )
 
