@@ -4,7 +4,9 @@ PERMISSION_DENIED without the scope, health and reflection open."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,10 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App
+from switchboard.server.app import App, StartupError, build_app
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.scopes import SCOPE_BY_METHOD
-from tests.rawcalls import all_rpcs
+from tests.rawcalls import Rpc, all_rpcs, call_raw
 from tests.security.keys import Signer, jwt_settings
 
 StartApp = Callable[..., Awaitable[App]]
@@ -160,3 +162,61 @@ async def test_unauthenticated_raw_garbage_is_refused_before_decoding(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await channel.unary_unary("/switchboard.v1.ContactSync/GetContact")(b"\xff")
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+RPC_PARAMS = [pytest.param(rpc, id=rpc.path.rsplit(".", 1)[1]) for rpc in all_rpcs()]
+
+
+@pytest.mark.parametrize("rpc", RPC_PARAMS)
+async def test_every_rpc_needs_credentials(secured: tuple[App, Signer], rpc: Rpc) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{secured[0].port}") as channel:
+        code = await call_raw(channel, rpc, [b""])
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("rpc", RPC_PARAMS)
+async def test_every_rpc_needs_its_scope(start_app: StartApp, rpc: Rpc) -> None:
+    key = generate_key()
+    callers = {"nobody": {"scopes": [], "key_sha256": [hash_key(key)]}}
+    app = await start_app(auth={"enabled": True, "callers": callers})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        code = await call_raw(channel, rpc, [b""], metadata=[("authorization", f"Bearer {key}")])
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_jwks_from_a_url(start_app: StartApp) -> None:
+    signer = Signer()
+    body = json.dumps(signer.jwks()).encode()
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        jwt_cfg = {**jwt_settings(Path("unused")), "jwks_file": "", "jwks_url": url}
+        app = await start_app(auth={"enabled": True, "jwt": jwt_cfg})
+        codes = (await _code(app, signer.token()), await _code(app, Signer().token()))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert codes == (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED)
+
+
+async def test_unreadable_jwks_file_stops_start_up(
+    make_settings: Callable[..., Any], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.json"
+    settings = make_settings(auth={"enabled": True, "jwt": jwt_settings(missing)})
+    with pytest.raises(StartupError, match="authentication"):
+        await build_app(settings)

@@ -9,9 +9,12 @@ from typing import Any
 
 import grpc
 import pytest
+from pydantic import ValidationError
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App
+from switchboard.server.app import App, StartupError, build_app
+from switchboard.server.config import Settings
+from switchboard.server.security_config import TlsSettings
 from tests.security.certs import Authority, Pem
 
 StartApp = Callable[..., Awaitable[App]]
@@ -115,3 +118,24 @@ async def test_mtls_refuses(start_app: StartApp, tmp_path: Path, pki: Pki, which
     }[which]
     app = await _start(start_app, tmp_path, pki.server, pki.ca.pem, True)
     assert await _call(app, **_client_tls(pki, client)) == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [
+        pytest.param({"cert_file": "c.pem"}, id="cert-without-key"),
+        pytest.param({"require_client_cert": True}, id="mtls-without-ca"),
+        pytest.param({"client_ca_file": "ca.pem"}, id="ca-without-cert"),
+    ],
+)
+def test_incomplete_tls_settings_are_refused(tls: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        TlsSettings(**tls)
+
+
+async def test_missing_certificate_file_stops_start_up(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    tls = {"cert_file": str(tmp_path / "none.crt"), "key_file": str(tmp_path / "none.key")}
+    with pytest.raises(StartupError):
+        await build_app(make_settings(tls=tls))
