@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,6 +19,24 @@ from switchboard.client import Switchboard
 from switchboard.server.app import App, build_app
 from switchboard.server.config import Settings
 from switchboard.server.telemetry import Telemetry
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], T], ok: Callable[[T], bool] = bool, timeout_s: float = 3.0
+) -> T:
+    """`probe()` once `ok` holds, or its last value after `timeout_s`.
+
+    The server ends its RPC span and records RPC metrics just after the answer leaves, so
+    a client can see the answer a moment before the telemetry exists.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.01)
 
 
 @dataclass

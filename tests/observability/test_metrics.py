@@ -4,10 +4,19 @@ depth and age, cache hit ratio — read through the in-memory metric reader."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-from switchboard.client import FailedPreconditionError, NotFoundError
-from tests.observability.conftest import Observed
+import grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+from switchboard.client import FailedPreconditionError, NotFoundError, Switchboard, SwitchboardError
+from switchboard.server.app import build_app
+from switchboard.server.config import Settings
+from switchboard.server.telemetry import Telemetry
+from tests.observability.conftest import Observed, eventually
 
 
 def _by(points: list[Any], **match: object) -> list[Any]:
@@ -18,7 +27,7 @@ async def test_rpc_count_and_latency_by_method_and_status(observed: Observed) ->
     await observed.sb.contacts.upsert(email="ada@example.com")
     with contextlib.suppress(NotFoundError):
         await observed.sb.contacts.get(email="nobody@example.com")
-    calls = observed.points("rpc.server.calls")
+    calls = await eventually(lambda: observed.points("rpc.server.calls"), lambda p: len(p) >= 2)
     ok = _by(calls, **{"rpc.method": "UpsertContact", "rpc.grpc.status_code": 0})
     not_found = _by(calls, **{"rpc.method": "GetContact", "rpc.grpc.status_code": 5})
     latency = _by(observed.points("rpc.server.duration"), **{"rpc.method": "UpsertContact"})
@@ -65,3 +74,33 @@ async def test_cache_hit_ratio(observed: Observed) -> None:
     cache = observed.app.cache
     assert ratio.value == cache.hits / (cache.hits + cache.misses)
     assert cache.hits > 0
+
+
+async def test_refused_calls_are_counted_with_their_status(
+    make_settings: Callable[..., Settings],
+) -> None:
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(TracerProvider(), MeterProvider(metric_readers=[reader]))
+    app = await build_app(make_settings(auth={"enabled": True}), telemetry=telemetry)
+
+    def codes() -> list[int]:
+        data = reader.get_metrics_data()
+        return [
+            p.attributes["rpc.grpc.status_code"]
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "rpc.server.calls"
+            for p in m.data.data_points
+        ]
+
+    await app.start()
+    try:
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=5.0) as sb:
+            with contextlib.suppress(SwitchboardError):
+                await sb.connectors.list()
+        refused = await eventually(codes)
+    finally:
+        await app.stop(grace_s=1.0)
+
+    assert refused == [grpc.StatusCode.UNAUTHENTICATED.value[0]]

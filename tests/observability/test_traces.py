@@ -10,7 +10,7 @@ from opentelemetry.propagate import extract
 
 from switchboard.client import NotFoundError
 from switchboard.server.dispatch.attempts import AttemptTelemetry
-from tests.observability.conftest import Observed
+from tests.observability.conftest import Observed, eventually
 
 UPSERT = "/switchboard.v1.ContactSync/UpsertContact"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -19,7 +19,7 @@ PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 async def test_rpc_span_has_grpc_attributes(observed: Observed) -> None:
     await observed.sb.contacts.upsert(email="ada@example.com")
-    (span,) = observed.finished(UPSERT)
+    (span,) = await eventually(lambda: observed.finished(UPSERT))
     attrs = dict(span.attributes or {})
     assert {k: attrs.get(k) for k in ("rpc.system", "rpc.service", "rpc.method")} == {
         "rpc.system": "grpc",
@@ -32,13 +32,13 @@ async def test_rpc_span_has_grpc_attributes(observed: Observed) -> None:
 async def test_failed_rpc_span_carries_the_status_code(observed: Observed) -> None:
     with contextlib.suppress(NotFoundError):
         await observed.sb.contacts.get(email="nobody@example.com")
-    (span,) = observed.finished("/switchboard.v1.ContactSync/GetContact")
+    (span,) = await eventually(lambda: observed.finished("/switchboard.v1.ContactSync/GetContact"))
     assert (span.attributes or {})["rpc.grpc.status_code"] == 5
 
 
 async def test_store_transactions_are_child_spans_of_the_rpc(observed: Observed) -> None:
     await observed.sb.contacts.upsert(email="ada@example.com")
-    (rpc,) = observed.finished(UPSERT)
+    (rpc,) = await eventually(lambda: observed.finished(UPSERT))
     writes = [s for s in observed.finished("store.write") if s.parent is not None]
     children = [s for s in writes if s.parent and s.parent.span_id == rpc.context.span_id]
     assert children
@@ -49,7 +49,9 @@ async def test_caller_traceparent_is_continued(observed: Observed) -> None:
         f"127.0.0.1:{observed.app.port}", metadata={"traceparent": PARENT}, timeout=10.0
     ) as sb:
         await sb.connectors.invoke("fake", "echo", payload={"hello": "world"})
-    (rpc,) = observed.finished("/switchboard.v1.Connectors/InvokeConnector")
+    (rpc,) = await eventually(
+        lambda: observed.finished("/switchboard.v1.Connectors/InvokeConnector")
+    )
     (attempt,) = observed.finished("connector fake echo")
     assert (
         format(rpc.context.trace_id, "032x"),
