@@ -1,9 +1,10 @@
 """Property: random and malformed requests — raw bytes, random messages, corrupted
-messages — to every RPC get a proper status code (never UNKNOWN or INTERNAL), and the
-server keeps serving."""
+messages — to every RPC, with and without credentials, get a proper status code (never
+UNKNOWN or INTERNAL; UNAUTHENTICATED without a key), and the server keeps serving."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,7 +100,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # A child process: the server's own use of `random` (retry jitter) cannot disturb
     # Hypothesis, and a crash would show as a dead process.
     db = tmp_path_factory.mktemp("fuzz") / "sb.db"
-    proc = ServerProcess(db, {"SWITCHBOARD_LIMITS__RATE_PER_S": "0"})
+    env = {"SWITCHBOARD_LIMITS__RATE_PER_S": "0", "SWITCHBOARD_AUTH__ENABLED": "true"}
+    proc = ServerProcess(db, env, ("--local",))
     yield proc
     proc.terminate()
 
@@ -110,16 +112,28 @@ def sync_channel(server: ServerProcess) -> Iterator[grpc.Channel]:
         yield channel
 
 
-def _send(channel: grpc.Channel, rpc: Rpc, frames: list[bytes]) -> grpc.StatusCode:
+@pytest.fixture(scope="module")
+def local_key(server: ServerProcess) -> str:
+    """The development key the server printed (auth is on, as in production)."""
+    assert server.proc.stderr is not None
+    for _ in range(5):
+        match = re.search(r"Bearer (sb_[\w-]+)", server.proc.stderr.readline())
+        if match:
+            return match.group(1)
+    raise AssertionError("no local key printed")
+
+
+def _send(channel: grpc.Channel, rpc: Rpc, frames: list[bytes], key: str | None) -> grpc.StatusCode:
+    md = (("authorization", f"Bearer {key}"),) if key else None
     try:
         if rpc.shape == "unary_unary":
-            channel.unary_unary(rpc.path)(frames[0], timeout=5.0)
+            channel.unary_unary(rpc.path)(frames[0], timeout=5.0, metadata=md)
         elif rpc.shape == "unary_stream":
-            list(channel.unary_stream(rpc.path)(frames[0], timeout=5.0))
+            list(channel.unary_stream(rpc.path)(frames[0], timeout=5.0, metadata=md))
         elif rpc.shape == "stream_unary":
-            channel.stream_unary(rpc.path)(iter(frames), timeout=5.0)
+            channel.stream_unary(rpc.path)(iter(frames), timeout=5.0, metadata=md)
         else:
-            list(channel.stream_stream(rpc.path)(iter(frames), timeout=5.0))
+            list(channel.stream_stream(rpc.path)(iter(frames), timeout=5.0, metadata=md))
     except grpc.RpcError as exc:
         return exc.code()  # type: ignore[no-any-return,attr-defined]
     return grpc.StatusCode.OK
@@ -130,19 +144,21 @@ def _send(channel: grpc.Channel, rpc: Rpc, frames: list[bytes]) -> grpc.StatusCo
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(call=_call())
+@given(call=_call(), with_key=st.booleans())
 def test_every_answer_is_a_proper_status(
-    sync_channel: grpc.Channel, call: tuple[Rpc, list[bytes]]
+    sync_channel: grpc.Channel, local_key: str, call: tuple[Rpc, list[bytes]], with_key: bool
 ) -> None:
     rpc, frames = call
-    code = _send(sync_channel, rpc, frames)
-    assert code in ALLOWED, f"{rpc.path} answered {code} to {frames!r}"
+    code = _send(sync_channel, rpc, frames, local_key if with_key else None)
+    allowed = ALLOWED if with_key else {grpc.StatusCode.UNAUTHENTICATED}
+    assert code in allowed, f"{rpc.path} answered {code} to {frames!r}"
 
 
 def test_server_still_serves_after_the_fuzzing(
-    server: ServerProcess, sync_channel: grpc.Channel
+    server: ServerProcess, sync_channel: grpc.Channel, local_key: str
 ) -> None:
     health = sync_channel.unary_unary("/grpc.health.v1.Health/Check")
     listed = sync_channel.unary_unary("/switchboard.v1.Connectors/ListConnectors")
-    answers = (health(b"", timeout=5.0), len(listed(b"", timeout=5.0)) > 0)
+    md = (("authorization", f"Bearer {local_key}"),)
+    answers = (health(b"", timeout=5.0), len(listed(b"", timeout=5.0, metadata=md)) > 0)
     assert (answers, server.proc.poll()) == ((b"\x08\x01", True), None)
