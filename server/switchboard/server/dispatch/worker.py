@@ -52,9 +52,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="dispatcher")
 
     def wake(self) -> None:
@@ -66,6 +68,10 @@ class Dispatcher:
 
         A cancelled delivery stays in the outbox and is retried after its lease expires.
         """
+        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for can swallow a
+        # cancellation that arrives just as the awaited event fires (the wake-up after a
+        # delivery), and the poll loop would then run on and this await never return.
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,7 +84,7 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             claimed = 0
             try:
                 claimed = await self._claim_and_start()
