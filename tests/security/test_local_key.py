@@ -3,8 +3,10 @@ auth is on by default; `new-api-key` prints a key and the lines that accept it."
 
 from __future__ import annotations
 
+import logging
 import re
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from switchboard.client import Switchboard, SwitchboardError
+from switchboard.server.app import App
 from switchboard.server.auth.api_keys import hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cli import main
@@ -76,3 +79,11 @@ def test_new_api_key_prints_matching_hash() -> None:
     digest = re.search(r'key_sha256 = \["([0-9a-f]{64})"\]', result.output)
     pair = (hash_key(key.group(1)) if key else None, digest.group(1) if digest else "")
     assert pair[0] == pair[1]
+
+
+async def test_auth_without_any_caller_warns(
+    start_app: Callable[..., Awaitable[App]], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="switchboard.server.app"):
+        await start_app(auth={"enabled": True})
+    assert any("every call" in r.getMessage() for r in caplog.records)

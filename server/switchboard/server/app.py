@@ -100,6 +100,12 @@ class App:
             "on" if self.settings.auth.enabled else "off",
             self.settings.telemetry.exporter,
         )
+        auth = self.settings.auth
+        if auth.enabled and not auth.callers and not auth.jwt.enabled:
+            log.warning(
+                "auth is on but no API-key caller or JWKS is configured: every call to a "
+                "Switchboard service will be refused (see auth.callers, auth.jwt)"
+            )
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
