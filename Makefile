@@ -30,9 +30,10 @@ $(NODE_EXAMPLE_STAMP): examples/node/package.json examples/node/package-lock.jso
 	cd examples/node && npm ci --no-fund --no-audit --loglevel=error
 	@touch $@
 
-## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors).
+## Serve on localhost:50051 with the embedded defaults (SQLite store, built-in connectors);
+## --local creates (or reuses) a local development API key and prints it.
 run: $(STAMP)
-	$(VENV)/bin/switchboard serve
+	$(VENV)/bin/switchboard serve --local
 
 ## Regenerate the Python messages and stubs and docs/api.md from protos/ (never edit by hand).
 protos: $(STAMP)

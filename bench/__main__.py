@@ -24,7 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
-from bench.targets import Target, start_all
+from bench.targets import BENCH_ENV, Target, start_all
 from switchboard.client import Switchboard
 from switchboard.v1 import contacts_pb2
 
@@ -156,7 +156,7 @@ def memory_check(workdir: Path, rows: int) -> dict[str, float]:
         port,
         {
             "SWITCHBOARD_DATABASE__PATH": str(workdir / "memory.db"),
-            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            **BENCH_ENV,
         },
     )
     try:

@@ -22,6 +22,15 @@ action = "echo"
 """
 
 
+# Authentication and the per-caller rate limit would measure the limiter, not the service:
+# the load clients send no key, and one caller makes thousands of calls a second.
+BENCH_ENV = {
+    "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    "SWITCHBOARD_AUTH__ENABLED": "false",
+    "SWITCHBOARD_LIMITS__RATE_PER_S": "0",
+}
+
+
 def free_port() -> int:
     """A port that was free a moment ago on 127.0.0.1."""
     with socket.socket() as s:
@@ -80,7 +89,7 @@ def start_all(workdir: Path) -> dict[str, Target]:
     config.write_text(BENCH_CONFIG)
     db = str(workdir / "bench.db")
     py = sys.executable
-    env = {"SWITCHBOARD_DATABASE__PATH": db, "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    env = {"SWITCHBOARD_DATABASE__PATH": db, **BENCH_ENV}
     ports = {name: free_port() for name in ("echo", "sb1", "sb2", "rest")}
     targets = {
         "echo": Target(

@@ -20,9 +20,17 @@ class ServerProcess:
         self,
         db_path: Path,
         extra_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+        *,
         workers: int = 1,
     ) -> None:
-        env = {**os.environ, "SWITCHBOARD_DATABASE__PATH": str(db_path), **(extra_env or {})}
+        # Auth is on by default; these tests are about the process, not credentials.
+        env = {
+            **os.environ,
+            "SWITCHBOARD_DATABASE__PATH": str(db_path),
+            "SWITCHBOARD_AUTH__ENABLED": "false",
+            **(extra_env or {}),
+        }
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -33,6 +41,7 @@ class ServerProcess:
                 "127.0.0.1:0",
                 "--workers",
                 str(workers),
+                *extra_args,
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -40,12 +49,13 @@ class ServerProcess:
             text=True,
             start_new_session=True,  # its own process group: kill() reaches any workers too
         )
+        self.stderr_lines: list[str] = []
         self.port = self._wait_ready(timeout_s=30.0)
 
     def _wait_ready(self, timeout_s: float) -> int:
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout_s
-        seen: list[str] = []
+        seen = self.stderr_lines
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.tooling.live import LOCAL_KEY
+
 _PEAK = re.compile(r"peak_rss_kb=(\d+)")
 _WRAPPER = """
 import resource, sys
@@ -35,8 +37,10 @@ def _write_csv(path: Path, rows: int, prefix: str) -> Path:
 
 
 def _import(target: str, path: Path) -> tuple[str, int]:
+    [key] = LOCAL_KEY
     done = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, "contacts", "import", str(path), "--target", target],
+        [sys.executable, "-c", _WRAPPER, "contacts", "import", str(path), "--target", target,
+         "--api-key", key],
         capture_output=True,
         text=True,
         timeout=300,

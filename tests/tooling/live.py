@@ -11,21 +11,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from switchboard.server.auth.local_key import local_key_path
 from tests.process import ServerProcess
 
 #: Environment of the server process (on top of the test's own environment).
 SERVER_ENV: dict[str, str] = {
     "SWITCHBOARD_DISPATCH__POLL_INTERVAL_S": "0.05",
     "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    # As users run it: `make run` is `serve --local`, with authentication on.
+    "SWITCHBOARD_AUTH__ENABLED": "true",
 }
-#: Metadata every external client sends, as `name: value` strings (grpcurl `-H`).
+#: Metadata every external client sends, as `name: value` strings (grpcurl `-H`); set to
+#: the live server's local development key while it runs.
 CLIENT_HEADERS: list[str] = []
+#: The live server's local development key (`$KEY` in the README's grpcurl examples).
+LOCAL_KEY: list[str] = []
 
 
 @contextmanager
 def live_server(db_path: Path) -> Iterator[int]:
     """Serves on 127.0.0.1:0 with a private database; yields the port; stops by SIGTERM."""
-    server = ServerProcess(db_path, SERVER_ENV)
+    server = ServerProcess(db_path, SERVER_ENV, extra_args=("--local",))
+    key = local_key_path(str(db_path)).read_text().strip()
+    CLIENT_HEADERS[:] = [f"authorization: Bearer {key}"]
+    LOCAL_KEY[:] = [key]
     try:
         yield server.port
     finally:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from tests.tooling.live import CLIENT_HEADERS, live_server
+from tests.tooling.live import LOCAL_KEY, live_server
 from tests.tooling.node import ROOT
 
 README = ROOT / "README.md"
@@ -183,6 +184,11 @@ def check_connectors(result: Result, s: Session) -> None:
     assert {"crm", "esp", "scoring"} <= names
 
 
+def check_unauthenticated(result: Result, s: Session) -> None:
+    assert result.code == 64 + grpc.StatusCode.UNAUTHENTICATED.value[0], result.stderr
+    assert "Unauthenticated" in result.stderr
+
+
 def check_health(result: Result, s: Session) -> None:
     _ok(result)
     assert result.message() == {"status": "SERVING"}
@@ -203,6 +209,7 @@ EXPECTED: list[tuple[str, Check]] = [
     (CAMPAIGNS + "TriggerCampaign", check_trigger_wait),
     (CAMPAIGNS + "WatchRun", check_watch),
     ("switchboard.v1.Connectors/ListConnectors", check_connectors),
+    ("switchboard.v1.Connectors/ListConnectors", check_unauthenticated),
     ("grpc.health.v1.Health/Check", check_health),
     ("grpc.health.v1.Health/Check", check_health),
     # With -import-path protos -proto … instead of reflection:
@@ -236,11 +243,11 @@ def test_every_readme_grpcurl_example_runs(tmp_path: Path) -> None:
 
 
 def _run(grpcurl: str, argv: list[str], port: int, session: Session) -> Result:
-    args = [arg.replace("RUN_ID", session.run_id) for arg in argv[1:]]
+    [key] = LOCAL_KEY
+    args = [arg.replace("RUN_ID", session.run_id).replace("$KEY", key) for arg in argv[1:]]
     args = [f"127.0.0.1:{port}" if arg == README_TARGET else arg for arg in args]
-    headers = [flag for header in CLIENT_HEADERS for flag in ("-H", header)]
     done = subprocess.run(
-        [grpcurl, *headers, "-max-time", "20", *args],
+        [grpcurl, "-max-time", "20", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,32 +7,46 @@ health NOT_SERVING, in-flight calls finish within the grace period, then everyth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from switchboard.server import reflection
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.leads import LeadScoringServicer
+from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache import ContactCache
 from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
+from switchboard.server.decoding import add_servicer
+from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.gauges import register_gauges
+from switchboard.server.interceptors.authn import AuthenticationInterceptor
+from switchboard.server.interceptors.authz import AuthorizationInterceptor
+from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
 from switchboard.server.interceptors.errors import ErrorInterceptor
+from switchboard.server.interceptors.metrics import MetricsInterceptor
+from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, TokenBuckets
+from switchboard.server.scopes import SCOPE_BY_METHOD
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.siblings import Siblings
 from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.telemetry import Telemetry, build_telemetry
+from switchboard.server.transport import add_port, server_options
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -71,6 +85,8 @@ class App:
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
+    telemetry: Telemetry
+    owns_telemetry: bool = True
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
@@ -79,6 +95,19 @@ class App:
         self.dispatcher.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
+        log.info(
+            "serving on port %d (tls %s, auth %s, telemetry %s)",
+            self.port,
+            "on" if self.settings.tls.enabled else "off",
+            "on" if self.settings.auth.enabled else "off",
+            self.settings.telemetry.exporter,
+        )
+        auth = self.settings.auth
+        if auth.enabled and not auth.callers and not auth.jwt.enabled:
+            log.warning(
+                "auth is on but no API-key caller or JWKS is configured: every call to a "
+                "Switchboard service will be refused (see auth.callers, auth.jwt)"
+            )
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
@@ -92,20 +121,69 @@ class App:
             except Exception:
                 log.exception("closing connector %s failed", connector.name)
         await self.cache.close()
+        if self.owns_telemetry:
+            # Flushing exporters blocks (network I/O): keep it off the event loop.
+            await asyncio.to_thread(self.telemetry.shutdown)
         await self.store.close()
+
+
+def standard_interceptors(
+    settings: Settings, telemetry: Telemetry
+) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors, outermost first; the order is fixed here.
+
+    0. telemetry: the RPC span (upstream OpenTelemetry interceptor; it also takes the
+       caller's traceparent), then RPC count and latency, so refused calls are seen too;
+    1. authentication: who is calling (UNAUTHENTICATED otherwise);
+    2. rate limit: per caller, so it needs the principal from (1);
+    3. authorization: the scope table (PERMISSION_DENIED);
+    4. concurrency limit: only calls that will run hold a slot;
+    5. error mapping, next to the handlers whose exceptions it translates.
+    """
+    chain: list[grpc.aio.ServerInterceptor] = [
+        aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
+        MetricsInterceptor(telemetry.meter),
+    ]
+    auth = settings.auth
+    if auth.enabled:
+        chain.append(AuthenticationInterceptor(Authenticator(auth), auth.open_services))
+    exempt = (health.SERVICE_NAME,)
+    limits = settings.limits
+    if limits.rate_per_s > 0:
+        buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
+        chain.append(RateLimitInterceptor(buckets, exempt))
+    if auth.enabled:
+        chain.append(AuthorizationInterceptor(SCOPE_BY_METHOD, auth.open_services))
+    chain.append(ConcurrencyLimitInterceptor(limits.max_concurrent_rpcs, exempt))
+    chain.append(ErrorInterceptor())
+    return chain
 
 
 async def build_app(
     settings: Settings,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     siblings: Siblings | None = None,
+    telemetry: Telemetry | None = None,
 ) -> App:
-    """Open the store, build connectors and services, and bind the port (port 0: any free)."""
+    """Open the store, build connectors and services, and bind the port (port 0: any free).
+
+    `telemetry` defaults to the exporters in `settings.telemetry`; tests pass their own.
+    """
+    owns_telemetry = telemetry is None
+    if telemetry is None:
+        try:
+            telemetry = build_telemetry(settings.telemetry)
+        except (OSError, ImportError) as exc:  # e.g. the Prometheus port is taken
+            raise StartupError(f"cannot set up telemetry: {exc}") from exc
     try:
         validate_rules(settings.scoring)
     except ValueError as exc:
         raise StartupError(f"invalid scoring rules: {exc}") from exc
-    store = SqliteStore(settings.database)
+    try:
+        chain = standard_interceptors(settings, telemetry)
+    except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
+        raise StartupError(f"cannot set up authentication: {exc}") from exc
+    store = SqliteStore(settings.database, telemetry.tracer)
     await store.open()
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
@@ -115,26 +193,51 @@ async def build_app(
         raise StartupError(str(exc)) from exc
     cache = ContactCache(settings.cache, siblings)
     notifier = RunNotifier()
-    dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
-    server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
+    attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
+    dispatcher = Dispatcher(
+        store, connectors, settings.connectors, settings.dispatch, notifier, attempts
+    )
+    register_gauges(telemetry.meter, store, cache)
+    server = grpc.aio.server(
+        interceptors=[*interceptors, *chain],
+        options=server_options(settings),
+    )
     contacts = ContactService(store, cache, settings.triggers, dispatcher)
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
-    contacts_pb2_grpc.add_ContactSyncServicer_to_server(ContactSyncServicer(contacts), server)  # type: ignore[no-untyped-call]
-    leads_pb2_grpc.add_LeadScoringServicer_to_server(LeadScoringServicer(leads), server)  # type: ignore[no-untyped-call]
-    campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server(
-        CampaignTriggersServicer(campaigns), server
-    )  # type: ignore[no-untyped-call]
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors)
+        ConnectorService(store, connectors, settings.connectors, attempts)
     )
-    connectors_pb2_grpc.add_ConnectorsServicer_to_server(connector_servicer, server)  # type: ignore[no-untyped-call]
+    # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
+    add_servicer(
+        server, contacts_pb2_grpc.add_ContactSyncServicer_to_server, ContactSyncServicer(contacts)
+    )
+    add_servicer(
+        server, leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)
+    )
+    add_servicer(
+        server,
+        campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
+        CampaignTriggersServicer(campaigns),
+    )
+    add_servicer(server, connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError as exc:
+        port = add_port(server, settings)
+    except (RuntimeError, OSError) as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
-    return App(settings, server, port, store, cache, connectors, dispatcher, health_servicer)
+    return App(
+        settings,
+        server,
+        port,
+        store,
+        cache,
+        connectors,
+        dispatcher,
+        health_servicer,
+        telemetry,
+        owns_telemetry,
+    )

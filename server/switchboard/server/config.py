@@ -10,22 +10,25 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from switchboard.server.default_values import DEFAULTS
+from switchboard.server.security_config import (
+    AuthSettings,
+    KeepaliveSettings,
+    LimitsSettings,
+    TlsSettings,
+)
+from switchboard.server.telemetry_config import TelemetrySettings
+
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _defaults() -> dict[str, Any]:
-    text = resources.files("switchboard.server").joinpath("defaults.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
-_DEFAULTS = _defaults()
+_DEFAULTS = DEFAULTS
 
 
 class _Frozen(BaseModel):
@@ -205,6 +208,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default=_DEFAULTS["log_level"], description="Logging threshold."
     )
+    log_format: Literal["json", "text"] = Field(
+        default=_DEFAULTS["log_format"],
+        description="json: one object per line with trace_id; text: for a terminal.",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
@@ -215,6 +222,11 @@ class Settings(BaseSettings):
         default_factory=_section("triggers"), description="Event name to ordered steps."
     )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    keepalive: KeepaliveSettings = Field(default_factory=KeepaliveSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -296,8 +308,18 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
 
 
 def settings_for_tests(db_path: Path, **overrides: Any) -> Settings:
-    """Settings with a private database and an ephemeral port, for tests and tools."""
-    base: dict[str, Any] = {"listen": "127.0.0.1:0", "database": {**_DEFAULTS["database"]}}
+    """Settings with a private database and an ephemeral port, for tests and tools.
+
+    Authentication and the per-caller rate limit are off unless `auth` or `limits` is
+    overridden: most tests exercise behaviour from one caller, and the security tests turn
+    them on explicitly.
+    """
+    base: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "database": {**_DEFAULTS["database"]},
+        "auth": {"enabled": False},
+        "limits": {"rate_per_s": 0},
+    }
     base["database"]["path"] = str(db_path)
     base.update(overrides)
     return Settings(**base)

@@ -8,6 +8,8 @@
     │   └── IdempotencyConflict      key reused with a different request
     ├── Aborted                      optimistic concurrency: stale expected version
     ├── ResourceExhausted            a limit was hit
+    ├── Unauthenticated              credentials missing, malformed, unknown or expired
+    ├── PermissionDenied             authenticated, but the scope is missing
     ├── Unavailable                  a dependency is down; retrying may help
     └── ConnectorError               raised by connector adapters
         ├── RetryableConnectorError  transient: timeouts, 5xx, throttling
@@ -73,6 +75,14 @@ class ResourceExhausted(SwitchboardError):
     """A size, rate or concurrency limit was hit."""
 
 
+class Unauthenticated(SwitchboardError):
+    """No valid credentials: the caller is not known."""
+
+
+class PermissionDenied(SwitchboardError):
+    """The caller is known but lacks the scope the method needs."""
+
+
 class Unavailable(SwitchboardError):
     """A dependency is temporarily unavailable."""
 
@@ -99,6 +109,8 @@ STATUS_BY_ERROR: dict[type[SwitchboardError], str] = {
     FailedPrecondition: "FAILED_PRECONDITION",
     Aborted: "ABORTED",
     ResourceExhausted: "RESOURCE_EXHAUSTED",
+    Unauthenticated: "UNAUTHENTICATED",
+    PermissionDenied: "PERMISSION_DENIED",
     Unavailable: "UNAVAILABLE",
     RetryableConnectorError: "UNAVAILABLE",
     PermanentConnectorError: "FAILED_PRECONDITION",

@@ -41,8 +41,16 @@ def reserve_port(listen: str) -> tuple[str, socket.socket]:
     return f"{host}:{sock.getsockname()[1]}", sock
 
 
-def supervise(settings: Settings, workers: int, worker_main: WorkerMain) -> int:
-    """Run `workers` copies of `worker_main` in child processes; return the exit code."""
+def supervise(
+    settings: Settings,
+    workers: int,
+    worker_main: WorkerMain,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Run `workers` copies of `worker_main` in child processes; return the exit code.
+
+    `on_ready(address)` runs once every worker serves, after the "serving" line.
+    """
     listen, reservation = reserve_port(settings.listen)
     settings = settings.model_copy(update={"listen": listen})
     prepare_database(settings.database)  # once, before the workers race to create it
@@ -79,6 +87,8 @@ def supervise(settings: Settings, workers: int, worker_main: WorkerMain) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if on_ready is not None:
+        on_ready(listen)
     failed = False
     while children:
         try:

@@ -15,8 +15,11 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import metrics, trace
+
 from switchboard.server.config import ConnectorSettings, DispatchSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
+from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.outcome import Outcome, record
 from switchboard.server.errors import PermanentConnectorError
@@ -38,8 +41,10 @@ class Dispatcher:
         connector_settings: Mapping[str, ConnectorSettings],
         settings: DispatchSettings,
         notifier: RunNotifier,
+        telemetry: AttemptTelemetry | None = None,
     ) -> None:
         self._store = store
+        self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
         self._connectors = connectors
         self._connector_settings = connector_settings
         self._settings = settings
@@ -47,9 +52,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="dispatcher")
 
     def wake(self) -> None:
@@ -61,6 +68,10 @@ class Dispatcher:
 
         A cancelled delivery stays in the outbox and is retried after its lease expires.
         """
+        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for can swallow a
+        # cancellation that arrives just as the awaited event fires (the wake-up after a
+        # delivery), and the poll loop would then run on and this await never return.
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -73,7 +84,7 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             claimed = 0
             try:
                 claimed = await self._claim_and_start()
@@ -169,16 +180,19 @@ class Dispatcher:
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
         payload = {**item.plan["base"], "step": item.step_index, "params": params}
-        ctx = InvokeContext(
-            idempotency_key=item.idempotency_key,
-            run_id=item.run_id,
-            step_index=item.step_index,
-            attempt=attempt,
-            deadline_s=self._connector_settings[name].timeout_s,
-        )
-        return await asyncio.wait_for(
-            connector.invoke(action, payload, ctx), self._connector_settings[name].timeout_s
-        )
+        timeout = self._connector_settings[name].timeout_s
+        async with self._telemetry.attempt(
+            name, action, run_id=item.run_id, attempt=attempt
+        ) as metadata:
+            ctx = InvokeContext(
+                idempotency_key=item.idempotency_key,
+                run_id=item.run_id,
+                step_index=item.step_index,
+                attempt=attempt,
+                deadline_s=timeout,
+                metadata=metadata,
+            )
+            return await asyncio.wait_for(connector.invoke(action, payload, ctx), timeout)
 
     def _max_attempts(self, name: str) -> int:
         configured = self._connector_settings.get(name)

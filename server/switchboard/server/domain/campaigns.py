@@ -18,9 +18,11 @@ from switchboard.server.domain.idempotency import run_once
 from switchboard.server.domain.paging import decode_token, encode_token
 from switchboard.server.domain.runs import start_run
 from switchboard.server.domain.validation import (
+    MAX_KEY_NAME,
     Violations,
     check_id,
     check_idempotency_key,
+    check_length,
     check_page_size,
     check_struct,
 )
@@ -116,6 +118,8 @@ class CampaignService:
         """Runs newest first, filtered."""
         v = Violations()
         size = check_page_size(v, req.page_size, 50, 500)
+        check_id(v, "contact_id", req.contact_id, "c", required=False)
+        check_length(v, "event", req.event, MAX_KEY_NAME)
         flt = RunFilter(req.contact_id, req.event, req.status)
         scope = f"{flt.contact_id}|{flt.event}|{flt.status}"
         cursor = decode_token(req.page_token, scope, v)

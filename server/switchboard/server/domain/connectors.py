@@ -12,11 +12,19 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+from opentelemetry import metrics, trace
 
 from switchboard.server.config import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
+from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.domain.idempotency import request_hash
-from switchboard.server.domain.validation import Violations, check_idempotency_key, check_struct
+from switchboard.server.domain.validation import (
+    MAX_KEY_NAME,
+    Violations,
+    check_idempotency_key,
+    check_length,
+    check_struct,
+)
 from switchboard.server.errors import (
     ConnectorError,
     IdempotencyConflict,
@@ -52,10 +60,12 @@ class ConnectorService:
         store: Store,
         connectors: Mapping[str, Connector],
         settings: Mapping[str, ConnectorSettings],
+        telemetry: AttemptTelemetry | None = None,
     ) -> None:
         self._store = store
         self._connectors = connectors
         self._settings = settings
+        self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
         self._checked: dict[str, _Checked] = {}
 
     async def list(self) -> connectors_pb2.ListConnectorsResponse:
@@ -99,10 +109,11 @@ class ConnectorService:
     ) -> connectors_pb2.InvokeConnectorResponse:
         """Call one action now; record the call; replay a repeated idempotency key."""
         v = Violations()
-        if not req.connector:
-            v.add("connector", "is required")
-        if not req.action:
-            v.add("action", "is required")
+        for field in ("connector", "action"):
+            value = getattr(req, field)
+            if not value:
+                v.add(field, "is required")
+            check_length(v, field, value, MAX_KEY_NAME)
         check_struct(v, "payload", req.payload)
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
@@ -151,13 +162,11 @@ class ConnectorService:
     ) -> tuple[bool, dict[str, Any], SwitchboardError | None]:
         timeout = self._settings[req.connector].timeout_s
         payload = json_format.MessageToDict(req.payload)
-        ctx = InvokeContext(idempotency_key=key, deadline_s=timeout)
         try:
-            return (
-                True,
-                await asyncio.wait_for(connector.invoke(req.action, payload, ctx), timeout),
-                None,
-            )
+            async with self._telemetry.attempt(req.connector, req.action) as metadata:
+                ctx = InvokeContext(idempotency_key=key, deadline_s=timeout, metadata=metadata)
+                result = await asyncio.wait_for(connector.invoke(req.action, payload, ctx), timeout)
+            return True, result, None
         except ConnectorError as exc:
             return False, {}, exc
         except TimeoutError:

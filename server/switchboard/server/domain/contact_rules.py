@@ -6,6 +6,7 @@ import hashlib
 
 from switchboard.server.domain.validation import (
     MAX_LIST_NAME,
+    MAX_MASK_PATHS,
     MAX_NAME,
     Violations,
     check_country,
@@ -56,6 +57,9 @@ def normalize_contact(
 
 def check_mask(paths: list[str], v: Violations) -> None:
     """Only top-level, maskable contact fields may be named."""
+    if len(paths) > MAX_MASK_PATHS:
+        v.add("update_mask", f"must name at most {MAX_MASK_PATHS} paths")
+        return
     for path in paths:
         if path not in MASKABLE:
             v.add(

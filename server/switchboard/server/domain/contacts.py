@@ -16,8 +16,10 @@ from switchboard.server.domain.idempotency import run_once
 from switchboard.server.domain.paging import decode_token, encode_token
 from switchboard.server.domain.runs import start_run
 from switchboard.server.domain.validation import (
+    MAX_LIST_NAME,
     Violations,
     check_idempotency_key,
+    check_length,
     check_page_size,
     normalize_email,
     require_lookup,
@@ -41,6 +43,7 @@ Mode = contacts_pb2.UpsertMode
 ERASED_EVENT = "contact.erased"
 MAX_PAGE = 1000
 MAX_IMPORT_ERRORS = 1000
+MAX_IMPORT_BATCH = 1000
 _IMPORT_CHUNK = 500
 
 
@@ -230,6 +233,7 @@ class ContactService:
         """A page of contacts in (updated_at, id) order."""
         v = Violations()
         size = check_page_size(v, req.page_size, 100, MAX_PAGE)
+        check_length(v, "list", req.list, MAX_LIST_NAME)
         after_us = to_us(req.updated_after) if req.HasField("updated_after") else 0
         scope = f"{req.list}|{after_us}"
         cursor = decode_token(req.page_token, scope, v)
@@ -254,6 +258,11 @@ class ContactService:
         index = 0
         async for batch in batches:
             rows = list(batch.contacts)
+            if len(rows) > MAX_IMPORT_BATCH:
+                # A bad row never stops an import, but an oversized batch is abuse.
+                raise InvalidArgument(
+                    [Violation("contacts", f"at most {MAX_IMPORT_BATCH} contacts per message")]
+                )
             for start in range(0, len(rows), _IMPORT_CHUNK):
                 chunk = rows[start : start + _IMPORT_CHUNK]
                 await self._write_chunk(_validate_chunk(chunk, index, summary), summary)

@@ -98,8 +98,9 @@ class LeadService:
         act = req.activity
         if act.type == leads_pb2.ACTIVITY_TYPE_UNSPECIFIED:
             v.add("activity.type", "is required (e.g. ACTIVITY_TYPE_EMAIL_CLICK)")
-        elif leads_pb2.ActivityType.Name(act.type) is None:  # pragma: no cover - Name raises
-            v.add("activity.type", "is unknown")
+        elif act.type not in leads_pb2.ActivityType.values():
+            # proto3 enums are open: a newer client may send a value this server lacks.
+            v.add("activity.type", f"{act.type} is not a known activity type")
         received = now_us()
         occurred = to_us(act.occurred_at) if act.HasField("occurred_at") else received
         if occurred > received + _FUTURE_SLACK_US:

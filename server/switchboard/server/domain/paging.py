@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 
-from switchboard.server.domain.validation import Violations
+from switchboard.server.domain.validation import MAX_PAGE_TOKEN, Violations
 
 
 def _scope_tag(scope: str) -> str:
@@ -22,6 +22,9 @@ def encode_token(cursor: tuple[int, str], scope: str) -> str:
 def decode_token(token: str, scope: str, v: Violations) -> tuple[int, str] | None:
     """The cursor inside `token`, or None for the first page; problems go to `v`."""
     if not token:
+        return None
+    if len(token) > MAX_PAGE_TOKEN:
+        v.add("page_token", f"must be at most {MAX_PAGE_TOKEN} characters")
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

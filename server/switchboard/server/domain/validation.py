@@ -20,6 +20,12 @@ MAX_ATTRIBUTE_KEY = 128
 MAX_ATTRIBUTE_VALUE = 2048
 MAX_IDEMPOTENCY_KEY = 128
 MAX_STRUCT_BYTES = 64 * 1024
+MAX_PAGE_TOKEN = 512
+MAX_KEY_NAME = 128  # connector, action and event names
+MAX_MASK_PATHS = 32
+# A status's details travel in trailers, which gRPC bounds (8 KiB by default): keep them short.
+MAX_VIOLATIONS = 20
+MAX_DESCRIPTION = 200
 
 # Pragmatic address check: one @, a dotted domain, no spaces. Full RFC 5322 accepts
 # addresses no ESP will deliver to.
@@ -37,8 +43,12 @@ class Violations:
         self.items: list[Violation] = []
 
     def add(self, field: str, description: str) -> None:
-        """Record one problem."""
-        self.items.append(Violation(field, description))
+        """Record one problem; descriptions and the count are capped to fit a trailer."""
+        if len(self.items) >= MAX_VIOLATIONS:
+            return
+        if len(description) > MAX_DESCRIPTION:
+            description = description[: MAX_DESCRIPTION - 1] + "…"
+        self.items.append(Violation(field[:MAX_DESCRIPTION], description))
 
     def raise_if_any(self) -> None:
         """Raise InvalidArgument naming every recorded field."""

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opentelemetry import trace
+
 from switchboard.server.config import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCH = 256
 _Job = tuple[Callable[[SqliteTx], Any], "concurrent.futures.Future[Any]"]
+
+
+_DB = {"db.system": "sqlite"}
 
 
 def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -91,8 +96,10 @@ def prepare_database(settings: DatabaseSettings) -> None:
 class SqliteStore:
     """`Store` on one SQLite file."""
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    def __init__(self, settings: DatabaseSettings, tracer: trace.Tracer | None = None) -> None:
         self._settings = settings
+        # Injectable: one child span per transaction under the caller's span (RPC or step).
+        self._tracer = tracer or trace.NoOpTracer()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -135,15 +142,31 @@ class SqliteStore:
         if self._writer is None:
             raise Unavailable("the store is not open")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((fn, future))
-        return await asyncio.wrap_future(future)
+        with self._tracer.start_as_current_span("store.write", attributes=_DB):
+            self._jobs.put((fn, future))
+            return await asyncio.wrap_future(future)
 
     async def read(self, fn: Callable[[ReadTx], T]) -> T:
         """Run `fn` on a reader thread inside a read transaction (a consistent snapshot)."""
         if self._readers is None:
             raise Unavailable("the store is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, fn)
+        with self._tracer.start_as_current_span("store.read", attributes=_DB):
+            return await loop.run_in_executor(self._readers, self._read, fn)
+
+    def outbox_stats(self, now_us: int) -> tuple[int, float]:
+        """Pending outbox rows and seconds since the oldest became due (0 when none is).
+
+        Synchronous, on its own short-lived connection: metric callbacks call it from
+        whatever thread collects.
+        """
+        db = sqlite3.connect(f"file:{self._settings.path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            count, oldest = db.execute("SELECT count(*), min(available_us) FROM outbox").fetchone()
+        finally:
+            db.close()
+        age = max(0.0, (now_us - oldest) / 1e6) if oldest is not None else 0.0
+        return int(count), age
 
     def connector_state(self, connector: str) -> ConnectorState:
         """Durable key/value state for one connector, kept in this database."""

@@ -1,0 +1,1 @@
+"""Authentication (API keys, JWT bearer tokens) and the caller identity it establishes."""

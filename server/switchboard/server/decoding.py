@@ -1,0 +1,140 @@
+"""Registers servicers so that request bytes are decoded by the project, not by grpcio.
+
+grpcio decodes a request with the handler's `request_deserializer` before any handler code
+runs, and answers an undecodable one with UNKNOWN ("Unexpected DecodeError"). `add_servicer`
+runs a generated `add_*Servicer_to_server` against a stand-in server to collect its method
+handlers, then registers them with a pass-through deserializer: the raw bytes reach the
+handler, which parses them here. Bytes that are not a valid message raise `InvalidArgument`
+naming the message type, which the error interceptor maps to INVALID_ARGUMENT — on unary and
+streaming requests alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from switchboard.server.errors import InvalidArgument, Violation
+
+Handler = Any  # grpc.RpcMethodHandler: generic only in the type stubs
+Parse = Callable[[bytes], Message]
+
+
+class _Capture:
+    """Stands in for the server in a generated registration call and keeps its handlers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, Handler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        """Ignored: the same handlers also arrive through `add_registered_method_handlers`."""
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, Handler]) -> None:
+        self.service = service
+        self.handlers = dict(handlers)
+
+
+def add_servicer(
+    server: grpc.aio.Server, register: Callable[[Any, Any], None], servicer: object
+) -> str:
+    """Register `servicer` through the generated `register` function, decoding requests here.
+
+    Returns the full service name.
+    """
+    capture = _Capture()
+    register(servicer, capture)
+    handlers = {name: decoding_handler(h) for name, h in capture.handlers.items()}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(capture.service, handlers),)
+    )
+    server.add_registered_method_handlers(capture.service, handlers)
+    return capture.service
+
+
+def decoding_handler(handler: Handler) -> Handler:
+    """The same handler, taking raw bytes and parsing them with `parse_or_reject`."""
+    parse = _parser(handler.request_deserializer)
+    serialize = handler.response_serializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary_request(handler.unary_unary, parse), None, serialize
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _unary_request_stream(handler.unary_stream, parse), None, serialize
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            _stream_request(handler.stream_unary, parse), None, serialize
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _stream_request_stream(handler.stream_stream, parse), None, serialize
+    )
+
+
+def _parser(deserializer: Callable[[bytes], Message]) -> Parse:
+    # Generated handlers pass `SomeRequest.FromString`, a classmethod bound to the type.
+    message_type: type[Message] = deserializer.__self__  # type: ignore[attr-defined]
+    name = message_type.DESCRIPTOR.full_name
+
+    def parse(raw: bytes) -> Message:
+        try:
+            return message_type.FromString(raw)
+        except DecodeError as exc:
+            raise InvalidArgument(
+                [Violation("(request)", f"is not a valid {name} message ({exc})")],
+                message=f"request body is not a valid {name} protobuf message",
+            ) from exc
+
+    return parse
+
+
+def _unary_request(
+    behavior: Callable[..., Awaitable[Any]], parse: Parse
+) -> Callable[..., Awaitable[Any]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await behavior(parse(raw), context)
+
+    return handle
+
+
+def _unary_request_stream(
+    behavior: Callable[..., AsyncIterator[Any]], parse: Parse
+) -> Callable[..., AsyncIterator[Any]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async for item in behavior(parse(raw), context):
+            yield item
+
+    return handle
+
+
+async def _parsed(raws: AsyncIterator[bytes], parse: Parse) -> AsyncIterator[Message]:
+    async for raw in raws:
+        yield parse(raw)
+
+
+def _stream_request(
+    behavior: Callable[..., Awaitable[Any]], parse: Parse
+) -> Callable[..., Awaitable[Any]]:
+    async def handle(
+        raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        return await behavior(_parsed(raws, parse), context)
+
+    return handle
+
+
+def _stream_request_stream(
+    behavior: Callable[..., AsyncIterator[Any]], parse: Parse
+) -> Callable[..., AsyncIterator[Any]]:
+    async def handle(
+        raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for item in behavior(_parsed(raws, parse), context):
+            yield item
+
+    return handle

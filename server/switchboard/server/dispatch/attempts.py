@@ -1,0 +1,71 @@
+"""Telemetry for connector attempts: a span each, counts, failures and latency by connector.
+
+The span's trace context is handed to the adapter as `traceparent` metadata, so webhook and
+HTTP connectors can pass it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from opentelemetry import metrics, trace
+from opentelemetry.propagate import inject
+
+from switchboard.server.errors import PermanentConnectorError
+
+
+class AttemptTelemetry:
+    """Wraps each connector attempt in a span and records its metrics."""
+
+    def __init__(self, tracer: trace.Tracer, meter: metrics.Meter) -> None:
+        self._tracer = tracer
+        self._attempts = meter.create_counter(
+            "switchboard.connector.attempts", unit="{attempt}", description="Connector calls."
+        )
+        self._failures = meter.create_counter(
+            "switchboard.connector.failures",
+            unit="{attempt}",
+            description="Connector calls that failed, by error kind.",
+        )
+        self._duration = meter.create_histogram(
+            "switchboard.connector.duration", unit="ms", description="Connector call latency."
+        )
+
+    @asynccontextmanager
+    async def attempt(
+        self, connector: str, action: str, *, run_id: str = "", attempt: int = 1
+    ) -> AsyncIterator[dict[str, str]]:
+        """A span around one call; yields the metadata (traceparent) to give the adapter."""
+        labels = {"connector": connector, "action": action}
+        carrier: dict[str, str] = {}
+        inject(carrier)  # the caller's context, kept when this span is not recorded
+        attributes: dict[str, str | int] = {
+            **labels,
+            "switchboard.attempt": attempt,
+            "switchboard.run_id": run_id,
+        }
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            f"connector {connector} {action}", kind=trace.SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            if span.get_span_context().is_valid:
+                inject(carrier)
+            try:
+                yield carrier
+            except BaseException as exc:
+                self._failures.add(1, {**labels, "error": _kind(exc)})
+                raise
+            finally:
+                self._attempts.add(1, labels)
+                self._duration.record((time.perf_counter() - start) * 1000, labels)
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, PermanentConnectorError):
+        return "permanent"
+    return "retryable"

@@ -1,0 +1,48 @@
+"""Authentication: who is calling. Sets `CURRENT_PRINCIPAL` for the rest of the call.
+
+Missing or bad credentials → UNAUTHENTICATED. Open services (health, reflection by default)
+pass without credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
+
+import grpc
+
+from switchboard.server.auth.authenticator import Authenticator
+from switchboard.server.auth.principal import CURRENT_PRINCIPAL
+from switchboard.server.errors import Unauthenticated
+from switchboard.server.interceptors.errors import abort_with
+from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+
+
+class AuthenticationInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls without valid credentials, except to open services."""
+
+    def __init__(self, authenticator: Authenticator, open_services: Collection[str]) -> None:
+        self._authenticator = authenticator
+        self._open = frozenset(open_services)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(details)
+        if handler is None or service_of(details.method) in self._open:
+            return handler
+        return wrap_handler(handler, self._authenticated)
+
+    @asynccontextmanager
+    async def _authenticated(self, context: Context) -> AsyncIterator[None]:
+        try:
+            principal = await self._authenticator.authenticate(context.invocation_metadata() or ())
+        except Unauthenticated as exc:
+            await abort_with(exc, context, "authentication")
+        token = CURRENT_PRINCIPAL.set(principal)
+        try:
+            yield
+        finally:
+            CURRENT_PRINCIPAL.reset(token)

@@ -1,0 +1,48 @@
+"""Bounds the calls handled at once; an excess call gets RESOURCE_EXHAUSTED at once.
+
+grpc's own `maximum_concurrent_rpcs` also refuses excess calls, but counts health checks
+too; this interceptor leaves exempt services (health) alone so that a load balancer still
+sees the server while it is busy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
+
+import grpc
+
+from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+
+
+class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses a call when `limit` calls are already in flight."""
+
+    def __init__(self, limit: int, exempt_services: Collection[str] = ()) -> None:
+        self.limit = limit
+        self.active = 0
+        self._exempt = frozenset(exempt_services)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(details)
+        if handler is None or service_of(details.method) in self._exempt:
+            return handler
+        return wrap_handler(handler, self._slot)
+
+    @asynccontextmanager
+    async def _slot(self, context: Context) -> AsyncIterator[None]:
+        if self.active >= self.limit:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"server busy: {self.limit} calls in flight (limits.max_concurrent_rpcs); "
+                "retry with backoff",
+            )
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1

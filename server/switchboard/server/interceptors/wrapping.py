@@ -1,0 +1,54 @@
+"""Wraps any method handler in a guard: an async context entered around the whole call.
+
+A guard may refuse the call by aborting the context on entry (the handler then never runs)
+and sees the call end on exit, for all four call shapes. Interceptors built on it pass calls
+through unchanged otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import grpc
+
+Handler = Any  # grpc.RpcMethodHandler: generic only in the type stubs
+Context = grpc.aio.ServicerContext[Any, Any]
+Guard = Callable[[Context], AbstractAsyncContextManager[None]]
+
+
+def wrap_handler(handler: Handler, guard: Guard) -> Handler:
+    """The same handler with each call run inside `guard(context)`."""
+    args = (handler.request_deserializer, handler.response_serializer)
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, guard), *args)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, guard), *args)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(_stream(handler.unary_stream, guard), *args)
+    return grpc.stream_stream_rpc_method_handler(_stream(handler.stream_stream, guard), *args)
+
+
+def _unary(behavior: Callable[..., Awaitable[Any]], guard: Guard) -> Callable[..., Awaitable[Any]]:
+    async def guarded(request: Any, context: Context) -> Any:
+        async with guard(context):
+            return await behavior(request, context)
+
+    return guarded
+
+
+def _stream(
+    behavior: Callable[..., AsyncIterator[Any]], guard: Guard
+) -> Callable[..., AsyncIterator[Any]]:
+    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+        async with guard(context):
+            async for item in behavior(request, context):
+                yield item
+
+    return guarded
+
+
+def service_of(method: str) -> str:
+    """`/pkg.Service/Method` → `pkg.Service`."""
+    return method.lstrip("/").partition("/")[0]

@@ -1,0 +1,80 @@
+"""A server wired to the in-memory span exporter and metric reader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from switchboard.client import Switchboard
+from switchboard.server.app import App, build_app
+from switchboard.server.config import Settings
+from switchboard.server.telemetry import Telemetry
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], T], ok: Callable[[T], bool] = bool, timeout_s: float = 3.0
+) -> T:
+    """`probe()` once `ok` holds, or its last value after `timeout_s`.
+
+    The server ends its RPC span and records RPC metrics just after the answer leaves, so
+    a client can see the answer a moment before the telemetry exists.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Observed:
+    """The app, a client, and what telemetry recorded."""
+
+    app: App
+    sb: Switchboard
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def finished(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.spans.get_finished_spans() if s.name == name]
+
+    def points(self, metric: str) -> list[Any]:
+        """Every data point of `metric` in a fresh collection."""
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource in data.resource_metrics if data else []:
+            for scope in resource.scope_metrics:
+                for m in scope.metrics:
+                    if m.name == metric:
+                        found.extend(m.data.data_points)
+        return found
+
+
+@pytest.fixture
+async def observed(make_settings: Callable[..., Settings]) -> AsyncIterator[Observed]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]))
+    app = await build_app(make_settings(), telemetry=telemetry)
+    await app.start()
+    try:
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+            yield Observed(app, sb, spans, reader)
+    finally:
+        await app.stop(grace_s=1.0)
+        telemetry.shutdown()

@@ -1,0 +1,106 @@
+"""RPC count and latency by method and status, connector attempts/failures/latency, outbox
+depth and age, cache hit ratio — read through the in-memory metric reader."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+from switchboard.client import FailedPreconditionError, NotFoundError, Switchboard, SwitchboardError
+from switchboard.server.app import build_app
+from switchboard.server.config import Settings
+from switchboard.server.telemetry import Telemetry
+from tests.observability.conftest import Observed, eventually
+
+
+def _by(points: list[Any], **match: object) -> list[Any]:
+    return [p for p in points if all(p.attributes.get(k) == v for k, v in match.items())]
+
+
+async def test_rpc_count_and_latency_by_method_and_status(observed: Observed) -> None:
+    await observed.sb.contacts.upsert(email="ada@example.com")
+    with contextlib.suppress(NotFoundError):
+        await observed.sb.contacts.get(email="nobody@example.com")
+    calls = await eventually(lambda: observed.points("rpc.server.calls"), lambda p: len(p) >= 2)
+    ok = _by(calls, **{"rpc.method": "UpsertContact", "rpc.grpc.status_code": 0})
+    not_found = _by(calls, **{"rpc.method": "GetContact", "rpc.grpc.status_code": 5})
+    latency = _by(observed.points("rpc.server.duration"), **{"rpc.method": "UpsertContact"})
+    assert ([p.value for p in ok], [p.value for p in not_found], [p.count for p in latency]) == (
+        [1],
+        [1],
+        [1],
+    )
+
+
+async def test_connector_attempts_failures_and_latency(observed: Observed) -> None:
+    await observed.sb.connectors.invoke("fake", "echo", payload={"a": 1})
+    with contextlib.suppress(FailedPreconditionError):  # refused for good: no contact
+        await observed.sb.connectors.invoke("crm", "contacts.upsert", payload={})
+    attempts = _by(observed.points("switchboard.connector.attempts"), connector="fake")
+    failures = _by(observed.points("switchboard.connector.failures"), connector="crm")
+    latency = _by(observed.points("switchboard.connector.duration"), connector="fake")
+    assert (
+        [p.value for p in attempts],
+        [p.attributes["error"] for p in failures],
+        [p.count for p in latency],
+    ) == ([1], ["permanent"], [1])
+
+
+async def test_outbox_depth_and_oldest_age(observed: Observed) -> None:
+    # Before any trigger the outbox is empty.
+    depth = [p.value for p in observed.points("switchboard.outbox.depth")]
+    age = [p.value for p in observed.points("switchboard.outbox.oldest_pending_age")]
+    assert (depth, age) == ([0], [0.0])
+
+
+async def test_outbox_depth_counts_pending_steps(observed: Observed) -> None:
+    await observed.app.dispatcher.stop(1.0)  # nothing delivers, so the step stays pending
+    await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com")
+    depth = [p.value for p in observed.points("switchboard.outbox.depth")]
+    assert depth == [1]
+
+
+async def test_cache_hit_ratio(observed: Observed) -> None:
+    created = await observed.sb.contacts.upsert(email="ada@example.com")
+    for _ in range(3):
+        await observed.sb.contacts.get(id=created.contact.id)
+    (ratio,) = observed.points("switchboard.cache.hit_ratio")
+    cache = observed.app.cache
+    assert ratio.value == cache.hits / (cache.hits + cache.misses)
+    assert cache.hits > 0
+
+
+async def test_refused_calls_are_counted_with_their_status(
+    make_settings: Callable[..., Settings],
+) -> None:
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(TracerProvider(), MeterProvider(metric_readers=[reader]))
+    app = await build_app(make_settings(auth={"enabled": True}), telemetry=telemetry)
+
+    def codes() -> list[int]:
+        data = reader.get_metrics_data()
+        return [
+            p.attributes["rpc.grpc.status_code"]
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "rpc.server.calls"
+            for p in m.data.data_points
+        ]
+
+    await app.start()
+    try:
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=5.0) as sb:
+            with contextlib.suppress(SwitchboardError):
+                await sb.connectors.list()
+        refused = await eventually(codes)
+    finally:
+        await app.stop(grace_s=1.0)
+
+    assert refused == [grpc.StatusCode.UNAUTHENTICATED.value[0]]

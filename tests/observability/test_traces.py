@@ -1,0 +1,74 @@
+"""A span per RPC with rpc.* attributes, child spans per store transaction and connector
+attempt, and trace context from the caller's traceparent on to connectors."""
+
+from __future__ import annotations
+
+import contextlib
+
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+
+from switchboard.client import NotFoundError
+from switchboard.server.dispatch.attempts import AttemptTelemetry
+from tests.observability.conftest import Observed, eventually
+
+UPSERT = "/switchboard.v1.ContactSync/UpsertContact"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+async def test_rpc_span_has_grpc_attributes(observed: Observed) -> None:
+    await observed.sb.contacts.upsert(email="ada@example.com")
+    (span,) = await eventually(lambda: observed.finished(UPSERT))
+    attrs = dict(span.attributes or {})
+    assert {k: attrs.get(k) for k in ("rpc.system", "rpc.service", "rpc.method")} == {
+        "rpc.system": "grpc",
+        "rpc.service": "switchboard.v1.ContactSync",
+        "rpc.method": "UpsertContact",
+    }
+    assert attrs["rpc.grpc.status_code"] == 0
+
+
+async def test_failed_rpc_span_carries_the_status_code(observed: Observed) -> None:
+    with contextlib.suppress(NotFoundError):
+        await observed.sb.contacts.get(email="nobody@example.com")
+    (span,) = await eventually(lambda: observed.finished("/switchboard.v1.ContactSync/GetContact"))
+    assert (span.attributes or {})["rpc.grpc.status_code"] == 5
+
+
+async def test_store_transactions_are_child_spans_of_the_rpc(observed: Observed) -> None:
+    await observed.sb.contacts.upsert(email="ada@example.com")
+    (rpc,) = await eventually(lambda: observed.finished(UPSERT))
+    writes = [s for s in observed.finished("store.write") if s.parent is not None]
+    children = [s for s in writes if s.parent and s.parent.span_id == rpc.context.span_id]
+    assert children
+
+
+async def test_caller_traceparent_is_continued(observed: Observed) -> None:
+    async with observed.sb.__class__(
+        f"127.0.0.1:{observed.app.port}", metadata={"traceparent": PARENT}, timeout=10.0
+    ) as sb:
+        await sb.connectors.invoke("fake", "echo", payload={"hello": "world"})
+    (rpc,) = await eventually(
+        lambda: observed.finished("/switchboard.v1.Connectors/InvokeConnector")
+    )
+    (attempt,) = observed.finished("connector fake echo")
+    assert (
+        format(rpc.context.trace_id, "032x"),
+        attempt.parent.span_id if attempt.parent else None,
+        attempt.context.trace_id,
+    ) == (TRACE_ID, rpc.context.span_id, rpc.context.trace_id)
+
+
+async def test_dispatched_steps_get_connector_spans(observed: Observed) -> None:
+    await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
+    names = {s.name for s in observed.spans.get_finished_spans()}
+    assert {"connector crm contacts.upsert", "connector esp lists.subscribe"} <= names
+
+
+async def test_connector_metadata_carries_the_attempt_span(observed: Observed) -> None:
+    attempts = AttemptTelemetry(observed.app.telemetry.tracer, observed.app.telemetry.meter)
+    async with attempts.attempt("crm", "contacts.upsert") as metadata:
+        current = trace.get_current_span().get_span_context()
+    received = trace.get_current_span(extract(metadata)).get_span_context()
+    assert (received.trace_id, received.span_id) == (current.trace_id, current.span_id)
