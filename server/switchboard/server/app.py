@@ -28,6 +28,7 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
+from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.scoring_rules import validate_rules
@@ -122,7 +123,8 @@ async def build_app(
         CampaignTriggersServicer(campaigns), server
     )  # type: ignore[no-untyped-call]
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors)
+        ConnectorService(store, connectors, settings.connectors),
+        DeadLetterService(store, dispatcher, notifier),
     )
     connectors_pb2_grpc.add_ConnectorsServicer_to_server(connector_servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()

@@ -102,7 +102,42 @@ class DispatchSettings(_Frozen):
         default=_DEFAULTS["dispatch"]["concurrency"],
         ge=1,
         le=1000,
-        description="Steps delivered at once.",
+        description="Steps delivered at once, all connectors together.",
+    )
+    connector_concurrency: int = Field(
+        default=_DEFAULTS["dispatch"]["connector_concurrency"],
+        ge=1,
+        le=1000,
+        description="Default steps in flight per connector (a slow one holds only these).",
+    )
+    max_retry_after_s: float = Field(
+        default=_DEFAULTS["dispatch"]["max_retry_after_s"],
+        ge=0,
+        description="Longest Retry-After a tool may ask for; longer requests are capped.",
+    )
+    breaker_failures: int = Field(
+        default=_DEFAULTS["dispatch"]["breaker_failures"],
+        ge=1,
+        description="Default consecutive failures that open a connector's circuit.",
+    )
+    breaker_cooldown_s: float = Field(
+        default=_DEFAULTS["dispatch"]["breaker_cooldown_s"],
+        gt=0,
+        description="Default seconds an open circuit waits before one probe call.",
+    )
+    per_contact_ordering: bool = Field(
+        default=_DEFAULTS["dispatch"]["per_contact_ordering"],
+        description="Default: deliver a contact's steps for one connector one at a time, in order.",
+    )
+    idempotency_retention_s: float = Field(
+        default=_DEFAULTS["dispatch"]["idempotency_retention_s"],
+        ge=86400,
+        description="How long idempotency keys are kept (at least 24 hours).",
+    )
+    purge_interval_s: float = Field(
+        default=_DEFAULTS["dispatch"]["purge_interval_s"],
+        gt=0,
+        description="How often expired idempotency keys are purged.",
     )
 
 
@@ -112,6 +147,20 @@ class ConnectorSettings(_Frozen):
     kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
     timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt timeout.")
     max_attempts: int | None = Field(default=None, ge=1, le=100, description="Overrides dispatch.")
+    base_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=1000, description="Steps in flight; overrides dispatch."
+    )
+    rate_per_s: float | None = Field(
+        default=None, gt=0, description="Calls per second (token bucket); none: unlimited."
+    )
+    rate_burst: int = Field(default=1, ge=1, description="Calls allowed at once above the rate.")
+    breaker_failures: int | None = Field(default=None, ge=1, description="Overrides dispatch.")
+    breaker_cooldown_s: float | None = Field(default=None, gt=0, description="Overrides dispatch.")
+    ordered: bool | None = Field(
+        default=None, description="Per-contact ordering; overrides dispatch.per_contact_ordering."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
 
 
