@@ -37,24 +37,27 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
-        """ "closed", "open" or "half_open" (cool-down over, a probe may go)."""
+        """"closed", "open" (cooling down) or "half_open" (the probe may go or is out)."""
         if self._opened_at is None:
             return "closed"
-        if self._probing or self._clock() < self._opened_at + self._cooldown_s:
+        if self._clock() < self._opened_at + self._cooldown_s:
             return "open"
         return "half_open"
 
     def capacity(self) -> int:
         """How many calls may start now: unlimited, none, or the one probe."""
         state = self.state
-        return _UNLIMITED if state == "closed" else int(state == "half_open")
+        if state == "closed":
+            return _UNLIMITED
+        return int(state == "half_open" and not self._probing)
 
     def allow(self) -> bool:
         """Ask to make one call now; in half-open state this takes the single probe."""
-        state = self.state
-        if state == "half_open":
+        if self.capacity() == 0:
+            return False
+        if self._opened_at is not None:
             self._probing = True
-        return state != "open"
+        return True
 
     def reopens_in_s(self) -> float:
         """Seconds until a probe may go (0 when closed)."""
