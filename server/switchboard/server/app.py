@@ -32,6 +32,7 @@ from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.scoring_rules import validate_rules
+from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.sqlite import SqliteStore
 from switchboard.v1 import (
     campaigns_pb2,
@@ -71,11 +72,13 @@ class App:
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
+    retention: RetentionTask
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
         await self.server.start()
         self.dispatcher.start()
+        self.retention.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
 
@@ -85,6 +88,7 @@ class App:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.dispatcher.stop(grace)
+        await self.retention.stop()
         for connector in self.connectors.values():
             try:
                 await connector.aclose()
@@ -135,4 +139,9 @@ async def build_app(
     except RuntimeError as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
-    return App(settings, server, port, store, cache, connectors, dispatcher, health_servicer)
+    retention = RetentionTask(
+        store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
+    )
+    return App(
+        settings, server, port, store, cache, connectors, dispatcher, health_servicer, retention
+    )
