@@ -18,6 +18,7 @@ from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
+from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
 _Plain = Callable[[str, Mapping[str, Any], ConnectorState], Connector]
@@ -37,6 +38,7 @@ _FACTORIES: dict[str, _Factory] = {
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
+    "webhook": _plain(WebhookConnector),
 }
 
 KINDS: tuple[str, ...] = tuple(sorted(_FACTORIES))
