@@ -37,7 +37,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
-        """"closed", "open" (cooling down) or "half_open" (the probe may go or is out)."""
+        """One of closed, open (cooling down) or half_open (the probe may go or is out)."""
         if self._opened_at is None:
             return "closed"
         if self._clock() < self._opened_at + self._cooldown_s:
