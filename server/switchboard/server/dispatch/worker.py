@@ -52,6 +52,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -60,6 +61,7 @@ class Dispatcher:
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="dispatcher")
 
     def wake(self) -> None:
@@ -71,6 +73,7 @@ class Dispatcher:
 
         A cancelled delivery stays in the outbox and is retried after its lease expires.
         """
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -83,7 +86,9 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
+        # The flag as well as the cancel: on Python 3.11 a cancel that lands while the wake
+        # event fires can be swallowed by the wait, and the loop must still end.
+        while not self._stopping:
             claimed = 0
             try:
                 claimed = await self._claim_and_start()
@@ -91,7 +96,8 @@ class Dispatcher:
                 log.exception("dispatcher poll failed; retrying")
             if claimed == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
+                    async with asyncio.timeout(self._settings.poll_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def _claim_and_start(self) -> int:
