@@ -28,7 +28,7 @@ class ConnectorsServicer(connectors_pb2_grpc.ConnectorsServicer):
     async def InvokeConnector(
         self, request: connectors_pb2.InvokeConnectorRequest, context: Context
     ) -> connectors_pb2.InvokeConnectorResponse:
-        return await self._connectors.invoke(request)
+        return await self._connectors.invoke(request, context.time_remaining())
 
     async def ListDeadLetters(
         self, request: connectors_pb2.ListDeadLettersRequest, context: Context

@@ -33,6 +33,8 @@ from switchboard.v1 import connectors_pb2
 log = logging.getLogger(__name__)
 _HEALTH_TIMEOUT_S = 2.0
 _HEALTH_TTL_S = 5.0
+# Kept from the caller's deadline to record the call and send the answer.
+_ANSWER_MARGIN_S = 0.05
 Health = connectors_pb2.ConnectorHealth
 
 
@@ -95,9 +97,13 @@ class ConnectorService:
         return check
 
     async def invoke(
-        self, req: connectors_pb2.InvokeConnectorRequest
+        self, req: connectors_pb2.InvokeConnectorRequest, time_left_s: float | None = None
     ) -> connectors_pb2.InvokeConnectorResponse:
-        """Call one action now; record the call; replay a repeated idempotency key."""
+        """Call one action now; record the call; replay a repeated idempotency key.
+
+        The attempt is bounded by the connector's timeout and by the caller's remaining
+        deadline (less a margin to record and answer), so it never outlives the caller.
+        """
         v = Violations()
         if not req.connector:
             v.add("connector", "is required")
@@ -113,7 +119,10 @@ class ConnectorService:
             replay = await self._replay(req.idempotency_key, digest)
             if replay is not None:
                 return replay
-        ok, result, error = await self._call(connector, req, key)
+        timeout = self._settings[req.connector].timeout_s
+        if time_left_s is not None:
+            timeout = max(0.001, min(timeout, time_left_s - _ANSWER_MARGIN_S))
+        ok, result, error = await self._call(connector, req, key, timeout)
         resp = connectors_pb2.InvokeConnectorResponse()
         if ok:
             resp.result.CopyFrom(_struct(result))
@@ -147,9 +156,13 @@ class ConnectorService:
         return connectors_pb2.InvokeConnectorResponse.FromString(record.response)
 
     async def _call(
-        self, connector: Connector, req: connectors_pb2.InvokeConnectorRequest, key: str
+        self,
+        connector: Connector,
+        req: connectors_pb2.InvokeConnectorRequest,
+        key: str,
+        limit_s: float,
     ) -> tuple[bool, dict[str, Any], SwitchboardError | None]:
-        timeout = self._settings[req.connector].timeout_s
+        timeout = limit_s
         payload = json_format.MessageToDict(req.payload)
         ctx = InvokeContext(idempotency_key=key, deadline_s=timeout)
         try:
