@@ -30,6 +30,7 @@ from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.inbound import InboundServer
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.store.retention import RetentionTask
@@ -73,10 +74,13 @@ class App:
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
     retention: RetentionTask
+    inbound: InboundServer | None = None
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
         await self.server.start()
+        if self.inbound is not None:
+            await self.inbound.start()
         self.dispatcher.start()
         self.retention.start()
         for name in ("", *SERVICE_NAMES):
@@ -86,6 +90,8 @@ class App:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
+        if self.inbound is not None:
+            await self.inbound.stop()
         await self.server.stop(grace)
         await self.dispatcher.stop(grace)
         await self.retention.stop()
@@ -142,6 +148,16 @@ async def build_app(
     retention = RetentionTask(
         store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
     )
+    inbound = InboundServer(settings.inbound, campaigns) if settings.inbound.listen else None
     return App(
-        settings, server, port, store, cache, connectors, dispatcher, health_servicer, retention
+        settings,
+        server,
+        port,
+        store,
+        cache,
+        connectors,
+        dispatcher,
+        health_servicer,
+        retention,
+        inbound,
     )

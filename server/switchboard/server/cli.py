@@ -58,6 +58,13 @@ async def _serve(settings: Settings) -> None:
         f"(store {settings.database.path}, {len(app.connectors)} connectors); Ctrl-C stops",
         err=True,
     )
+    if app.inbound is not None:
+        inbound_host = settings.inbound.listen.rpartition(":")[0]
+        click.echo(
+            f"switchboard: inbound webhooks on http://{inbound_host}:{app.inbound.port}"
+            "/webhooks/<source>",
+            err=True,
+        )
     await stop.wait()
     click.echo(f"switchboard: stopping (grace {settings.grace_period_s:g}s)", err=True)
     await app.stop()

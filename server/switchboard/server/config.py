@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from switchboard.server.signing import decode_secret
+
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -226,6 +228,45 @@ class ScoringSettings(_Frozen):
     )
 
 
+class InboundSourceSettings(_Frozen):
+    """One third-party app sending webhooks to `POST /webhooks/<name>`."""
+
+    secrets: list[str] = Field(
+        min_length=1, description="`whsec_…` secrets; several are accepted while rotating."
+    )
+    event: str = Field(description="The trigger started for each accepted webhook.")
+    email_field: str = Field(
+        default="email", description="Dotted path of the contact's email in the JSON body."
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_decode(cls, value: list[str]) -> list[str]:
+        for secret in value:
+            decode_secret(secret)
+        return value
+
+
+class InboundSettings(_Frozen):
+    """The inbound webhook endpoint (HTTP, same process, its own port)."""
+
+    listen: str = Field(
+        default=_DEFAULTS["inbound"]["listen"],
+        description="host:port for inbound webhooks; empty: the endpoint is off.",
+    )
+    max_body_bytes: int = Field(
+        default=_DEFAULTS["inbound"]["max_body_bytes"], ge=1, description="Larger bodies: 413."
+    )
+    tolerance_s: float = Field(
+        default=_DEFAULTS["inbound"]["tolerance_s"],
+        gt=0,
+        description="Accepted clock difference for webhook-timestamp.",
+    )
+    sources: dict[str, InboundSourceSettings] = Field(
+        default_factory=dict, description="Senders by name (the URL path segment)."
+    )
+
+
 def _section(name: str) -> Any:
     return lambda: _DEFAULTS[name]
 
@@ -260,6 +301,7 @@ class Settings(BaseSettings):
         default_factory=_section("triggers"), description="Event name to ordered steps."
     )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -288,6 +330,15 @@ class Settings(BaseSettings):
             if not _EVENT_NAME.match(name):
                 raise ValueError(f"trigger name {name!r} must match {_EVENT_NAME.pattern}")
         return value
+
+    @model_validator(mode="after")
+    def _inbound_sources_use_triggers(self) -> Settings:
+        for name, source in self.inbound.sources.items():
+            if source.event not in self.triggers:
+                raise ValueError(
+                    f"inbound source {name!r} starts event {source.event!r}, which has no trigger"
+                )
+        return self
 
     @model_validator(mode="after")
     def _steps_use_configured_connectors(self) -> Settings:

@@ -16,10 +16,6 @@ here into `RetryableConnectorError` / `PermanentConnectorError`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import ssl
 import time
@@ -29,32 +25,13 @@ from typing import TYPE_CHECKING, Any
 from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict
 from switchboard.server.connectors.http_errors import error_for_status
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
+from switchboard.server.signing import decode_secret, sign
 
 if TYPE_CHECKING:
     import httpx
 
 _OPTIONS = frozenset({"url", "secret", "actions", "ca_file", "max_response_bytes", "headers"})
 _DEFAULT_MAX_RESPONSE = 64 * 1024
-
-
-def decode_secret(name: str, secret: Any) -> bytes:
-    """The HMAC key inside a `whsec_<base64>` secret."""
-    if not isinstance(secret, str) or not secret.startswith("whsec_"):
-        raise ValueError(f"connector {name!r}: option 'secret' must look like 'whsec_<base64>'")
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"connector {name!r}: option 'secret' is not valid base64") from exc
-    if len(key) < 16:
-        raise ValueError(f"connector {name!r}: option 'secret' must hold at least 16 bytes")
-    return key
-
-
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks `v1` signature of one message."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 class WebhookConnector:
@@ -81,7 +58,10 @@ class WebhookConnector:
             raise ValueError(f"connector {name!r}: option 'url' must be an http(s) URL")
         self.name = name
         self._url = url
-        self._key = decode_secret(name, options.get("secret"))
+        try:
+            self._key = decode_secret(options.get("secret"))
+        except ValueError as exc:
+            raise ValueError(f"connector {name!r}: option 'secret': {exc}") from exc
         actions = options.get("actions", ["webhook.post"])
         if not isinstance(actions, list) or not all(isinstance(a, str) and a for a in actions):
             raise ValueError(f"connector {name!r}: option 'actions' must be a list of names")
