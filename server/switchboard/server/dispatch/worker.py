@@ -163,8 +163,19 @@ class Dispatcher:
     async def _guarded_invoke(
         self, guard: ConnectorGuard, step: dict[str, Any], item: OutboxItem, attempt: int
     ) -> dict[str, Any]:
+        return await self._through(guard, step["action"], step["params"], item, attempt)
+
+    async def _through(
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        params: dict[str, Any],
+        item: OutboxItem,
+        attempt: int,
+    ) -> dict[str, Any]:
+        """Invoke and tell the connector's breaker how it went."""
         try:
-            result = await self._invoke(guard.name, step["action"], step["params"], item, attempt)
+            result = await self._invoke(guard.name, action, params, item, attempt)
         except asyncio.CancelledError:
             guard.breaker.failure()  # frees a half-open probe slot; the row is re-offered
             raise
@@ -221,12 +232,14 @@ class Dispatcher:
             )
         connector = fallback.get("connector") or step["connector"]
         guard = self._guards.get(connector)
+        params = fallback.get("params", {})
         try:
-            if guard is not None and not guard.breaker.allow():
+            if guard is None:
+                result = await self._invoke(connector, fallback["action"], params, item, 1)
+            elif guard.breaker.allow():
+                result = await self._through(guard, fallback["action"], params, item, 1)
+            else:
                 raise RetryableConnectorError(f"circuit open for connector {connector!r}")
-            result = await self._invoke(
-                connector, fallback["action"], fallback.get("params", {}), item, 1
-            )
         except Exception as exc:
             return Outcome(
                 StepStatus.STEP_STATUS_FAILED,
