@@ -181,13 +181,41 @@ class FallbackSettings(_Frozen):
         return self
 
 
-class StepSettings(_Frozen):
-    """One connector call of a trigger."""
+class BranchStepSettings(_Frozen):
+    """One connector call inside a wait step's branch."""
 
     connector: str
     action: str
     params: dict[str, Any] = Field(default_factory=dict)
     fallback: FallbackSettings | None = None
+
+
+class WaitSettings(_Frozen):
+    """Pause the run until an inbound event with the same key arrives, or a timeout."""
+
+    source: str = Field(description="The inbound source whose events resume this wait.")
+    key: str = Field(description="Dotted path in the run's payload, e.g. attributes.app_id.")
+    timeout_s: float = Field(gt=0, description="Seconds before the timeout branch is taken.")
+    timeout_branch: str = Field(default="timeout", description="Branch taken on timeout.")
+    branches: dict[str, list[BranchStepSettings]] = Field(
+        default_factory=dict, description="Steps run after the wait, by branch name."
+    )
+
+
+class StepSettings(_Frozen):
+    """One connector call of a trigger, or a wait (then connector and action stay empty)."""
+
+    connector: str = ""
+    action: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    fallback: FallbackSettings | None = None
+    wait: WaitSettings | None = None
+
+    @model_validator(mode="after")
+    def _call_or_wait(self) -> StepSettings:
+        if (self.wait is None) != bool(self.connector and self.action):
+            raise ValueError("a step needs a connector and an action, or a wait (not both)")
+        return self
 
 
 class TriggerSettings(_Frozen):
@@ -234,7 +262,15 @@ class InboundSourceSettings(_Frozen):
     secrets: list[str] = Field(
         min_length=1, description="`whsec_…` secrets; several are accepted while rotating."
     )
-    event: str = Field(description="The trigger started for each accepted webhook.")
+    event: str | None = Field(
+        default=None, description="The trigger started for each accepted webhook, if any."
+    )
+    correlation_field: str | None = Field(
+        default=None, description="Dotted path of the key that resumes matching wait steps."
+    )
+    branch_field: str = Field(
+        default="branch", description="Dotted path of the branch name a resumed wait takes."
+    )
     email_field: str = Field(
         default="email", description="Dotted path of the contact's email in the JSON body."
     )
@@ -334,16 +370,26 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _inbound_sources_use_triggers(self) -> Settings:
         for name, source in self.inbound.sources.items():
-            if source.event not in self.triggers:
+            if source.event is not None and source.event not in self.triggers:
                 raise ValueError(
                     f"inbound source {name!r} starts event {source.event!r}, which has no trigger"
                 )
+        for event, trigger in self.triggers.items():
+            for i, step in enumerate(trigger.steps):
+                if step.wait is None:
+                    continue
+                src = self.inbound.sources.get(step.wait.source)
+                if src is None or src.correlation_field is None:
+                    raise ValueError(
+                        f"trigger {event!r} step {i} waits on inbound source "
+                        f"{step.wait.source!r}, which is not configured with a correlation_field"
+                    )
         return self
 
     @model_validator(mode="after")
     def _steps_use_configured_connectors(self) -> Settings:
         for event, trigger in self.triggers.items():
-            for i, step in enumerate(trigger.steps):
+            for i, step in enumerate(_calls(trigger.steps)):
                 names = [step.connector]
                 if step.fallback and step.fallback.action:
                     names.append(step.fallback.connector or step.connector)
@@ -354,6 +400,23 @@ class Settings(BaseSettings):
                             f"configured (configured: {', '.join(sorted(self.connectors))})"
                         )
         return self
+
+
+def _calls(steps: list[StepSettings]) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call of a trigger: its steps and the steps of its waits' branches."""
+    calls: list[StepSettings | BranchStepSettings] = []
+    for step in steps:
+        if step.wait is None:
+            calls.append(step)
+        else:
+            for branch in step.wait.branches.values():
+                calls.extend(branch)
+    return calls
+
+
+def trigger_calls(trigger: TriggerSettings) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call a trigger can make (for configuration checks)."""
+    return _calls(trigger.steps)
 
 
 class SettingsError(Exception):

@@ -103,6 +103,11 @@ class InboundServer:
             return _json_error(400, "body is not JSON")
         if not isinstance(data, dict):
             return _json_error(400, "body must be a JSON object")
+        answer: dict[str, Any] = {}
+        if source.settings.correlation_field is not None:
+            answer["resumed"] = await self._resume(source, msg_id, data)
+        if source.settings.event is None:
+            return web.json_response(answer, status=200)
         email = _lookup(data, source.settings.email_field)
         if not isinstance(email, str) or not email:
             return _json_error(422, f"no contact email at {source.settings.email_field!r}")
@@ -114,9 +119,21 @@ class InboundServer:
             attributes=attributes,
             idempotency_key=f"webhook:{source.name}:{msg_id}",
         )
-        return await self._trigger(req)
+        return await self._trigger(req, answer)
 
-    async def _trigger(self, req: campaigns_pb2.TriggerCampaignRequest) -> web.Response:
+    async def _resume(self, source: _Source, msg_id: str, data: dict[str, Any]) -> list[str]:
+        field = source.settings.correlation_field or ""
+        key = _lookup(data, field)
+        if key is None or key == "":
+            return []
+        branch = _lookup(data, source.settings.branch_field)
+        return await self._campaigns.resume(
+            source.name, str(key), "" if branch is None else str(branch), data, msg_id
+        )
+
+    async def _trigger(
+        self, req: campaigns_pb2.TriggerCampaignRequest, answer: dict[str, Any]
+    ) -> web.Response:
         try:
             run = await self._campaigns.trigger(req, None)
         except (InvalidArgument, NotFound) as exc:
@@ -129,4 +146,4 @@ class InboundServer:
         except Exception:
             log.exception("inbound webhook failed")
             return _json_error(500, "internal error")
-        return web.json_response({"run_id": run.id, "event": run.event}, status=200)
+        return web.json_response({**answer, "run_id": run.id, "event": run.event}, status=200)

@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from switchboard.server.config import ConnectorSettings, ScoringSettings, TriggerSettings
+from switchboard.server.config import (
+    ConnectorSettings,
+    ScoringSettings,
+    TriggerSettings,
+    trigger_calls,
+)
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
@@ -77,7 +82,7 @@ def check_steps(triggers: Mapping[str, TriggerSettings], registry: Mapping[str, 
         ValueError: naming the trigger, the step index, the connector and the action.
     """
     for event, trigger in triggers.items():
-        for index, step in enumerate(trigger.steps):
+        for index, step in enumerate(trigger_calls(trigger)):
             _check_action(event, index, registry, step.connector, step.action)
             fallback = step.fallback
             if fallback is not None and fallback.action is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
+from switchboard.server.dispatch.waits import start_wait, take_branch
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
 from switchboard.server.timeutil import set_ts
@@ -33,6 +34,7 @@ class Outcome:
     error: str = ""
     retry_at_us: int = 0
     dead_reason: str = ""  # set on FAILED: "retries_exhausted" or "permanent_error"
+    branch: str | None = None  # set when a wait step ends: the branch to take
 
 
 def step_key(run_id: str, index: int) -> str:
@@ -63,7 +65,10 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
         tx.finish_outbox(item.id)
         if outcome.status == StepStatus.STEP_STATUS_FAILED:
             _dead_letter(tx, run, item, outcome, now)
-        _advance(tx, run, item, now)
+        plan = item.plan
+        if outcome.branch is not None:
+            plan = take_branch(tx, run, plan, item.step_index, outcome.branch, now)
+        _advance(tx, run, plan, item, now)
     set_ts(run.updated_at, now)
     tx.put_run(run)
     body = {
@@ -97,12 +102,24 @@ def _dead_letter(
     tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
 
 
-def _advance(tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, now: int) -> None:
+def queue_step(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, now: int
+) -> None:
+    """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
+    if plan["steps"][index].get("wait"):
+        start_wait(tx, run, plan, index, step_key(run.id, index), now)
+        return
+    connector = plan["steps"][index]["connector"]
+    tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
+
+
+def _advance(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], item: OutboxItem, now: int
+) -> None:
     nxt = item.step_index + 1
     if item.advance and nxt < len(run.steps):
         run.status = RunStatus.RUN_STATUS_RUNNING
-        connector = item.plan["steps"][nxt]["connector"]
-        tx.enqueue_step(run.id, nxt, connector, step_key(run.id, nxt), now)
+        queue_step(tx, run, plan, nxt, now)
         return
     if not all(s.status in _DONE for s in run.steps):
         # A redriven step finished while later steps are still under way (or the reverse).

@@ -23,6 +23,7 @@ from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.outcome import Outcome, record
 from switchboard.server.dispatch.retry import is_retryable
+from switchboard.server.dispatch.waits import WAIT_CONNECTOR
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
 from switchboard.server.timeutil import now_us
@@ -109,7 +110,9 @@ class Dispatcher:
         flt = ClaimFilter(
             budgets={name: g.budget() for name, g in self._guards.items()},
             default_budget=limit,
-            unordered=frozenset(name for name, g in self._guards.items() if not g.ordered),
+            unordered=frozenset(
+                [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
+            ),
         )
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
@@ -139,6 +142,10 @@ class Dispatcher:
 
     async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
         step = item.plan["steps"][item.step_index]
+        if item.connector == WAIT_CONNECTOR:
+            branch = step["wait"]["timeout_branch"]
+            result = {"branch": branch, "timed_out": True}
+            return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, 1, result=result, branch=branch)
         if guard is None:
             error = f"permanent: connector {step['connector']!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")

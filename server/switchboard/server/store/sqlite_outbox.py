@@ -109,6 +109,43 @@ class OutboxQueries:
             (attempts, available_us, item_id),
         )
 
+    def outbox_item(self, run_id: str, step_index: int) -> OutboxItem | None:
+        r = self._db.execute(
+            "SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, "
+            "o.connector, o.contact_id, o.advance FROM outbox o JOIN runs r ON r.id = o.run_id "
+            "WHERE o.run_id = ? AND o.step_index = ?",
+            (run_id, step_index),
+        ).fetchone()
+        if r is None:
+            return None
+        return OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+
+    # -- wait steps ----------------------------------------------------------------------
+    def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO waits (run_id, step_index, source, key) VALUES (?, ?, ?, ?)",
+            (run_id, step_index, source, key),
+        )
+
+    def delete_wait(self, run_id: str, step_index: int) -> None:
+        self._db.execute(
+            "DELETE FROM waits WHERE run_id = ? AND step_index = ?", (run_id, step_index)
+        )
+
+    def waits_for(self, source: str, key: str) -> list[tuple[str, int]]:
+        cur = self._db.execute(
+            "SELECT run_id, step_index FROM waits WHERE source = ? AND key = ? "
+            "ORDER BY run_id, step_index",
+            (source, key),
+        )
+        return [(r[0], r[1]) for r in cur]
+
+    def update_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE runs SET plan = ? WHERE id = ?",
+            (json.dumps(plan, separators=(",", ":")), run_id),
+        )
+
     def outbox_depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 

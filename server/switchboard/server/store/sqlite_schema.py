@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: list[str] = [
     """
@@ -115,5 +115,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN advance INTEGER NOT NULL DEFAULT 1;
     CREATE INDEX outbox_contact_order ON outbox (contact_id, connector, id);
+    """,
+    # 3: wait steps, found by the inbound source and correlation key that resume them.
+    """
+    CREATE TABLE waits (
+        run_id      TEXT NOT NULL,
+        step_index  INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    ) WITHOUT ROWID;
+    CREATE INDEX waits_key ON waits (source, key);
     """,
 ]
