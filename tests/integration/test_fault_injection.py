@@ -121,7 +121,7 @@ async def test_breaker_opens_holds_steps_without_calls_then_closes(start_app: St
 
 async def test_a_slow_connector_does_not_delay_others(start_app: StartApp) -> None:
     connectors = {
-        "slow": {"kind": "fake", "max_concurrency": 2, "options": {"latency_s": 1.0}},
+        "slow": {"kind": "fake", "max_concurrency": 2, "options": {"latency_s": 3.0}},
         "fast": {"kind": "fake"},
     }
     triggers = {"slow": _ping("slow"), "fast": _ping("fast")}
