@@ -88,3 +88,19 @@ def test_guards_take_connector_overrides_else_dispatch_defaults() -> None:
     assert guards["b"].policy.max_attempts == 9
     guards["b"].in_flight = 2
     assert guards["b"].budget() == 0
+
+
+def test_budget_is_the_smallest_of_slots_tokens_and_breaker() -> None:
+    clock = Clock()
+    guards = build_guards(
+        {"a": ConnectorSettings(kind="fake", max_concurrency=5, rate_per_s=1.0, rate_burst=3)},
+        DispatchSettings(breaker_failures=1),
+        clock,
+    )
+    guard = guards["a"]
+    assert guard.budget() == 3  # the burst
+    guard.bucket.take()
+    guard.bucket.take()
+    assert guard.budget() == 1
+    guard.breaker.failure()
+    assert guard.budget() == 0  # open: nothing, whatever the other limits say
