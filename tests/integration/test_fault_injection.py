@@ -183,3 +183,23 @@ async def test_per_contact_ordering(
     a1_success = len(order) - 1 - order[::-1].index(a1.id)
     assert order.index(b1.id) < a1_success  # another contact is not held back
     assert (order.index(a2.id) > a1_success) is a2_waits_for_a1
+
+
+async def test_list_connectors_shows_the_circuit(start_app: StartApp) -> None:
+    connectors = {
+        "fake": {
+            "kind": "fake",
+            "breaker_failures": 1,
+            "breaker_cooldown_s": 60,
+            "options": {"fail_times": 1},
+        }
+    }
+    app = await start_app(connectors=connectors, triggers={"ping": _ping()})
+    breaker = app.dispatcher.guards["fake"].breaker
+    async with Switchboard(f"127.0.0.1:{app.port}") as sb:
+        before = {c.name: c.circuit for c in await sb.connectors.list()}
+        await sb.campaigns.trigger("ping", email="circ@example.com")
+        await _wait_for(lambda: breaker.state == "open")
+        after = {c.name: c.circuit for c in await sb.connectors.list()}
+    assert before == {"fake": "closed"}
+    assert after == {"fake": "open"}

@@ -117,6 +117,8 @@ async def test_an_event_for_another_key_resumes_nothing(start_app: StartApp) -> 
     app = await _start(start_app, timeout_s=3600)
     response = await _send(app, {"application_id": "nobody", "decision": "approved"}, "evt_9")
     assert response.json() == {"resumed": []}
+    events = await app.store.read(lambda tx: tx.events("ats:nobody"))
+    assert [t for t, _ in events] == ["inbound.received"]  # recorded before the 200
 
 
 def test_a_wait_needs_a_correlated_source(make_settings: Callable[..., Any]) -> None:

@@ -96,20 +96,24 @@ class RedriveDeadLettersResponse(_message.Message):
     def __init__(self, redriven: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
 
 class ConnectorInfo(_message.Message):
-    __slots__ = ("name", "kind", "actions", "health", "health_detail", "checked_at")
+    __slots__ = ("name", "kind", "actions", "health", "health_detail", "checked_at", "circuit", "in_flight")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     HEALTH_DETAIL_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     actions: _containers.RepeatedScalarFieldContainer[str]
     health: ConnectorHealth
     health_detail: str
     checked_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., actions: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[ConnectorHealth, str]] = ..., health_detail: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    circuit: str
+    in_flight: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., actions: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[ConnectorHealth, str]] = ..., health_detail: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., circuit: _Optional[str] = ..., in_flight: _Optional[int] = ...) -> None: ...
 
 class ListConnectorsRequest(_message.Message):
     __slots__ = ()

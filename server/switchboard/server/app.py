@@ -133,7 +133,7 @@ async def build_app(
         CampaignTriggersServicer(campaigns), server
     )  # type: ignore[no-untyped-call]
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors),
+        ConnectorService(store, connectors, settings.connectors, dispatcher.guards),
         DeadLetterService(store, dispatcher, notifier),
     )
     connectors_pb2_grpc.add_ConnectorsServicer_to_server(connector_servicer, server)  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.config import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
+from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.domain.idempotency import request_hash
 from switchboard.server.domain.validation import Violations, check_idempotency_key, check_struct
 from switchboard.server.errors import (
@@ -54,10 +55,12 @@ class ConnectorService:
         store: Store,
         connectors: Mapping[str, Connector],
         settings: Mapping[str, ConnectorSettings],
+        guards: Mapping[str, ConnectorGuard] | None = None,
     ) -> None:
         self._store = store
         self._connectors = connectors
         self._settings = settings
+        self._guards = guards or {}
         self._checked: dict[str, _Checked] = {}
 
     async def list(self) -> connectors_pb2.ListConnectorsResponse:
@@ -75,6 +78,10 @@ class ConnectorService:
                 health_detail=check.detail,
             )
             set_ts(info.checked_at, check.at_us)
+            guard = self._guards.get(name)
+            if guard is not None:
+                info.circuit = guard.breaker.state
+                info.in_flight = guard.in_flight
         return resp
 
     async def _health(self, name: str) -> _Checked:

@@ -43,4 +43,8 @@ def resume_waits(
             resumed.append(run_id)
     body = json.dumps(resumed).encode()
     tx.put_idempotency(dedupe_key, IdempotencyRecord("InboundResume", "", body), now)
+    # The log keeps that the event came and what it did; the body itself stays in the
+    # results of the steps it resumed.
+    note = {"source": source, "key": key, "branch": branch, "resumed": resumed}
+    tx.append_event("inbound.received", f"{source}:{key}", json.dumps(note).encode(), now)
     return resumed, False
