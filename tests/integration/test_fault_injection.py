@@ -203,3 +203,16 @@ async def test_list_connectors_shows_the_circuit(start_app: StartApp) -> None:
         after = {c.name: c.circuit for c in await sb.connectors.list()}
     assert before == {"fake": "closed"}
     assert after == {"fake": "open"}
+
+
+async def test_rate_limit_holds_steps_beyond_the_burst(start_app: StartApp) -> None:
+    connectors = {"fake": {"kind": "fake", "rate_per_s": 0.2, "rate_burst": 1}}
+    app = await start_app(connectors=connectors, triggers={"ping": _ping()})
+    async with Switchboard(f"127.0.0.1:{app.port}") as sb:
+        first = await sb.campaigns.trigger("ping", email="r1@example.com", wait=True)
+        second = await sb.campaigns.trigger("ping", email="r2@example.com")
+        seen = await sb.campaigns.get_run(second.id)
+    assert first.status == OK
+    # The one token went to the first step; the next one is five seconds away.
+    assert seen.steps[0].status == campaigns_pb2.STEP_STATUS_PENDING
+    assert len(_fake(app).calls) == 1

@@ -119,15 +119,21 @@ class Dispatcher:
         items = await self._store.write(lambda tx: tx.claim_outbox(now, lease, limit, flt))
         for item in items:
             guard = self._guards.get(item.connector)
+            delay = 0.0
             if guard is not None:
-                guard.in_flight += 1  # counted now, so the next claim sees the slot taken
-            task = asyncio.create_task(self._deliver(item, guard))
+                # Slot and rate token are taken now, not when the task runs, so the next
+                # claim sees them gone and never takes more than the connector may start.
+                guard.in_flight += 1
+                delay = guard.bucket.take()
+            task = asyncio.create_task(self._deliver(item, guard, delay))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(items)
 
-    async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None) -> None:
+    async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None, delay: float) -> None:
         try:
+            if delay:
+                await asyncio.sleep(delay)
             outcome = await self._attempt(item, guard)
             run = await self._store.write(lambda tx: record(tx, item, outcome, now_us()))
         except Exception:
@@ -158,8 +164,6 @@ class Dispatcher:
                 error=f"circuit open for connector {guard.name!r}; not called",
                 retry_at_us=now_us() + int(delay * 1_000_000),
             )
-        if wait := guard.bucket.take():
-            await asyncio.sleep(wait)
         attempt = item.attempts + 1
         try:
             result = await self._guarded_invoke(guard, step, item, attempt)
