@@ -61,6 +61,14 @@ class HttpPeer:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
+            def do_GET(self) -> None:
+                with peer._lock:
+                    reply = peer.script.popleft() if peer.script else Reply()
+                self.send_response(reply.status)
+                self.send_header("content-length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet: tests read `received` instead."""
 

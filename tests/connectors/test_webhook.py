@@ -166,3 +166,22 @@ def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
 async def test_unknown_action_is_permanent(hook: WebhookConnector) -> None:
     with pytest.raises(PermanentConnectorError, match="no action"):
         await hook.invoke("contacts.upsert", PAYLOAD, CTX)
+
+
+async def test_health_url_answering_2xx_is_healthy(peer: HttpPeer) -> None:
+    hook = _webhook(peer.url, health_url=peer.url)
+    try:
+        await hook.health()
+    finally:
+        await hook.aclose()
+    assert len(peer.received) == 0  # a GET, not a delivery
+
+
+async def test_health_url_answering_503_is_unhealthy(peer: HttpPeer) -> None:
+    peer.script.append(Reply(503))
+    hook = _webhook(peer.url, health_url=peer.url)
+    try:
+        with pytest.raises(RetryableConnectorError, match="503"):
+            await hook.health()
+    finally:
+        await hook.aclose()

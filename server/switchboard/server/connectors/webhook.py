@@ -30,7 +30,9 @@ from switchboard.server.signing import decode_secret, sign
 if TYPE_CHECKING:
     import httpx
 
-_OPTIONS = frozenset({"url", "secret", "actions", "ca_file", "max_response_bytes", "headers"})
+_OPTIONS = frozenset(
+    {"url", "secret", "actions", "ca_file", "max_response_bytes", "headers", "health_url"}
+)
 _DEFAULT_MAX_RESPONSE = 64 * 1024
 
 
@@ -44,6 +46,7 @@ class WebhookConnector:
         ca_file: a PEM bundle to verify the server with instead of the system store.
         max_response_bytes: answer bytes read at most (default 65536).
         headers: extra static request headers.
+        health_url: a URL whose GET must answer 2xx for `health()` to pass (optional).
     """
 
     kind: str = "webhook"
@@ -69,6 +72,7 @@ class WebhookConnector:
         self._max_bytes = int(options.get("max_response_bytes", _DEFAULT_MAX_RESPONSE))
         self._headers = {str(k): str(v) for k, v in dict(options.get("headers", {})).items()}
         self._ca_file: str | None = options.get("ca_file")
+        self._health_url: str | None = options.get("health_url")
         self._http: httpx.AsyncClient | None = None
 
     def _client(self) -> httpx.AsyncClient:
@@ -143,7 +147,17 @@ class WebhookConnector:
         return bytes(data), False
 
     async def health(self) -> None:
-        """Configuration-only check: the URL is fixed and reachable only by calling it."""
+        """GET `health_url` when configured (2xx passes); without it, nothing to check."""
+        if not self._health_url:
+            return
+        import httpx
+
+        try:
+            response = await self._client().get(self._health_url)
+        except httpx.HTTPError as exc:
+            raise RetryableConnectorError(f"health check failed: {type(exc).__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise RetryableConnectorError(f"health check answered HTTP {response.status_code}")
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
