@@ -29,6 +29,8 @@ class ServerProcess:
             **os.environ,
             "SWITCHBOARD_DATABASE__PATH": str(db_path),
             "SWITCHBOARD_AUTH__ENABLED": "false",
+            # Nor about the per-caller rate limit: some tests send bursts on purpose.
+            "SWITCHBOARD_LIMITS__RATE_PER_S": "0",
             **(extra_env or {}),
         }
         self.proc = subprocess.Popen(

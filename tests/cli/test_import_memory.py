@@ -39,8 +39,18 @@ def _write_csv(path: Path, rows: int, prefix: str) -> Path:
 def _import(target: str, path: Path) -> tuple[str, int]:
     [key] = LOCAL_KEY
     done = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, "contacts", "import", str(path), "--target", target,
-         "--api-key", key],
+        [
+            sys.executable,
+            "-c",
+            _WRAPPER,
+            "contacts",
+            "import",
+            str(path),
+            "--target",
+            target,
+            "--api-key",
+            key,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -48,6 +48,7 @@ def test_kinds_are_sorted_and_cover_the_builtins() -> None:
         "personalization",
         "recommendations",
         "scoring",
+        "webhook",
     }
 
 

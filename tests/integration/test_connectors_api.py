@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import grpc
 import pytest
 
 from switchboard.client import (
@@ -17,7 +18,7 @@ from switchboard.server.app import App
 from switchboard.server.config import defaults
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
-from switchboard.v1 import connectors_pb2
+from switchboard.v1 import connectors_pb2, connectors_pb2_grpc
 
 StartApp = Callable[..., Awaitable[App]]
 
@@ -120,3 +121,19 @@ async def test_invoke_timeout_is_unavailable(start_app: StartApp) -> None:
             await sb.connectors.invoke("fake", "echo")
         # the server keeps serving after the timeout
         assert (await sb.connectors.list())[0].name == "fake"
+
+
+async def test_invoke_never_outlives_the_callers_deadline(start_app: StartApp) -> None:
+    connectors = {"fake": {"kind": "fake", "timeout_s": 30.0, "options": {"latency_s": 5.0}}}
+    app = await start_app(connectors=connectors, triggers={})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        stub = connectors_pb2_grpc.ConnectorsStub(ch)
+        request = connectors_pb2.InvokeConnectorRequest(connector="fake", action="echo")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.InvokeConnector(request, timeout=1.0)
+    # The server gave up in time to answer, instead of letting the caller's deadline pass.
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "timed out" in (info.value.details() or "")
+    [(_, _, ctx)] = _fake(app).calls
+    assert ctx.deadline_s is not None
+    assert ctx.deadline_s < 1.0

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -75,3 +75,64 @@ class Connectors:
             self._stub.InvokeConnector, request, connectors_pb2.InvokeConnectorResponse, timeout
         )
         return reply.result
+
+    async def list_dead_letters(
+        self,
+        *,
+        connector: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> connectors_pb2.ListDeadLettersResponse:
+        """Returns one page of dead letters (steps delivery gave up on), oldest first.
+
+        Args:
+            connector: Only this connector's dead letters.
+            page_size: At most this many (server default 50, at most 500).
+            page_token: `next_page_token` of the previous page.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+        """
+        request = connectors_pb2.ListDeadLettersRequest(
+            connector=connector, page_size=page_size, page_token=page_token
+        )
+        return await self._transport.call(
+            self._stub.ListDeadLetters, request, connectors_pb2.ListDeadLettersResponse, timeout
+        )
+
+    async def redrive_dead_letters(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        connector: str | None = None,
+        all: bool = False,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> builtins.list[connectors_pb2.DeadLetter]:
+        """Queues dead letters for delivery again; returns those redriven.
+
+        Choose exactly one: `ids`, `connector`, or `all=True`. Each step keeps its
+        idempotency key, gets a fresh attempt budget, and its run continues.
+
+        Args:
+            ids: Dead letter ids from `list_dead_letters`.
+            connector: Every dead letter of this connector.
+            all: Every dead letter.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+        """
+        chosen = (ids is not None) + (connector is not None) + bool(all)
+        if chosen != 1:
+            raise TypeError("redrive_dead_letters() needs exactly one of ids, connector or all")
+        if ids is not None:
+            request = connectors_pb2.RedriveDeadLettersRequest(
+                ids=connectors_pb2.DeadLetterIds(ids=list(ids))
+            )
+        elif connector is not None:
+            request = connectors_pb2.RedriveDeadLettersRequest(connector=connector)
+        else:
+            request = connectors_pb2.RedriveDeadLettersRequest(all=True)
+        reply = await self._transport.call(
+            self._stub.RedriveDeadLetters,
+            request,
+            connectors_pb2.RedriveDeadLettersResponse,
+            timeout,
+        )
+        return list(reply.redriven)

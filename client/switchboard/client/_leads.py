@@ -75,9 +75,7 @@ class Leads:
                 value=value,
                 attributes=to_struct(attributes),
             )
-            return leads_pb2.RecordActivityRequest(
-                contact=_ref(id, email), activity=activity
-            )
+            return leads_pb2.RecordActivityRequest(contact=_ref(id, email), activity=activity)
 
         request = pick(request, build, id, email, type, occurred_at, value, attributes)
         request = with_idempotency_key(request, idempotency_key)

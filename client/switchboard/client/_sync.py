@@ -147,6 +147,8 @@ class SyncConnectors(_SyncNamespace[Connectors]):
 
     list = _blocking(Connectors.list)
     invoke = _blocking(Connectors.invoke)
+    list_dead_letters = _blocking(Connectors.list_dead_letters)
+    redrive_dead_letters = _blocking(Connectors.redrive_dead_letters)
 
 
 class SyncSwitchboard:

@@ -64,9 +64,7 @@ class Transport:
     ) -> R:
         """Makes a call with a single reply (unary, or client-streaming `request`)."""
         try:
-            result = await method(
-                request, timeout=self.deadline(timeout), metadata=self._metadata
-            )
+            result = await method(request, timeout=self.deadline(timeout), metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from exc
         return cast(R, result)

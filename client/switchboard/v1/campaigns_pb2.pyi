@@ -28,6 +28,7 @@ class StepStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_STATUS_SUCCEEDED: _ClassVar[StepStatus]
     STEP_STATUS_FALLBACK: _ClassVar[StepStatus]
     STEP_STATUS_FAILED: _ClassVar[StepStatus]
+    STEP_STATUS_WAITING: _ClassVar[StepStatus]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_PENDING: RunStatus
 RUN_STATUS_RUNNING: RunStatus
@@ -39,6 +40,7 @@ STEP_STATUS_RETRYING: StepStatus
 STEP_STATUS_SUCCEEDED: StepStatus
 STEP_STATUS_FALLBACK: StepStatus
 STEP_STATUS_FAILED: StepStatus
+STEP_STATUS_WAITING: StepStatus
 
 class Step(_message.Message):
     __slots__ = ("index", "connector", "action", "status", "attempts", "error", "result", "updated_at")

@@ -45,6 +45,16 @@ class ConnectorsStub(object):
                 request_serializer=switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/switchboard.v1.Connectors/ListDeadLetters',
+                request_serializer=switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RedriveDeadLetters = channel.unary_unary(
+                '/switchboard.v1.Connectors/RedriveDeadLetters',
+                request_serializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectorsServicer(object):
@@ -67,6 +77,24 @@ class ConnectorsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Lists dead letters: steps that exhausted their retries or failed for good
+        (and had no fallback that worked), oldest first, optionally for one connector.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveDeadLetters(self, request, context):
+        """Queues dead letters for delivery again, by id, by connector, or all of them:
+        each step gets a fresh attempt budget and keeps its idempotency key, and its
+        run continues. Redriven letters leave the dead-letter list. Unknown ids:
+        NOT_FOUND (nothing is redriven).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectorsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +107,16 @@ def add_ConnectorsServicer_to_server(servicer, server):
                     servicer.InvokeConnector,
                     request_deserializer=switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RedriveDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveDeadLetters,
+                    request_deserializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +174,60 @@ class Connectors(object):
             '/switchboard.v1.Connectors/InvokeConnector',
             switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorRequest.SerializeToString,
             switchboard_dot_v1_dot_connectors__pb2.InvokeConnectorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.Connectors/ListDeadLetters',
+            switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersRequest.SerializeToString,
+            switchboard_dot_v1_dot_connectors__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.Connectors/RedriveDeadLetters',
+            switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.SerializeToString,
+            switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,8 +33,10 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
+from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.gauges import register_gauges
+from switchboard.server.inbound import InboundServer
 from switchboard.server.interceptors.authn import AuthenticationInterceptor
 from switchboard.server.interceptors.authz import AuthorizationInterceptor
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
@@ -44,6 +46,7 @@ from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, Toke
 from switchboard.server.scopes import SCOPE_BY_METHOD
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.siblings import Siblings
+from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.sqlite import SqliteStore
 from switchboard.server.telemetry import Telemetry, build_telemetry
 from switchboard.server.transport import add_port, server_options
@@ -86,13 +89,18 @@ class App:
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
     telemetry: Telemetry
+    retention: RetentionTask
     owns_telemetry: bool = True
+    inbound: InboundServer | None = None
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
         await self.server.start()
         self.cache.watch_siblings()
+        if self.inbound is not None:
+            await self.inbound.start()
         self.dispatcher.start()
+        self.retention.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         log.info(
@@ -113,8 +121,11 @@ class App:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
+        if self.inbound is not None:
+            await self.inbound.stop()
         await self.server.stop(grace)
         await self.dispatcher.stop(grace)
+        await self.retention.stop()
         for connector in self.connectors.values():
             try:
                 await connector.aclose()
@@ -206,7 +217,8 @@ async def build_app(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
     leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors, attempts)
+        ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
+        DeadLetterService(store, dispatcher, notifier),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
     add_servicer(
@@ -229,6 +241,10 @@ async def build_app(
     except (RuntimeError, OSError) as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
+    retention = RetentionTask(
+        store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
+    )
+    inbound = InboundServer(settings.inbound, campaigns) if settings.inbound.listen else None
     return App(
         settings,
         server,
@@ -239,5 +255,7 @@ async def build_app(
         dispatcher,
         health_servicer,
         telemetry,
+        retention,
         owns_telemetry,
+        inbound,
     )

@@ -101,6 +101,13 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
             err=True,
         )
         _print_auth_notice(settings, local_key, f"{host}:{app.port}")
+        if app.inbound is not None:
+            inbound_host = settings.inbound.listen.rpartition(":")[0]
+            click.echo(
+                f"switchboard: inbound webhooks on http://{inbound_host}:{app.inbound.port}"
+                "/webhooks/<source>",
+                err=True,
+            )
     else:
         notify_ready()
     await stop.wait()

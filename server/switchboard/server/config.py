@@ -23,6 +23,7 @@ from switchboard.server.security_config import (
     LimitsSettings,
     TlsSettings,
 )
+from switchboard.server.signing import decode_secret
 from switchboard.server.telemetry_config import TelemetrySettings
 
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -105,7 +106,42 @@ class DispatchSettings(_Frozen):
         default=_DEFAULTS["dispatch"]["concurrency"],
         ge=1,
         le=1000,
-        description="Steps delivered at once.",
+        description="Steps delivered at once, all connectors together.",
+    )
+    connector_concurrency: int = Field(
+        default=_DEFAULTS["dispatch"]["connector_concurrency"],
+        ge=1,
+        le=1000,
+        description="Default steps in flight per connector (a slow one holds only these).",
+    )
+    max_retry_after_s: float = Field(
+        default=_DEFAULTS["dispatch"]["max_retry_after_s"],
+        ge=0,
+        description="Longest Retry-After a tool may ask for; longer requests are capped.",
+    )
+    breaker_failures: int = Field(
+        default=_DEFAULTS["dispatch"]["breaker_failures"],
+        ge=1,
+        description="Default consecutive failures that open a connector's circuit.",
+    )
+    breaker_cooldown_s: float = Field(
+        default=_DEFAULTS["dispatch"]["breaker_cooldown_s"],
+        gt=0,
+        description="Default seconds an open circuit waits before one probe call.",
+    )
+    per_contact_ordering: bool = Field(
+        default=_DEFAULTS["dispatch"]["per_contact_ordering"],
+        description="Default: deliver a contact's steps for one connector one at a time, in order.",
+    )
+    idempotency_retention_s: float = Field(
+        default=_DEFAULTS["dispatch"]["idempotency_retention_s"],
+        ge=86400,
+        description="How long idempotency keys are kept (at least 24 hours).",
+    )
+    purge_interval_s: float = Field(
+        default=_DEFAULTS["dispatch"]["purge_interval_s"],
+        gt=0,
+        description="How often expired idempotency keys are purged.",
     )
 
 
@@ -115,6 +151,20 @@ class ConnectorSettings(_Frozen):
     kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
     timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt timeout.")
     max_attempts: int | None = Field(default=None, ge=1, le=100, description="Overrides dispatch.")
+    base_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=1000, description="Steps in flight; overrides dispatch."
+    )
+    rate_per_s: float | None = Field(
+        default=None, gt=0, description="Calls per second (token bucket); none: unlimited."
+    )
+    rate_burst: int = Field(default=1, ge=1, description="Calls allowed at once above the rate.")
+    breaker_failures: int | None = Field(default=None, ge=1, description="Overrides dispatch.")
+    breaker_cooldown_s: float | None = Field(default=None, gt=0, description="Overrides dispatch.")
+    ordered: bool | None = Field(
+        default=None, description="Per-contact ordering; overrides dispatch.per_contact_ordering."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
 
 
@@ -137,13 +187,41 @@ class FallbackSettings(_Frozen):
         return self
 
 
-class StepSettings(_Frozen):
-    """One connector call of a trigger."""
+class BranchStepSettings(_Frozen):
+    """One connector call inside a wait step's branch."""
 
     connector: str = Field(description="A configured connector's name.")
     action: str = Field(description="One of the connector's actions.")
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the action.")
     fallback: FallbackSettings | None = Field(default=None, description="Used when it fails.")
+
+
+class WaitSettings(_Frozen):
+    """Pause the run until an inbound event with the same key arrives, or a timeout."""
+
+    source: str = Field(description="The inbound source whose events resume this wait.")
+    key: str = Field(description="Dotted path in the run's payload, e.g. attributes.app_id.")
+    timeout_s: float = Field(gt=0, description="Seconds before the timeout branch is taken.")
+    timeout_branch: str = Field(default="timeout", description="Branch taken on timeout.")
+    branches: dict[str, list[BranchStepSettings]] = Field(
+        default_factory=dict, description="Steps run after the wait, by branch name."
+    )
+
+
+class StepSettings(_Frozen):
+    """One connector call of a trigger, or a wait (then connector and action stay empty)."""
+
+    connector: str = ""
+    action: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    fallback: FallbackSettings | None = None
+    wait: WaitSettings | None = None
+
+    @model_validator(mode="after")
+    def _call_or_wait(self) -> StepSettings:
+        if (self.wait is None) != bool(self.connector and self.action):
+            raise ValueError("a step needs a connector and an action, or a wait (not both)")
+        return self
 
 
 class TriggerSettings(_Frozen):
@@ -181,6 +259,53 @@ class ScoringSettings(_Frozen):
     status_points: dict[str, float] = Field(
         default_factory=lambda: dict(_DEFAULTS["scoring"]["status_points"]),
         description="Points per lead status.",
+    )
+
+
+class InboundSourceSettings(_Frozen):
+    """One third-party app sending webhooks to `POST /webhooks/<name>`."""
+
+    secrets: list[str] = Field(
+        min_length=1, description="`whsec_…` secrets; several are accepted while rotating."
+    )
+    event: str | None = Field(
+        default=None, description="The trigger started for each accepted webhook, if any."
+    )
+    correlation_field: str | None = Field(
+        default=None, description="Dotted path of the key that resumes matching wait steps."
+    )
+    branch_field: str = Field(
+        default="branch", description="Dotted path of the branch name a resumed wait takes."
+    )
+    email_field: str = Field(
+        default="email", description="Dotted path of the contact's email in the JSON body."
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_decode(cls, value: list[str]) -> list[str]:
+        for secret in value:
+            decode_secret(secret)
+        return value
+
+
+class InboundSettings(_Frozen):
+    """The inbound webhook endpoint (HTTP, same process, its own port)."""
+
+    listen: str = Field(
+        default=_DEFAULTS["inbound"]["listen"],
+        description="host:port for inbound webhooks; empty: the endpoint is off.",
+    )
+    max_body_bytes: int = Field(
+        default=_DEFAULTS["inbound"]["max_body_bytes"], ge=1, description="Larger bodies: 413."
+    )
+    tolerance_s: float = Field(
+        default=_DEFAULTS["inbound"]["tolerance_s"],
+        gt=0,
+        description="Accepted clock difference for webhook-timestamp.",
+    )
+    sources: dict[str, InboundSourceSettings] = Field(
+        default_factory=dict, description="Senders by name (the URL path segment)."
     )
 
 
@@ -227,6 +352,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -257,9 +383,28 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _steps_use_configured_connectors(self) -> Settings:
+    def _inbound_sources_use_triggers(self) -> Settings:
+        for name, source in self.inbound.sources.items():
+            if source.event is not None and source.event not in self.triggers:
+                raise ValueError(
+                    f"inbound source {name!r} starts event {source.event!r}, which has no trigger"
+                )
         for event, trigger in self.triggers.items():
             for i, step in enumerate(trigger.steps):
+                if step.wait is None:
+                    continue
+                src = self.inbound.sources.get(step.wait.source)
+                if src is None or src.correlation_field is None:
+                    raise ValueError(
+                        f"trigger {event!r} step {i} waits on inbound source "
+                        f"{step.wait.source!r}, which is not configured with a correlation_field"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _steps_use_configured_connectors(self) -> Settings:
+        for event, trigger in self.triggers.items():
+            for i, step in enumerate(_calls(trigger.steps)):
                 names = [step.connector]
                 if step.fallback and step.fallback.action:
                     names.append(step.fallback.connector or step.connector)
@@ -270,6 +415,23 @@ class Settings(BaseSettings):
                             f"configured (configured: {', '.join(sorted(self.connectors))})"
                         )
         return self
+
+
+def _calls(steps: list[StepSettings]) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call of a trigger: its steps and the steps of its waits' branches."""
+    calls: list[StepSettings | BranchStepSettings] = []
+    for step in steps:
+        if step.wait is None:
+            calls.append(step)
+        else:
+            for branch in step.wait.branches.values():
+                calls.extend(branch)
+    return calls
+
+
+def trigger_calls(trigger: TriggerSettings) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call a trigger can make (for configuration checks)."""
+    return _calls(trigger.steps)
 
 
 class SettingsError(Exception):

@@ -92,7 +92,11 @@ class ConnectorError(SwitchboardError):
 
 
 class RetryableConnectorError(ConnectorError):
-    """Transient failure: retrying later may succeed."""
+    """Transient failure: retrying later may succeed, not before `retry_after_s` if set."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentConnectorError(ConnectorError):

@@ -41,6 +41,9 @@ SCOPE_BY_METHOD: Final[dict[str, str]] = {
     _CONNECTORS + "ListConnectors": CONNECTORS_READ,
     # Direct calls reach real tools (and may send email): admin only.
     _CONNECTORS + "InvokeConnector": CONNECTORS_ADMIN,
+    # Dead letters hold step payloads (personal data) and redriving re-sends them: admin.
+    _CONNECTORS + "ListDeadLetters": CONNECTORS_ADMIN,
+    _CONNECTORS + "RedriveDeadLetters": CONNECTORS_ADMIN,
 }
 
 ALL_SCOPES: Final[frozenset[str]] = frozenset(SCOPE_BY_METHOD.values())

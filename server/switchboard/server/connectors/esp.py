@@ -1,6 +1,12 @@
-"""Embedded ESP: list subscriptions with a consent check. Sending email is not in scope.
+"""Embedded ESP: list subscriptions with a consent check, and templated email over SMTP.
 
 Collection `subscriptions`, keyed by contact id: {"lists": [sorted list names]}.
+Collection `sent`, keyed by step idempotency key: the result of each email sent, so a step
+retried after its send succeeded does not send again.
+
+`email.send` is offered only when the `smtp` option is set; sending lives in `smtp_mail`.
+It is an action of this adapter rather than a separate `smtp` kind because list consent,
+subscriptions and the welcome email belong to the same tool in a marketing stack.
 """
 
 from __future__ import annotations
@@ -8,22 +14,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from switchboard.server.connectors import smtp_mail
 from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
 from switchboard.server.errors import PermanentConnectorError
 
+_OPTIONS = frozenset({"smtp", "templates"})
+_LIST_ACTIONS = frozenset({"lists.subscribe", "lists.unsubscribe", "contacts.erase"})
+
 
 class EspConnector:
-    """Subscribes contacts to lists, only with marketing consent. Takes no options."""
+    """Subscribes contacts to lists, only with marketing consent; sends templated email.
+
+    Options:
+        smtp: {host, port, sender, security = "starttls"|"tls"|"none", username, password,
+            timeout_s, ca_file}; enables `email.send`.
+        templates: {name: {subject, text}} with `$first_name`-style placeholders.
+    """
 
     kind: str = "esp"
-    actions: frozenset[str] = frozenset({"lists.subscribe", "lists.unsubscribe", "contacts.erase"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if options:
-            unknown = ", ".join(map(repr, sorted(options)))
-            raise ValueError(f"connector {name!r}: option(s) {unknown} unknown; esp takes none")
+        if unknown := sorted(set(options) - _OPTIONS):
+            raise ValueError(
+                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown; "
+                "esp takes smtp and templates"
+            )
         self.name = name
         self._state = state
+        self._smtp = smtp_mail.parse_smtp(name, options["smtp"]) if "smtp" in options else None
+        self._templates = smtp_mail.parse_templates(name, options.get("templates", {}))
+        self.actions: frozenset[str] = _LIST_ACTIONS | (
+            {"email.send"} if self._smtp else frozenset()
+        )
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Subscribe, unsubscribe or erase the payload's contact."""
@@ -34,6 +56,8 @@ class EspConnector:
             )
         contact = require(payload, "contact", dict)
         contact_id: str = require(contact, "id")
+        if action == "email.send":
+            return await self._send(contact, contact_id, payload.get("params") or {}, ctx)
         if action == "contacts.erase":
             lists = await self._lists(contact_id)
             await self._state.delete("subscriptions", contact_id)
@@ -52,6 +76,29 @@ class EspConnector:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    async def _send(
+        self, contact: JsonDict, contact_id: str, params: Any, ctx: InvokeContext
+    ) -> JsonDict:
+        if not isinstance(params, dict):
+            raise PermanentConnectorError("payload field 'params' must be a dict")
+        sent = await self._state.get("sent", ctx.idempotency_key)
+        if sent is not None:
+            return {**sent, "already_sent": True}
+        assert self._smtp is not None  # email.send is only an action with smtp configured
+        name: str = require(params, "template")
+        template = self._templates.get(name)
+        if template is None:
+            raise PermanentConnectorError(f"connector {self.name!r} has no template {name!r}")
+        _check_consent(contact, contact_id, params)
+        to: str = require(contact, "email")
+        fields = {k: v for k, v in contact.items() if isinstance(v, str)}
+        fields.update({k: str(v) for k, v in params.items()})
+        subject, text = smtp_mail.render(template, fields)
+        msg = smtp_mail.build_message(self._smtp.sender, to, subject, text, ctx.idempotency_key)
+        result = await smtp_mail.send(self._smtp, msg)
+        await self._state.put("sent", ctx.idempotency_key, result)
+        return result
 
     async def _lists(self, contact_id: str) -> list[str]:
         record = await self._state.get("subscriptions", contact_id)

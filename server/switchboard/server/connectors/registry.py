@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from switchboard.server.config import ConnectorSettings, ScoringSettings, TriggerSettings
+from switchboard.server.config import (
+    ConnectorSettings,
+    ScoringSettings,
+    TriggerSettings,
+    trigger_calls,
+)
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
@@ -18,6 +23,7 @@ from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
+from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
 _Plain = Callable[[str, Mapping[str, Any], ConnectorState], Connector]
@@ -37,6 +43,7 @@ _FACTORIES: dict[str, _Factory] = {
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
+    "webhook": _plain(WebhookConnector),
 }
 
 KINDS: tuple[str, ...] = tuple(sorted(_FACTORIES))
@@ -75,7 +82,7 @@ def check_steps(triggers: Mapping[str, TriggerSettings], registry: Mapping[str, 
         ValueError: naming the trigger, the step index, the connector and the action.
     """
     for event, trigger in triggers.items():
-        for index, step in enumerate(trigger.steps):
+        for index, step in enumerate(trigger_calls(trigger)):
             _check_action(event, index, registry, step.connector, step.action)
             fallback = step.fallback
             if fallback is not None and fallback.action is not None:

@@ -8,7 +8,9 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.store.base import OutboxItem, WriteTx
+from switchboard.server.dispatch.waits import start_wait, take_branch
+from switchboard.server.ids import new_id
+from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
 from switchboard.server.timeutil import set_ts
 from switchboard.v1 import campaigns_pb2
 
@@ -31,6 +33,8 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: str = ""
     retry_at_us: int = 0
+    dead_reason: str = ""  # set on FAILED: "retries_exhausted" or "permanent_error"
+    branch: str | None = None  # set when a wait step ends: the branch to take
 
 
 def step_key(run_id: str, index: int) -> str:
@@ -59,7 +63,12 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
         if outcome.result is not None:
             step.result.CopyFrom(_struct(outcome.result))
         tx.finish_outbox(item.id)
-        _advance(tx, run, item, now)
+        if outcome.status == StepStatus.STEP_STATUS_FAILED:
+            _dead_letter(tx, run, item, outcome, now)
+        plan = item.plan
+        if outcome.branch is not None:
+            plan = take_branch(tx, run, plan, item.step_index, outcome.branch, now)
+        _advance(tx, run, plan, item, now)
     set_ts(run.updated_at, now)
     tx.put_run(run)
     body = {
@@ -71,12 +80,50 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
     return run
 
 
-def _advance(tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, now: int) -> None:
+def _dead_letter(
+    tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, outcome: Outcome, now: int
+) -> None:
+    step = item.plan["steps"][item.step_index]
+    letter = DeadLetter(
+        id=new_id("d"),
+        run_id=run.id,
+        step_index=item.step_index,
+        connector=step["connector"],
+        action=step["action"],
+        contact_id=run.contact_id,
+        idempotency_key=item.idempotency_key,
+        reason=outcome.dead_reason or "permanent_error",
+        attempts=outcome.attempts,
+        last_error=outcome.error,
+        dead_us=now,
+    )
+    tx.add_dead_letter(letter)
+    body = {"id": letter.id, "step": item.step_index, "reason": letter.reason}
+    tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
+
+
+def queue_step(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, now: int
+) -> None:
+    """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
+    if plan["steps"][index].get("wait"):
+        start_wait(tx, run, plan, index, step_key(run.id, index), now)
+        return
+    connector = plan["steps"][index]["connector"]
+    tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
+
+
+def _advance(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], item: OutboxItem, now: int
+) -> None:
     nxt = item.step_index + 1
-    if nxt < len(run.steps):
+    if item.advance and nxt < len(run.steps):
         run.status = RunStatus.RUN_STATUS_RUNNING
-        connector = item.plan["steps"][nxt]["connector"]
-        tx.enqueue_step(run.id, nxt, connector, step_key(run.id, nxt), now)
+        queue_step(tx, run, plan, nxt, now)
+        return
+    if not all(s.status in _DONE for s in run.steps):
+        # A redriven step finished while later steps are still under way (or the reverse).
+        run.status = RunStatus.RUN_STATUS_RUNNING
         return
     failed = any(s.status == StepStatus.STEP_STATUS_FAILED for s in run.steps)
     run.status = RunStatus.RUN_STATUS_FAILED if failed else RunStatus.RUN_STATUS_SUCCEEDED

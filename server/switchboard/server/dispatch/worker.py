@@ -1,9 +1,12 @@
 """The dispatcher: claims due outbox rows and delivers each step to its connector.
 
 Delivery is at least once: a claim is a lease, so a step whose worker died is offered again
-when the lease runs out, with the same idempotency key. Failures are retried with
-exponential backoff and full jitter up to the connector's attempt cap; then the step's
-fallback (a fixed result or another action) decides, or the step fails.
+when the lease runs out, with the same idempotency key. Each connector has a guard
+(`guard.py`): a retry policy (retryable failures wait in the outbox with full-jitter backoff
+or the tool's Retry-After, up to the attempt cap), a circuit breaker, a concurrency limit
+and a rate limit. A claim takes only what each connector may take now, so a slow or
+failing connector holds its own slots and never the others'. A step that gives up uses its
+fallback (a fixed result or another action), or fails and becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +22,13 @@ from opentelemetry import metrics, trace
 from switchboard.server.config import ConnectorSettings, DispatchSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.outcome import Outcome, record
-from switchboard.server.errors import PermanentConnectorError
-from switchboard.server.store.base import OutboxItem, Store
+from switchboard.server.dispatch.retry import is_retryable
+from switchboard.server.dispatch.waits import WAIT_CONNECTOR
+from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
+from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
 from switchboard.server.timeutil import now_us
 from switchboard.v1 import campaigns_pb2
 
@@ -49,10 +54,16 @@ class Dispatcher:
         self._connector_settings = connector_settings
         self._settings = settings
         self._notifier = notifier
+        self._guards = build_guards(connector_settings, settings)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def guards(self) -> Mapping[str, ConnectorGuard]:
+        """Each connector's breaker, limits and retry policy (read-only use)."""
+        return self._guards
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
@@ -92,7 +103,8 @@ class Dispatcher:
                 log.exception("dispatcher poll failed; retrying")
             if claimed == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
+                    async with asyncio.timeout(self._settings.poll_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def _claim_and_start(self) -> int:
@@ -101,75 +113,156 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             return 1
         limit = min(free, self._settings.batch_size)
+        flt = ClaimFilter(
+            budgets={name: g.budget() for name, g in self._guards.items()},
+            default_budget=limit,
+            unordered=frozenset(
+                [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
+            ),
+        )
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
-        items = await self._store.write(lambda tx: tx.claim_outbox(now, lease, limit))
+        items = await self._store.write(lambda tx: tx.claim_outbox(now, lease, limit, flt))
         for item in items:
-            task = asyncio.create_task(self._deliver(item))
+            guard = self._guards.get(item.connector)
+            delay = 0.0
+            if guard is not None:
+                # Slot and rate token are taken now, not when the task runs, so the next
+                # claim sees them gone and never takes more than the connector may start.
+                guard.in_flight += 1
+                delay = guard.bucket.take()
+            task = asyncio.create_task(self._deliver(item, guard, delay))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(items)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None, delay: float) -> None:
         try:
-            outcome = await self._attempt(item)
+            if delay:
+                await asyncio.sleep(delay)
+            outcome = await self._attempt(item, guard)
             run = await self._store.write(lambda tx: record(tx, item, outcome, now_us()))
         except Exception:
             log.exception("recording step %s of run %s failed", item.step_index, item.run_id)
             return
+        finally:
+            if guard is not None:
+                guard.in_flight -= 1
         if run is not None:
             self._notifier.publish(run.id)
-            self.wake()
+        self.wake()
 
-    async def _attempt(self, item: OutboxItem) -> Outcome:
+    async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
         step = item.plan["steps"][item.step_index]
+        if item.connector == WAIT_CONNECTOR:
+            branch = step["wait"]["timeout_branch"]
+            result = {"branch": branch, "timed_out": True}
+            return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, 1, result=result, branch=branch)
+        if guard is None:
+            error = f"permanent: connector {step['connector']!r} is not configured"
+            return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
+        if not guard.breaker.allow():
+            # Not a failed attempt: the step waits, its attempt budget untouched.
+            delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)
+            return Outcome(
+                StepStatus.STEP_STATUS_RETRYING,
+                item.attempts,
+                error=f"circuit open for connector {guard.name!r}; not called",
+                retry_at_us=now_us() + int(delay * 1_000_000),
+            )
         attempt = item.attempts + 1
         try:
-            result = await self._invoke(
-                step["connector"], step["action"], step["params"], item, attempt
-            )
-            return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
-        except PermanentConnectorError as exc:
-            return await self._give_up(item, step, attempt, f"permanent: {exc}")
+            result = await self._guarded_invoke(guard, step, item, attempt)
         except Exception as exc:
-            error = _describe(exc)
-            if attempt < self._max_attempts(step["connector"]):
-                delay = self._backoff(attempt)
-                log.info(
-                    "step %s of run %s failed (%s); retry in %.2fs",
-                    item.step_index,
-                    item.run_id,
-                    error,
-                    delay,
-                )
-                return Outcome(
-                    StepStatus.STEP_STATUS_RETRYING,
-                    attempt,
-                    error=error,
-                    retry_at_us=now_us() + int(delay * 1_000_000),
-                )
-            return await self._give_up(item, step, attempt, f"{error} after {attempt} attempts")
+            return await self._failed(item, step, guard, attempt, exc)
+        return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+
+    async def _guarded_invoke(
+        self, guard: ConnectorGuard, step: dict[str, Any], item: OutboxItem, attempt: int
+    ) -> dict[str, Any]:
+        return await self._through(guard, step["action"], step["params"], item, attempt)
+
+    async def _through(
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        params: dict[str, Any],
+        item: OutboxItem,
+        attempt: int,
+    ) -> dict[str, Any]:
+        """Invoke and tell the connector's breaker how it went."""
+        try:
+            result = await self._invoke(guard.name, action, params, item, attempt)
+        except asyncio.CancelledError:
+            guard.breaker.failure()  # frees a half-open probe slot; the row is re-offered
+            raise
+        except Exception as exc:
+            # A permanent error is an answer: the tool is up, so it does not trip the breaker.
+            if is_retryable(exc):
+                guard.breaker.failure()
+            else:
+                guard.breaker.success()
+            raise
+        guard.breaker.success()
+        return result
+
+    async def _failed(
+        self,
+        item: OutboxItem,
+        step: dict[str, Any],
+        guard: ConnectorGuard,
+        attempt: int,
+        exc: Exception,
+    ) -> Outcome:
+        error = _describe(exc)
+        decision = guard.policy.decide(attempt, exc)
+        if decision.retry:
+            log.info(
+                "step %s of run %s failed (%s); retry in %.2fs",
+                item.step_index,
+                item.run_id,
+                error,
+                decision.delay_s,
+            )
+            return Outcome(
+                StepStatus.STEP_STATUS_RETRYING,
+                attempt,
+                error=error,
+                retry_at_us=now_us() + int(decision.delay_s * 1_000_000),
+            )
+        if decision.reason == "permanent_error":
+            error = f"permanent: {exc}"
+        else:
+            error = f"{error} after {attempt} attempts"
+        return await self._give_up(item, step, attempt, error, decision.reason)
 
     async def _give_up(
-        self, item: OutboxItem, step: dict[str, Any], attempts: int, error: str
+        self, item: OutboxItem, step: dict[str, Any], attempts: int, error: str, reason: str
     ) -> Outcome:
+        failed = Outcome(StepStatus.STEP_STATUS_FAILED, attempts, error=error, dead_reason=reason)
         fallback = step.get("fallback")
         if not fallback:
-            return Outcome(StepStatus.STEP_STATUS_FAILED, attempts, error=error)
+            return failed
         if fallback.get("result") is not None:
             return Outcome(
                 StepStatus.STEP_STATUS_FALLBACK, attempts, result=fallback["result"], error=error
             )
         connector = fallback.get("connector") or step["connector"]
+        guard = self._guards.get(connector)
+        params = fallback.get("params", {})
         try:
-            result = await self._invoke(
-                connector, fallback["action"], fallback.get("params", {}), item, 1
-            )
+            if guard is None:
+                result = await self._invoke(connector, fallback["action"], params, item, 1)
+            elif guard.breaker.allow():
+                result = await self._through(guard, fallback["action"], params, item, 1)
+            else:
+                raise RetryableConnectorError(f"circuit open for connector {connector!r}")
         except Exception as exc:
             return Outcome(
                 StepStatus.STEP_STATUS_FAILED,
                 attempts,
                 error=f"{error}; fallback failed: {_describe(exc)}",
+                dead_reason=reason,
             )
         return Outcome(StepStatus.STEP_STATUS_FALLBACK, attempts, result=result, error=error)
 
@@ -179,8 +272,8 @@ class Dispatcher:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
-        payload = {**item.plan["base"], "step": item.step_index, "params": params}
         timeout = self._connector_settings[name].timeout_s
+        payload = {**item.plan["base"], "step": item.step_index, "params": params}
         async with self._telemetry.attempt(
             name, action, run_id=item.run_id, attempt=attempt
         ) as metadata:
@@ -193,19 +286,6 @@ class Dispatcher:
                 metadata=metadata,
             )
             return await asyncio.wait_for(connector.invoke(action, payload, ctx), timeout)
-
-    def _max_attempts(self, name: str) -> int:
-        configured = self._connector_settings.get(name)
-        if configured is not None and configured.max_attempts is not None:
-            return configured.max_attempts
-        return self._settings.max_attempts
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads retries of many failed steps instead of synchronising them.
-        ceiling = min(
-            self._settings.max_backoff_s, self._settings.base_backoff_s * 2 ** (attempt - 1)
-        )
-        return random.uniform(0, ceiling)
 
 
 def _describe(exc: BaseException) -> str:

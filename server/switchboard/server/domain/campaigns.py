@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from switchboard.server.cache import ContactCache
 from switchboard.server.config import TriggerSettings
@@ -26,6 +27,7 @@ from switchboard.server.domain.validation import (
     check_page_size,
     check_struct,
 )
+from switchboard.server.domain.waits import resume_waits
 from switchboard.server.errors import NotFound
 from switchboard.server.store.base import RunFilter, Store, WriteTx
 from switchboard.server.timeutil import now_us, to_us
@@ -103,6 +105,22 @@ class CampaignService:
             budget = None if time_left_s is None else max(0.0, time_left_s - _DEADLINE_MARGIN_S)
             return await self.wait(run.id, budget)
         return run
+
+    async def resume(
+        self, source: str, key: str, branch: str, event: dict[str, Any], msg_id: str
+    ) -> list[str]:
+        """End the waits of `source` parked on `key` with `branch`; return the run ids.
+
+        Committed before it returns; a repeated `msg_id` resumes nothing new.
+        """
+        dedupe = f"webhook:{source}:{msg_id}:resume"
+        resumed, _ = await self._store.write(
+            lambda tx: resume_waits(tx, source, key, branch, event, dedupe, now_us())
+        )
+        for run_id in resumed:
+            self._notifier.publish(run_id)
+        self._dispatcher.wake()
+        return resumed
 
     async def get_run(self, run_id: str) -> campaigns_pb2.Run:
         """One run, or NOT_FOUND."""

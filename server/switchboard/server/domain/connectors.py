@@ -17,6 +17,7 @@ from opentelemetry import metrics, trace
 from switchboard.server.config import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.domain.idempotency import request_hash
 from switchboard.server.domain.validation import (
     MAX_KEY_NAME,
@@ -41,6 +42,8 @@ from switchboard.v1 import connectors_pb2
 log = logging.getLogger(__name__)
 _HEALTH_TIMEOUT_S = 2.0
 _HEALTH_TTL_S = 5.0
+# Kept from the caller's deadline to record the call and send the answer.
+_ANSWER_MARGIN_S = 0.05
 Health = connectors_pb2.ConnectorHealth
 
 
@@ -61,11 +64,13 @@ class ConnectorService:
         connectors: Mapping[str, Connector],
         settings: Mapping[str, ConnectorSettings],
         telemetry: AttemptTelemetry | None = None,
+        guards: Mapping[str, ConnectorGuard] | None = None,
     ) -> None:
         self._store = store
         self._connectors = connectors
         self._settings = settings
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
+        self._guards = guards or {}
         self._checked: dict[str, _Checked] = {}
 
     async def list(self) -> connectors_pb2.ListConnectorsResponse:
@@ -83,6 +88,10 @@ class ConnectorService:
                 health_detail=check.detail,
             )
             set_ts(info.checked_at, check.at_us)
+            guard = self._guards.get(name)
+            if guard is not None:
+                info.circuit = guard.breaker.state
+                info.in_flight = guard.in_flight
         return resp
 
     async def _health(self, name: str) -> _Checked:
@@ -105,9 +114,13 @@ class ConnectorService:
         return check
 
     async def invoke(
-        self, req: connectors_pb2.InvokeConnectorRequest
+        self, req: connectors_pb2.InvokeConnectorRequest, time_left_s: float | None = None
     ) -> connectors_pb2.InvokeConnectorResponse:
-        """Call one action now; record the call; replay a repeated idempotency key."""
+        """Call one action now; record the call; replay a repeated idempotency key.
+
+        The attempt is bounded by the connector's timeout and by the caller's remaining
+        deadline (less a margin to record and answer), so it never outlives the caller.
+        """
         v = Violations()
         for field in ("connector", "action"):
             value = getattr(req, field)
@@ -124,7 +137,10 @@ class ConnectorService:
             replay = await self._replay(req.idempotency_key, digest)
             if replay is not None:
                 return replay
-        ok, result, error = await self._call(connector, req, key)
+        timeout = self._settings[req.connector].timeout_s
+        if time_left_s is not None:
+            timeout = max(0.001, min(timeout, time_left_s - _ANSWER_MARGIN_S))
+        ok, result, error = await self._call(connector, req, key, timeout)
         resp = connectors_pb2.InvokeConnectorResponse()
         if ok:
             resp.result.CopyFrom(_struct(result))
@@ -158,9 +174,13 @@ class ConnectorService:
         return connectors_pb2.InvokeConnectorResponse.FromString(record.response)
 
     async def _call(
-        self, connector: Connector, req: connectors_pb2.InvokeConnectorRequest, key: str
+        self,
+        connector: Connector,
+        req: connectors_pb2.InvokeConnectorRequest,
+        key: str,
+        limit_s: float,
     ) -> tuple[bool, dict[str, Any], SwitchboardError | None]:
-        timeout = self._settings[req.connector].timeout_s
+        timeout = limit_s
         payload = json_format.MessageToDict(req.payload)
         try:
             async with self._telemetry.attempt(req.connector, req.action) as metadata:

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.config import TriggerSettings
-from switchboard.server.dispatch.outcome import step_key
+from switchboard.server.dispatch.outcome import queue_step
 from switchboard.server.domain.payloads import contact_payload, struct_dict
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import WriteTx
@@ -39,7 +39,7 @@ def start_run(
         added = run.steps.add(
             index=index,
             connector=step.connector,
-            action=step.action,
+            action=step.action or ("wait" if step.wait else ""),
             status=campaigns_pb2.StepStatus.STEP_STATUS_PENDING,
         )
         set_ts(added.updated_at, now)
@@ -58,15 +58,18 @@ def start_run(
         "steps": [
             {
                 "connector": s.connector,
-                "action": s.action,
+                "action": s.action or ("wait" if s.wait else ""),
                 "params": s.params,
                 "fallback": s.fallback.model_dump() if s.fallback else None,
+                "wait": s.wait.model_dump() if s.wait else None,
             }
             for s in trigger.steps
         ],
     }
     tx.put_run(run, plan)
-    tx.enqueue_step(run.id, 0, trigger.steps[0].connector, step_key(run.id, 0), now)
+    queue_step(tx, run, plan, 0, now)
+    if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:
+        tx.put_run(run)
     tx.append_event(
         "run.started", run.id, json.dumps({"event": event, "contact_id": contact.id}).encode(), now
     )

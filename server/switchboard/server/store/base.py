@@ -56,6 +56,41 @@ class OutboxItem:
     attempts: int
     idempotency_key: str
     plan: dict[str, Any]
+    connector: str = ""
+    contact_id: str = ""
+    advance: bool = True  # False for a redriven step: finishing it does not queue the next
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilter:
+    """Which due outbox rows a claim may take.
+
+    `budgets` caps the rows claimed per connector (its free concurrency slots, rate tokens,
+    or 0 while its breaker is open); connectors not listed take `default_budget`.
+    Connectors in `unordered` skip per-contact ordering; all others deliver a contact's rows
+    one at a time, in the order they were queued.
+    """
+
+    budgets: dict[str, int]
+    default_budget: int
+    unordered: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A step that exhausted its retries or failed for good, kept for an operator."""
+
+    id: str
+    run_id: str
+    step_index: int
+    connector: str
+    action: str
+    contact_id: str
+    idempotency_key: str
+    reason: str  # "retries_exhausted" or "permanent_error"
+    attempts: int
+    last_error: str
+    dead_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +122,12 @@ class ReadTx(Protocol):
         self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
     ) -> list[campaigns_pb2.Run]: ...
     def outbox_depth(self) -> int: ...
+    def list_dead_letters(self, connector: str, after_id: str, limit: int) -> list[DeadLetter]: ...
+    def waits_for(self, source: str, key: str) -> list[tuple[str, int]]: ...
+    def outbox_item(self, run_id: str, step_index: int) -> OutboxItem | None: ...
+    def select_dead_letters(
+        self, ids: list[str] | None, connector: str, limit: int
+    ) -> list[DeadLetter]: ...
     def events(self, aggregate_id: str) -> list[tuple[str, bytes]]: ...
     def state_get(self, connector: str, collection: str, key: str) -> dict[str, Any] | None: ...
     def state_scan(
@@ -107,11 +148,25 @@ class WriteTx(ReadTx, Protocol):
     ) -> None: ...
     def put_run(self, run: campaigns_pb2.Run, plan: dict[str, Any] | None = None) -> None: ...
     def enqueue_step(
-        self, run_id: str, step_index: int, connector: str, idempotency_key: str, available_us: int
+        self,
+        run_id: str,
+        step_index: int,
+        connector: str,
+        idempotency_key: str,
+        available_us: int,
+        advance: bool = True,
     ) -> None: ...
-    def claim_outbox(self, now_us: int, lease_until_us: int, limit: int) -> list[OutboxItem]: ...
+    def claim_outbox(
+        self, now_us: int, lease_until_us: int, limit: int, flt: ClaimFilter | None = None
+    ) -> list[OutboxItem]: ...
     def finish_outbox(self, item_id: int) -> None: ...
     def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None: ...
+    def add_dead_letter(self, letter: DeadLetter) -> None: ...
+    def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None: ...
+    def delete_wait(self, run_id: str, step_index: int) -> None: ...
+    def update_plan(self, run_id: str, plan: dict[str, Any]) -> None: ...
+    def delete_dead_letter(self, letter_id: str) -> None: ...
+    def purge_idempotency(self, before_us: int, limit: int) -> int: ...
     def state_put(
         self, connector: str, collection: str, key: str, value: dict[str, Any]
     ) -> None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 MIGRATIONS: list[str] = [
     """
@@ -92,5 +92,39 @@ MIGRATIONS: list[str] = [
         value       TEXT NOT NULL,
         PRIMARY KEY (connector, collection, key)
     ) WITHOUT ROWID;
+    """,
+    # 2: reliable dispatch. Dead letters keep what exhausted its retries or failed for good;
+    # outbox rows learn their contact (per-contact ordering) and whether finishing them
+    # advances the run (a redriven step does not: its run already moved past it).
+    """
+    CREATE TABLE dead_letters (
+        id               TEXT PRIMARY KEY,
+        run_id           TEXT NOT NULL,
+        step_index       INTEGER NOT NULL,
+        connector        TEXT NOT NULL,
+        action           TEXT NOT NULL,
+        contact_id       TEXT NOT NULL,
+        idempotency_key  TEXT NOT NULL,
+        reason           TEXT NOT NULL,
+        attempts         INTEGER NOT NULL,
+        last_error       TEXT NOT NULL,
+        dead_us          INTEGER NOT NULL,
+        UNIQUE (run_id, step_index)
+    ) WITHOUT ROWID;
+    CREATE INDEX dead_letters_connector ON dead_letters (connector, id);
+    ALTER TABLE outbox ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN advance INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX outbox_contact_order ON outbox (contact_id, connector, id);
+    """,
+    # 3: wait steps, found by the inbound source and correlation key that resume them.
+    """
+    CREATE TABLE waits (
+        run_id      TEXT NOT NULL,
+        step_index  INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_index)
+    ) WITHOUT ROWID;
+    CREATE INDEX waits_key ON waits (source, key);
     """,
 ]

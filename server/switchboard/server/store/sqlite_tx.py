@@ -6,13 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from switchboard.server.store.base import (
-    ActivityRow,
-    IdempotencyRecord,
-    OutboxItem,
-    RunFilter,
-    Tombstone,
-)
+from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.sqlite_outbox import OutboxQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -28,7 +23,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class SqliteTx:
+class SqliteTx(OutboxQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
@@ -137,6 +132,14 @@ class SqliteTx:
             (key, record.method, record.request_hash, record.response, at_us),
         )
 
+    def purge_idempotency(self, before_us: int, limit: int) -> int:
+        cur = self._db.execute(
+            "DELETE FROM idempotency WHERE key IN "
+            "(SELECT key FROM idempotency WHERE at_us < ? ORDER BY at_us LIMIT ?)",
+            (before_us, limit),
+        )
+        return cur.rowcount
+
     # -- leads ---------------------------------------------------------------------------
     def lead(self, contact_id: str) -> leads_pb2.Lead | None:
         row = self._db.execute(
@@ -223,39 +226,6 @@ class SqliteTx:
             self._db.execute(
                 "UPDATE runs SET status = ?, data = ? WHERE id = ?", (run.status, data, run.id)
             )
-
-    def enqueue_step(
-        self, run_id: str, step_index: int, connector: str, idempotency_key: str, available_us: int
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO outbox (run_id, step_index, connector, idempotency_key, available_us) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (run_id, step_index, connector, idempotency_key, available_us),
-        )
-
-    def claim_outbox(self, now_us: int, lease_until_us: int, limit: int) -> list[OutboxItem]:
-        rows = self._db.execute(
-            "SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan "
-            "FROM outbox o JOIN runs r ON r.id = o.run_id "
-            "WHERE o.available_us <= ? AND o.lease_us <= ? ORDER BY o.available_us, o.id LIMIT ?",
-            (now_us, now_us, limit),
-        ).fetchall()
-        self._db.executemany(
-            "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in rows]
-        )
-        return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-
-    def finish_outbox(self, item_id: int) -> None:
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-
-    def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None:
-        self._db.execute(
-            "UPDATE outbox SET attempts = ?, available_us = ?, lease_us = 0 WHERE id = ?",
-            (attempts, available_us, item_id),
-        )
-
-    def outbox_depth(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     # -- connector state -----------------------------------------------------------------
     def state_get(self, connector: str, collection: str, key: str) -> dict[str, Any] | None:

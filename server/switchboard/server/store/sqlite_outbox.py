@@ -1,0 +1,193 @@
+"""SQL for the outbox and its dead letters (mixed into `SqliteTx`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from switchboard.server.store.base import ClaimFilter, DeadLetter, OutboxItem
+
+# Candidates read per claim: enough to fill every connector's budget without reading the
+# whole backlog of one busy connector.
+_CLAIM_SCAN = 500
+
+# A row is due when its time has come and no worker holds it. With per-contact ordering, a
+# row also waits while an earlier row of the same contact and connector is still in the
+# outbox (in flight, retrying or merely due): that is what keeps a contact's steps in order
+# and lets a failing step hold back only that contact's later steps for that connector.
+_CLAIM_SQL = """
+SELECT id, run_id, step_index, attempts, idempotency_key, plan, connector, contact_id, advance
+FROM (
+    SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, o.connector,
+           o.contact_id, o.advance, o.available_us,
+           ROW_NUMBER() OVER (PARTITION BY o.connector ORDER BY o.available_us, o.id) AS rn
+    FROM outbox o JOIN runs r ON r.id = o.run_id
+    WHERE o.available_us <= :now AND o.lease_us <= :now
+      AND o.connector NOT IN (SELECT value FROM json_each(:blocked))
+      AND (o.contact_id = ''
+           OR o.connector IN (SELECT value FROM json_each(:unordered))
+           OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id
+                          AND p.connector = o.connector AND p.id < o.id))
+)
+WHERE rn <= :per_connector
+ORDER BY available_us, id
+LIMIT :scan
+"""
+
+_DEAD_COLUMNS = (
+    "id, run_id, step_index, connector, action, contact_id, idempotency_key, reason, "
+    "attempts, last_error, dead_us"
+)
+
+
+def _dead(row: Any) -> DeadLetter:
+    return DeadLetter(*row)
+
+
+class OutboxQueries:
+    """Outbox and dead-letter statements; expects `self._db` from the concrete class."""
+
+    __slots__ = ()
+    _db: sqlite3.Connection
+
+    def enqueue_step(
+        self,
+        run_id: str,
+        step_index: int,
+        connector: str,
+        idempotency_key: str,
+        available_us: int,
+        advance: bool = True,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO outbox (run_id, step_index, connector, idempotency_key, available_us, "
+            "contact_id, advance) VALUES (?, ?, ?, ?, ?, "
+            "(SELECT contact_id FROM runs WHERE id = ?), ?)",
+            (run_id, step_index, connector, idempotency_key, available_us, run_id, int(advance)),
+        )
+
+    def claim_outbox(
+        self, now_us: int, lease_until_us: int, limit: int, flt: ClaimFilter | None = None
+    ) -> list[OutboxItem]:
+        flt = flt or ClaimFilter(budgets={}, default_budget=limit)
+        budgets = dict(flt.budgets)
+        blocked = [name for name, budget in budgets.items() if budget <= 0]
+        per_connector = max([flt.default_budget, *budgets.values()])
+        rows = self._db.execute(
+            _CLAIM_SQL,
+            {
+                "now": now_us,
+                "blocked": json.dumps(blocked),
+                "unordered": json.dumps(sorted(flt.unordered)),
+                "per_connector": per_connector,
+                "scan": _CLAIM_SCAN,
+            },
+        ).fetchall()
+        picked: list[Any] = []
+        for row in rows:
+            if len(picked) >= limit:
+                break
+            left = budgets.get(row[6], flt.default_budget)
+            if left > 0:
+                budgets[row[6]] = left - 1
+                picked.append(row)
+        self._db.executemany(
+            "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in picked]
+        )
+        return [
+            OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+            for r in picked
+        ]
+
+    def finish_outbox(self, item_id: int) -> None:
+        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None:
+        self._db.execute(
+            "UPDATE outbox SET attempts = ?, available_us = ?, lease_us = 0 WHERE id = ?",
+            (attempts, available_us, item_id),
+        )
+
+    def outbox_item(self, run_id: str, step_index: int) -> OutboxItem | None:
+        r = self._db.execute(
+            "SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, "
+            "o.connector, o.contact_id, o.advance FROM outbox o JOIN runs r ON r.id = o.run_id "
+            "WHERE o.run_id = ? AND o.step_index = ?",
+            (run_id, step_index),
+        ).fetchone()
+        if r is None:
+            return None
+        return OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+
+    # -- wait steps ----------------------------------------------------------------------
+    def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO waits (run_id, step_index, source, key) VALUES (?, ?, ?, ?)",
+            (run_id, step_index, source, key),
+        )
+
+    def delete_wait(self, run_id: str, step_index: int) -> None:
+        self._db.execute(
+            "DELETE FROM waits WHERE run_id = ? AND step_index = ?", (run_id, step_index)
+        )
+
+    def waits_for(self, source: str, key: str) -> list[tuple[str, int]]:
+        cur = self._db.execute(
+            "SELECT run_id, step_index FROM waits WHERE source = ? AND key = ? "
+            "ORDER BY run_id, step_index",
+            (source, key),
+        )
+        return [(r[0], r[1]) for r in cur]
+
+    def update_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE runs SET plan = ? WHERE id = ?",
+            (json.dumps(plan, separators=(",", ":")), run_id),
+        )
+
+    def outbox_depth(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    # -- dead letters --------------------------------------------------------------------
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO dead_letters ({_DEAD_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                letter.id,
+                letter.run_id,
+                letter.step_index,
+                letter.connector,
+                letter.action,
+                letter.contact_id,
+                letter.idempotency_key,
+                letter.reason,
+                letter.attempts,
+                letter.last_error,
+                letter.dead_us,
+            ),
+        )
+
+    def list_dead_letters(self, connector: str, after_id: str, limit: int) -> list[DeadLetter]:
+        cur = self._db.execute(
+            f"SELECT {_DEAD_COLUMNS} FROM dead_letters "
+            "WHERE (? = '' OR connector = ?) AND id > ? ORDER BY id LIMIT ?",
+            (connector, connector, after_id, limit),
+        )
+        return [_dead(r) for r in cur]
+
+    def select_dead_letters(
+        self, ids: list[str] | None, connector: str, limit: int
+    ) -> list[DeadLetter]:
+        if ids is not None:
+            cur = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters "
+                "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (json.dumps(ids),),
+            )
+            return [_dead(r) for r in cur]
+        return self.list_dead_letters(connector, "", limit)
+
+    def delete_dead_letter(self, letter_id: str) -> None:
+        self._db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
