@@ -20,6 +20,7 @@ from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.leads import LeadScoringServicer
 from switchboard.server.cache import ContactCache
+from switchboard.server.cache_backends import CacheBackendError
 from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
@@ -113,7 +114,11 @@ async def build_app(
     except ValueError as exc:
         await store.close()
         raise StartupError(str(exc)) from exc
-    cache = ContactCache(settings.cache, siblings)
+    try:
+        cache = ContactCache(settings.cache, siblings)
+    except CacheBackendError as exc:
+        await store.close()
+        raise StartupError(str(exc)) from exc
     notifier = RunNotifier()
     dispatcher = Dispatcher(store, connectors, settings.connectors, settings.dispatch, notifier)
     server = grpc.aio.server(interceptors=[*interceptors, ErrorInterceptor()])
