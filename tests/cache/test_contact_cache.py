@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from switchboard.client import NotFoundError, Switchboard
-from switchboard.server.app import App
+from switchboard.server.app import App, StartupError, build_app
 from switchboard.server.cache import ContactCache
-from switchboard.server.config import CacheSettings, SettingsError, defaults, load_settings
+from switchboard.server.config import (
+    CacheSettings,
+    Settings,
+    SettingsError,
+    defaults,
+    load_settings,
+)
 from switchboard.v1 import contacts_pb2
 
 StartApp = Callable[..., Awaitable[App]]
@@ -89,3 +96,12 @@ async def test_erasure_by_id_drops_the_email_entry_too(start_app: StartApp) -> N
         await sb.contacts.delete(id=c.id)
         with pytest.raises(NotFoundError):
             await sb.contacts.get(email="erase@example.com")
+
+
+async def test_redis_backend_without_the_redis_package_refuses_to_start(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.exceptions", None)  # import fails, as if missing
+    settings = make_settings(cache={**defaults()["cache"], "backend": "redis"})
+    with pytest.raises(StartupError, match=r"pip install 'switchboard\[redis\]'"):
+        await build_app(settings)

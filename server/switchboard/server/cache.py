@@ -63,8 +63,9 @@ class ContactCache:
         self._errors = backend.errors
         self._enabled = settings.max_entries > 0
         self._bound = None if backend.shared else settings.max_entries
-        self._ttl = settings.ttl_s
-        self._marker_ttl = min(settings.invalidation_hold_s, settings.ttl_s)
+        # Redis counts expiry in whole milliseconds and refuses 0.
+        self._ttl = max(settings.ttl_s, 0.001)
+        self._marker_ttl = max(min(settings.invalidation_hold_s, settings.ttl_s), 0.001)
         self._siblings = None if backend.shared else siblings
         self._pending: set[str] = set()
         self._clear_all = False
