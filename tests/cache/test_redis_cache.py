@@ -13,6 +13,7 @@ import pytest
 from switchboard.client import NotFoundError, Switchboard
 from switchboard.server.app import App
 from switchboard.v1 import contacts_pb2
+from tests.process import ServerProcess
 from tests.redis_server import RedisServer
 
 StartApp = Callable[..., Awaitable[App]]
@@ -152,3 +153,36 @@ async def test_invalidations_missed_during_an_outage_are_replayed(
     finally:
         await sa.close()
         await sb.close()
+
+
+async def test_workers_of_one_server_share_redis(
+    redis_server: RedisServer, redis_cache: RedisCacheSettings, tmp_path: Path
+) -> None:
+    settings = redis_cache(redis_server)
+    env = {
+        "SWITCHBOARD_CACHE__BACKEND": "redis",
+        "SWITCHBOARD_CACHE__REDIS_URL": settings["redis_url"],
+        "SWITCHBOARD_CACHE__NAMESPACE": settings["namespace"],
+        "SWITCHBOARD_CACHE__INVALIDATION_HOLD_S": "0.05",
+    }
+    server = ServerProcess(tmp_path / "workers.db", extra_env=env, workers=2)
+    options = (("grpc.use_local_subchannel_pool", 1),)  # own connections: both workers serve
+    clients = [Switchboard(f"127.0.0.1:{server.port}", options=options) for _ in range(8)]
+    raw = redis_server.client()
+    try:
+        c = (await clients[0].contacts.upsert(email="w@example.com", first_name="v1")).contact
+        for version in range(2, 5):
+            await asyncio.sleep(0.1)  # past the hold: the reads below fill Redis
+            for sb in clients:
+                assert (await sb.contacts.get(id=c.id)).version == version - 1
+            stored = raw.get(f"{settings['namespace']}:contact:id:{c.id}")
+            assert isinstance(stored, bytes)
+            assert contacts_pb2.Contact.FromString(stored).version == version - 1
+            await clients[version].contacts.upsert(id=c.id, first_name=f"v{version}")
+            for sb in clients:
+                assert (await sb.contacts.get(id=c.id)).first_name == f"v{version}"
+    finally:
+        for sb in clients:
+            await sb.close()
+        raw.close()
+        server.kill()
