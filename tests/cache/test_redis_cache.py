@@ -186,3 +186,28 @@ async def test_workers_of_one_server_share_redis(
             await sb.close()
         raw.close()
         server.kill()
+
+
+async def test_a_write_while_redis_is_skipped_is_replayed_without_further_calls(
+    start_app: StartApp, own_redis: RedisServer, redis_cache: RedisCacheSettings
+) -> None:
+    settings = redis_cache(own_redis, redis_timeout_s=0.2)
+    a, b = await start_app(cache=settings), await start_app(cache=settings)
+    sa, sb = _client(a), _client(b)
+    try:
+        c = (await sa.contacts.upsert(email="skip@example.com", first_name="old")).contact
+        await _wait_cacheable(a)
+        assert (await sb.contacts.get(id=c.id)).first_name == "old"  # cached in Redis
+        own_redis.pause()
+        with pytest.raises(NotFoundError):  # this lookup times out: A skips Redis for a while
+            await sa.contacts.get(email="nobody@example.com")
+        await sa.contacts.upsert(id=c.id, first_name="new")  # invalidation not even tried
+        own_redis.resume()
+        for _ in range(100):  # no more calls to A: its replay task alone must catch up
+            if not a.cache.stats().pending_invalidations:
+                break
+            await asyncio.sleep(0.05)
+        assert (await sb.contacts.get(id=c.id)).first_name == "new"
+    finally:
+        await sa.close()
+        await sb.close()

@@ -150,6 +150,7 @@ class ContactCache:
         if not self._pending:
             return True
         if self._down():
+            self._keep_replaying()  # the keys of a write made while the backend is skipped
             return False
         keys, self._pending = self._pending, set()
         try:
