@@ -27,6 +27,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("dispatch", FAST_DISPATCH)
+        # A short hold keeps tests that read what they just wrote through the cache quick.
+        overrides.setdefault("cache", {"invalidation_hold_s": 0.05})
         return settings_for_tests(tmp_path / "switchboard.db", **overrides)
 
     return make

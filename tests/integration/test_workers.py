@@ -16,6 +16,7 @@ from switchboard.client import Switchboard
 from tests.process import ServerProcess
 
 CHANNELS = 16  # separate connections; SO_REUSEPORT spreads them over the workers
+HOLD_S = 0.05  # cache.invalidation_hold_s: a written contact is cacheable again after this
 
 
 def _worker_pids(server: ServerProcess) -> list[int]:
@@ -24,7 +25,8 @@ def _worker_pids(server: ServerProcess) -> list[int]:
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "workers.db", workers=2)
+    env = {"SWITCHBOARD_CACHE__INVALIDATION_HOLD_S": str(HOLD_S)}
+    server = ServerProcess(tmp_path / "workers.db", extra_env=env, workers=2)
     yield server
     server.kill()
 
@@ -40,6 +42,7 @@ async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
         created = (
             await clients[0].contacts.upsert(email="multi@example.com", first_name="v1")
         ).contact
+        await asyncio.sleep(HOLD_S * 2)
         for sb in clients:  # every worker now caches v1
             assert (await sb.contacts.get(email="multi@example.com")).first_name == "v1"
         for round_ in range(2, 6):
@@ -47,6 +50,9 @@ async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
             await writer.contacts.upsert(id=created.id, first_name=f"v{round_}")
             for sb in clients:
                 assert (await sb.contacts.get(email="multi@example.com")).first_name == f"v{round_}"
+                assert (await sb.contacts.get(id=created.id)).version == round_
+            await asyncio.sleep(HOLD_S * 2)
+            for sb in clients:  # cache this version everywhere, for the next write to drop
                 assert (await sb.contacts.get(id=created.id)).version == round_
     finally:
         for sb in clients:

@@ -3,6 +3,7 @@ depth and age, cache hit ratio — read through the in-memory metric reader."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,8 @@ async def test_outbox_depth_counts_pending_steps(observed: Observed) -> None:
 
 async def test_cache_hit_ratio(observed: Observed) -> None:
     created = await observed.sb.contacts.upsert(email="ada@example.com")
+    # A just-written contact is not cached until its invalidation hold has passed.
+    await asyncio.sleep(observed.app.settings.cache.invalidation_hold_s * 2)
     for _ in range(3):
         await observed.sb.contacts.get(id=created.contact.id)
     (ratio,) = observed.points("switchboard.cache.hit_ratio")

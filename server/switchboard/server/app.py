@@ -23,6 +23,7 @@ from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.leads import LeadScoringServicer
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache import ContactCache
+from switchboard.server.cache_backends import CacheBackendError
 from switchboard.server.config import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
@@ -202,7 +203,11 @@ async def build_app(
     except ValueError as exc:
         await store.close()
         raise StartupError(str(exc)) from exc
-    cache = ContactCache(settings.cache, siblings)
+    try:
+        cache = ContactCache(settings.cache, siblings)
+    except CacheBackendError as exc:
+        await store.close()
+        raise StartupError(str(exc)) from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
     dispatcher = Dispatcher(

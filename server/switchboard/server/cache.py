@@ -1,64 +1,101 @@
-"""Read cache for contacts: aiocache, holding protobuf bytes (never pickle).
+"""Read cache for contacts: aiocache in memory or in Redis, holding protobuf bytes.
 
-Entries live `ttl_s` and are dropped on every write that touches the contact, before the
-write's caller is answered, so a read after a write never sees the old value. The bound
-on entries is enforced here because aiocache's memory backend has none.
+Freshness: every write drops the entries it touches before its caller is answered, so a read
+after a write never sees the old value. A dropped entry is replaced by an invalidation marker
+for `invalidation_hold_s`, and entries are only ever added where no key exists (SET NX), so a read
+that fetched the old row just before the write cannot put it back after the write.
+
+With the memory backend each process has its own cache: worker siblings are told of every
+invalidation (`Siblings`), and the bound on entries is enforced here. With Redis, one cache is
+shared by every worker and replica, so no broadcast is needed.
+
+A backend failure (Redis down or slow) never fails a call: it is logged (at most every
+`_LOG_EVERY_S`) and the lookup is a miss. An invalidation that cannot reach Redis is kept
+and replayed every `_RETRY_S` until Redis confirms it; until then this process bypasses the
+cache, so it never serves the stale entry itself. Other replicas could, at worst until the
+replay or the entry's TTL (see README, "Caching").
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
 
-from aiocache import SimpleMemoryCache
-from aiocache.serializers import BaseSerializer
-
+from switchboard.server.cache_backends import INVALIDATED, build_backend
 from switchboard.server.config import CacheSettings
 from switchboard.server.siblings import Siblings
 from switchboard.v1 import contacts_pb2
 
+log = logging.getLogger(__name__)
 
-class ContactSerializer(BaseSerializer):  # type: ignore[misc]
-    """Stores `Contact` messages as their wire bytes."""
+_RETRY_S = 1.0  # after a backend error: skip the backend this long, then retry
+_LOG_EVERY_S = 10.0
+_MAX_PENDING = 100_000  # beyond this many unconfirmed invalidations, clear the namespace
 
-    DEFAULT_ENCODING = None
 
-    def dumps(self, value: contacts_pb2.Contact) -> bytes:
-        """Encode to protobuf bytes."""
-        return value.SerializeToString()
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters of one cache, labelled with its backend (the hook for metric export)."""
 
-    def loads(self, value: bytes | None) -> contacts_pb2.Contact | None:
-        """Decode protobuf bytes; None stays None (a miss)."""
-        return None if value is None else contacts_pb2.Contact.FromString(value)
+    backend: str
+    hits: int
+    misses: int
+    errors: int
+    pending_invalidations: int
+
+    def hit_ratio(self) -> float:
+        """Hits over lookups; 0.0 before the first lookup."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
 
 
 class ContactCache:
     """Contacts by id and by email. Disabled when `max_entries` is 0."""
 
     def __init__(self, settings: CacheSettings, siblings: Siblings | None = None) -> None:
-        self._ttl = settings.ttl_s
-        self._max = settings.max_entries
-        # timeout=None: a memory lookup never blocks, and aiocache's default 5 s timeout wraps
-        # every call in asyncio.wait_for (a new task per lookup).
-        self._cache: Any = SimpleMemoryCache(
-            serializer=ContactSerializer(), namespace="contact:", timeout=None
-        )
-        self._siblings = siblings
+        backend = build_backend(settings)
+        self.backend = backend.name
+        self._backend = backend
+        self._cache = backend.cache
+        self._errors = backend.errors
+        self._enabled = settings.max_entries > 0
+        self._bound = None if backend.shared else settings.max_entries
+        # Redis counts expiry in whole milliseconds and refuses 0.
+        self._ttl = max(settings.ttl_s, 0.001)
+        self._marker_ttl = max(min(settings.invalidation_hold_s, settings.ttl_s), 0.001)
+        self._siblings = None if backend.shared else siblings
         self._pending: set[str] = set()
+        self._clear_all = False
+        self._down_until = 0.0
+        self._next_log = 0.0
+        self._replay: asyncio.Task[None] | None = None
         self.hits = 0
         self.misses = 0
+        self.errors = 0
+
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters."""
+        return CacheStats(self.backend, self.hits, self.misses, self.errors, len(self._pending))
+
+    def hit_ratio(self) -> float:
+        """Hits over lookups since start; 0.0 before the first lookup."""
+        return self.stats().hit_ratio()
 
     async def get(self, field: str, value: str) -> contacts_pb2.Contact | None:
         """The cached contact for `field` (`id` or `email`) = `value`, or None."""
-        if not self._max:
+        if not self._enabled:
             return None
         if self._siblings is not None:
             self._pending.update(self._siblings.drain())
-        if self._pending:
-            pending, self._pending = self._pending, set()
-            await self._drop(pending)
-        found: contacts_pb2.Contact | None = await self._cache.get(f"{field}:{value}")
+        found: contacts_pb2.Contact | None = None
+        if await self._flush() and not self._down():
+            try:
+                found = await self._cache.get(f"{field}:{value}")
+            except self._errors as exc:
+                self._failed("lookup", exc)
         if found is None:
             self.misses += 1
         else:
@@ -66,36 +103,105 @@ class ContactCache:
         return found
 
     async def put(self, contact: contacts_pb2.Contact) -> None:
-        """Cache under both keys, unless the bound is reached."""
-        if not self._max or len(self._cache._cache) + 2 > self._max:
+        """Cache under both keys, unless the bound is reached or a key was just dropped."""
+        if not self._enabled or self._pending or self._down():
             return
-        await self._cache.multi_set(
-            [(f"id:{contact.id}", contact), (f"email:{contact.email}", contact)], ttl=self._ttl
-        )
+        if self._bound is not None and len(self._cache._cache) + 2 > self._bound:
+            return
+        for key in (f"id:{contact.id}", f"email:{contact.email}"):
+            try:
+                await self._cache.add(key, contact, ttl=self._ttl)
+            except ValueError:
+                pass  # the key exists: a live entry, or the marker of a recent invalidation
+            except self._errors as exc:
+                self._failed("store", exc)
+                return
 
     async def invalidate(self, *keys: str) -> None:
         """Drop entries for these ids and emails (empty strings are ignored)."""
-        if not self._max:
+        if not self._enabled:
             return
         wanted = {k for k in keys if k}
-        await self._drop(wanted)
+        self._pending.update(wanted)
+        await self._flush()
         if self._siblings is not None:
             self._siblings.broadcast(wanted)
 
     def watch_siblings(self) -> None:
         """Also collect sibling invalidations while idle, so their socket never fills up."""
-        if self._siblings is not None and self._max:
+        if self._siblings is not None and self._enabled:
             siblings = self._siblings
             loop = asyncio.get_running_loop()
             loop.add_reader(siblings.fileno(), lambda: self._pending.update(siblings.drain()))
 
-    async def _drop(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            field = "email" if "@" in key else "id"
-            await self._cache.delete(f"{field}:{key}")
-
     async def close(self) -> None:
-        """Release the backend and stop watching siblings."""
-        if self._siblings is not None and self._max:
+        """Stop replaying, stop watching siblings and release the backend."""
+        if self._replay is not None:
+            self._replay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay
+        if self._siblings is not None and self._enabled:
             asyncio.get_running_loop().remove_reader(self._siblings.fileno())
-        await self._cache.close()
+        with contextlib.suppress(*self._errors):
+            await self._backend.close()
+
+    async def _flush(self) -> bool:
+        """Mark every pending key dropped; False while the backend has not confirmed it."""
+        if not self._pending:
+            return True
+        if self._down():
+            self._keep_replaying()  # the keys of a write made while the backend is skipped
+            return False
+        keys, self._pending = self._pending, set()
+        try:
+            if self._clear_all:
+                await self._cache.clear(namespace=self._cache.namespace)
+                self._clear_all = False
+            markers = [(_key(k), INVALIDATED) for k in keys]
+            await self._cache.multi_set(markers, ttl=self._marker_ttl)
+        except self._errors as exc:
+            self._pending |= keys
+            self._failed("invalidation", exc)
+            self._keep_replaying()
+            return False
+        return True
+
+    def _keep_replaying(self) -> None:
+        if len(self._pending) > _MAX_PENDING:
+            # Too many to remember: clear this namespace once Redis is back (one marker key
+            # stays pending so that lookups keep bypassing the cache until then).
+            self._pending = {self._pending.pop()}
+            self._clear_all = True
+        if self._replay is None or self._replay.done():
+            self._replay = asyncio.get_running_loop().create_task(self._replay_pending())
+
+    async def _replay_pending(self) -> None:
+        # Other replicas may read a stale entry until this succeeds (or the entry expires).
+        while self._pending:
+            await asyncio.sleep(_RETRY_S)
+            if await self._flush():
+                log.info("cache backend reachable again; pending invalidations applied")
+
+    def _down(self) -> bool:
+        return self._down_until > time.monotonic()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        self._down_until = now + _RETRY_S
+        if now >= self._next_log:
+            self._next_log = now + _LOG_EVERY_S
+            log.warning(
+                "cache %s failed on %s (%s: %s); treated as a miss (%d errors so far, "
+                "logged at most every %.0f s)",
+                self.backend,
+                what,
+                type(exc).__name__,
+                exc,
+                self.errors,
+                _LOG_EVERY_S,
+            )
+
+
+def _key(id_or_email: str) -> str:
+    return f"{'email' if '@' in id_or_email else 'id'}:{id_or_email}"

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -57,16 +58,60 @@ class DatabaseSettings(_Frozen):
 
 
 class CacheSettings(_Frozen):
-    """Read cache (aiocache, in memory)."""
+    """Read cache for contacts (aiocache): in process memory, or shared in Redis."""
 
+    backend: Literal["memory", "redis"] = Field(
+        default=_DEFAULTS["cache"]["backend"],
+        description="`memory`: one cache per process; `redis`: one cache shared by every "
+        "worker and replica (needs the `redis` extra).",
+    )
     ttl_s: float = Field(
         default=_DEFAULTS["cache"]["ttl_s"], gt=0, description="Seconds an entry lives."
     )
     max_entries: int = Field(
         default=_DEFAULTS["cache"]["max_entries"],
         ge=0,
-        description="Upper bound on cached entries; 0 disables.",
+        description="Upper bound on entries in memory (Redis is bounded by its own "
+        "`maxmemory`); 0 disables the cache with either backend.",
     )
+    invalidation_hold_s: float = Field(
+        default=_DEFAULTS["cache"]["invalidation_hold_s"],
+        gt=0,
+        description="After a write, its keys refuse new entries this long (at most `ttl_s`), "
+        "so a read that fetched the old row just before the write cannot cache it after.",
+    )
+    redis_url: str = Field(
+        default=_DEFAULTS["cache"]["redis_url"],
+        description="`redis://[user:password@]host:port/db` (`rediss://` for TLS); "
+        "used when `backend` is `redis`.",
+    )
+    redis_timeout_s: float = Field(
+        default=_DEFAULTS["cache"]["redis_timeout_s"],
+        gt=0,
+        description="Connect and reply timeout for one Redis command; past it the "
+        "lookup counts as a miss.",
+    )
+    namespace: str = Field(
+        default=_DEFAULTS["cache"]["namespace"],
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="Prefix of every Redis key (`<namespace>:contact:…`), so that "
+        "deployments can share one Redis.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must look like redis://host:6379/0 (or rediss:// for TLS)")
+        try:
+            parts.port  # noqa: B018 - raises ValueError when the port is not a number
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from exc
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("the path must be a database number, e.g. /0")
+        return value
 
 
 class DispatchSettings(_Frozen):

@@ -102,6 +102,8 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
             if claimed == 0:
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancel
+                # that arrives as the wake-up fires, and `stop` then waits on this loop forever.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.poll_interval_s):
                         await self._wake.wait()

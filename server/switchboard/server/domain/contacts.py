@@ -304,6 +304,7 @@ class ContactService:
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
         email = normalize_email(req.email)
+        erased_email: list[str] = []  # when erasing by id, the email key must be dropped too
 
         def work(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
             now = now_us()
@@ -319,6 +320,7 @@ class ContactService:
                 resp = contacts_pb2.DeleteContactResponse(id=stone.contact_id)
                 set_ts(resp.deleted_at, stone.deleted_us)
                 return resp
+            erased_email.append(contact.email)
             tx.erase_contact(contact.id, rules.email_hash(contact.email), now)
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
@@ -332,7 +334,7 @@ class ContactService:
             return resp
 
         resp = await self._store.write(work)
-        await self._cache.invalidate(resp.id, email)
+        await self._cache.invalidate(resp.id, email, *erased_email)
         self._dispatcher.wake()
         return resp
 
