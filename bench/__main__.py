@@ -58,6 +58,19 @@ def server_cpu_s(target: Target) -> float:
     return total
 
 
+def wait_idle(targets: dict[str, Target], timeout_s: float = 60.0) -> None:
+    """Let background work finish (a trigger case leaves steps for the dispatcher) so it is
+    not counted against the next case."""
+    procs = [psutil.Process(pid) for t in targets.values() for pid in t.pids()]
+    for proc in procs:
+        proc.cpu_percent(None)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if sum(proc.cpu_percent(None) for proc in procs) < 10.0:
+            return
+
+
 def py_load(
     module: str, address: str, kind: str, level: int, target: Target, *extra: str
 ) -> dict[str, float]:
@@ -236,6 +249,7 @@ def measure(targets: dict[str, Target]) -> dict[str, list[dict[str, float]]]:
     for round_ in range(ROUNDS):
         for name, run in cases:
             samples.setdefault(name, []).append(run())
+            wait_idle(targets)
             print(
                 f"round {round_ + 1}/{ROUNDS} {name}: {samples[name][-1]['rps']:.0f} req/s",
                 file=sys.stderr,

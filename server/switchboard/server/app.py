@@ -152,10 +152,12 @@ def standard_interceptors(
     4. concurrency limit: only calls that will run hold a slot;
     5. error mapping, next to the handlers whose exceptions it translates.
     """
-    chain: list[grpc.aio.ServerInterceptor] = [
-        aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
-        MetricsInterceptor(telemetry.meter),
-    ]
+    chain: list[grpc.aio.ServerInterceptor] = []
+    if telemetry.active:  # with exporter `none`, spans and metrics would only cost CPU
+        chain += [
+            aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
+            MetricsInterceptor(telemetry.meter),
+        ]
     auth = settings.auth
     if auth.enabled:
         chain.append(AuthenticationInterceptor(Authenticator(auth), auth.open_services))

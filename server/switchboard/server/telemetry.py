@@ -36,6 +36,8 @@ class Telemetry:
     tracer_provider: trace.TracerProvider
     meter_provider: metrics.MeterProvider
     _closers: list[Any] = field(default_factory=list)
+    #: False when nothing is exported: the RPC span and metric interceptors are left out.
+    active: bool = True
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -59,9 +61,14 @@ class Telemetry:
 
 
 def disabled() -> Telemetry:
-    """Nothing exported. Spans are still made (and dropped) so that log lines carry a trace
-    id and the caller's trace context flows on to connectors; metrics are no-ops."""
-    return Telemetry(TracerProvider(), metrics.NoOpMeterProvider())
+    """Nothing exported, nothing recorded: no-op providers, and no RPC interceptors.
+
+    Making spans nobody exports cost more than the whole service logic: measured with
+    `make bench`'s CPU per call, GetContact went from ~210 to ~370 us and UpsertContact from
+    ~450 to ~670 us with the span and metric interceptors on. So with exporter `none`, log
+    lines carry no trace id; choose an exporter to get traces, metrics and trace ids.
+    """
+    return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), active=False)
 
 
 def build_telemetry(settings: TelemetrySettings) -> Telemetry:

@@ -15,7 +15,13 @@ from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.errors import Unauthenticated
 from switchboard.server.interceptors.errors import abort_with
-from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+from switchboard.server.interceptors.wrapping import (
+    Context,
+    Handler,
+    MethodCache,
+    service_of,
+    wrap_handler,
+)
 
 
 class AuthenticationInterceptor(grpc.aio.ServerInterceptor):
@@ -24,14 +30,17 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, open_services: Collection[str]) -> None:
         self._authenticator = authenticator
         self._open = frozenset(open_services)
+        self._wrapped = MethodCache()
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or service_of(details.method) in self._open:
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        if service_of(method) in self._open:
             return handler
         return wrap_handler(handler, self._authenticated)
 

@@ -14,7 +14,13 @@ import grpc
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.errors import PermissionDenied, Unauthenticated
 from switchboard.server.interceptors.errors import abort_with
-from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+from switchboard.server.interceptors.wrapping import (
+    Context,
+    Handler,
+    MethodCache,
+    service_of,
+    wrap_handler,
+)
 
 
 class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
@@ -23,16 +29,19 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, scope_by_method: Mapping[str, str], open_services: Collection[str]) -> None:
         self._scopes = dict(scope_by_method)
         self._open = frozenset(open_services)
+        self._wrapped = MethodCache()
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or service_of(details.method) in self._open:
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        if service_of(method) in self._open:
             return handler
-        return wrap_handler(handler, self._guard_for(details.method))
+        return wrap_handler(handler, self._guard_for(method))
 
     def _guard_for(self, method: str) -> Callable[[Context], AbstractAsyncContextManager[None]]:
         needed = self._scopes.get(method)

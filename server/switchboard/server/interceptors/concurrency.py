@@ -12,7 +12,13 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+from switchboard.server.interceptors.wrapping import (
+    Context,
+    Handler,
+    MethodCache,
+    service_of,
+    wrap_handler,
+)
 
 
 class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
@@ -22,14 +28,17 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
         self.limit = limit
         self.active = 0
         self._exempt = frozenset(exempt_services)
+        self._wrapped = MethodCache()
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or service_of(details.method) in self._exempt:
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        if service_of(method) in self._exempt:
             return handler
         return wrap_handler(handler, self._slot)
 

@@ -13,7 +13,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import grpc
 from opentelemetry import metrics
 
-from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+from switchboard.server.interceptors.wrapping import (
+    Context,
+    Handler,
+    MethodCache,
+    service_of,
+    wrap_handler,
+)
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -26,16 +32,17 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="ms", description="Time to handle an RPC."
         )
+        self._wrapped = MethodCache()
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        return wrap_handler(handler, self._measure(details.method))
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        return wrap_handler(handler, self._measure(method))
 
     def _measure(self, method: str) -> Callable[[Context], AbstractAsyncContextManager[None]]:
         attributes = {

@@ -14,7 +14,13 @@ from contextlib import asynccontextmanager
 import grpc
 
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
-from switchboard.server.interceptors.wrapping import Context, Handler, service_of, wrap_handler
+from switchboard.server.interceptors.wrapping import (
+    Context,
+    Handler,
+    MethodCache,
+    service_of,
+    wrap_handler,
+)
 
 
 class TokenBuckets:
@@ -58,6 +64,7 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     """Spends one token per call from the caller's bucket; refuses when it is empty."""
 
     def __init__(self, buckets: TokenBuckets, exempt_services: Collection[str] = ()) -> None:
+        self._wrapped = MethodCache()
         self._buckets = buckets
         self._exempt = frozenset(exempt_services)
 
@@ -66,8 +73,10 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(details)
-        if handler is None or service_of(details.method) in self._exempt:
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        if service_of(method) in self._exempt:
             return handler
         return wrap_handler(handler, self._token)
 

@@ -49,6 +49,36 @@ def _stream(
     return guarded
 
 
+class MethodCache:
+    """Wrapped handlers by method name. A guard depends only on the method, so each method
+    is wrapped once and later calls skip both the rest of the chain and the wrapping.
+
+    grpc.aio asks every interceptor for a handler on every call; without this, each layer
+    rebuilt its handler per call. Unknown methods (no handler) are not remembered.
+    """
+
+    def __init__(self) -> None:
+        self._by_method: dict[str, Handler] = {}
+
+    async def get(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+        wrap: Callable[[Handler, str], Handler],
+    ) -> Handler | None:
+        """The cached handler for `details.method`, wrapping it on first use."""
+        method = details.method
+        found = self._by_method.get(method)
+        if found is not None:
+            return found
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        wrapped = wrap(handler, method)
+        self._by_method[method] = wrapped
+        return wrapped
+
+
 def service_of(method: str) -> str:
     """`/pkg.Service/Method` → `pkg.Service`."""
     return method.lstrip("/").partition("/")[0]
