@@ -107,3 +107,24 @@ async def test_refused_calls_are_counted_with_their_status(
         await app.stop(grace_s=1.0)
 
     assert refused == [grpc.StatusCode.UNAUTHENTICATED.value[0]]
+
+
+async def test_dead_letters_and_breaker_state_gauges(observed: Observed) -> None:
+    def states() -> dict[str, float]:
+        points = observed.points("switchboard.connector.breaker_state")
+        return {p.attributes["connector"]: p.value for p in points}
+
+    assert set(states()) == set(observed.app.connectors)
+    assert set(states().values()) == {0}
+    assert [p.value for p in observed.points("switchboard.dead_letters")] == [0]
+    # No marketing consent: the ESP refuses for good, and the step becomes a dead letter.
+    run = await observed.sb.campaigns.trigger(
+        "newsletter.signup", email="ada@example.com", wait=True
+    )
+    assert run.steps[1].error
+    assert [p.value for p in observed.points("switchboard.dead_letters")] == [1]
+    breaker = observed.app.dispatcher.guards["crm"].breaker
+    for _ in range(observed.app.settings.dispatch.breaker_failures):
+        breaker.failure()
+    assert states()["crm"] == 2
+    assert states()["esp"] == 0

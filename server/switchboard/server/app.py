@@ -215,7 +215,7 @@ async def build_app(
     dispatcher = Dispatcher(
         store, connectors, settings.connectors, settings.dispatch, notifier, attempts
     )
-    register_gauges(telemetry.meter, store, cache)
+    register_gauges(telemetry.meter, store, cache, dispatcher.guards)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),

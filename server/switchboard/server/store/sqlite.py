@@ -168,6 +168,14 @@ class SqliteStore:
         age = max(0.0, (now_us - oldest) / 1e6) if oldest is not None else 0.0
         return int(count), age
 
+    def dead_letter_count(self) -> int:
+        """Dead letters waiting for an operator (synchronous, like `outbox_stats`)."""
+        db = sqlite3.connect(f"file:{self._settings.path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        finally:
+            db.close()
+
     def connector_state(self, connector: str) -> ConnectorState:
         """Durable key/value state for one connector, kept in this database."""
         return StoreConnectorState(self, connector)
