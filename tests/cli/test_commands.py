@@ -36,7 +36,7 @@ def test_all_issue_commands_exist() -> None:
     commands = {" ".join(p) for p in _all_commands(main)}
     expected = {
         "serve", "contacts import", "contacts export", "leads score", "trigger", "runs watch",
-        "connectors list",
+        "connectors list", "dead-letters list", "dead-letters redrive",
     }  # fmt: skip
     assert expected <= commands
 
@@ -132,3 +132,25 @@ def test_bad_map_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
     result = invoke("contacts", "import", source, "--map", "x=nothing")
     assert result.exit_code == 2
     assert "unknown field 'nothing'" in result.stderr
+
+
+def test_dead_letters_list_and_redrive(invoke: Invoke) -> None:
+    # No consent: the ESP refuses for good and the step becomes a dead letter.
+    failed = invoke("trigger", "newsletter.signup", "--contact", "dl@example.com", "--wait")
+    assert failed.exit_code == 5, failed.output
+
+    listed = invoke("dead-letters", "list", "--connector", "esp", "--json")
+    assert listed.exit_code == 0, listed.output
+    letters = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letters
+    assert all(letter["connector"] == "esp" for letter in letters)
+    assert any("opted in" in letter["last_error"] for letter in letters)
+
+    usage = invoke("dead-letters", "redrive")
+    assert usage.exit_code == 2
+    assert "exactly one" in usage.output
+
+    redriven = invoke("dead-letters", "redrive", letters[0]["id"])
+    assert redriven.exit_code == 0, redriven.output
+    assert redriven.stdout.startswith(letters[0]["id"])
+    assert "redriven: 1" in redriven.stderr
