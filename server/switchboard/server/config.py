@@ -55,6 +55,11 @@ class DatabaseSettings(_Frozen):
         le=32,
         description="Read connections (threads).",
     )
+    inline_point_reads: bool = Field(
+        default=_DEFAULTS["database"]["inline_point_reads"],
+        description="Run small indexed lookups on the event loop instead of a reader thread "
+        "(faster; turn off if the disk is slow enough to stall the loop).",
+    )
 
 
 class CacheSettings(_Frozen):

@@ -127,7 +127,7 @@ class CampaignService:
         v = Violations()
         check_id(v, "id", run_id, "r", required=True)
         v.raise_if_any()
-        run = await self._store.read(lambda tx: tx.run(run_id))
+        run = await self._store.read(lambda tx: tx.run(run_id), point=True)
         if run is None:
             raise NotFound(f"no run with id {run_id!r}")
         return run

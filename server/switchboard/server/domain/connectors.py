@@ -163,7 +163,7 @@ class ConnectorService:
         return connector
 
     async def _replay(self, key: str, digest: str) -> connectors_pb2.InvokeConnectorResponse | None:
-        record = await self._store.read(lambda tx: tx.idempotency(key))
+        record = await self._store.read(lambda tx: tx.idempotency(key), point=True)
         if record is None:
             return None
         if record.method != "InvokeConnector" or record.request_hash != digest:

@@ -220,7 +220,8 @@ class ContactService:
         if cached is not None:
             return cached
         contact = await self._store.read(
-            lambda tx: tx.contact_by_id(key) if which == "id" else tx.contact_by_email(key)
+            lambda tx: tx.contact_by_id(key) if which == "id" else tx.contact_by_email(key),
+            point=True,
         )
         if contact is None:
             raise NotFound(f"no contact with {which} {key!r}")

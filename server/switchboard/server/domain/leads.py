@@ -160,7 +160,7 @@ class LeadService:
             self._rescore(tx, contact, lead, now_us())
             return lead, not lead_rules.same_score(before, lead) or not before.HasField("scored_at")
 
-        lead, changed = await self._store.read(compute)
+        lead, changed = await self._store.read(compute, point=True)
         if changed:
             await self._store.write(
                 lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
@@ -180,7 +180,7 @@ class LeadService:
                 lead.activity_count = tx.activity_count(contact.id)
             return lead
 
-        return await self._store.read(fetch)
+        return await self._store.read(fetch, point=True)
 
     async def update_status(
         self, req: leads_pb2.UpdateLeadStatusRequest

@@ -188,8 +188,12 @@ class Store(Protocol):
         """Run `fn` in a write transaction; return its result once committed."""
         ...
 
-    async def read(self, fn: Callable[[ReadTx], T]) -> T:
-        """Run `fn` against a consistent snapshot of committed data."""
+    async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:
+        """Run `fn` against a consistent snapshot of committed data.
+
+        `point=True` marks a few indexed lookups (no scans): the store may then run it on
+        the calling thread instead of a reader thread.
+        """
         ...
 
     def connector_state(self, connector: str) -> ConnectorState:
