@@ -137,6 +137,11 @@ def start_all(workdir: Path) -> dict[str, Target]:
             ports["rest"],
         ),
     }
-    for target in targets.values():
-        target.wait_listening()
+    try:
+        for target in targets.values():
+            target.wait_listening()
+    except BaseException:
+        for target in targets.values():  # never leave a started server behind
+            target.stop()
+        raise
     return targets

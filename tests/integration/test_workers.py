@@ -96,3 +96,32 @@ async def test_a_crashed_worker_is_replaced(two_workers: ServerProcess) -> None:
     assert victim not in pids
     async with Switchboard(f"127.0.0.1:{two_workers.port}") as sb:
         assert (await sb.contacts.upsert(email="after-crash@example.com")).created
+
+
+async def test_workers_share_the_inbound_webhook_port(tmp_path: Path) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    server = ServerProcess(
+        tmp_path / "inbound.db", {"SWITCHBOARD_INBOUND__LISTEN": "127.0.0.1:0"}, workers=2
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        url = None
+        while url is None and asyncio.get_running_loop().time() < deadline:
+            line = await asyncio.to_thread(server.proc.stderr.readline)  # type: ignore[union-attr]
+            found = re.search(r"inbound webhooks on (http://\S+)/webhooks/", line)
+            url = found.group(1) if found else None
+        assert url is not None, "the supervisor did not announce the inbound port"
+        statuses = set()
+        for _ in range(CHANNELS):  # new connections, spread over both workers
+            request = urllib.request.Request(f"{url}/webhooks/nope", data=b"{}", method="POST")
+            try:
+                await asyncio.to_thread(urllib.request.urlopen, request, None, 5)
+            except urllib.error.HTTPError as exc:
+                statuses.add(exc.code)
+        assert statuses == {404}  # unknown source, answered by whichever worker got it
+        assert len(_worker_pids(server)) == 2
+    finally:
+        server.kill()

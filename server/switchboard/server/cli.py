@@ -72,8 +72,13 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
             raise click.ClickException(str(exc)) from exc
         return
 
-    def announce(address: str) -> None:
-        _print_auth_notice(settings, local_key, address)
+    def announce(pinned: Settings) -> None:
+        _print_auth_notice(pinned, local_key, pinned.listen)
+        if pinned.inbound.listen:
+            click.echo(
+                f"switchboard: inbound webhooks on http://{pinned.inbound.listen}/webhooks/<source>",
+                err=True,
+            )
 
     sys.exit(supervise(settings, count, _worker, on_ready=announce))
 

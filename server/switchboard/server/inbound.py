@@ -70,7 +70,8 @@ class InboundServer:
         """Bind and serve; `port` is the bound port (useful with port 0)."""
         host, _, port = self._settings.listen.rpartition(":")
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        # reuse_port: the workers of `serve --workers N` share this port, as they share gRPC's.
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_port=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

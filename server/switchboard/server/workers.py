@@ -45,14 +45,20 @@ def supervise(
     settings: Settings,
     workers: int,
     worker_main: WorkerMain,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[Settings], None] | None = None,
 ) -> int:
     """Run `workers` copies of `worker_main` in child processes; return the exit code.
 
-    `on_ready(address)` runs once every worker serves, after the "serving" line.
+    `on_ready(settings)` runs once every worker serves, after the "serving" line, with the
+    settings the workers got (ports pinned).
     """
     listen, reservation = reserve_port(settings.listen)
     settings = settings.model_copy(update={"listen": listen})
+    inbound_reservation = None
+    if settings.inbound.listen:  # the inbound webhook port is shared the same way
+        inbound_listen, inbound_reservation = reserve_port(settings.inbound.listen)
+        inbound = settings.inbound.model_copy(update={"listen": inbound_listen})
+        settings = settings.model_copy(update={"inbound": inbound})
     prepare_database(settings.database)  # once, before the workers race to create it
     endpoints = Siblings.create(workers)
     ready_r, ready_w = os.pipe()
@@ -82,13 +88,15 @@ def supervise(
         print("switchboard: a worker failed to start (see above)", file=sys.stderr, flush=True)
         return 2
     reservation.close()
+    if inbound_reservation is not None:
+        inbound_reservation.close()
     print(
         f"switchboard: serving gRPC on {listen} with {workers} workers; Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
     if on_ready is not None:
-        on_ready(listen)
+        on_ready(settings)
     failed = False
     while children:
         try:
