@@ -139,3 +139,30 @@ async def test_missing_certificate_file_stops_start_up(
     tls = {"cert_file": str(tmp_path / "none.crt"), "key_file": str(tmp_path / "none.key")}
     with pytest.raises(StartupError):
         await build_app(make_settings(tls=tls))
+
+
+async def test_inbound_webhook_port_serves_tls_too(
+    start_app: StartApp, tmp_path: Path, pki: Pki
+) -> None:
+    import ssl
+
+    import httpx
+
+    cert, key = pki.server.write(tmp_path, "server")
+    app = await start_app(
+        tls={"cert_file": str(cert), "key_file": str(key)},
+        inbound={"listen": "127.0.0.1:0"},
+    )
+    assert app.inbound is not None
+    trusted = ssl.create_default_context(cadata=pki.ca.pem.decode())
+    url = f"https://localhost:{app.inbound.port}/webhooks/nope"
+    async with httpx.AsyncClient(verify=trusted) as client:
+        answer = await client.post(url, content=b"{}")
+    assert answer.status_code == 404  # TLS worked; the source is unknown
+    rogue = ssl.create_default_context(cadata=pki.rogue.pem.decode())
+    async with httpx.AsyncClient(verify=rogue) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(url, content=b"{}")
+    async with httpx.AsyncClient() as client:  # plaintext HTTP on a TLS port
+        with pytest.raises(httpx.HTTPError):
+            await client.post(url.replace("https", "http"), content=b"{}")

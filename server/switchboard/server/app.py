@@ -40,6 +40,7 @@ from switchboard.server.gauges import register_gauges
 from switchboard.server.inbound import InboundServer
 from switchboard.server.interceptors.authn import AuthenticationInterceptor
 from switchboard.server.interceptors.authz import AuthorizationInterceptor
+from switchboard.server.interceptors.call_ids import CallIdInterceptor
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
 from switchboard.server.interceptors.errors import ErrorInterceptor
 from switchboard.server.interceptors.metrics import MetricsInterceptor
@@ -50,7 +51,7 @@ from switchboard.server.siblings import Siblings
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.sqlite import SqliteStore
 from switchboard.server.telemetry import Telemetry, build_telemetry
-from switchboard.server.transport import add_port, server_options
+from switchboard.server.transport import add_port, server_options, ssl_context
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -153,7 +154,9 @@ def standard_interceptors(
     5. error mapping, next to the handlers whose exceptions it translates.
     """
     chain: list[grpc.aio.ServerInterceptor] = []
-    if telemetry.active:  # with exporter `none`, spans and metrics would only cost CPU
+    if not telemetry.active:  # no spans: log lines still get the call's trace id
+        chain.append(CallIdInterceptor())
+    else:
         chain += [
             aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
             MetricsInterceptor(telemetry.meter),
@@ -251,7 +254,11 @@ async def build_app(
     retention = RetentionTask(
         store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
     )
-    inbound = InboundServer(settings.inbound, campaigns) if settings.inbound.listen else None
+    inbound = None
+    if settings.inbound.listen:
+        # With TLS on, the webhook port serves HTTPS with the gRPC port's certificate.
+        inbound_tls = ssl_context(settings.tls) if settings.tls.enabled else None
+        inbound = InboundServer(settings.inbound, campaigns, inbound_tls)
     return App(
         settings,
         server,

@@ -76,7 +76,8 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
         _print_auth_notice(pinned, local_key, pinned.listen)
         if pinned.inbound.listen:
             click.echo(
-                f"switchboard: inbound webhooks on http://{pinned.inbound.listen}/webhooks/<source>",
+                f"switchboard: inbound webhooks on {_scheme(pinned)}://{pinned.inbound.listen}"
+                "/webhooks/<source>",
                 err=True,
             )
 
@@ -109,7 +110,8 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
         if app.inbound is not None:
             inbound_host = settings.inbound.listen.rpartition(":")[0]
             click.echo(
-                f"switchboard: inbound webhooks on http://{inbound_host}:{app.inbound.port}"
+                f"switchboard: inbound webhooks on {_scheme(settings)}://{inbound_host}:"
+                f"{app.inbound.port}"
                 "/webhooks/<source>",
                 err=True,
             )
@@ -121,6 +123,10 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
     await app.stop()
     if siblings is None:
         click.echo("switchboard: stopped", err=True)
+
+
+def _scheme(settings: Settings) -> str:
+    return "https" if settings.tls.enabled else "http"
 
 
 def with_local_caller(settings: Settings, key: str) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -55,8 +56,14 @@ class _Source:
 class InboundServer:
     """The aiohttp application and its listening site."""
 
-    def __init__(self, settings: InboundSettings, campaigns: CampaignService) -> None:
+    def __init__(
+        self,
+        settings: InboundSettings,
+        campaigns: CampaignService,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._settings = settings
+        self._tls = tls
         self._campaigns = campaigns
         self._sources = {n: _Source(n, s) for n, s in settings.sources.items()}
         # The size cap is enforced by aiohttp while reading, so an oversize body is never
@@ -71,7 +78,9 @@ class InboundServer:
         host, _, port = self._settings.listen.rpartition(":")
         await self._runner.setup()
         # reuse_port: the workers of `serve --workers N` share this port, as they share gRPC's.
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_port=True)
+        site = web.TCPSite(
+            self._runner, host.strip("[]"), int(port), ssl_context=self._tls, reuse_port=True
+        )
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

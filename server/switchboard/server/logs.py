@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Literal
 
@@ -26,11 +27,16 @@ def mask_personal_data(text: str) -> str:
     return _PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group())[-2:], text)
 
 
+#: The trace id of the call being served when no OpenTelemetry span exists (telemetry off):
+#: the caller's `traceparent` trace id, or a fresh one. Set by `interceptors.call_ids`.
+CALL_TRACE_ID: ContextVar[str] = ContextVar("switchboard_call_trace_id", default="")
+
+
 def trace_ids() -> tuple[str, str]:
-    """The current trace and span ids in hex, or empty strings outside any span."""
+    """The current trace and span ids in hex; outside any span, the call's trace id (if any)."""
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
-        return "", ""
+        return CALL_TRACE_ID.get(), ""
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import grpc
@@ -37,6 +38,16 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
         root_certificates=client_ca,
         require_client_auth=tls.require_client_cert,
     )
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The same certificate, key and client CA as the gRPC port, for the HTTP (webhook) port."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file:
+        context.load_verify_locations(tls.client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
+    return context
 
 
 def add_port(server: grpc.aio.Server, settings: Settings) -> int:
