@@ -6,43 +6,26 @@ pass without credentials.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-
-import grpc
 
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.errors import Unauthenticated
 from switchboard.server.interceptors.errors import abort_with
-from switchboard.server.interceptors.wrapping import (
-    Context,
-    Handler,
-    MethodCache,
-    service_of,
-    wrap_handler,
-)
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
 
 
-class AuthenticationInterceptor(grpc.aio.ServerInterceptor):
+class AuthenticationInterceptor(GuardInterceptor):
     """Refuses calls without valid credentials, except to open services."""
 
     def __init__(self, authenticator: Authenticator, open_services: Collection[str]) -> None:
+        super().__init__()
         self._authenticator = authenticator
         self._open = frozenset(open_services)
-        self._wrapped = MethodCache()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self._open:
-            return handler
-        return wrap_handler(handler, self._authenticated)
+    def guard_for(self, method: str) -> Guard | None:
+        return None if service_of(method) in self._open else self._authenticated
 
     @asynccontextmanager
     async def _authenticated(self, context: Context) -> AsyncIterator[None]:

@@ -6,42 +6,25 @@ Open services (health, reflection) pass.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-
-import grpc
 
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.errors import PermissionDenied, Unauthenticated
 from switchboard.server.interceptors.errors import abort_with
-from switchboard.server.interceptors.wrapping import (
-    Context,
-    Handler,
-    MethodCache,
-    service_of,
-    wrap_handler,
-)
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
 
 
-class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
+class AuthorizationInterceptor(GuardInterceptor):
     """Checks the scope table; PERMISSION_DENIED names the scope that is missing."""
 
     def __init__(self, scope_by_method: Mapping[str, str], open_services: Collection[str]) -> None:
+        super().__init__()
         self._scopes = dict(scope_by_method)
         self._open = frozenset(open_services)
-        self._wrapped = MethodCache()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self._open:
-            return handler
-        return wrap_handler(handler, self._guard_for(method))
+    def guard_for(self, method: str) -> Guard | None:
+        return None if service_of(method) in self._open else self._guard_for(method)
 
     def _guard_for(self, method: str) -> Callable[[Context], AbstractAsyncContextManager[None]]:
         needed = self._scopes.get(method)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-import grpc
-
-from switchboard.server.interceptors.wrapping import Context, Handler, MethodCache, wrap_handler
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor
 from switchboard.server.logs import CALL_TRACE_ID
 
 # version-traceid-parentid-flags; an all-zero trace id is invalid per the W3C spec.
@@ -32,21 +30,14 @@ def trace_id_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return os.urandom(16).hex()
 
 
-class CallIdInterceptor(grpc.aio.ServerInterceptor):
+class CallIdInterceptor(GuardInterceptor):
     """Sets `logs.CALL_TRACE_ID` for the duration of each call."""
 
     def __init__(self) -> None:
-        self._wrapped = MethodCache()
+        super().__init__()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        return wrap_handler(handler, self._scope)
+    def guard_for(self, method: str) -> Guard | None:
+        return self._scope
 
     @asynccontextmanager
     async def _scope(self, context: Context) -> AsyncIterator[None]:

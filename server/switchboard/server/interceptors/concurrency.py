@@ -7,40 +7,25 @@ sees the server while it is busy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import grpc
 
-from switchboard.server.interceptors.wrapping import (
-    Context,
-    Handler,
-    MethodCache,
-    service_of,
-    wrap_handler,
-)
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
 
 
-class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
+class ConcurrencyLimitInterceptor(GuardInterceptor):
     """Refuses a call when `limit` calls are already in flight."""
 
     def __init__(self, limit: int, exempt_services: Collection[str] = ()) -> None:
+        super().__init__()
         self.limit = limit
         self.active = 0
         self._exempt = frozenset(exempt_services)
-        self._wrapped = MethodCache()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self._exempt:
-            return handler
-        return wrap_handler(handler, self._slot)
+    def guard_for(self, method: str) -> Guard | None:
+        return None if service_of(method) in self._exempt else self._slot
 
     @asynccontextmanager
     async def _slot(self, context: Context) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from switchboard.server.errors import InvalidArgument, SwitchboardError, status_name
+from switchboard.server.interceptors.wrapping import MethodCache
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +53,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Translates exceptions raised by handlers into statuses, for all four call shapes."""
 
     def __init__(self) -> None:
-        # grpc.aio asks interceptors for a handler on every call; wrapping once per method
-        # and reusing it keeps that per-call cost to a dictionary lookup.
-        self._wrapped: dict[str, Handler] = {}
+        self._wrapped = MethodCache()
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        method = details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        wrapped = _wrap(handler, method)
-        self._wrapped[method] = wrapped
-        return wrapped
+        return await self._wrapped.get(continuation, details, _wrap)
 
 
 def _wrap(handler: Handler, method: str) -> Handler:

@@ -7,42 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 from opentelemetry import metrics
 
-from switchboard.server.interceptors.wrapping import (
-    Context,
-    Handler,
-    MethodCache,
-    service_of,
-    wrap_handler,
-)
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(GuardInterceptor):
     """Records `rpc.server.calls` and `rpc.server.duration` (ms) for every call."""
 
     def __init__(self, meter: metrics.Meter) -> None:
+        super().__init__()
         self._calls = meter.create_counter(
             "rpc.server.calls", unit="{call}", description="RPCs handled, by status code."
         )
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="ms", description="Time to handle an RPC."
         )
-        self._wrapped = MethodCache()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        return wrap_handler(handler, self._measure(method))
+    def guard_for(self, method: str) -> Guard | None:
+        return self._measure(method)
 
     def _measure(self, method: str) -> Callable[[Context], AbstractAsyncContextManager[None]]:
         attributes = {

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 import grpc
 
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
-from switchboard.server.interceptors.wrapping import (
-    Context,
-    Handler,
-    MethodCache,
-    service_of,
-    wrap_handler,
-)
+from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
 
 
 class TokenBuckets:
@@ -60,25 +54,16 @@ def caller_key(context: Context) -> str:
     return "peer:" + peer.rpartition(":")[0]
 
 
-class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+class RateLimitInterceptor(GuardInterceptor):
     """Spends one token per call from the caller's bucket; refuses when it is empty."""
 
     def __init__(self, buckets: TokenBuckets, exempt_services: Collection[str] = ()) -> None:
-        self._wrapped = MethodCache()
+        super().__init__()
         self._buckets = buckets
         self._exempt = frozenset(exempt_services)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        return await self._wrapped.get(continuation, details, self._wrap)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self._exempt:
-            return handler
-        return wrap_handler(handler, self._token)
+    def guard_for(self, method: str) -> Guard | None:
+        return None if service_of(method) in self._exempt else self._token
 
     @asynccontextmanager
     async def _token(self, context: Context) -> AsyncIterator[None]:

@@ -79,6 +79,32 @@ class MethodCache:
         return wrapped
 
 
+class GuardInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor that runs a guard around calls: subclasses say which guard, per method.
+
+    `guard_for(method)` returns the guard for a method, or None to pass its calls through
+    untouched. The wrapped handler is built once per method (see `MethodCache`).
+    """
+
+    def __init__(self) -> None:
+        self._wrapped = MethodCache()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        return await self._wrapped.get(continuation, details, self._wrap)
+
+    def guard_for(self, method: str) -> Guard | None:
+        """The guard for `method`'s calls, or None to leave them alone."""
+        raise NotImplementedError
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        guard = self.guard_for(method)
+        return handler if guard is None else wrap_handler(handler, guard)
+
+
 def service_of(method: str) -> str:
     """`/pkg.Service/Method` → `pkg.Service`."""
     return method.lstrip("/").partition("/")[0]
