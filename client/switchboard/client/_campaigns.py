@@ -15,6 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, contacts_pb2
 
 from ._messages import ContactFields, enum_value, pick, to_contact, to_struct, with_idempotency_key
+from ._paging import every_item
 from ._transport import USE_DEFAULT, Timeout, Transport
 
 __all__ = ["Campaigns"]
@@ -141,21 +142,19 @@ class Campaigns:
 
         Args are those of `list_runs`; `timeout` applies to each page.
         """
-        page_token = ""
-        while True:
-            page = await self.list_runs(
+        pages = every_item(
+            lambda token: self.list_runs(
                 contact_id=contact_id,
                 event=event,
                 status=status,
                 page_size=page_size,
-                page_token=page_token,
+                page_token=token,
                 timeout=timeout,
-            )
-            for run in page.runs:
-                yield run
-            page_token = page.next_page_token
-            if not page_token:
-                return
+            ),
+            lambda page: page.runs,
+        )
+        async for run in pages:
+            yield run
 
     async def watch(
         self, run_id: str, *, timeout: float | None = None

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -15,6 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.v1 import connectors_pb2, connectors_pb2_grpc
 
 from ._messages import pick, to_struct, with_idempotency_key
+from ._paging import every_item
 from ._transport import USE_DEFAULT, Timeout, Transport
 
 __all__ = ["Connectors"]
@@ -98,6 +99,26 @@ class Connectors:
         return await self._transport.call(
             self._stub.ListDeadLetters, request, connectors_pb2.ListDeadLettersResponse, timeout
         )
+
+    async def iter_dead_letters(
+        self,
+        *,
+        connector: str | None = None,
+        page_size: int | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> AsyncGenerator[connectors_pb2.DeadLetter, None]:
+        """Iterates over every dead letter, oldest first, fetching pages as needed.
+
+        Args are those of `list_dead_letters`; `timeout` applies to each page.
+        """
+        pages = every_item(
+            lambda token: self.list_dead_letters(
+                connector=connector, page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.dead_letters,
+        )
+        async for letter in pages:
+            yield letter
 
     async def redrive_dead_letters(
         self,

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 
 from ._messages import ContactFields, enum_value, lookup, pick, to_contact, with_idempotency_key
+from ._paging import every_item
 from ._transport import USE_DEFAULT, Timeout, Transport
 
 __all__ = ["Batch", "Contacts"]
@@ -143,20 +144,18 @@ class Contacts:
 
         Args and ordering are those of `list`; `timeout` applies to each page.
         """
-        page_token = ""
-        while True:
-            page = await self.list(
+        pages = every_item(
+            lambda token: self.list(
                 list=list,
                 page_size=page_size,
-                page_token=page_token,
+                page_token=token,
                 updated_after=updated_after,
                 timeout=timeout,
-            )
-            for contact in page.contacts:
-                yield contact
-            page_token = page.next_page_token
-            if not page_token:
-                return
+            ),
+            lambda page: page.contacts,
+        )
+        async for contact in pages:
+            yield contact
 
     async def list(
         self,

@@ -148,6 +148,7 @@ class SyncConnectors(_SyncNamespace[Connectors]):
     list = _blocking(Connectors.list)
     invoke = _blocking(Connectors.invoke)
     list_dead_letters = _blocking(Connectors.list_dead_letters)
+    iter_dead_letters = _blocking_iter(Connectors.iter_dead_letters)
     redrive_dead_letters = _blocking(Connectors.redrive_dead_letters)
 
 

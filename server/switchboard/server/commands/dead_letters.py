@@ -33,17 +33,11 @@ async def list_dead_letters(
     conn: Connection, connector: str | None, page_size: int, as_json: bool
 ) -> None:
     """List every dead letter, oldest first, page by page."""
-    token = ""
     async with conn.client() as sb:
-        while True:
-            page = await sb.connectors.list_dead_letters(
-                connector=connector, page_size=page_size, page_token=token or None
-            )
-            for letter in page.dead_letters:
-                _echo(letter, as_json)
-            token = page.next_page_token
-            if not token:
-                return
+        async for letter in sb.connectors.iter_dead_letters(
+            connector=connector, page_size=page_size
+        ):
+            _echo(letter, as_json)
 
 
 @dead_letters.command("redrive")
