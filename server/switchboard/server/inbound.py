@@ -20,7 +20,6 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.config import InboundSettings, InboundSourceSettings
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.errors import (
     FailedPrecondition,
@@ -29,6 +28,7 @@ from switchboard.server.errors import (
     SwitchboardError,
     Unavailable,
 )
+from switchboard.server.flow_config import InboundSettings, InboundSourceSettings
 from switchboard.server.signing import SignatureError, decode_secret, verify
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from switchboard.server.config import ConnectorSettings, DispatchSettings
+from switchboard.server.config import DispatchSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
@@ -28,6 +28,7 @@ from switchboard.server.dispatch.outcome import Outcome, record
 from switchboard.server.dispatch.retry import is_retryable
 from switchboard.server.dispatch.waits import WAIT_CONNECTOR
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
+from switchboard.server.flow_config import ConnectorSettings
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
 from switchboard.server.timeutil import now_us
 from switchboard.v1 import campaigns_pb2

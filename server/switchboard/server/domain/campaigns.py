@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from switchboard.server.cache import ContactCache
-from switchboard.server.config import TriggerSettings
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.outcome import TERMINAL_RUN
 from switchboard.server.dispatch.worker import Dispatcher
@@ -29,6 +28,7 @@ from switchboard.server.domain.validation import (
 )
 from switchboard.server.domain.waits import resume_waits
 from switchboard.server.errors import NotFound
+from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.store.base import RunFilter, Store, WriteTx
 from switchboard.server.timeutil import now_us, to_us
 from switchboard.v1 import campaigns_pb2

@@ -14,7 +14,6 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from opentelemetry import metrics, trace
 
-from switchboard.server.config import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard
@@ -34,6 +33,7 @@ from switchboard.server.errors import (
     SwitchboardError,
     Unavailable,
 )
+from switchboard.server.flow_config import ConnectorSettings
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
 from switchboard.server.timeutil import now_us, set_ts

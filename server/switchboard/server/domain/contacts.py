@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.cache import ContactCache
-from switchboard.server.config import TriggerSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import contact_rules as rules
 from switchboard.server.domain.idempotency import run_once
@@ -34,6 +33,7 @@ from switchboard.server.errors import (
     Violation,
     status_name,
 )
+from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.server.timeutil import iso, now_us, set_ts, to_us

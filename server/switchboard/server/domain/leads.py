@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.config import ScoringSettings, TriggerSettings
+from switchboard.server.config import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import lead_rules
 from switchboard.server.domain.idempotency import run_once
@@ -24,6 +24,7 @@ from switchboard.server.domain.validation import (
     normalize_email,
 )
 from switchboard.server.errors import NotFound, SwitchboardError, status_name
+from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
 from switchboard.server.scoring_rules import ActivityRecord, score_lead
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx

@@ -7,9 +7,9 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.config import TriggerSettings
 from switchboard.server.dispatch.outcome import queue_step
 from switchboard.server.domain.payloads import contact_payload, struct_dict
+from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import WriteTx
 from switchboard.server.timeutil import set_ts
