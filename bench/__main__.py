@@ -29,7 +29,7 @@ from switchboard.client import Switchboard
 from switchboard.v1 import contacts_pb2
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-ROUNDS = 1 if QUICK else 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 SECONDS = 1.5 if QUICK else 3.0
 WARMUP = 0.5 if QUICK else 1.0
 LEVELS = (1, 64) if QUICK else (1, 16, 64)
@@ -37,6 +37,9 @@ CONTACTS = 1000
 IMPORT_ROWS = 20_000 if QUICK else 100_000
 MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
+# Comma-separated case-name prefixes (e.g. "grpc/echo,grpc/get_contact"): measure only
+# those, skip import and memory. For iterating on one path; ratios need both of their cases.
+ONLY = [p for p in os.environ.get("BENCH_ONLY", "").split(",") if p]
 
 # (label, load tool, target, kind)
 GRPC_CASES = [
@@ -246,6 +249,8 @@ def measure(targets: dict[str, Target]) -> dict[str, list[dict[str, float]]]:
             "h2load not found (Debian package nghttp2-client): skipping server-capacity runs",
             file=sys.stderr,
         )
+    if ONLY:
+        cases = [(name, run) for name, run in cases if name.startswith(tuple(ONLY))]
     for round_ in range(ROUNDS):
         for name, run in cases:
             samples.setdefault(name, []).append(run())
@@ -326,12 +331,14 @@ def main() -> None:
         try:
             asyncio.run(seed(targets["sb1"].port))
             results = medians(measure(targets))
-            import_per_s = asyncio.run(import_rate(targets["sb1"].port, IMPORT_ROWS))
+            import_per_s = (
+                0.0 if ONLY else asyncio.run(import_rate(targets["sb1"].port, IMPORT_ROWS))
+            )
             rss_mb = sum(psutil.Process(p).memory_info().rss for p in targets["sb1"].pids()) / 2**20
         finally:
             for target in targets.values():
                 target.stop()
-        memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS else None
+        memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS and not ONLY else None
     rates = ratios(results)
     report = {
         "memory": memory,
@@ -348,12 +355,14 @@ def main() -> None:
         "cores": os.cpu_count(),
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    RESULTS.write_text(json.dumps(report, indent=2))
+    if not ONLY:  # a partial run never overwrites the full report
+        RESULTS.write_text(json.dumps(report, indent=2))
     print_table(results, rates)
     print(f"{'import_contacts_per_s':34} {report['import_contacts_per_s']}")
     if memory:
         print(f"{'memory':34} {memory}")
-    print(f"\nwrote {RESULTS} ({report['elapsed_s']} s)")
+    written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
+    print(f"\n{written} ({report['elapsed_s']} s)")
 
 
 if __name__ == "__main__":

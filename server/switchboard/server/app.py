@@ -38,13 +38,13 @@ from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.gauges import register_gauges
 from switchboard.server.inbound import InboundServer
-from switchboard.server.interceptors.authn import AuthenticationInterceptor
-from switchboard.server.interceptors.authz import AuthorizationInterceptor
-from switchboard.server.interceptors.call_ids import CallIdInterceptor
-from switchboard.server.interceptors.concurrency import ConcurrencyLimitInterceptor
-from switchboard.server.interceptors.errors import ErrorInterceptor
-from switchboard.server.interceptors.metrics import MetricsInterceptor
-from switchboard.server.interceptors.ratelimit import RateLimitInterceptor, TokenBuckets
+from switchboard.server.interceptors.authn import AuthenticationGuard
+from switchboard.server.interceptors.authz import AuthorizationGuard
+from switchboard.server.interceptors.call_ids import CallIdGuard
+from switchboard.server.interceptors.chain import Guard, GuardChain
+from switchboard.server.interceptors.concurrency import ConcurrencyLimitGuard
+from switchboard.server.interceptors.metrics import MetricsGuard
+from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBuckets
 from switchboard.server.scopes import SCOPE_BY_METHOD
 from switchboard.server.scoring_rules import validate_rules
 from switchboard.server.siblings import Siblings
@@ -145,34 +145,36 @@ def standard_interceptors(
 ) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors, outermost first; the order is fixed here.
 
-    0. telemetry: the RPC span (upstream OpenTelemetry interceptor; it also takes the
-       caller's traceparent), then RPC count and latency, so refused calls are seen too;
+    With telemetry on, the upstream OpenTelemetry interceptor makes the RPC span (and takes
+    the caller's traceparent). Then one `GuardChain` runs, in this order:
+
+    0. metrics (telemetry on: RPC count and latency, refused calls too) or, with telemetry
+       off, the call's trace id for log lines;
     1. authentication: who is calling (UNAUTHENTICATED otherwise);
     2. rate limit: per caller, so it needs the principal from (1);
     3. authorization: the scope table (PERMISSION_DENIED);
     4. concurrency limit: only calls that will run hold a slot;
-    5. error mapping, next to the handlers whose exceptions it translates.
+    and maps the handler's exceptions (and the guards' refusals) to statuses.
     """
     chain: list[grpc.aio.ServerInterceptor] = []
-    if not telemetry.active:  # no spans: log lines still get the call's trace id
-        chain.append(CallIdInterceptor())
-    else:
-        chain += [
-            aio_server_interceptor(tracer_provider=telemetry.tracer_provider),  # type: ignore[no-untyped-call]
-            MetricsInterceptor(telemetry.meter),
-        ]
+    guards: list[Guard] = []
+    if telemetry.active:
+        chain.append(aio_server_interceptor(tracer_provider=telemetry.tracer_provider))  # type: ignore[no-untyped-call]
+        guards.append(MetricsGuard(telemetry.meter))
+    else:  # no spans: log lines still get the call's trace id
+        guards.append(CallIdGuard())
     auth = settings.auth
     if auth.enabled:
-        chain.append(AuthenticationInterceptor(Authenticator(auth), auth.open_services))
+        guards.append(AuthenticationGuard(Authenticator(auth), auth.open_services))
     exempt = (health.SERVICE_NAME,)
     limits = settings.limits
     if limits.rate_per_s > 0:
         buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
-        chain.append(RateLimitInterceptor(buckets, exempt))
+        guards.append(RateLimitGuard(buckets, exempt))
     if auth.enabled:
-        chain.append(AuthorizationInterceptor(SCOPE_BY_METHOD, auth.open_services))
-    chain.append(ConcurrencyLimitInterceptor(limits.max_concurrent_rpcs, exempt))
-    chain.append(ErrorInterceptor())
+        guards.append(AuthorizationGuard(SCOPE_BY_METHOD, auth.open_services))
+    guards.append(ConcurrencyLimitGuard(limits.max_concurrent_rpcs, exempt))
+    chain.append(GuardChain(guards))
     return chain
 
 

@@ -29,14 +29,15 @@ def mask_personal_data(text: str) -> str:
 
 #: The trace id of the call being served when no OpenTelemetry span exists (telemetry off):
 #: the caller's `traceparent` trace id, or a fresh one. Set by `interceptors.call_ids`.
-CALL_TRACE_ID: ContextVar[str] = ContextVar("switchboard_call_trace_id", default="")
+#: Any object whose `str()` is the id, so that it can be worked out only when a line is logged.
+CALL_TRACE_ID: ContextVar[object] = ContextVar("switchboard_call_trace_id", default="")
 
 
 def trace_ids() -> tuple[str, str]:
     """The current trace and span ids in hex; outside any span, the call's trace id (if any)."""
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
-        return CALL_TRACE_ID.get(), ""
+        return str(CALL_TRACE_ID.get()), ""
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 

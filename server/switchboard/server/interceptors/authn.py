@@ -6,35 +6,27 @@ pass without credentials.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Collection
 
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
-from switchboard.server.errors import Unauthenticated
-from switchboard.server.interceptors.errors import abort_with
-from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
+from switchboard.server.interceptors.chain import Context, Entry, service_of
 
 
-class AuthenticationInterceptor(GuardInterceptor):
+class AuthenticationGuard:
     """Refuses calls without valid credentials, except to open services."""
 
     def __init__(self, authenticator: Authenticator, open_services: Collection[str]) -> None:
-        super().__init__()
         self._authenticator = authenticator
         self._open = frozenset(open_services)
+        self._entry = Entry(self._authenticate, is_async=True)
 
-    def guard_for(self, method: str) -> Guard | None:
-        return None if service_of(method) in self._open else self._authenticated
+    def entry_for(self, method: str) -> Entry | None:
+        """Open services need no credentials."""
+        return None if service_of(method) in self._open else self._entry
 
-    @asynccontextmanager
-    async def _authenticated(self, context: Context) -> AsyncIterator[None]:
-        try:
-            principal = await self._authenticator.authenticate(context.invocation_metadata() or ())
-        except Unauthenticated as exc:
-            await abort_with(exc, context, "authentication")
-        token = CURRENT_PRINCIPAL.set(principal)
-        try:
-            yield
-        finally:
-            CURRENT_PRINCIPAL.reset(token)
+    async def _authenticate(self, context: Context) -> None:
+        # Raises Unauthenticated, which the chain maps to UNAUTHENTICATED.
+        principal = await self._authenticator.authenticate(context.invocation_metadata() or ())
+        # Not reset on exit: grpc.aio runs each call in a task of its own.
+        CURRENT_PRINCIPAL.set(principal)

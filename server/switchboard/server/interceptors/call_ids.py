@@ -3,17 +3,17 @@
 With an exporter, OpenTelemetry spans carry the trace id. Without one, spans are not made
 (they cost more CPU than the service logic), yet every log line of a call should still
 carry a trace id: the caller's, from its W3C `traceparent` header, or a fresh random one.
-This costs a context variable per call.
+The id is worked out only when a line is logged, so a call that logs nothing pays for
+one context-variable assignment.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 
-from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor
+from switchboard.server.interceptors.chain import Context, Entry
 from switchboard.server.logs import CALL_TRACE_ID
 
 # version-traceid-parentid-flags; an all-zero trace id is invalid per the W3C spec.
@@ -30,19 +30,33 @@ def trace_id_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return os.urandom(16).hex()
 
 
-class CallIdInterceptor(GuardInterceptor):
-    """Sets `logs.CALL_TRACE_ID` for the duration of each call."""
+class CallTrace:
+    """The trace id of one call, read from its metadata on first use and then kept."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    __slots__ = ("_context", "_trace_id")
 
-    def guard_for(self, method: str) -> Guard | None:
-        return self._scope
+    def __init__(self, context: Context) -> None:
+        self._context: Context | None = context
+        self._trace_id = ""
 
-    @asynccontextmanager
-    async def _scope(self, context: Context) -> AsyncIterator[None]:
-        token = CALL_TRACE_ID.set(trace_id_from(context.invocation_metadata()))
-        try:
-            yield
-        finally:
-            CALL_TRACE_ID.reset(token)
+    def __str__(self) -> str:
+        if self._context is not None:
+            self._trace_id = trace_id_from(self._context.invocation_metadata())
+            self._context = None
+        return self._trace_id
+
+
+def _set_trace(context: Context) -> None:
+    # Not reset on exit: grpc.aio runs each call in a task of its own, whose context copy
+    # ends with the call.
+    CALL_TRACE_ID.set(CallTrace(context))
+
+
+class CallIdGuard:
+    """Sets `logs.CALL_TRACE_ID` for every call."""
+
+    _entry = Entry(_set_trace)
+
+    def entry_for(self, method: str) -> Entry | None:
+        """Every method gets a trace id."""
+        return self._entry

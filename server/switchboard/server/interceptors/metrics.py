@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 from opentelemetry import metrics
 
-from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
+from switchboard.server.interceptors.chain import Context, Entry, Exit, service_of
 
 
-class MetricsInterceptor(GuardInterceptor):
+class MetricsGuard:
     """Records `rpc.server.calls` and `rpc.server.duration` (ms) for every call."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        super().__init__()
         self._calls = meter.create_counter(
             "rpc.server.calls", unit="{call}", description="RPCs handled, by status code."
         )
@@ -28,38 +25,36 @@ class MetricsInterceptor(GuardInterceptor):
             "rpc.server.duration", unit="ms", description="Time to handle an RPC."
         )
 
-    def guard_for(self, method: str) -> Guard | None:
-        return self._measure(method)
-
-    def _measure(self, method: str) -> Callable[[Context], AbstractAsyncContextManager[None]]:
+    def entry_for(self, method: str) -> Entry | None:
+        """Every method is counted, refused calls included (this guard runs first)."""
         attributes = {
             "rpc.system": "grpc",
             "rpc.service": service_of(method),
             "rpc.method": method.rpartition("/")[2],
         }
 
-        @asynccontextmanager
-        async def measured(context: Context) -> AsyncIterator[None]:
-            start = time.perf_counter()
-            failed: grpc.StatusCode | None = None
-            try:
-                yield
-            except asyncio.CancelledError:
-                failed = grpc.StatusCode.CANCELLED
-                raise
-            except BaseException:
-                failed = grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                code = _code(context, failed)
+        def start(context: Context) -> Exit:
+            started = time.perf_counter()
+
+            def done(context: Context, error: BaseException | None) -> None:
                 labels: dict[str, str | int] = {
                     **attributes,
-                    "rpc.grpc.status_code": code.value[0],
+                    "rpc.grpc.status_code": _code(context, _failed(error)).value[0],
                 }
                 self._calls.add(1, labels)
-                self._duration.record((time.perf_counter() - start) * 1000, labels)
+                self._duration.record((time.perf_counter() - started) * 1000, labels)
 
-        return measured
+            return done
+
+        return Entry(start)
+
+
+def _failed(error: BaseException | None) -> grpc.StatusCode | None:
+    if error is None:
+        return None
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
 
 
 def _code(context: Context, failed: grpc.StatusCode | None) -> grpc.StatusCode:

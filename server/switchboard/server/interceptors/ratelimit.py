@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import asynccontextmanager
-
-import grpc
+from collections.abc import Callable, Collection
 
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
-from switchboard.server.interceptors.wrapping import Context, Guard, GuardInterceptor, service_of
+from switchboard.server.errors import ResourceExhausted
+from switchboard.server.interceptors.chain import Context, Entry, service_of
 
 
 class TokenBuckets:
@@ -54,23 +52,21 @@ def caller_key(context: Context) -> str:
     return "peer:" + peer.rpartition(":")[0]
 
 
-class RateLimitInterceptor(GuardInterceptor):
+class RateLimitGuard:
     """Spends one token per call from the caller's bucket; refuses when it is empty."""
 
     def __init__(self, buckets: TokenBuckets, exempt_services: Collection[str] = ()) -> None:
-        super().__init__()
         self._buckets = buckets
         self._exempt = frozenset(exempt_services)
+        self._entry = Entry(self._take)
 
-    def guard_for(self, method: str) -> Guard | None:
-        return None if service_of(method) in self._exempt else self._token
+    def entry_for(self, method: str) -> Entry | None:
+        """Exempt services spend no tokens."""
+        return None if service_of(method) in self._exempt else self._entry
 
-    @asynccontextmanager
-    async def _token(self, context: Context) -> AsyncIterator[None]:
+    def _take(self, context: Context) -> None:
         if not self._buckets.take(caller_key(context)):
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise ResourceExhausted(
                 f"rate limit: {self._buckets.rate:g} calls/s per caller "
-                f"(burst {self._buckets.burst}); retry with backoff",
+                f"(burst {self._buckets.burst}); retry with backoff"
             )
-        yield
