@@ -286,7 +286,7 @@ class ContactService:
             return out
 
         stale: list[str] = []
-        for index, email, result in await self._store.write(work):
+        for index, email, result in await self._store.write(work, bulk=True):
             if isinstance(result, SwitchboardError):
                 _row_error(summary, index, email, result)
             elif result.created:

@@ -1,8 +1,8 @@
 """The store contract.
 
 Every use-case runs as one synchronous function over a transaction object (`WriteTx` or
-`ReadTx`), executed off the event loop: one thread hop per use-case, and a write, its event
-and its outbox rows commit together or not at all. `Store.write` returns only after the
+`ReadTx`): a write, its event and its outbox rows commit together or not at all. Where it
+runs (event loop or a store thread) is the store's choice. `Store.write` returns only after the
 commit is durable, so an acknowledged write survives a crash.
 
 Times are integer microseconds since the epoch (UTC); messages are stored as protobuf bytes.
@@ -184,8 +184,11 @@ class Store(Protocol):
         """Finish queued writes and release connections."""
         ...
 
-    async def write(self, fn: Callable[[WriteTx], T]) -> T:
-        """Run `fn` in a write transaction; return its result once committed."""
+    async def write(self, fn: Callable[[WriteTx], T], *, bulk: bool = False) -> T:
+        """Run `fn` in a write transaction; return its result once committed.
+
+        `bulk=True` marks a job over many rows, which the store keeps off the event loop.
+        """
         ...
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:

@@ -23,7 +23,7 @@ async def purge_idempotency(store: Store, retention_s: float) -> int:
     cutoff = now_us() - int(retention_s * 1_000_000)
     total = 0
     while True:
-        deleted = await store.write(lambda tx: tx.purge_idempotency(cutoff, _BATCH))
+        deleted = await store.write(lambda tx: tx.purge_idempotency(cutoff, _BATCH), bulk=True)
         total += deleted
         if deleted < _BATCH:
             return total

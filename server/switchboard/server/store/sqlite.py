@@ -1,22 +1,20 @@
-"""The embedded SQLite store: one writer thread with group commit, a pool of reader threads.
+"""The embedded SQLite store: one write connection with group commit, and reader threads.
 
-Writes queue up for the single writer. It takes every job waiting, runs each inside its own
-SAVEPOINT (so one failing use-case rolls back alone) and commits them together: one fsync
-for many acknowledged writes. A caller's `await write(...)` returns only after that COMMIT.
+Writes go through `WriteBatcher` (see `sqlite_writer`): every job waiting runs inside its
+own SAVEPOINT and they commit together, one fsync for many acknowledged writes. A caller's
+`await write(...)` returns only after that COMMIT.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from opentelemetry import trace
 
@@ -26,13 +24,11 @@ from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, WriteTx
 from switchboard.server.store.sqlite_schema import MIGRATIONS
 from switchboard.server.store.sqlite_tx import SqliteTx
+from switchboard.server.store.sqlite_writer import WriteBatcher
 from switchboard.server.store.state import StoreConnectorState
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-_MAX_BATCH = 256
-_Job = tuple[Callable[[SqliteTx], Any], "concurrent.futures.Future[Any]"]
 
 
 _DB = {"db.system": "sqlite"}
@@ -100,8 +96,7 @@ class SqliteStore:
         self._settings = settings
         # Injectable: one child span per transaction under the caller's span (RPC or step).
         self._tracer = tracer or trace.NoOpTracer()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: WriteBatcher | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._reader_dbs: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -109,14 +104,11 @@ class SqliteStore:
         self._lock = threading.Lock()
 
     async def open(self) -> None:
-        """Create the file and schema, then start the writer and reader threads."""
+        """Create the file and schema, then start the writer and the reader threads."""
         path = Path(self._settings.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await asyncio.to_thread(self._open_writer)
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(db,), name="sqlite-writer", daemon=True
-        )
-        self._writer.start()
+        self._writer = WriteBatcher(db, self._settings.busy_timeout_ms)
         self._readers = ThreadPoolExecutor(self._settings.readers, "sqlite-reader")
 
     def _open_writer(self) -> sqlite3.Connection:
@@ -127,9 +119,8 @@ class SqliteStore:
     async def close(self) -> None:
         """Drain queued writes, stop the threads and close every connection."""
         if self._writer is not None:
-            self._jobs.put(None)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
+            writer, self._writer = self._writer, None
+            await writer.close()
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
@@ -141,14 +132,17 @@ class SqliteStore:
             self._inline_db.close()
             self._inline_db = None
 
-    async def write(self, fn: Callable[[WriteTx], T]) -> T:
-        """Queue `fn` for the writer; resolve once its transaction has committed."""
+    async def write(self, fn: Callable[[WriteTx], T], *, bulk: bool = False) -> T:
+        """Queue `fn` for the writer; resolve once its transaction has committed.
+
+        `bulk=True` marks a job that touches many rows: it runs on the commit thread rather
+        than on the event loop.
+        """
         if self._writer is None:
             raise Unavailable("the store is not open")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._tracer.start_as_current_span("store.write", attributes=_DB):
-            self._jobs.put((fn, future))
-            return await asyncio.wrap_future(future)
+            result: T = await self._writer.submit(fn, bulk)
+            return result
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:
         """Run `fn` on a reader thread inside a read transaction (a consistent snapshot)."""
@@ -210,55 +204,3 @@ class SqliteStore:
             return fn(SqliteTx(db))
         finally:
             db.execute("COMMIT")
-
-    def _write_loop(self, db: sqlite3.Connection) -> None:
-        tx = SqliteTx(db)
-        stopping = False
-        while not stopping:
-            first = self._jobs.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _MAX_BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._commit_batch(db, tx, batch)
-        db.close()
-
-    def _commit_batch(self, db: sqlite3.Connection, tx: SqliteTx, batch: list[_Job]) -> None:
-        outcomes: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                if not future.set_running_or_notify_cancel():
-                    continue  # the caller gave up before its turn: do not apply it
-                db.execute("SAVEPOINT job")
-                try:
-                    result = fn(tx)
-                except Exception as exc:
-                    db.execute("ROLLBACK TO job")
-                    outcomes.append((future, None, exc))
-                else:
-                    outcomes.append((future, result, None))
-                db.execute("RELEASE job")
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.exception("store write batch failed")
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            failure = Unavailable(f"the store could not commit: {exc}")
-            for _, future in batch:
-                if future.running():
-                    future.set_exception(failure)
-            return
-        for future, result, error in outcomes:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
