@@ -8,31 +8,33 @@ from typing import Any
 
 from switchboard.server.store.base import ClaimFilter, DeadLetter, OutboxItem
 
-# Candidates read per claim: enough to fill every connector's budget without reading the
-# whole backlog of one busy connector.
-_CLAIM_SCAN = 500
-
-# A row is due when its time has come and no worker holds it. With per-contact ordering, a
-# row also waits while an earlier row of the same contact and connector is still in the
-# outbox (in flight, retrying or merely due): that is what keeps a contact's steps in order
-# and lets a failing step hold back only that contact's later steps for that connector.
-_CLAIM_SQL = """
-SELECT id, run_id, step_index, attempts, idempotency_key, plan, connector, contact_id, advance
-FROM (
-    SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, o.connector,
-           o.contact_id, o.advance, o.available_us,
-           ROW_NUMBER() OVER (PARTITION BY o.connector ORDER BY o.available_us, o.id) AS rn
-    FROM outbox o JOIN runs r ON r.id = o.run_id
-    WHERE o.available_us <= :now AND o.lease_us <= :now
-      AND o.connector NOT IN (SELECT value FROM json_each(:blocked))
-      AND (o.contact_id = ''
-           OR o.connector IN (SELECT value FROM json_each(:unordered))
-           OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id
-                          AND p.connector = o.connector AND p.id < o.id))
+# The connectors that have rows at all, one index seek each (a DISTINCT would read the index).
+_CONNECTORS_SQL = """
+WITH RECURSIVE c(name) AS (
+    SELECT min(connector) FROM outbox
+    UNION ALL
+    SELECT (SELECT min(connector) FROM outbox WHERE connector > c.name) FROM c
+    WHERE c.name IS NOT NULL
 )
-WHERE rn <= :per_connector
-ORDER BY available_us, id
-LIMIT :scan
+SELECT name FROM c WHERE name IS NOT NULL
+"""
+
+# One connector's due rows, oldest first, read along (connector, available_us): a claim
+# costs what it takes, not the size of the backlog. A row is due when its time has come and
+# no worker holds it. With per-contact ordering, a row also waits while an earlier row of
+# the same contact and connector is still in the outbox (in flight, retrying or merely due):
+# that keeps a contact's steps in order, and a failing step holds back only that contact's
+# later steps for that connector.
+_DUE_SQL = """
+SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, o.connector,
+       o.contact_id, o.advance, o.available_us
+FROM outbox o JOIN runs r ON r.id = o.run_id
+WHERE o.connector = :connector AND o.available_us <= :now AND o.lease_us <= :now
+  AND (:unordered OR o.contact_id = ''
+       OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact_id = o.contact_id
+                      AND p.connector = o.connector AND p.id < o.id))
+ORDER BY o.available_us, o.id
+LIMIT :budget
 """
 
 _DEAD_COLUMNS = (
@@ -71,27 +73,22 @@ class OutboxQueries:
         self, now_us: int, lease_until_us: int, limit: int, flt: ClaimFilter | None = None
     ) -> list[OutboxItem]:
         flt = flt or ClaimFilter(budgets={}, default_budget=limit)
-        budgets = dict(flt.budgets)
-        blocked = [name for name, budget in budgets.items() if budget <= 0]
-        per_connector = max([flt.default_budget, *budgets.values()])
-        rows = self._db.execute(
-            _CLAIM_SQL,
-            {
-                "now": now_us,
-                "blocked": json.dumps(blocked),
-                "unordered": json.dumps(sorted(flt.unordered)),
-                "per_connector": per_connector,
-                "scan": _CLAIM_SCAN,
-            },
-        ).fetchall()
-        picked: list[Any] = []
-        for row in rows:
-            if len(picked) >= limit:
-                break
-            left = budgets.get(row[6], flt.default_budget)
-            if left > 0:
-                budgets[row[6]] = left - 1
-                picked.append(row)
+        rows: list[Any] = []
+        for (connector,) in self._db.execute(_CONNECTORS_SQL).fetchall():
+            budget = min(limit, flt.budgets.get(connector, flt.default_budget))
+            if budget <= 0:
+                continue  # full, out of rate tokens, or its breaker is open
+            rows += self._db.execute(
+                _DUE_SQL,
+                {
+                    "connector": connector,
+                    "now": now_us,
+                    "unordered": connector in flt.unordered,
+                    "budget": budget,
+                },
+            ).fetchall()
+        rows.sort(key=lambda r: (r[9], r[0]))  # oldest first across connectors
+        picked = rows[:limit]
         self._db.executemany(
             "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in picked]
         )

@@ -127,4 +127,9 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX waits_key ON waits (source, key);
     """,
+    # 4: claims read each connector's due rows along this index instead of sorting the
+    # whole backlog.
+    """
+    CREATE INDEX outbox_connector_due ON outbox (connector, available_us);
+    """,
 ]
