@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 NODE_EXAMPLE_STAMP := examples/node/node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
+# The server's own cache entries: generated beside the server code, not part of the contract.
+SERVER_PROTO_SRC := $(wildcard server/protos/switchboard/server/*.proto)
+SERVER_PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -Iserver/protos
 PYTHON ?= python3
 
 .PHONY: install run test protos docs lint lint-protos breaking release-contract check-generated \
@@ -40,6 +43,7 @@ protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=client --grpc_python_out=client \
 		--pyi_out=client $(PROTO_SRC)
 	@touch client/switchboard/v1/__init__.py
+	$(SERVER_PROTOC) --python_out=server --pyi_out=server $(SERVER_PROTO_SRC)
 	$(PY) tools/render_api_docs.py protos docs/api.md
 
 ## Regenerate the README's configuration reference from the settings model.
@@ -55,6 +59,11 @@ check-generated: $(STAMP)
 		echo "generated code is stale: run 'make protos' and commit the result"; \
 		diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ | head -20; \
 		rm -rf $$tmp; exit 1; fi; \
+	$(SERVER_PROTOC) --python_out=$$tmp --pyi_out=$$tmp $(SERVER_PROTO_SRC) && \
+	for f in $$(cd $$tmp/switchboard/server && ls); do \
+		if ! diff -q $$tmp/switchboard/server/$$f server/switchboard/server/$$f >/dev/null; then \
+			echo "server/switchboard/server/$$f is stale: run 'make protos' and commit the result"; \
+			rm -rf $$tmp; exit 1; fi; done; \
 	$(PY) tools/render_api_docs.py protos $$tmp/api.md && \
 	if ! diff -q $$tmp/api.md docs/api.md >/dev/null; then \
 		echo "docs/api.md is stale: run 'make protos' and commit the result"; \

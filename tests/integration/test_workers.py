@@ -59,6 +59,27 @@ async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
             await sb.close()
 
 
+async def test_a_lead_write_in_one_worker_is_seen_by_reads_in_every_worker(
+    two_workers: ServerProcess,
+) -> None:
+    target = f"127.0.0.1:{two_workers.port}"
+    options = (("grpc.use_local_subchannel_pool", 1),)
+    clients = [Switchboard(target, options=options) for _ in range(CHANNELS)]
+    try:
+        cid = (await clients[0].contacts.upsert(email="multi-lead@example.com")).contact.id
+        await clients[0].leads.score(id=cid)
+        for count in range(1, 4):
+            await asyncio.sleep(HOLD_S * 2)
+            for sb in clients:  # every worker caches the lead state
+                assert (await sb.leads.get(id=cid)).activity_count == count - 1
+            await clients[count].leads.record_activity(id=cid, type="email_click")
+            for sb in clients:
+                assert (await sb.leads.get(id=cid)).activity_count == count
+    finally:
+        for sb in clients:
+            await sb.close()
+
+
 async def test_both_workers_serve(two_workers: ServerProcess) -> None:
     pids = _worker_pids(two_workers)
     assert len(pids) == 2

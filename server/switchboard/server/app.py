@@ -227,7 +227,7 @@ async def build_app(
     )
     contacts = ContactService(store, cache, settings.triggers, dispatcher)
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
-    leads = LeadService(store, settings.scoring, settings.triggers, dispatcher)
+    leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
         ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
         DeadLetterService(store, dispatcher, notifier),

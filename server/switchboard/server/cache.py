@@ -1,4 +1,4 @@
-"""Read cache for contacts: aiocache in memory or in Redis, holding protobuf bytes.
+"""Read cache for contacts and lead states: aiocache in memory or Redis, holding protobuf bytes.
 
 Freshness: every write drops the entries it touches before its caller is answered, so a read
 after a write never sees the old value. A dropped entry is replaced by an invalidation marker
@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from switchboard.server.cache_backends import INVALIDATED, build_backend
+from switchboard.server.cache_entries_pb2 import LeadState
 from switchboard.server.config import CacheSettings
 from switchboard.server.siblings import Siblings
 from switchboard.v1 import contacts_pb2
@@ -53,7 +54,8 @@ class CacheStats:
 
 
 class ContactCache:
-    """Contacts by id and by email. Disabled when `max_entries` is 0."""
+    """Contacts by id and by email, and lead states by contact id (`lead_key`). Disabled when
+    `max_entries` is 0."""
 
     def __init__(self, settings: CacheSettings, siblings: Siblings | None = None) -> None:
         backend = build_backend(settings)
@@ -86,14 +88,36 @@ class ContactCache:
 
     async def get(self, field: str, value: str) -> contacts_pb2.Contact | None:
         """The cached contact for `field` (`id` or `email`) = `value`, or None."""
+        raw = await self.get_wire(field, value)
+        return None if raw is None else contacts_pb2.Contact.FromString(raw)
+
+    async def get_wire(self, field: str, value: str) -> bytes | None:
+        """The cached contact's protobuf bytes, or None."""
+        return await self._lookup(f"{field}:{value}")
+
+    async def put(self, contact: contacts_pb2.Contact) -> None:
+        """Cache under both keys, unless the bound is reached or a key was just dropped."""
+        data = contact.SerializeToString()
+        await self._add([(f"id:{contact.id}", data), (f"email:{contact.email}", data)])
+
+    async def get_lead_state(self, contact_id: str) -> LeadState | None:
+        """The cached lead state of a contact, or None."""
+        raw = await self._lookup(lead_key(contact_id))
+        return None if raw is None else LeadState.FromString(raw)
+
+    async def put_lead_state(self, contact_id: str, state: LeadState) -> None:
+        """Cache a lead state, unless the bound is reached or its key was just dropped."""
+        await self._add([(lead_key(contact_id), state.SerializeToString())])
+
+    async def _lookup(self, key: str) -> bytes | None:
         if not self._enabled:
             return None
         if self._siblings is not None:
             self._pending.update(self._siblings.drain())
-        found: contacts_pb2.Contact | None = None
+        found: bytes | None = None
         if await self._flush() and not self._down():
             try:
-                found = await self._cache.get(f"{field}:{value}")
+                found = await self._cache.get(key)
             except self._errors as exc:
                 self._failed("lookup", exc)
         if found is None:
@@ -102,15 +126,14 @@ class ContactCache:
             self.hits += 1
         return found
 
-    async def put(self, contact: contacts_pb2.Contact) -> None:
-        """Cache under both keys, unless the bound is reached or a key was just dropped."""
+    async def _add(self, entries: list[tuple[str, bytes]]) -> None:
         if not self._enabled or self._pending or self._down():
             return
-        if self._bound is not None and len(self._cache._cache) + 2 > self._bound:
+        if self._bound is not None and len(self._cache._cache) + len(entries) > self._bound:
             return
-        for key in (f"id:{contact.id}", f"email:{contact.email}"):
+        for key, data in entries:
             try:
-                await self._cache.add(key, contact, ttl=self._ttl)
+                await self._cache.add(key, data, ttl=self._ttl)
             except ValueError:
                 pass  # the key exists: a live entry, or the marker of a recent invalidation
             except self._errors as exc:
@@ -118,7 +141,8 @@ class ContactCache:
                 return
 
     async def invalidate(self, *keys: str) -> None:
-        """Drop entries for these ids and emails (empty strings are ignored)."""
+        """Drop entries for these contact ids and emails, and `lead_key`s (empty strings are
+        ignored)."""
         if not self._enabled:
             return
         wanted = {k for k in keys if k}
@@ -203,5 +227,15 @@ class ContactCache:
             )
 
 
-def _key(id_or_email: str) -> str:
-    return f"{'email' if '@' in id_or_email else 'id'}:{id_or_email}"
+_LEAD = "lead:"
+
+
+def lead_key(contact_id: str) -> str:
+    """The key of a contact's lead state, for `ContactCache.invalidate`."""
+    return _LEAD + contact_id
+
+
+def _key(key: str) -> str:
+    if "@" in key:
+        return f"email:{key}"
+    return key if key.startswith(_LEAD) else f"id:{key}"

@@ -1,8 +1,9 @@
 """The aiocache backends behind `ContactCache`: process memory, or Redis shared by replicas.
 
-Both store a `Contact` as its protobuf wire bytes (never pickle), so a Redis value can be read
-by any protobuf runtime and never executes code when loaded. An empty message (zero bytes) is
-the invalidation marker: a real contact always has an id, so it can never encode to nothing.
+Both store protobuf wire bytes (never pickle), so a Redis value can be read by any protobuf
+runtime and never executes code when loaded; `ContactCache` encodes and decodes them. Zero
+bytes are the invalidation marker: every cached message has a required field set (a
+contact's id, a lead state's count or lead), so none encodes to nothing.
 """
 
 from __future__ import annotations
@@ -15,24 +16,24 @@ from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
 from switchboard.server.config import CacheSettings
-from switchboard.v1 import contacts_pb2
 
-INVALIDATED = contacts_pb2.Contact()
+INVALIDATED = b""
 """Stored in place of a dropped entry for a short while; reads it as a miss."""
 
 
-class ContactSerializer(BaseSerializer):  # type: ignore[misc]
-    """Stores `Contact` messages as their wire bytes."""
+class WireSerializer(BaseSerializer):  # type: ignore[misc]
+    """Stores protobuf wire bytes as they are. Decoding is left to the reader, which knows
+    the message type (and a GetContact hit can be answered with the bytes themselves)."""
 
     DEFAULT_ENCODING = None
 
-    def dumps(self, value: contacts_pb2.Contact) -> bytes:
-        """Encode to protobuf bytes."""
-        return value.SerializeToString()
+    def dumps(self, value: bytes) -> bytes:
+        """The bytes, unchanged."""
+        return value
 
-    def loads(self, value: bytes | None) -> contacts_pb2.Contact | None:
-        """Decode protobuf bytes; nothing and the invalidation marker are misses (None)."""
-        return contacts_pb2.Contact.FromString(value) if value else None
+    def loads(self, value: bytes | None) -> bytes | None:
+        """Nothing and the invalidation marker are misses (None)."""
+        return value or None
 
 
 class CacheBackendError(Exception):
@@ -67,7 +68,7 @@ def build_backend(settings: CacheSettings) -> Backend:
         return _redis(settings)
     # timeout=None: a memory lookup never blocks, and aiocache's default 5 s timeout wraps
     # every call in asyncio.wait_for (a new task per lookup).
-    memory = SimpleMemoryCache(serializer=ContactSerializer(), namespace="contact:", timeout=None)
+    memory = SimpleMemoryCache(serializer=WireSerializer(), namespace="contact:", timeout=None)
     return Backend("memory", memory, (), shared=False)
 
 
@@ -91,7 +92,7 @@ def _redis(settings: CacheSettings) -> Backend:
     if url.username:
         pool["username"] = unquote(url.username)
     cache = RedisCache(
-        serializer=ContactSerializer(),
+        serializer=WireSerializer(),
         namespace=f"{settings.namespace}:contact",
         # No aiocache timeout (one wait_for task per call): the socket timeouts bound each
         # command instead.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.cache import ContactCache
+from switchboard.server.cache import ContactCache, lead_key
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import contact_rules as rules
 from switchboard.server.domain.idempotency import run_once
@@ -335,7 +335,7 @@ class ContactService:
             return resp
 
         resp = await self._store.write(work)
-        await self._cache.invalidate(resp.id, email, *erased_email)
+        await self._cache.invalidate(resp.id, email, *erased_email, lead_key(resp.id))
         self._dispatcher.wake()
         return resp
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
+from switchboard.server.cache import ContactCache, lead_key
+from switchboard.server.cache_entries_pb2 import LeadState, StoredActivity
 from switchboard.server.config import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import lead_rules
@@ -34,6 +36,9 @@ from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
 STATUS_EVENT = "lead.status_updated"
 _FUTURE_SLACK_US = 5 * 60 * 1_000_000
 _PAYLOAD_ACTIVITIES = 100
+# A lead state with more recent activities than this is read from the store each time rather
+# than cached: it keeps one cache entry under a few kilobytes.
+_CACHED_ACTIVITIES = 64
 
 
 def check_ref(v: Violations, ref: leads_pb2.ContactRef, field: str = "contact") -> tuple[str, str]:
@@ -46,6 +51,15 @@ def check_ref(v: Violations, ref: leads_pb2.ContactRef, field: str = "contact") 
         return "", check_email(v, f"{field}.email", ref.email, required=True)
     v.add(field, "set contact.id or contact.email")
     return "", ""
+
+
+def _stored_lead(contact: contacts_pb2.Contact, state: LeadState) -> leads_pb2.Lead:
+    """A copy of the stored lead, or a NEW one for a contact never scored."""
+    if state.has_lead:
+        lead = leads_pb2.Lead()
+        lead.CopyFrom(state.lead)
+        return lead
+    return leads_pb2.Lead(contact_id=contact.id, status=leads_pb2.LEAD_STATUS_NEW)
 
 
 def _resolve(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact:
@@ -63,11 +77,13 @@ class LeadService:
     def __init__(
         self,
         store: Store,
+        cache: ContactCache,
         rules: ScoringSettings,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
     ) -> None:
         self._store = store
+        self._cache = cache
         self._rules = rules
         self._triggers = triggers
         self._dispatcher = dispatcher
@@ -76,10 +92,51 @@ class LeadService:
         self, tx: ReadTx, contact: contacts_pb2.Contact, lead: leads_pb2.Lead, now: int
     ) -> None:
         rows = tx.recent_activities(contact.id, self._rules.max_activities)
+        self._apply_score(contact, lead, rows, tx.activity_count(contact.id), now)
+
+    def _apply_score(
+        self,
+        contact: contacts_pb2.Contact,
+        lead: leads_pb2.Lead,
+        rows: Iterable[ActivityRow | StoredActivity],
+        activity_count: int,
+        now: int,
+    ) -> None:
         records = [ActivityRecord(r.type, to_datetime(r.occurred_us), r.value) for r in rows]
         status = lead_rules.status_name(lead.status)
         result = score_lead(profile(contact), records, status, self._rules, to_datetime(now))
-        lead_rules.apply_score(lead, result, tx.activity_count(contact.id), now)
+        lead_rules.apply_score(lead, result, activity_count, now)
+
+    async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
+        """The contact, through the contact cache."""
+        which, key = ("id", contact_id) if contact_id else ("email", email)
+        contact = await self._cache.get(which, key)
+        if contact is None:
+            contact = await self._store.read(lambda tx: _resolve(tx, contact_id, email), point=True)
+            await self._cache.put(contact)
+        return contact
+
+    async def _state(self, contact_id: str) -> LeadState:
+        """The stored lead, recent activities and count, through the cache: every write to
+        them drops the cached state before it is acknowledged (`lead_key`)."""
+        state = await self._cache.get_lead_state(contact_id)
+        if state is None:
+            state = await self._store.read(lambda tx: self._read_state(tx, contact_id), point=True)
+            if len(state.recent) <= _CACHED_ACTIVITIES:
+                await self._cache.put_lead_state(contact_id, state)
+        return state
+
+    def _read_state(self, tx: ReadTx, contact_id: str) -> LeadState:
+        state = LeadState(read_us=now_us())
+        lead = tx.lead(contact_id)
+        if lead is not None:
+            state.lead.CopyFrom(lead)
+            state.has_lead = True
+        state.activity_count = tx.activity_count(contact_id)
+        if state.activity_count:
+            for r in tx.recent_activities(contact_id, self._rules.max_activities):
+                state.recent.add(type=r.type, occurred_us=r.occurred_us, value=r.value)
+        return state
 
     @staticmethod
     def _lead(tx: ReadTx, contact: contacts_pb2.Contact) -> leads_pb2.Lead:
@@ -145,27 +202,27 @@ class LeadService:
                 now_us(),
             )[0]
 
-        return await self._store.write(work)
+        resp = await self._store.write(work)
+        await self._cache.invalidate(lead_key(resp.lead.contact_id))
+        return resp
 
     async def score(self, ref: leads_pb2.ContactRef) -> leads_pb2.Lead:
-        """Re-score now; store the result when it changed."""
+        """Re-score now from fresh inputs; store the result when it changed."""
         v = Violations()
         contact_id, email = check_ref(v, ref)
         v.raise_if_any()
-
-        def compute(tx: ReadTx) -> tuple[leads_pb2.Lead, bool]:
-            contact = _resolve(tx, contact_id, email)
-            lead = self._lead(tx, contact)
-            before = leads_pb2.Lead()
-            before.CopyFrom(lead)
-            self._rescore(tx, contact, lead, now_us())
-            return lead, not lead_rules.same_score(before, lead) or not before.HasField("scored_at")
-
-        lead, changed = await self._store.read(compute, point=True)
-        if changed:
-            await self._store.write(
-                lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
-            )
+        contact = await self._contact(contact_id, email)
+        state = await self._state(contact.id)
+        lead = _stored_lead(contact, state)
+        before = leads_pb2.Lead()
+        before.CopyFrom(lead)
+        self._apply_score(contact, lead, state.recent, state.activity_count, now_us())
+        if lead_rules.same_score(before, lead) and before.HasField("scored_at"):
+            return lead
+        await self._store.write(
+            lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
+        )
+        await self._cache.invalidate(lead_key(contact.id))
         return lead
 
     async def get(self, ref: leads_pb2.ContactRef) -> leads_pb2.Lead:
@@ -173,15 +230,12 @@ class LeadService:
         v = Violations()
         contact_id, email = check_ref(v, ref)
         v.raise_if_any()
-
-        def fetch(tx: ReadTx) -> leads_pb2.Lead:
-            contact = _resolve(tx, contact_id, email)
-            lead = self._lead(tx, contact)
-            if not lead.HasField("scored_at"):
-                lead.activity_count = tx.activity_count(contact.id)
-            return lead
-
-        return await self._store.read(fetch, point=True)
+        contact = await self._contact(contact_id, email)
+        state = await self._state(contact.id)
+        lead = _stored_lead(contact, state)
+        if not lead.HasField("scored_at"):
+            lead.activity_count = state.activity_count
+        return lead
 
     async def update_status(
         self, req: leads_pb2.UpdateLeadStatusRequest
@@ -239,6 +293,7 @@ class LeadService:
             )[0]
 
         resp = await self._store.write(work)
+        await self._cache.invalidate(lead_key(resp.lead.contact_id))
         if resp.run_id:
             self._dispatcher.wake()
         return resp
