@@ -126,11 +126,32 @@ def _profile_reasons(profile: Mapping[str, Any], rules: ScoringSettings) -> list
     ]
 
 
+def _title_patterns(rules: ScoringSettings) -> list[tuple[float, str, re.Pattern[str]]]:
+    # Compiled once per rules object: building each pattern on every call cost more than
+    # the rest of the profile scoring.
+    found = _PATTERNS.get(id(rules))
+    if found is None or found[0] is not rules:
+        patterns = [
+            (points, keyword, re.compile(rf"\b{re.escape(keyword)}\b", re.IGNORECASE))
+            for keyword, points in rules.title_keywords.items()
+        ]
+        found = (rules, patterns)
+        if len(_PATTERNS) >= 8:  # settings are built once per server; tests build many
+            _PATTERNS.clear()
+        _PATTERNS[id(rules)] = found
+    return found[1]
+
+
+_PATTERNS: dict[int, tuple[ScoringSettings, list[tuple[float, str, re.Pattern[str]]]]] = {}
+
+
 def _title_reasons(job_title: str, rules: ScoringSettings) -> list[Reason]:
+    if not job_title:
+        return []
     matches = [
         (points, keyword)
-        for keyword, points in rules.title_keywords.items()
-        if re.search(rf"\b{re.escape(keyword)}\b", job_title, re.IGNORECASE)
+        for points, keyword, pattern in _title_patterns(rules)
+        if pattern.search(job_title)
     ]
     if not matches:
         return []
