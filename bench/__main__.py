@@ -330,6 +330,7 @@ def main() -> None:
         targets = start_all(Path(tmp))
         try:
             asyncio.run(seed(targets["sb1"].port))
+            asyncio.run(seed(targets["sb2"].port))
             results = medians(measure(targets))
             import_per_s = (
                 0.0 if ONLY else asyncio.run(import_rate(targets["sb1"].port, IMPORT_ROWS))

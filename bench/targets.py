@@ -83,13 +83,16 @@ class Target:
 def start_all(workdir: Path) -> dict[str, Target]:
     """The echo ceiling, Switchboard with 1 and 2 workers, and the REST baseline.
 
-    The Switchboard servers and the REST app share one SQLite file: one seeding serves all.
+    `sb1` and the REST app share one SQLite file, so that they serve the same rows. `sb2` has
+    a file of its own: its dispatchers would otherwise claim and deliver the steps that
+    `sb1`'s TriggerCampaign case queues, and compete with `sb1` for the write lock.
     """
     config = workdir / "bench.toml"
     config.write_text(BENCH_CONFIG)
     db = str(workdir / "bench.db")
     py = sys.executable
     env = {"SWITCHBOARD_DATABASE__PATH": db, **BENCH_ENV}
+    env2 = {**env, "SWITCHBOARD_DATABASE__PATH": str(workdir / "bench-workers2.db")}
     ports = {name: free_port() for name in ("echo", "sb1", "sb2", "rest")}
     targets = {
         "echo": Target(
@@ -129,7 +132,7 @@ def start_all(workdir: Path) -> dict[str, Target]:
                 "2",
             ],
             ports["sb2"],
-            env,
+            env2,
         ),
         "rest": Target(
             "rest",

@@ -80,10 +80,15 @@ class CampaignService:
         v.raise_if_any()
         trigger = self.trigger_for(req.event)
 
+        touched: list[bool] = []  # the contact was written: its cache entries must go
+
         def work(tx: WriteTx) -> campaigns_pb2.TriggerCampaignResponse:
             def compute() -> campaigns_pb2.TriggerCampaignResponse:
                 now = now_us()
-                stored = apply_upsert(tx, contact, now).contact
+                upserted = apply_upsert(tx, contact, now)
+                stored = upserted.contact
+                if upserted.changed:
+                    touched.append(True)
                 run = start_run(tx, req.event, trigger, stored, req.attributes, now)
                 return campaigns_pb2.TriggerCampaignResponse(run=run)
 
@@ -99,7 +104,8 @@ class CampaignService:
             return resp
 
         run = (await self._store.write(work)).run
-        await self._cache.invalidate(run.contact_id, contact.email)
+        if touched:
+            await self._cache.invalidate(run.contact_id, contact.email)
         self._dispatcher.wake()
         if req.wait_for_completion:
             budget = None if time_left_s is None else max(0.0, time_left_s - _DEADLINE_MARGIN_S)

@@ -54,6 +54,7 @@ class UpsertOutcome:
     contact: contacts_pb2.Contact
     created: bool
     previous_email: str
+    changed: bool = True  # False: the stored contact already held this data (nothing written)
 
 
 def find_contact(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact | None:
@@ -102,7 +103,7 @@ def apply_upsert(
             raise AlreadyExists(f"email {merged.email!r} belongs to contact {owner.id}")
         _erased(tx, merged.email)
     if rules.same_data(current, merged):
-        return UpsertOutcome(current, False, current.email)
+        return UpsertOutcome(current, False, current.email, changed=False)
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
     tx.put_contact(merged, lists_changed=list(merged.lists) != list(current.lists))
@@ -192,7 +193,8 @@ class ContactService:
         def work(tx: WriteTx) -> contacts_pb2.UpsertContactResponse:
             def compute() -> contacts_pb2.UpsertContactResponse:
                 out = apply_upsert(tx, incoming, now_us(), mask, req.expected_version, req.mode)
-                previous.append(out.previous_email)
+                if out.changed:
+                    previous.append(out.previous_email)
                 return contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
 
             resp, _ = run_once(
@@ -207,7 +209,8 @@ class ContactService:
             return resp
 
         resp = await self._store.write(work)
-        await self._cache.invalidate(resp.contact.id, resp.contact.email, *previous)
+        if previous:  # else nothing was written: an unchanged contact or a replayed key
+            await self._cache.invalidate(resp.contact.id, resp.contact.email, *previous)
         return resp
 
     async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:
@@ -293,7 +296,8 @@ class ContactService:
                 summary.created += 1
             else:
                 summary.updated += 1
-                stale.extend((result.contact.id, result.contact.email, result.previous_email))
+                if result.changed:
+                    stale.extend((result.contact.id, result.contact.email, result.previous_email))
         await self._cache.invalidate(*stale)
 
     async def delete(
