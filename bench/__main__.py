@@ -200,21 +200,37 @@ def memory_check(workdir: Path, rows: int) -> dict[str, float]:
     }
 
 
+def h2_measured(target: Target, run: Any) -> dict[str, float]:
+    """An h2load run, with the server's CPU per call."""
+    before = server_cpu_s(target)
+    result: dict[str, float] = run()
+    used = server_cpu_s(target) - before
+    result["server_cpu_us_per_call"] = 1e6 * used / max(1.0, result["calls"])
+    return result
+
+
 def h2_cases(targets: dict[str, Target]) -> dict[str, Any]:
     get = contacts_pb2.GetContactRequest(email="bench-00001@example.com")
     echo = contacts_pb2.GetContactRequest(id="c_01M847PNZXWYG14T8DV5Y61M89")
     rest_url = f"http://127.0.0.1:{targets['rest'].port}/v1/contacts?email=bench-00001@example.com"
+    get_method = "/switchboard.v1.ContactSync/GetContact"
+    echo_method = "/switchboard.bench.Echo/GetContact"
     return {
-        "h2load/echo": lambda: h2load.run_grpc(
-            targets["echo"].port, "/switchboard.bench.Echo/GetContact", echo, 64, SECONDS, WARMUP
+        "h2load/echo": lambda: h2_measured(
+            targets["echo"],
+            lambda: h2load.run_grpc(targets["echo"].port, echo_method, echo, 64, SECONDS, WARMUP),
         ),
-        "h2load/get_contact/workers1": lambda: h2load.run_grpc(
-            targets["sb1"].port, "/switchboard.v1.ContactSync/GetContact", get, 64, SECONDS, WARMUP
+        "h2load/get_contact/workers1": lambda: h2_measured(
+            targets["sb1"],
+            lambda: h2load.run_grpc(targets["sb1"].port, get_method, get, 64, SECONDS, WARMUP),
         ),
-        "h2load/get_contact/workers2": lambda: h2load.run_grpc(
-            targets["sb2"].port, "/switchboard.v1.ContactSync/GetContact", get, 64, SECONDS, WARMUP
+        "h2load/get_contact/workers2": lambda: h2_measured(
+            targets["sb2"],
+            lambda: h2load.run_grpc(targets["sb2"].port, get_method, get, 64, SECONDS, WARMUP),
         ),
-        "h2load/rest_get_contact": lambda: h2load.run_http1(rest_url, 64, SECONDS, WARMUP),
+        "h2load/rest_get_contact": lambda: h2_measured(
+            targets["rest"], lambda: h2load.run_http1(rest_url, 64, SECONDS, WARMUP)
+        ),
     }
 
 
