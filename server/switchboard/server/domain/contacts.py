@@ -140,7 +140,7 @@ def _create(
     contact.version = 1
     set_ts(contact.created_at, now)
     set_ts(contact.updated_at, now)
-    tx.put_contact(contact)
+    tx.put_contact(contact, lists_changed=bool(contact.lists), created=True)
     _event(tx, "contact.created", contact, rules.changed_fields(None, contact), now)
     return UpsertOutcome(contact, True, "")
 

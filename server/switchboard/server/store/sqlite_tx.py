@@ -73,7 +73,9 @@ class SqliteTx(OutboxQueries):
             args = (after[0], after[1], limit)
         return [contacts_pb2.Contact.FromString(r[0]) for r in self._db.execute(sql, args)]
 
-    def put_contact(self, contact: contacts_pb2.Contact, lists_changed: bool = True) -> None:
+    def put_contact(
+        self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
+    ) -> None:
         self._db.execute(
             "INSERT INTO contacts (id, email, updated_us, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET email = excluded.email, "
@@ -82,7 +84,8 @@ class SqliteTx(OutboxQueries):
         )
         if not lists_changed:
             return  # the list index is already right: most syncs change other fields
-        self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact.id,))
+        if not created:  # a new contact has no rows to drop (an import saves a statement a row)
+            self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact.id,))
         if contact.lists:
             self._db.executemany(
                 "INSERT OR IGNORE INTO contact_lists (list, contact_id) VALUES (?, ?)",
