@@ -34,25 +34,46 @@ def email_hash(email: str) -> str:
 def normalize_contact(
     contact: contacts_pb2.Contact, v: Violations, prefix: str
 ) -> contacts_pb2.Contact:
-    """A validated, normalized copy; problems go to `v` under `prefix` (e.g. `contact.`)."""
+    """A validated, normalized copy; problems go to `v` under `prefix` (e.g. `contact.`).
+
+    Every upsert, trigger and imported row comes through here, so unset fields are skipped
+    and a field is written back only when normalizing changed it.
+    """
     c = contacts_pb2.Contact()
     c.CopyFrom(contact)
     for name in _OUTPUT_ONLY:
         c.ClearField(name)  # output only: never trusted from a caller
-    check_id(v, prefix + "id", c.id, "c", required=False)
-    c.email = check_email(v, prefix + "email", c.email)
-    c.phone = check_phone(v, prefix + "phone", c.phone)
-    c.country = check_country(v, prefix + "country", c.country)
-    for name in ("first_name", "last_name", "company", "job_title"):
-        setattr(c, name, getattr(c, name).strip())
-        check_length(v, prefix + name, getattr(c, name), MAX_NAME)
-    check_length(v, prefix + "consent.source", c.consent.source, MAX_LIST_NAME)
-    names = check_names(v, prefix + "lists", c.lists)
-    del c.lists[:]
-    c.lists.extend(names)
-    check_string_map(v, prefix + "attributes", c.attributes)
-    check_string_map(v, prefix + "external_ids", c.external_ids)
+    if c.id:
+        check_id(v, prefix + "id", c.id, "c", required=False)
+    if c.email:
+        c.email = check_email(v, prefix + "email", c.email)
+    if c.phone:
+        c.phone = check_phone(v, prefix + "phone", c.phone)
+    if c.country:
+        c.country = check_country(v, prefix + "country", c.country)
+    for name in _NAMES:
+        value = getattr(c, name)
+        if value:
+            stripped = value.strip()
+            if stripped != value:
+                setattr(c, name, stripped)
+            if len(stripped) > MAX_NAME:
+                check_length(v, prefix + name, stripped, MAX_NAME)
+    if len(c.consent.source) > MAX_LIST_NAME:
+        check_length(v, prefix + "consent.source", c.consent.source, MAX_LIST_NAME)
+    if c.lists:
+        names = check_names(v, prefix + "lists", c.lists)
+        if names != list(c.lists):
+            del c.lists[:]
+            c.lists.extend(names)
+    if c.attributes:
+        check_string_map(v, prefix + "attributes", c.attributes)
+    if c.external_ids:
+        check_string_map(v, prefix + "external_ids", c.external_ids)
     return c
+
+
+_NAMES = ("first_name", "last_name", "company", "job_title")
 
 
 def check_mask(paths: list[str], v: Violations) -> None:
