@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import inject
@@ -22,6 +23,11 @@ class AttemptTelemetry:
 
     def __init__(self, tracer: trace.Tracer, meter: metrics.Meter) -> None:
         self._tracer = tracer
+        # With telemetry off, an attempt's no-op span, propagation and counters cost more
+        # than delivering a step to an in-memory connector: skip them altogether.
+        self._active = not (
+            isinstance(tracer, trace.NoOpTracer) and isinstance(meter, metrics.NoOpMeter)
+        )
         self._attempts = meter.create_counter(
             "switchboard.connector.attempts", unit="{attempt}", description="Connector calls."
         )
@@ -34,11 +40,18 @@ class AttemptTelemetry:
             "switchboard.connector.duration", unit="ms", description="Connector call latency."
         )
 
-    @asynccontextmanager
-    async def attempt(
+    def attempt(
         self, connector: str, action: str, *, run_id: str = "", attempt: int = 1
-    ) -> AsyncIterator[dict[str, str]]:
+    ) -> AbstractAsyncContextManager[dict[str, str]]:
         """A span around one call; yields the metadata (traceparent) to give the adapter."""
+        if not self._active:
+            return _Untraced()
+        return self._traced(connector, action, run_id, attempt)
+
+    @asynccontextmanager
+    async def _traced(
+        self, connector: str, action: str, run_id: str, attempt: int
+    ) -> AsyncIterator[dict[str, str]]:
         labels = {"connector": connector, "action": action}
         carrier: dict[str, str] = {}
         inject(carrier)  # the caller's context, kept when this span is not recorded
@@ -61,6 +74,21 @@ class AttemptTelemetry:
             finally:
                 self._attempts.add(1, labels)
                 self._duration.record((time.perf_counter() - start) * 1000, labels)
+
+
+class _Untraced:
+    """An attempt with telemetry off: no span, no metrics, no metadata to pass on."""
+
+    async def __aenter__(self) -> dict[str, str]:
+        return {}
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
 
 
 def _kind(exc: BaseException) -> str:

@@ -288,7 +288,9 @@ class Dispatcher:
                 deadline_s=timeout,
                 metadata=metadata,
             )
-            return await asyncio.wait_for(connector.invoke(action, payload, ctx), timeout)
+            # asyncio.timeout, not wait_for: wait_for runs the call in a task of its own.
+            async with asyncio.timeout(timeout):
+                return await connector.invoke(action, payload, ctx)
 
 
 def _describe(exc: BaseException) -> str:
