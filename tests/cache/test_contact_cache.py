@@ -105,3 +105,21 @@ async def test_redis_backend_without_the_redis_package_refuses_to_start(
     settings = make_settings(cache={**defaults()["cache"], "backend": "redis"})
     with pytest.raises(StartupError, match=r"pip install 'switchboard\[redis\]'"):
         await build_app(settings)
+
+
+async def test_memory_hits_read_what_aiocache_itself_reads() -> None:
+    # Memory hits bypass aiocache's get (see ContactCache): both must see the same entries.
+    cache = ContactCache(_memory(invalidation_hold_s=0.05, ttl_s=0.2))
+    contact = contacts_pb2.Contact(id="c_9", email="same@example.com", first_name="A")
+    await cache.put(contact)
+    for key in ("id:c_9", "email:same@example.com"):
+        assert await cache._cache.get(key) == contact.SerializeToString()
+    assert await cache.get("id", "c_9") == contact
+    await cache.invalidate("c_9")  # a marker: a miss both ways
+    assert await cache._cache.get("id:c_9") is None
+    assert await cache.get("id", "c_9") is None
+    assert await cache.get("email", "same@example.com") == contact  # not dropped
+    await asyncio.sleep(0.3)  # past the TTL: aiocache expired it, and so does the fast read
+    assert await cache._cache.get("email:same@example.com") is None
+    assert await cache.get("email", "same@example.com") is None
+    await cache.close()

@@ -22,7 +22,7 @@ async def test_unexpected_error_is_internal_without_details(
     async def boom(self: ContactService, req: object) -> None:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(ContactService, "get", boom)
+    monkeypatch.setattr(ContactService, "get_wire", boom)  # what GetContact calls
     with pytest.raises(SwitchboardError) as info:
         await sb.contacts.get(email="a@example.com")
     assert info.value.code == grpc.StatusCode.INTERNAL

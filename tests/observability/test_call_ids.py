@@ -21,11 +21,12 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """The ids `logs.trace_ids()` returns inside each GetContact handler."""
     found: list[tuple[str, str]] = []
 
-    async def get(self: ContactService, req: contacts_pb2.GetContactRequest) -> object:
+    async def get(self: ContactService, req: contacts_pb2.GetContactRequest) -> bytes:
         found.append(logs.trace_ids())
-        return contacts_pb2.Contact(id="c_01M847PNZXWYG14T8DV5Y61M89", email=req.email)
+        contact = contacts_pb2.Contact(id="c_01M847PNZXWYG14T8DV5Y61M89", email=req.email)
+        return contact.SerializeToString()
 
-    monkeypatch.setattr(ContactService, "get", get)
+    monkeypatch.setattr(ContactService, "get_wire", get)  # what GetContact calls
     return found
 
 

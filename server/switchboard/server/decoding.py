@@ -55,10 +55,30 @@ def add_servicer(
     return capture.service
 
 
+def message_field(number: int, encoded: bytes) -> bytes:
+    """A message holding only field `number` set to an already encoded message: what a
+    handler returns to answer with bytes it has (a cached contact) without decoding them."""
+    head = bytearray([number << 3 | 2])  # wire type 2: length-delimited
+    size = len(encoded)
+    while size > 0x7F:
+        head.append(size & 0x7F | 0x80)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + encoded
+
+
+def _encoder(serialize: Callable[[Message], bytes]) -> Callable[[Message | bytes], bytes]:
+    def encode(response: Message | bytes) -> bytes:
+        return response if type(response) is bytes else serialize(response)  # type: ignore[arg-type]
+
+    return encode
+
+
 def decoding_handler(handler: Handler) -> Handler:
-    """The same handler, taking raw bytes and parsing them with `parse_or_reject`."""
+    """The same handler, taking raw bytes and parsing them with `parse_or_reject`; it may
+    answer with a message or with its encoded bytes (see `message_field`)."""
     parse = _parser(handler.request_deserializer)
-    serialize = handler.response_serializer
+    serialize = _encoder(handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             _unary_request(handler.unary_unary, parse), None, serialize

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from switchboard.server.decoding import message_field
 from switchboard.server.domain.contacts import ContactService
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 
@@ -24,10 +25,10 @@ class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
     ) -> contacts_pb2.UpsertContactResponse:
         return await self._contacts.upsert(request)
 
-    async def GetContact(
+    async def GetContact(  # answers with encoded bytes (see `decoding.message_field`)
         self, request: contacts_pb2.GetContactRequest, context: Context
-    ) -> contacts_pb2.GetContactResponse:
-        return contacts_pb2.GetContactResponse(contact=await self._contacts.get(request))
+    ) -> bytes:
+        return message_field(1, await self._contacts.get_wire(request))
 
     async def ListContacts(
         self, request: contacts_pb2.ListContactsRequest, context: Context

@@ -215,11 +215,15 @@ class ContactService:
 
     async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:
         """One live contact by id or email, through the cache."""
+        return contacts_pb2.Contact.FromString(await self.get_wire(req))
+
+    async def get_wire(self, req: contacts_pb2.GetContactRequest) -> bytes:
+        """The same contact as protobuf bytes: a cache hit is returned without decoding."""
         v = Violations()
         which = require_lookup(v, req)
         v.raise_if_any()
         key = req.id if which == "id" else normalize_email(req.email)
-        cached = await self._cache.get(which, key)
+        cached = await self._cache.get_wire(which, key)
         if cached is not None:
             return cached
         contact = await self._store.read(
@@ -229,7 +233,7 @@ class ContactService:
         if contact is None:
             raise NotFound(f"no contact with {which} {key!r}")
         await self._cache.put(contact)
-        return contact
+        return contact.SerializeToString()
 
     async def list_page(
         self, req: contacts_pb2.ListContactsRequest
