@@ -58,11 +58,19 @@ def apply_score(lead: leads_pb2.Lead, result: ScoreResult, activity_count: int, 
     set_ts(lead.scored_at, now)
 
 
-def same_score(a: leads_pb2.Lead, b: leads_pb2.Lead) -> bool:
-    """True when a re-score changed nothing but its time."""
-    return (a.score, a.grade, list(a.reasons), a.activity_count) == (
-        b.score,
-        b.grade,
-        list(b.reasons),
-        b.activity_count,
+def holds(lead: leads_pb2.Lead, result: ScoreResult, activity_count: int) -> bool:
+    """True when `lead` already holds this result and count: a re-score changed nothing but
+    its time. Compares in place, without building a second `Lead`."""
+    if (
+        lead.score != result.score
+        or lead.grade != _GRADES[result.grade]
+        or lead.activity_count != activity_count
+        or len(lead.reasons) != len(result.reasons)
+    ):
+        return False
+    return all(
+        have.rule == want.rule
+        and have.points == want.points
+        and have.description == want.description
+        for have, want in zip(lead.reasons, result.reasons, strict=True)
     )

@@ -28,7 +28,7 @@ from switchboard.server.domain.validation import (
 from switchboard.server.errors import NotFound, SwitchboardError, status_name
 from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
-from switchboard.server.scoring_rules import ActivityRecord, score_lead
+from switchboard.server.scoring_rules import ActivityRecord, ScoreResult, score_lead
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
 from switchboard.server.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
@@ -54,11 +54,10 @@ def check_ref(v: Violations, ref: leads_pb2.ContactRef, field: str = "contact") 
 
 
 def _stored_lead(contact: contacts_pb2.Contact, state: LeadState) -> leads_pb2.Lead:
-    """A copy of the stored lead, or a NEW one for a contact never scored."""
+    """The stored lead (the state is the caller's own decoded copy), or a NEW one for a
+    contact never scored."""
     if state.has_lead:
-        lead = leads_pb2.Lead()
-        lead.CopyFrom(state.lead)
-        return lead
+        return state.lead
     return leads_pb2.Lead(contact_id=contact.id, status=leads_pb2.LEAD_STATUS_NEW)
 
 
@@ -102,10 +101,19 @@ class LeadService:
         activity_count: int,
         now: int,
     ) -> None:
+        result = self._result(contact, lead, rows, now)
+        lead_rules.apply_score(lead, result, activity_count, now)
+
+    def _result(
+        self,
+        contact: contacts_pb2.Contact,
+        lead: leads_pb2.Lead,
+        rows: Iterable[ActivityRow | StoredActivity],
+        now: int,
+    ) -> ScoreResult:
         records = [ActivityRecord(r.type, to_datetime(r.occurred_us), r.value) for r in rows]
         status = lead_rules.status_name(lead.status)
-        result = score_lead(profile(contact), records, status, self._rules, to_datetime(now))
-        lead_rules.apply_score(lead, result, activity_count, now)
+        return score_lead(profile(contact), records, status, self._rules, to_datetime(now))
 
     async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
         """The contact, through the contact cache."""
@@ -213,12 +221,13 @@ class LeadService:
         v.raise_if_any()
         contact = await self._contact(contact_id, email)
         state = await self._state(contact.id)
+        now = now_us()
         lead = _stored_lead(contact, state)
-        before = leads_pb2.Lead()
-        before.CopyFrom(lead)
-        self._apply_score(contact, lead, state.recent, state.activity_count, now_us())
-        if lead_rules.same_score(before, lead) and before.HasField("scored_at"):
+        result = self._result(contact, lead, state.recent, now)
+        if lead.HasField("scored_at") and lead_rules.holds(lead, result, state.activity_count):
+            set_ts(lead.scored_at, now)  # the usual case: nothing to store
             return lead
+        lead_rules.apply_score(lead, result, state.activity_count, now)
         await self._store.write(
             lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
         )
