@@ -24,7 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
-from bench.targets import BENCH_ENV, Target, start_all
+from bench.targets import BENCH_ENV, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
 from switchboard.v1 import contacts_pb2
 
@@ -177,6 +177,7 @@ def memory_check(workdir: Path, rows: int) -> dict[str, float]:
             "SWITCHBOARD_DATABASE__PATH": str(workdir / "memory.db"),
             **BENCH_ENV,
         },
+        cores=SERVER_CORES,
     )
     try:
         target.wait_listening()
@@ -345,6 +346,7 @@ def print_table(results: dict[str, dict[str, float]], rates: dict[str, float | N
 
 def main() -> None:
     started = time.monotonic()
+    pin_load()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         targets = start_all(Path(tmp))
         try:
