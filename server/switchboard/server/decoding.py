@@ -58,8 +58,10 @@ def add_servicer(
 def message_field(number: int, encoded: bytes) -> bytes:
     """A message holding only field `number` set to an already encoded message: what a
     handler returns to answer with bytes it has (a cached contact) without decoding them."""
-    head = bytearray([number << 3 | 2])  # wire type 2: length-delimited
     size = len(encoded)
+    if size < 0x80:  # the usual contact: a one-byte length
+        return bytes((number << 3 | 2, size)) + encoded
+    head = bytearray([number << 3 | 2])  # wire type 2: length-delimited
     while size > 0x7F:
         head.append(size & 0x7F | 0x80)
         size >>= 7

@@ -219,9 +219,11 @@ class ContactService:
 
     async def get_wire(self, req: contacts_pb2.GetContactRequest) -> bytes:
         """The same contact as protobuf bytes: a cache hit is returned without decoding."""
-        v = Violations()
-        which = require_lookup(v, req)
-        v.raise_if_any()
+        which = req.WhichOneof("lookup")
+        if which is None:
+            v = Violations()
+            require_lookup(v, req)
+            v.raise_if_any()
         key = req.id if which == "id" else normalize_email(req.email)
         cached = await self._cache.get_wire(which, key)
         if cached is not None:
