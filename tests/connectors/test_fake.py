@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from switchboard.server.connectors.base import Connector, InvokeContext
-from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.connectors.fake import RECORDED_CALLS, FakeConnector
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 
@@ -88,7 +88,7 @@ async def test_every_call_is_recorded_including_failures() -> None:
         await fake.invoke("other", {}, second)
     payload["params"]["n"] = 2
 
-    assert fake.calls == [("echo", {"params": {"n": 1}}, first), ("other", {}, second)]
+    assert list(fake.calls) == [("echo", {"params": {"n": 1}}, first), ("other", {}, second)]
 
 
 async def test_latency_option_delays_the_answer() -> None:
@@ -124,3 +124,12 @@ async def test_health_follows_the_option_and_set_healthy() -> None:
 def test_bad_options_are_rejected(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=rf"connector 'fake': {message}"):
         make(**options)
+
+
+async def test_only_the_most_recent_calls_are_kept() -> None:
+    fake = make()
+    for n in range(RECORDED_CALLS + 5):
+        await fake.invoke("echo", {"params": {"n": n}}, ctx())
+    assert len(fake.calls) == RECORDED_CALLS  # a fake under load does not grow without end
+    assert fake.calls[0][1]["params"]["n"] == 5
+    assert fake.calls[-1][1]["params"]["n"] == RECORDED_CALLS + 4

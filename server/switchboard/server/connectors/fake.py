@@ -1,7 +1,8 @@
 """A scriptable in-memory adapter for tests and demos.
 
 Configured through options (so a settings file can make it slow, flaky or down) and, in
-tests, through `script()` and `set_healthy()`. Every invocation is recorded in `calls`.
+tests, through `script()` and `set_healthy()`. The most recent `RECORDED_CALLS`
+invocations are recorded in `calls`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from switchboard.server.errors import (
 )
 
 Outcome = JsonDict | Exception
+RECORDED_CALLS = 1000
 _OPTIONS = frozenset({"actions", "fail_times", "fail_mode", "latency_s", "healthy"})
 
 
@@ -53,7 +55,9 @@ class FakeConnector:
         if not isinstance(healthy, bool):
             raise ValueError(f"connector {name!r}: option 'healthy' must be a bool")
         self.healthy = healthy
-        self.calls: list[tuple[str, JsonDict, InvokeContext]] = []
+        # The most recent calls only: a fake under sustained load (make bench) would otherwise
+        # grow by ~4 KB a call.
+        self.calls: deque[tuple[str, JsonDict, InvokeContext]] = deque(maxlen=RECORDED_CALLS)
         self._scripts: dict[str, deque[Outcome]] = {}
         self._invocations = 0
         self._state = state
