@@ -24,7 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
-from bench.targets import BENCH_ENV, SERVER_CORES, Target, pin_load, start_all
+from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
 from switchboard.v1 import contacts_pb2
 
@@ -375,6 +375,7 @@ def main() -> None:
         "grpcio": grpc.__version__,
         "python": platform.python_version(),
         "cores": os.cpu_count(),
+        "pinned": PINNED,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     if not ONLY:  # a partial run never overwrites the full report

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
@@ -31,14 +32,23 @@ def two_workers(tmp_path: Path) -> Iterator[ServerProcess]:
     server.kill()
 
 
+@contextlib.asynccontextmanager
+async def _clients(server: ServerProcess) -> AsyncIterator[list[Switchboard]]:
+    """CHANNELS clients, each on a connection of its own (a local subchannel pool), so that
+    SO_REUSEPORT spreads them over the workers."""
+    options = (("grpc.use_local_subchannel_pool", 1),)
+    clients = [Switchboard(f"127.0.0.1:{server.port}", options=options) for _ in range(CHANNELS)]
+    try:
+        yield clients
+    finally:
+        for sb in clients:
+            await sb.close()
+
+
 async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
     two_workers: ServerProcess,
 ) -> None:
-    target = f"127.0.0.1:{two_workers.port}"
-    # A local subchannel pool gives each client its own connection.
-    options = (("grpc.use_local_subchannel_pool", 1),)
-    clients = [Switchboard(target, options=options) for _ in range(CHANNELS)]
-    try:
+    async with _clients(two_workers) as clients:
         created = (
             await clients[0].contacts.upsert(email="multi@example.com", first_name="v1")
         ).contact
@@ -54,18 +64,12 @@ async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(
             await asyncio.sleep(HOLD_S * 2)
             for sb in clients:  # cache this version everywhere, for the next write to drop
                 assert (await sb.contacts.get(id=created.id)).version == round_
-    finally:
-        for sb in clients:
-            await sb.close()
 
 
 async def test_a_lead_write_in_one_worker_is_seen_by_reads_in_every_worker(
     two_workers: ServerProcess,
 ) -> None:
-    target = f"127.0.0.1:{two_workers.port}"
-    options = (("grpc.use_local_subchannel_pool", 1),)
-    clients = [Switchboard(target, options=options) for _ in range(CHANNELS)]
-    try:
+    async with _clients(two_workers) as clients:
         cid = (await clients[0].contacts.upsert(email="multi-lead@example.com")).contact.id
         await clients[0].leads.score(id=cid)
         for count in range(1, 4):
@@ -75,9 +79,6 @@ async def test_a_lead_write_in_one_worker_is_seen_by_reads_in_every_worker(
             await clients[count].leads.record_activity(id=cid, type="email_click")
             for sb in clients:
                 assert (await sb.leads.get(id=cid)).activity_count == count
-    finally:
-        for sb in clients:
-            await sb.close()
 
 
 async def test_both_workers_serve(two_workers: ServerProcess) -> None:
