@@ -81,7 +81,7 @@ class WriteBatcher:
             return
         try:
             began = self._begin_without_waiting()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # never leave the writer marked busy with nobody to finish
             self._fail(batch, exc)
             return
         if began:
@@ -118,7 +118,7 @@ class WriteBatcher:
             for job in batch:
                 if not job.bulk:
                     self._apply(job)
-        except sqlite3.Error as exc:  # the savepoint itself failed: the batch is lost
+        except Exception as exc:  # a savepoint itself failed: the batch is lost
             self._fail(batch, exc)
             return
         committing = self._loop.run_in_executor(self._thread, self._commit, batch)
