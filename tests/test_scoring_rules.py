@@ -140,6 +140,19 @@ def test_zero_point_reasons_are_omitted(defaults: ScoringSettings) -> None:
     assert result == ScoreResult(score=0, grade="D", reasons=())
 
 
+def test_a_reason_that_rounds_to_zero_is_omitted() -> None:
+    # 20 points after 16 half-lives is 0.0003: it still counts in the total, but is not shown
+    faded = score_lead({}, [ActivityRecord("demo_request", ago(480))], "new", rules(), NOW)
+
+    assert faded.reasons == ()
+
+
+def test_a_reason_shows_its_points_rounded_to_two_places() -> None:
+    result = score_lead({}, [ActivityRecord("demo_request", ago(10))], "new", rules(), NOW)
+
+    assert result.reasons[0].points == round(20.0 * 0.5 ** (10 / 30), 2)
+
+
 def test_result_does_not_depend_on_activity_order(defaults: ScoringSettings) -> None:
     activities = [ActivityRecord(t, ago(d)) for t, d in [("email_open", 3), ("purchase", 9)] * 20]
     shuffled = random.Random(7).sample(activities, len(activities))

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from switchboard.server.config import ScoringSettings
 
@@ -53,9 +53,9 @@ class ActivityRecord:
     value: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """One rule's contribution to a score."""
+class Reason(NamedTuple):
+    """One rule's contribution to a score (a named tuple: made several times per score, and
+    a frozen dataclass costs about four times as much to build)."""
 
     rule: str
     points: float
@@ -103,55 +103,70 @@ def score_lead(
     now: datetime,
 ) -> ScoreResult:
     """Score a lead from its profile, activities and status under `rules` at time `now`."""
-    raw = [
-        *_profile_reasons(profile, rules),
-        *_title_reasons(str(profile.get("job_title") or ""), rules),
-        *_activity_reasons(activities, rules, now),
-        Reason(
-            f"status.{status}", rules.status_points.get(status, 0.0), f"lead status is {status}"
-        ),
-    ]
+    table = _compiled(rules)
+    raw = [reason for field, reason in table.profile if profile.get(field)]
+    raw += _title_reasons(str(profile.get("job_title") or ""), table)
+    raw += _activity_reasons(activities, rules, now)
+    raw.append(table.status.get(status) or Reason(f"status.{status}", 0.0, _status_text(status)))
     total = sum(r.points for r in raw)
     score = min(100, max(0, round(total)))
-    shown = [Reason(r.rule, round(r.points, 2), r.description) for r in raw]
-    reasons = sorted((r for r in shown if r.points != 0), key=lambda r: (-abs(r.points), r.rule))
-    return ScoreResult(score=score, grade=grade_for(score), reasons=tuple(reasons))
-
-
-def _profile_reasons(profile: Mapping[str, Any], rules: ScoringSettings) -> list[Reason]:
-    return [
-        Reason(f"profile.{field}", points, f"profile has {field}")
-        for field, points in rules.profile_points.items()
-        if profile.get(field)
+    shown = [
+        r if (p := round(r.points, 2)) == r.points else Reason(r.rule, p, r.description)
+        for r in raw
     ]
+    shown = [r for r in shown if r.points != 0]  # after rounding: 0.004 points is not shown
+    shown.sort(key=lambda r: (-abs(r.points), r.rule))
+    return ScoreResult(score=score, grade=grade_for(score), reasons=tuple(shown))
 
 
-def _title_patterns(rules: ScoringSettings) -> list[tuple[float, str, re.Pattern[str]]]:
-    # Compiled once per rules object: building each pattern on every call cost more than
-    # the rest of the profile scoring.
-    found = _PATTERNS.get(id(rules))
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """What a rules object always gives, built once: the reasons of each profile field and
+    status, and the title-keyword patterns."""
+
+    profile: tuple[tuple[str, Reason], ...]
+    status: dict[str, Reason]
+    titles: tuple[tuple[float, str, re.Pattern[str]], ...]
+
+
+def _compiled(rules: ScoringSettings) -> _Table:
+    # Built once per rules object: building the reasons and title patterns on every call
+    # cost more than scoring itself.
+    found = _TABLES.get(id(rules))
     if found is None or found[0] is not rules:
-        patterns = [
-            (points, keyword, re.compile(rf"\b{re.escape(keyword)}\b", re.IGNORECASE))
-            for keyword, points in rules.title_keywords.items()
-        ]
-        found = (rules, patterns)
-        if len(_PATTERNS) >= 8:  # settings are built once per server; tests build many
-            _PATTERNS.clear()
-        _PATTERNS[id(rules)] = found
+        table = _Table(
+            profile=tuple(
+                (field, Reason(f"profile.{field}", points, f"profile has {field}"))
+                for field, points in rules.profile_points.items()
+            ),
+            status={
+                status: Reason(f"status.{status}", points, _status_text(status))
+                for status, points in rules.status_points.items()
+            },
+            titles=tuple(
+                (points, keyword, re.compile(rf"\b{re.escape(keyword)}\b", re.IGNORECASE))
+                for keyword, points in rules.title_keywords.items()
+            ),
+        )
+        found = (rules, table)
+        if len(_TABLES) >= 8:  # settings are built once per server; tests build many
+            _TABLES.clear()
+        _TABLES[id(rules)] = found
     return found[1]
 
 
-_PATTERNS: dict[int, tuple[ScoringSettings, list[tuple[float, str, re.Pattern[str]]]]] = {}
+_TABLES: dict[int, tuple[ScoringSettings, _Table]] = {}
 
 
-def _title_reasons(job_title: str, rules: ScoringSettings) -> list[Reason]:
+def _status_text(status: str) -> str:
+    return f"lead status is {status}"
+
+
+def _title_reasons(job_title: str, table: _Table) -> list[Reason]:
     if not job_title:
         return []
     matches = [
-        (points, keyword)
-        for points, keyword, pattern in _title_patterns(rules)
-        if pattern.search(job_title)
+        (points, keyword) for points, keyword, pattern in table.titles if pattern.search(job_title)
     ]
     if not matches:
         return []
