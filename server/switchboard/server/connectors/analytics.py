@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 
 _TOTALS = "totals"
@@ -24,21 +30,13 @@ class AnalyticsConnector:
     actions: frozenset[str] = frozenset({"events.track", "conversions.track"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if options:
-            unknown = ", ".join(map(repr, sorted(options)))
-            raise ValueError(
-                f"connector {name!r}: option(s) {unknown} unknown; analytics takes none"
-            )
+        reject_unknown_options(name, self.kind, options)
         self.name = name
         self._state = state
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Track an event (params.name, else the payload's event) or a conversion."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
+        require_action(self, action)
         if action == "events.track":
             return await self._track_event(
                 _section(payload, "params").get("name") or payload.get("event")

@@ -8,8 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
-from switchboard.server.errors import PermanentConnectorError
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require,
+    require_action,
+)
 from switchboard.server.scoring_rules import STATUSES
 
 
@@ -24,23 +31,15 @@ class AutomationConnector:
     actions: frozenset[str] = frozenset({"followups.start"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - {"followups"}):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
-            )
+        reject_unknown_options(name, self.kind, options, {"followups"})
         self.name = name
         self.followups: dict[str, list[str]] = _followups(name, options.get("followups", {}))
         self._state = state
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Start the follow-ups for `lead.status` that this contact has not had yet."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        _, contact_id = payload_contact(payload)
         status: str = require(require(payload, "lead", dict), "status")
         record = await self._state.get("followups", contact_id) or {"started": {}}
         done: list[str] = record["started"].get(status, [])

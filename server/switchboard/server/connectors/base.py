@@ -19,7 +19,7 @@ which the store implements.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -89,3 +89,30 @@ def require(payload: JsonDict, key: str, kind: type = str) -> Any:
     if not isinstance(value, kind):
         raise PermanentConnectorError(f"payload field '{key}' must be a {kind.__name__}")
     return value
+
+
+def reject_unknown_options(
+    name: str, kind: str, options: Mapping[str, Any], allowed: Collection[str] = ()
+) -> None:
+    """A settings error naming the options an adapter does not take, and those it does."""
+    if unknown := sorted(set(options) - set(allowed)):
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(
+            f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown; "
+            f"{kind} takes {takes}"
+        )
+
+
+def require_action(connector: Connector, action: str) -> None:
+    """Fail permanently (no retry can help) when `connector` has no such action."""
+    if action not in connector.actions:
+        raise PermanentConnectorError(
+            f"connector {connector.name!r} ({connector.kind}) has no action {action!r}; "
+            f"supported: {', '.join(sorted(connector.actions))}"
+        )
+
+
+def payload_contact(payload: JsonDict) -> tuple[JsonDict, str]:
+    """The payload's contact and its id, both required."""
+    contact: JsonDict = require(payload, "contact", dict)
+    return contact, require(contact, "id")

@@ -11,7 +11,15 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 
 
@@ -22,21 +30,14 @@ class CrmConnector:
     actions: frozenset[str] = frozenset({"contacts.upsert", "contacts.erase", "purchases.record"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if options:
-            unknown = ", ".join(map(repr, sorted(options)))
-            raise ValueError(f"connector {name!r}: option(s) {unknown} unknown; crm takes none")
+        reject_unknown_options(name, self.kind, options)
         self.name = name
         self._state = state
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Perform a CRM action; see the module docstring for what is stored."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        contact, contact_id = payload_contact(payload)
         if action == "contacts.upsert":
             return await self._upsert(contact_id, contact)
         if action == "contacts.erase":

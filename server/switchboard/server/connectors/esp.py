@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from switchboard.server.connectors import smtp_mail
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 
 _OPTIONS = frozenset({"smtp", "templates"})
@@ -34,11 +42,7 @@ class EspConnector:
     kind: str = "esp"
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - _OPTIONS):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown; "
-                "esp takes smtp and templates"
-            )
+        reject_unknown_options(name, self.kind, options, _OPTIONS)
         self.name = name
         self._state = state
         self._smtp = smtp_mail.parse_smtp(name, options["smtp"]) if "smtp" in options else None
@@ -49,13 +53,8 @@ class EspConnector:
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Subscribe, unsubscribe or erase the payload's contact."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        contact, contact_id = payload_contact(payload)
         if action == "email.send":
             return await self._send(contact, contact_id, payload.get("params") or {}, ctx)
         if action == "contacts.erase":

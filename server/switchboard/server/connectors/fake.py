@@ -13,7 +13,13 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.errors import (
     ConnectorError,
     PermanentConnectorError,
@@ -39,10 +45,7 @@ class FakeConnector:
     kind: str = "fake"
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - _OPTIONS):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
-            )
+        reject_unknown_options(name, self.kind, options, _OPTIONS)
         self.name = name
         self.actions: frozenset[str] = _actions(name, options.get("actions", ["echo"]))
         self.fail_times = int(_non_negative(name, "fail_times", options.get("fail_times", 0), int))
@@ -78,11 +81,7 @@ class FakeConnector:
         self._invocations += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
+        require_action(self, action)
         if self._invocations <= self.fail_times:
             raise self._failure(f"connector {self.name!r}: scripted failure {self._invocations}")
         queue = self._scripts.get(action)

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 
 _OPTIONS = frozenset({"default_offer", "offers"})
@@ -26,10 +33,7 @@ class PersonalizationConnector:
     actions: frozenset[str] = frozenset({"offers.show"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - _OPTIONS):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
-            )
+        reject_unknown_options(name, self.kind, options, _OPTIONS)
         default_offer = options.get("default_offer")
         if not isinstance(default_offer, str) or not default_offer:
             raise ValueError(f"connector {name!r}: option 'default_offer' must be a non-empty str")
@@ -47,13 +51,8 @@ class PersonalizationConnector:
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Show the offer for the segment in params (or attributes) and record it."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        _, contact_id = payload_contact(payload)
         segment = _segment(payload)
         offer = self.offers.get(segment, self.default_offer)
         previous = await self._state.get("shown", contact_id)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 
 # Popularity is read whole; the embedded catalogue is assumed to be far smaller than this.
@@ -29,10 +36,7 @@ class RecommendationsConnector:
     actions: frozenset[str] = frozenset({"suggestions.refresh"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - {"max_suggestions"}):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
-            )
+        reject_unknown_options(name, self.kind, options, {"max_suggestions"})
         limit = options.get("max_suggestions", 5)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
             raise ValueError(
@@ -44,13 +48,8 @@ class RecommendationsConnector:
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Record the purchased skus in attributes.items, then suggest the contact's next buys."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        _, contact_id = payload_contact(payload)
         skus = _skus(payload.get("attributes") or {})
         bought = await self._record(contact_id, skus, ctx.idempotency_key)
         return {"suggestions": await self._suggest(bought)}

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from switchboard.server.config import ScoringSettings
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict, require
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    payload_contact,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.errors import PermanentConnectorError
 from switchboard.server.scoring_rules import ActivityRecord, ScoreResult, score_lead, validate_rules
 
@@ -28,9 +35,7 @@ class ScoringConnector:
         state: ConnectorState,
         rules: ScoringSettings,
     ) -> None:
-        if options:
-            unknown = ", ".join(map(repr, sorted(options)))
-            raise ValueError(f"connector {name!r}: option(s) {unknown} unknown; scoring takes none")
+        reject_unknown_options(name, self.kind, options)
         try:
             validate_rules(rules)
         except ValueError as exc:
@@ -41,13 +46,8 @@ class ScoringConnector:
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """Score the payload's contact from its profile and `lead` (status and activities)."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
-        contact = require(payload, "contact", dict)
-        contact_id: str = require(contact, "id")
+        require_action(self, action)
+        contact, contact_id = payload_contact(payload)
         lead = payload.get("lead") or {}
         if not isinstance(lead, dict):
             raise PermanentConnectorError("payload field 'lead' must be a dict")

@@ -22,7 +22,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from switchboard.server.connectors.base import ConnectorState, InvokeContext, JsonDict
+from switchboard.server.connectors.base import (
+    ConnectorState,
+    InvokeContext,
+    JsonDict,
+    reject_unknown_options,
+    require_action,
+)
 from switchboard.server.connectors.http_errors import error_for_status
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.signing import decode_secret, sign
@@ -52,10 +58,7 @@ class WebhookConnector:
     kind: str = "webhook"
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
-        if unknown := sorted(set(options) - _OPTIONS):
-            raise ValueError(
-                f"connector {name!r}: option(s) {', '.join(map(repr, unknown))} unknown"
-            )
+        reject_unknown_options(name, self.kind, options, _OPTIONS)
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"connector {name!r}: option 'url' must be an http(s) URL")
@@ -87,11 +90,7 @@ class WebhookConnector:
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
         """POST the step; 2xx is success, the rest is classified by status."""
-        if action not in self.actions:
-            raise PermanentConnectorError(
-                f"connector {self.name!r} ({self.kind}) has no action {action!r}; "
-                f"supported: {', '.join(sorted(self.actions))}"
-            )
+        require_action(self, action)
         timestamp = int(time.time())
         body = json.dumps(
             {"type": action, "timestamp": timestamp, "data": payload},
