@@ -161,6 +161,22 @@ def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], n
     tx.append_event(kind, c.id, json.dumps(body).encode(), now)
 
 
+async def read_through(store: Store, cache: ContactCache, which: str, key: str) -> bytes:
+    """A live contact's bytes by `which` (`id` or normalized `email`): from the cache, else
+    from the store, then cached. NOT_FOUND when there is none."""
+    cached = await cache.get_wire(which, key)
+    if cached is not None:
+        return cached
+    contact = await store.read(
+        lambda tx: tx.contact_by_id(key) if which == "id" else tx.contact_by_email(key),
+        point=True,
+    )
+    if contact is None:
+        raise NotFound(f"no contact with {which} {key!r}")
+    await cache.put(contact)
+    return contact.SerializeToString()
+
+
 class ContactService:
     """Contact use-cases over the store and the read cache."""
 
@@ -225,17 +241,7 @@ class ContactService:
             require_lookup(v, req)
             v.raise_if_any()
         key = req.id if which == "id" else normalize_email(req.email)
-        cached = await self._cache.get_wire(which, key)
-        if cached is not None:
-            return cached
-        contact = await self._store.read(
-            lambda tx: tx.contact_by_id(key) if which == "id" else tx.contact_by_email(key),
-            point=True,
-        )
-        if contact is None:
-            raise NotFound(f"no contact with {which} {key!r}")
-        await self._cache.put(contact)
-        return contact.SerializeToString()
+        return await read_through(self._store, self._cache, which, key)
 
     async def list_page(
         self, req: contacts_pb2.ListContactsRequest

@@ -13,6 +13,7 @@ from switchboard.server.cache_entries_pb2 import LeadState, StoredActivity
 from switchboard.server.config import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain import lead_rules
+from switchboard.server.domain.contacts import read_through
 from switchboard.server.domain.idempotency import run_once
 from switchboard.server.domain.payloads import profile
 from switchboard.server.domain.runs import start_run
@@ -118,11 +119,8 @@ class LeadService:
     async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
         """The contact, through the contact cache."""
         which, key = ("id", contact_id) if contact_id else ("email", email)
-        contact = await self._cache.get(which, key)
-        if contact is None:
-            contact = await self._store.read(lambda tx: _resolve(tx, contact_id, email), point=True)
-            await self._cache.put(contact)
-        return contact
+        raw = await read_through(self._store, self._cache, which, key)
+        return contacts_pb2.Contact.FromString(raw)
 
     async def _state(self, contact_id: str) -> LeadState:
         """The stored lead, recent activities and count, through the cache: every write to
