@@ -153,25 +153,14 @@ async def import_rate(port: int, rows: int) -> float:
 
 def memory_check(workdir: Path, rows: int) -> dict[str, float]:
     """Resident memory of one worker holding `rows` contacts while serving reads."""
-    from bench.targets import BENCH_CONFIG, free_port
+    from bench.targets import BENCH_CONFIG, free_port, serve_argv
 
     config = workdir / "memory.toml"
     config.write_text(BENCH_CONFIG)
     port = free_port()
     target = Target(
         "memory",
-        [
-            sys.executable,
-            "-m",
-            "switchboard.server.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
+        serve_argv(config, port, workers=1),
         port,
         {
             "SWITCHBOARD_DATABASE__PATH": str(workdir / "memory.db"),

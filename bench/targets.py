@@ -31,6 +31,22 @@ BENCH_ENV = {
 }
 
 
+def serve_argv(config: Path, port: int, workers: int) -> list[str]:
+    """`switchboard serve` with the bench configuration on 127.0.0.1:`port`."""
+    return [
+        sys.executable,
+        "-m",
+        "switchboard.server.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+
+
 def free_port() -> int:
     """A port that was free a moment ago on 127.0.0.1."""
     with socket.socket() as s:
@@ -128,36 +144,14 @@ def start_all(workdir: Path) -> dict[str, Target]:
         ),
         "sb1": Target(
             "sb1",
-            [
-                py,
-                "-m",
-                "switchboard.server.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--listen",
-                f"127.0.0.1:{ports['sb1']}",
-                "--workers",
-                "1",
-            ],
+            serve_argv(config, ports["sb1"], workers=1),
             ports["sb1"],
             env,
             cores=SERVER_CORES,
         ),
         "sb2": Target(
             "sb2",
-            [
-                py,
-                "-m",
-                "switchboard.server.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--listen",
-                f"127.0.0.1:{ports['sb2']}",
-                "--workers",
-                "2",
-            ],
+            serve_argv(config, ports["sb2"], workers=2),
             ports["sb2"],
             env2,
             cores=SERVER_CORES | LOAD_CORES,  # two workers: both cores, shared with the load
