@@ -71,7 +71,7 @@ class ContactCache:
         self._namespace: str = backend.cache.namespace or ""
         self._errors = backend.errors
         self._enabled = settings.max_entries > 0
-        self._bound = None if backend.shared else settings.max_entries
+        self._max_entries = settings.max_entries  # enforced here for memory; Redis bounds itself
         # Redis counts expiry in whole milliseconds and refuses 0.
         self._ttl = max(settings.ttl_s, 0.001)
         self._marker_ttl = max(min(settings.invalidation_hold_s, settings.ttl_s), 0.001)
@@ -139,7 +139,7 @@ class ContactCache:
     async def _add(self, entries: list[tuple[str, bytes]]) -> None:
         if not self._enabled or self._pending or self._down():
             return
-        if self._bound is not None and len(self._cache._cache) + len(entries) > self._bound:
+        if self._memory is not None and len(self._memory) + len(entries) > self._max_entries:
             return
         for key, data in entries:
             try:
