@@ -92,18 +92,8 @@ class LeadService:
         self, tx: ReadTx, contact: contacts_pb2.Contact, lead: leads_pb2.Lead, now: int
     ) -> None:
         rows = tx.recent_activities(contact.id, self._rules.max_activities)
-        self._apply_score(contact, lead, rows, tx.activity_count(contact.id), now)
-
-    def _apply_score(
-        self,
-        contact: contacts_pb2.Contact,
-        lead: leads_pb2.Lead,
-        rows: Iterable[ActivityRow | StoredActivity],
-        activity_count: int,
-        now: int,
-    ) -> None:
         result = self._result(contact, lead, rows, now)
-        lead_rules.apply_score(lead, result, activity_count, now)
+        lead_rules.apply_score(lead, result, tx.activity_count(contact.id), now)
 
     def _result(
         self,
