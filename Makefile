@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 NODE_EXAMPLE_STAMP := examples/node/node_modules/.installed
 PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 # The server's own cache entries: generated beside the server code, not part of the contract.
-SERVER_PROTO_SRC := $(wildcard server/protos/switchboard/server/*.proto)
+SERVER_PROTO_SRC := $(wildcard server/protos/switchboard/server/*/*.proto)
 SERVER_PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -Iserver/protos
 PYTHON ?= python3
 
@@ -60,7 +60,7 @@ check-generated: $(STAMP)
 		diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ | head -20; \
 		rm -rf $$tmp; exit 1; fi; \
 	$(SERVER_PROTOC) --python_out=$$tmp --pyi_out=$$tmp $(SERVER_PROTO_SRC) && \
-	for f in $$(cd $$tmp/switchboard/server && ls); do \
+	for f in $$(cd $$tmp/switchboard/server && find . -name '*_pb2*'); do \
 		if ! diff -q $$tmp/switchboard/server/$$f server/switchboard/server/$$f >/dev/null; then \
 			echo "server/switchboard/server/$$f is stale: run 'make protos' and commit the result"; \
 			rm -rf $$tmp; exit 1; fi; done; \
@@ -90,6 +90,7 @@ release-contract: $(NODE_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check client server tests tools bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -14,12 +14,12 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from switchboard.server.cache import ContactCache
-from switchboard.server.config import settings_for_tests
+from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.config.settings import settings_for_tests
 from switchboard.server.domain.contacts import ContactService
-from switchboard.server.domain.payloads import contact_payload
 from switchboard.server.errors import NotFound, SwitchboardError
-from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.rules.payloads import contact_payload
+from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import contacts_pb2
 
 

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App, build_app
-from switchboard.server.config import Settings, defaults, settings_for_tests
+from switchboard.server.app.build import App, build_app
+from switchboard.server.config.settings import Settings, defaults, settings_for_tests
 
 FAST_DISPATCH = {
     **defaults()["dispatch"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from switchboard.server.ids import new_id
+from switchboard.server.common.ids import new_id
 
 
 def test_ids_are_unique_and_well_formed() -> None:

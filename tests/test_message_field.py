@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.server.decoding import message_field
+from switchboard.server.api.decoding import message_field
 from switchboard.v1 import contacts_pb2
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config import ScoringSettings, Settings
-from switchboard.server.scoring_rules import (
+from switchboard.server.config.settings import ScoringSettings, Settings
+from switchboard.server.rules.scoring import (
     ActivityRecord,
     Reason,
     ScoreResult,

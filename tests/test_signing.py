@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from switchboard.server.signing import SignatureError, decode_secret, sign, verify
+from switchboard.server.common.signing import SignatureError, decode_secret, sign, verify
 
 KEY = b"k" * 32
 BODY = b'{"a":1}'

@@ -119,7 +119,7 @@ def render_into(readme: str, rendered: str) -> str:
 
 def current_schema() -> Schema:
     """The JSON schema of the server's settings model."""
-    from switchboard.server.config import Settings
+    from switchboard.server.config.settings import Settings
 
     return Settings.model_json_schema()
 

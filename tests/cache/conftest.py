@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config import defaults
+from switchboard.server.config.settings import defaults
 from tests.redis_server import RedisServer, find_redis_server
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from switchboard.client import NotFoundError, Switchboard
-from switchboard.server.app import App, StartupError, build_app
-from switchboard.server.cache import ContactCache
-from switchboard.server.config import (
+from switchboard.server.app.build import App, StartupError, build_app
+from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.config.settings import (
     CacheSettings,
     Settings,
     SettingsError,

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from switchboard.client import NotFoundError, Switchboard
-from switchboard.server.app import App
-from switchboard.server.config import defaults
+from switchboard.server.app.build import App
+from switchboard.server.config.settings import defaults
 from switchboard.v1 import leads_pb2
 
 StartApp = Callable[..., Awaitable[App]]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from switchboard.client import NotFoundError, Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.v1 import contacts_pb2
 from tests.process import ServerProcess
 from tests.redis_server import RedisServer
@@ -114,7 +114,7 @@ async def test_reads_and_writes_succeed_while_redis_is_down(
         await _wait_cacheable(app)
         await sb.contacts.get(id=c.id)
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="switchboard.server.cache"):
+        with caplog.at_level(logging.WARNING, logger="switchboard.server.cache.read_cache"):
             for i in range(3):
                 await sb.contacts.upsert(id=c.id, first_name=f"down{i}")
                 assert (await sb.contacts.get(id=c.id)).first_name == f"down{i}"

@@ -15,8 +15,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
-from switchboard.server.config import defaults
+from switchboard.server.app.build import App
+from switchboard.server.config.settings import defaults
 from switchboard.server.connectors.base import InvokeContext, JsonDict
 from switchboard.server.connectors.esp import EspConnector
 from switchboard.server.connectors.memory_state import InMemoryState

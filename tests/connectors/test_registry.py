@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config import Settings
+from switchboard.server.config.flow import ConnectorSettings, TriggerSettings
+from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector, ConnectorState
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.connectors.registry import KINDS, build_registry, check_steps
-from switchboard.server.flow_config import ConnectorSettings, TriggerSettings
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.server.config import DatabaseSettings
+from switchboard.server.config.settings import DatabaseSettings
 from switchboard.server.store.base import ClaimFilter, OutboxItem, WriteTx
-from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import campaigns_pb2
 
 NOW = 1_000_000

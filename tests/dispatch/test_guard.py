@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from switchboard.server.config import DispatchSettings
+from switchboard.server.config.flow import ConnectorSettings
+from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.dispatch.guard import CircuitBreaker, TokenBucket, build_guards
-from switchboard.server.flow_config import ConnectorSettings
 
 
 class Clock:

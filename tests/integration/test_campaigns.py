@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from switchboard.client import InvalidArgumentError, NotFoundError, Switchboard
-from switchboard.server.app import App
-from switchboard.server.config import defaults
+from switchboard.server.app.build import App
+from switchboard.server.config.settings import defaults
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import RetryableConnectorError
 from switchboard.v1 import campaigns_pb2

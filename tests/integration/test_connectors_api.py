@@ -14,8 +14,8 @@ from switchboard.client import (
     SwitchboardError,
     UnavailableError,
 )
-from switchboard.server.app import App
-from switchboard.server.config import defaults
+from switchboard.server.app.build import App
+from switchboard.server.config.settings import defaults
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.v1 import connectors_pb2, connectors_pb2_grpc

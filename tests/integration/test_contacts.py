@@ -17,7 +17,7 @@ from switchboard.client import (
     NotFoundError,
     Switchboard,
 )
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 
 
 async def test_upsert_creates_then_merges(sb: Switchboard) -> None:

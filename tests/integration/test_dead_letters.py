@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard, SyncSwitchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import PermanentConnectorError
 from switchboard.v1 import campaigns_pb2, connectors_pb2, connectors_pb2_grpc

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.server.domain.contacts import ContactService
 from switchboard.v1 import campaigns_pb2
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.v1 import campaigns_pb2

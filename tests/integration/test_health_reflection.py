@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from switchboard.server.app import SERVICE_NAMES, App
+from switchboard.server.app.build import SERVICE_NAMES, App
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from switchboard.client import FailedPreconditionError, Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
+from switchboard.server.common.timeutil import now_us
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.store.base import IdempotencyRecord, WriteTx
 from switchboard.server.store.retention import purge_idempotency
-from switchboard.server.timeutil import now_us
 from switchboard.v1 import campaigns_pb2
 
 StartApp = Callable[..., Awaitable[App]]

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
-from switchboard.server.signing import sign
+from switchboard.server.app.build import App
+from switchboard.server.common.signing import sign
 
 StartApp = Callable[..., Awaitable[App]]
 OLD_KEY, NEW_KEY = b"o" * 32, b"n" * 32

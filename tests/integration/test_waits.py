@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
+from switchboard.server.common.signing import sign
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.server.signing import sign
 from switchboard.v1 import campaigns_pb2
 
 StartApp = Callable[..., Awaitable[App]]

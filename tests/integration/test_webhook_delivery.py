@@ -6,7 +6,7 @@ import base64
 from collections.abc import Awaitable, Callable
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.v1 import campaigns_pb2, connectors_pb2
 from tests.connectors.http_peer import HttpPeer, Reply
 

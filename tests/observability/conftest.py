@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App, build_app
-from switchboard.server.config import Settings
-from switchboard.server.telemetry import Telemetry
+from switchboard.server.app.build import App, build_app
+from switchboard.server.config.settings import Settings
+from switchboard.server.observability.telemetry import Telemetry
 
 T = TypeVar("T")
 

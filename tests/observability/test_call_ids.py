@@ -7,10 +7,10 @@ import re
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server import logs
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.interceptors.call_ids import trace_id_from
+from switchboard.server.observability import logs
 from switchboard.v1 import contacts_pb2
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from switchboard.client import Switchboard
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 
 StartApp = Callable[..., Awaitable[App]]
 

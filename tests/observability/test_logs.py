@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from switchboard.server.logs import configure_logging, mask_personal_data
+from switchboard.server.observability.logs import configure_logging, mask_personal_data
 from tests.process import ServerProcess
 
 

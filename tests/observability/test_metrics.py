@@ -14,9 +14,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from switchboard.client import FailedPreconditionError, NotFoundError, Switchboard, SwitchboardError
-from switchboard.server.app import build_app
-from switchboard.server.config import Settings
-from switchboard.server.telemetry import Telemetry
+from switchboard.server.app.build import build_app
+from switchboard.server.config.settings import Settings
+from switchboard.server.observability.telemetry import Telemetry
 from tests.observability.conftest import Observed, eventually
 
 

@@ -15,9 +15,9 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App, StartupError, build_app
+from switchboard.server.app.build import App, StartupError, build_app
 from switchboard.server.auth.api_keys import generate_key, hash_key
-from switchboard.server.scopes import SCOPE_BY_METHOD
+from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from tests.rawcalls import Rpc, all_rpcs, call_raw
 from tests.security.keys import Signer, jwt_settings
 

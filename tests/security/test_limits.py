@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App
-from switchboard.server.config import Settings
+from switchboard.server.app.build import App
+from switchboard.server.app.transport import server_options
+from switchboard.server.config.settings import Settings
 from switchboard.server.interceptors.ratelimit import TokenBuckets
-from switchboard.server.transport import server_options
 from switchboard.v1 import leads_pb2
 
 StartApp = Callable[..., Awaitable[App]]

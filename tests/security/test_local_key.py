@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App
+from switchboard.server.app.build import App
 from switchboard.server.auth.api_keys import hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cli import main
-from switchboard.server.config import Settings
-from switchboard.server.security_config import JwtSettings
+from switchboard.server.config.security import JwtSettings
+from switchboard.server.config.settings import Settings
 from tests.process import ServerProcess
 
 _KEY_LINE = re.compile(r"-H 'authorization: Bearer (sb_[A-Za-z0-9_-]+)'")
@@ -84,6 +84,6 @@ def test_new_api_key_prints_matching_hash() -> None:
 async def test_auth_without_any_caller_warns(
     start_app: Callable[..., Awaitable[App]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="switchboard.server.app"):
+    with caplog.at_level(logging.WARNING, logger="switchboard.server.app.build"):
         await start_app(auth={"enabled": True})
     assert any("every call" in r.getMessage() for r in caplog.records)

@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from switchboard.client import Switchboard, SwitchboardError
-from switchboard.server.app import App, StartupError, build_app
-from switchboard.server.config import Settings
-from switchboard.server.security_config import TlsSettings
+from switchboard.server.app.build import App, StartupError, build_app
+from switchboard.server.config.security import TlsSettings
+from switchboard.server.config.settings import Settings
 from tests.security.certs import Authority, Pem
 
 StartApp = Callable[..., Awaitable[App]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.server.store.sqlite import connect, migrate
-from switchboard.server.store.sqlite_schema import MIGRATIONS
+from switchboard.server.store.sqlite.schema import MIGRATIONS
+from switchboard.server.store.sqlite.store import connect, migrate
 
 
 def _migrate(path: str) -> None:

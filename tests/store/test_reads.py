@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.server.config import DatabaseSettings
-from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import contacts_pb2
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config import DatabaseSettings
+from switchboard.server.config.settings import DatabaseSettings
 from switchboard.server.store.base import WriteTx
-from switchboard.server.store.sqlite import SqliteStore
+from switchboard.server.store.sqlite.store import SqliteStore
 
 
 @pytest.fixture

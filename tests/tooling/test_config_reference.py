@@ -18,7 +18,7 @@ def test_readme_reference_is_up_to_date() -> None:
 
 
 def test_every_setting_has_a_row() -> None:
-    from switchboard.server.config import Settings
+    from switchboard.server.config.settings import Settings
 
     rendered = table(current_schema())
     for name, field in Settings.model_fields.items():

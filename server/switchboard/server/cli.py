@@ -10,17 +10,17 @@ from pathlib import Path
 
 import click
 
-from switchboard.server.app import StartupError, build_app
+from switchboard.server.app.build import StartupError, build_app
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
+from switchboard.server.cache.siblings import Siblings
 from switchboard.server.commands import register as register_client_commands
-from switchboard.server.config import Settings, SettingsError, load_settings
-from switchboard.server.logs import configure_logging
-from switchboard.server.runtime import check_protobuf_backend, run_event_loop
-from switchboard.server.scopes import ALL_SCOPES
-from switchboard.server.security_config import CallerSettings
-from switchboard.server.siblings import Siblings
-from switchboard.server.workers import notify_ready, supervise
+from switchboard.server.common.scopes import ALL_SCOPES
+from switchboard.server.config.security import CallerSettings
+from switchboard.server.config.settings import Settings, SettingsError, load_settings
+from switchboard.server.observability.logs import configure_logging
+from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop
+from switchboard.server.process.workers import notify_ready, supervise
 
 LOCAL_CALLER = "local-dev"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from switchboard.server.decoding import message_field
+from switchboard.server.api.decoding import message_field
 from switchboard.server.domain.contacts import ContactService
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 

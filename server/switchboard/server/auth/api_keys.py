@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping
 
 from switchboard.server.auth.principal import Principal
-from switchboard.server.security_config import CallerSettings
+from switchboard.server.config.security import CallerSettings
 
 KEY_PREFIX = "sb_"
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from switchboard.server.auth.api_keys import KEY_PREFIX, ApiKeyVerifier
 from switchboard.server.auth.jwt_tokens import JwtVerifier
 from switchboard.server.auth.principal import Principal
+from switchboard.server.config.security import AuthSettings
 from switchboard.server.errors import Unauthenticated
-from switchboard.server.security_config import AuthSettings
 
 _BEARER = "bearer "
 

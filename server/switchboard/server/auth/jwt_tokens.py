@@ -14,8 +14,8 @@ from typing import Any
 import jwt
 
 from switchboard.server.auth.principal import Principal
+from switchboard.server.config.security import JwtSettings
 from switchboard.server.errors import Unauthenticated
-from switchboard.server.security_config import JwtSettings
 
 
 class JwtVerifier:

@@ -17,7 +17,7 @@ from switchboard.server.connectors.base import (
     require,
     require_action,
 )
-from switchboard.server.scoring_rules import STATUSES
+from switchboard.server.rules.scoring import STATUSES
 
 
 class AutomationConnector:

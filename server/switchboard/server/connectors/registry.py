@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from switchboard.server.config import ScoringSettings
+from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
+from switchboard.server.config.settings import ScoringSettings
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
@@ -19,7 +20,6 @@ from switchboard.server.connectors.personalization import PersonalizationConnect
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
 from switchboard.server.connectors.webhook import WebhookConnector
-from switchboard.server.flow_config import ConnectorSettings, TriggerSettings, trigger_calls
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
 _Plain = Callable[[str, Mapping[str, Any], ConnectorState], Connector]

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from switchboard.server.config import ScoringSettings
+from switchboard.server.config.settings import ScoringSettings
 from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
@@ -19,7 +19,7 @@ from switchboard.server.connectors.base import (
     require_action,
 )
 from switchboard.server.errors import PermanentConnectorError
-from switchboard.server.scoring_rules import ActivityRecord, ScoreResult, score_lead, validate_rules
+from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, score_lead, validate_rules
 
 
 class ScoringConnector:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from switchboard.server.common.signing import decode_secret, sign
 from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
@@ -31,7 +32,6 @@ from switchboard.server.connectors.base import (
 )
 from switchboard.server.connectors.http_errors import error_for_status
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
-from switchboard.server.signing import decode_secret, sign
 
 if TYPE_CHECKING:
     import httpx

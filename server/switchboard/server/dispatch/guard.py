@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from switchboard.server.config import DispatchSettings
+from switchboard.server.config.flow import ConnectorSettings
+from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.dispatch.retry import RetryPolicy
-from switchboard.server.flow_config import ConnectorSettings
 
 Clock = Callable[[], float]
 _UNLIMITED = 1_000_000

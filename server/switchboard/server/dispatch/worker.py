@@ -19,18 +19,18 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from switchboard.server.config import DispatchSettings
+from switchboard.server.common.timeutil import now_us
+from switchboard.server.config.flow import ConnectorSettings
+from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
-from switchboard.server.dispatch.outcome import Outcome, record
 from switchboard.server.dispatch.retry import is_retryable
-from switchboard.server.dispatch.waits import WAIT_CONNECTOR
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
-from switchboard.server.flow_config import ConnectorSettings
+from switchboard.server.runs.outcome import Outcome, record
+from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
-from switchboard.server.timeutil import now_us
 from switchboard.v1 import campaigns_pb2
 
 log = logging.getLogger(__name__)

@@ -8,16 +8,17 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from switchboard.server.cache import ContactCache
+from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.common.timeutil import now_us, to_us
+from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.dispatch.notify import RunNotifier
-from switchboard.server.dispatch.outcome import TERMINAL_RUN
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain import contact_rules
 from switchboard.server.domain.contacts import apply_upsert
 from switchboard.server.domain.idempotency import run_once
-from switchboard.server.domain.paging import decode_token, encode_token
-from switchboard.server.domain.runs import start_run
-from switchboard.server.domain.validation import (
+from switchboard.server.errors import NotFound
+from switchboard.server.rules import contacts as contact_rules
+from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.validation import (
     MAX_KEY_NAME,
     Violations,
     check_id,
@@ -26,11 +27,10 @@ from switchboard.server.domain.validation import (
     check_page_size,
     check_struct,
 )
-from switchboard.server.domain.waits import resume_waits
-from switchboard.server.errors import NotFound
-from switchboard.server.flow_config import TriggerSettings
+from switchboard.server.runs.outcome import TERMINAL_RUN
+from switchboard.server.runs.resume import resume_waits
+from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import RunFilter, Store, WriteTx
-from switchboard.server.timeutil import now_us, to_us
 from switchboard.v1 import campaigns_pb2
 
 _EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

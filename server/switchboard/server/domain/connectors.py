@@ -14,17 +14,13 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from opentelemetry import metrics, trace
 
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import now_us, set_ts
+from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.domain.idempotency import request_hash
-from switchboard.server.domain.validation import (
-    MAX_KEY_NAME,
-    Violations,
-    check_idempotency_key,
-    check_length,
-    check_struct,
-)
 from switchboard.server.errors import (
     ConnectorError,
     IdempotencyConflict,
@@ -33,10 +29,14 @@ from switchboard.server.errors import (
     SwitchboardError,
     Unavailable,
 )
-from switchboard.server.flow_config import ConnectorSettings
-from switchboard.server.ids import new_id
+from switchboard.server.rules.validation import (
+    MAX_KEY_NAME,
+    Violations,
+    check_idempotency_key,
+    check_length,
+    check_struct,
+)
 from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
-from switchboard.server.timeutil import now_us, set_ts
 from switchboard.v1 import connectors_pb2
 
 log = logging.getLogger(__name__)

@@ -8,21 +8,12 @@ from dataclasses import dataclass
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.cache import ContactCache, lead_key
+from switchboard.server.cache.read_cache import ContactCache, lead_key
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
+from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain import contact_rules as rules
 from switchboard.server.domain.idempotency import run_once
-from switchboard.server.domain.paging import decode_token, encode_token
-from switchboard.server.domain.runs import start_run
-from switchboard.server.domain.validation import (
-    MAX_LIST_NAME,
-    Violations,
-    check_idempotency_key,
-    check_length,
-    check_page_size,
-    normalize_email,
-    require_lookup,
-)
 from switchboard.server.errors import (
     Aborted,
     AlreadyExists,
@@ -33,10 +24,19 @@ from switchboard.server.errors import (
     Violation,
     status_name,
 )
-from switchboard.server.flow_config import TriggerSettings
-from switchboard.server.ids import new_id
+from switchboard.server.rules import contacts as rules
+from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.validation import (
+    MAX_LIST_NAME,
+    Violations,
+    check_idempotency_key,
+    check_length,
+    check_page_size,
+    normalize_email,
+    require_lookup,
+)
+from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import ReadTx, Store, WriteTx
-from switchboard.server.timeutil import iso, now_us, set_ts, to_us
 from switchboard.v1 import common_pb2, contacts_pb2
 
 Mode = contacts_pb2.UpsertMode

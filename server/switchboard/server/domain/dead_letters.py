@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain.paging import decode_token, encode_token
-from switchboard.server.domain.validation import Violations, check_id, check_page_size
 from switchboard.server.errors import NotFound
+from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.validation import Violations, check_id, check_page_size
 from switchboard.server.store.base import DeadLetter, Store, WriteTx
-from switchboard.server.timeutil import now_us, set_ts
 from switchboard.v1 import campaigns_pb2, connectors_pb2
 
 _REASONS = {

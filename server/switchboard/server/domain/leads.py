@@ -8,16 +8,20 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.cache import ContactCache, lead_key
-from switchboard.server.cache_entries_pb2 import LeadState, StoredActivity
-from switchboard.server.config import ScoringSettings
+from switchboard.server.cache.entries_pb2 import LeadState, StoredActivity
+from switchboard.server.cache.read_cache import ContactCache, lead_key
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import iso, now_us, set_ts, to_datetime, to_us
+from switchboard.server.config.flow import TriggerSettings
+from switchboard.server.config.settings import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain import lead_rules
 from switchboard.server.domain.contacts import read_through
 from switchboard.server.domain.idempotency import run_once
-from switchboard.server.domain.payloads import profile
-from switchboard.server.domain.runs import start_run
-from switchboard.server.domain.validation import (
+from switchboard.server.errors import NotFound, SwitchboardError, status_name
+from switchboard.server.rules import leads as lead_rules
+from switchboard.server.rules.payloads import profile
+from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, score_lead
+from switchboard.server.rules.validation import (
     Violations,
     check_email,
     check_id,
@@ -26,12 +30,8 @@ from switchboard.server.domain.validation import (
     check_struct,
     normalize_email,
 )
-from switchboard.server.errors import NotFound, SwitchboardError, status_name
-from switchboard.server.flow_config import TriggerSettings
-from switchboard.server.ids import new_id
-from switchboard.server.scoring_rules import ActivityRecord, ScoreResult, score_lead
+from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
-from switchboard.server.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
 
 STATUS_EVENT = "lead.status_updated"

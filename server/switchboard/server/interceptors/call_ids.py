@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 
 from switchboard.server.interceptors.chain import Context, Entry
-from switchboard.server.logs import CALL_TRACE_ID
+from switchboard.server.observability.logs import CALL_TRACE_ID
 
 # version-traceid-parentid-flags; an all-zero trace id is invalid per the W3C spec.
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 
+from switchboard.server.common.timeutil import now_us
 from switchboard.server.store.base import Store
-from switchboard.server.timeutil import now_us
 
 log = logging.getLogger(__name__)
 _BATCH = 1000

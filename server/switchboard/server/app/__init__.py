@@ -1,0 +1,1 @@
+"""Composition root: build the server from settings, start it, stop it."""

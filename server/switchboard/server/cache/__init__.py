@@ -1,0 +1,1 @@
+"""The read cache: contacts and lead state, its backends, cross-process invalidation."""

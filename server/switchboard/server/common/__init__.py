@@ -1,0 +1,1 @@
+"""Small shared helpers with no project dependencies: ids, time, signing, scope names."""

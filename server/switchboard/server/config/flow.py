@@ -1,0 +1,164 @@
+"""Settings for what flows through Switchboard: connectors, triggers and inbound webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from switchboard.server.common.signing import decode_secret
+from switchboard.server.config.defaults import DEFAULTS as _DEFAULTS
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ConnectorSettings(_Frozen):
+    """One configured adapter."""
+
+    kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
+    timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt timeout.")
+    max_attempts: int | None = Field(default=None, ge=1, le=100, description="Overrides dispatch.")
+    base_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=1000, description="Steps in flight; overrides dispatch."
+    )
+    rate_per_s: float | None = Field(
+        default=None, gt=0, description="Calls per second (token bucket); none: unlimited."
+    )
+    rate_burst: int = Field(default=1, ge=1, description="Calls allowed at once above the rate.")
+    breaker_failures: int | None = Field(default=None, ge=1, description="Overrides dispatch.")
+    breaker_cooldown_s: float | None = Field(default=None, gt=0, description="Overrides dispatch.")
+    ordered: bool | None = Field(
+        default=None, description="Per-contact ordering; overrides dispatch.per_contact_ordering."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
+
+
+class FallbackSettings(_Frozen):
+    """What a step does when its connector fails for good: another action, or a fixed result."""
+
+    connector: str | None = Field(
+        default=None, description="Fallback connector (default: the step's)."
+    )
+    action: str | None = Field(default=None, description="Fallback action.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The fallback action's params."
+    )
+    result: dict[str, Any] | None = Field(default=None, description="A fixed result instead.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FallbackSettings:
+        if (self.action is None) == (self.result is None):
+            raise ValueError("a fallback needs exactly one of 'action' or 'result'")
+        return self
+
+
+class BranchStepSettings(_Frozen):
+    """One connector call inside a wait step's branch."""
+
+    connector: str = Field(description="A configured connector's name.")
+    action: str = Field(description="One of the connector's actions.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the action.")
+    fallback: FallbackSettings | None = Field(default=None, description="Used when it fails.")
+
+
+class WaitSettings(_Frozen):
+    """Pause the run until an inbound event with the same key arrives, or a timeout."""
+
+    source: str = Field(description="The inbound source whose events resume this wait.")
+    key: str = Field(description="Dotted path in the run's payload, e.g. attributes.app_id.")
+    timeout_s: float = Field(gt=0, description="Seconds before the timeout branch is taken.")
+    timeout_branch: str = Field(default="timeout", description="Branch taken on timeout.")
+    branches: dict[str, list[BranchStepSettings]] = Field(
+        default_factory=dict, description="Steps run after the wait, by branch name."
+    )
+
+
+class StepSettings(_Frozen):
+    """One connector call of a trigger, or a wait (then connector and action stay empty)."""
+
+    connector: str = ""
+    action: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    fallback: FallbackSettings | None = None
+    wait: WaitSettings | None = None
+
+    @model_validator(mode="after")
+    def _call_or_wait(self) -> StepSettings:
+        if (self.wait is None) != bool(self.connector and self.action):
+            raise ValueError("a step needs a connector and an action, or a wait (not both)")
+        return self
+
+
+class TriggerSettings(_Frozen):
+    """An event name's ordered steps."""
+
+    description: str = Field(default="", description="What the flow is for.")
+    steps: list[StepSettings] = Field(min_length=1, description="Run in order.")
+
+
+class InboundSourceSettings(_Frozen):
+    """One third-party app sending webhooks to `POST /webhooks/<name>`."""
+
+    secrets: list[str] = Field(
+        min_length=1, description="`whsec_…` secrets; several are accepted while rotating."
+    )
+    event: str | None = Field(
+        default=None, description="The trigger started for each accepted webhook, if any."
+    )
+    correlation_field: str | None = Field(
+        default=None, description="Dotted path of the key that resumes matching wait steps."
+    )
+    branch_field: str = Field(
+        default="branch", description="Dotted path of the branch name a resumed wait takes."
+    )
+    email_field: str = Field(
+        default="email", description="Dotted path of the contact's email in the JSON body."
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_decode(cls, value: list[str]) -> list[str]:
+        for secret in value:
+            decode_secret(secret)
+        return value
+
+
+class InboundSettings(_Frozen):
+    """The inbound webhook endpoint (HTTP, same process, its own port)."""
+
+    listen: str = Field(
+        default=_DEFAULTS["inbound"]["listen"],
+        description="host:port for inbound webhooks; empty: the endpoint is off.",
+    )
+    max_body_bytes: int = Field(
+        default=_DEFAULTS["inbound"]["max_body_bytes"], ge=1, description="Larger bodies: 413."
+    )
+    tolerance_s: float = Field(
+        default=_DEFAULTS["inbound"]["tolerance_s"],
+        gt=0,
+        description="Accepted clock difference for webhook-timestamp.",
+    )
+    sources: dict[str, InboundSourceSettings] = Field(
+        default_factory=dict, description="Senders by name (the URL path segment)."
+    )
+
+
+def _calls(steps: list[StepSettings]) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call of a trigger: its steps and the steps of its waits' branches."""
+    calls: list[StepSettings | BranchStepSettings] = []
+    for step in steps:
+        if step.wait is None:
+            calls.append(step)
+        else:
+            for branch in step.wait.branches.values():
+                calls.extend(branch)
+    return calls
+
+
+def trigger_calls(trigger: TriggerSettings) -> list[StepSettings | BranchStepSettings]:
+    """Every connector call a trigger can make (for configuration checks)."""
+    return _calls(trigger.steps)

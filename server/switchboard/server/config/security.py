@@ -1,0 +1,196 @@
+"""Settings for limits, keepalive, authentication and TLS (part of `config.Settings`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from switchboard.server.common.scopes import ALL_SCOPES
+from switchboard.server.config.defaults import DEFAULTS
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _d(section: str, key: str) -> Any:
+    value: Any = DEFAULTS
+    for part in (*section.split("."), key):
+        value = value[part]
+    return value
+
+
+class LimitsSettings(_Frozen):
+    """What abuse gets: size, concurrency and rate limits."""
+
+    max_receive_message_bytes: int = Field(
+        default=_d("limits", "max_receive_message_bytes"),
+        ge=1024,
+        description="Largest request message accepted; larger gets RESOURCE_EXHAUSTED.",
+    )
+    max_send_message_bytes: int = Field(
+        default=_d("limits", "max_send_message_bytes"),
+        ge=1024,
+        description="Largest response message sent; larger fails with RESOURCE_EXHAUSTED.",
+    )
+    max_concurrent_rpcs: int = Field(
+        default=_d("limits", "max_concurrent_rpcs"),
+        ge=1,
+        description="Calls handled at once; more get RESOURCE_EXHAUSTED at once (no queue).",
+    )
+    rate_per_s: float = Field(
+        default=_d("limits", "rate_per_s"),
+        ge=0,
+        description="Calls per second per caller (token bucket refill); 0 disables.",
+    )
+    rate_burst: int = Field(
+        default=_d("limits", "rate_burst"), ge=1, description="Token bucket size per caller."
+    )
+    max_tracked_callers: int = Field(
+        default=_d("limits", "max_tracked_callers"),
+        ge=1,
+        description="Rate buckets kept; the least recently seen caller is forgotten first.",
+    )
+
+
+class KeepaliveSettings(_Frozen):
+    """HTTP/2 keepalive and ping policy (grpc core channel arguments)."""
+
+    time_ms: int = Field(
+        default=_d("keepalive", "time_ms"), ge=1000, description="Server pings after idle."
+    )
+    timeout_ms: int = Field(
+        default=_d("keepalive", "timeout_ms"),
+        ge=100,
+        description="A ping unanswered this long closes the connection.",
+    )
+    permit_without_calls: bool = Field(
+        default=_d("keepalive", "permit_without_calls"),
+        description="Allow client pings on connections with no call in flight.",
+    )
+    min_ping_interval_ms: int = Field(
+        default=_d("keepalive", "min_ping_interval_ms"),
+        ge=0,
+        description="Client pings closer together than this (without data) are strikes.",
+    )
+    max_ping_strikes: int = Field(
+        default=_d("keepalive", "max_ping_strikes"),
+        ge=0,
+        description="Strikes before the server closes the connection (GOAWAY); 0: unlimited.",
+    )
+    max_connection_idle_ms: int = Field(
+        default=_d("keepalive", "max_connection_idle_ms"),
+        ge=0,
+        description="Close connections idle this long; 0 never.",
+    )
+
+
+class CallerSettings(_Frozen):
+    """One API-key caller: its scopes and the SHA-256 (hex) of each of its keys."""
+
+    scopes: list[str] = Field(description="Scopes granted, e.g. contacts:read.")
+    key_sha256: list[str] = Field(
+        min_length=1, description="Hex SHA-256 of each valid key; several allow rotation."
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - ALL_SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown} (known: {sorted(ALL_SCOPES)})")
+        return value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not _SHA256_HEX.match(digest):
+                raise ValueError("each key_sha256 must be 64 lower-case hex characters")
+        return value
+
+
+class JwtSettings(_Frozen):
+    """OAuth 2.0 access tokens (JWT): accepted when a JWKS file or URL is set."""
+
+    issuer: str = Field(default=_d("auth.jwt", "issuer"), description="Required `iss`.")
+    audience: str = Field(default=_d("auth.jwt", "audience"), description="Required `aud`.")
+    algorithms: list[str] = Field(
+        default=_d("auth.jwt", "algorithms"), min_length=1, description="Pinned algorithms."
+    )
+    jwks_file: str = Field(default=_d("auth.jwt", "jwks_file"), description="JWKS JSON file.")
+    jwks_url: str = Field(default=_d("auth.jwt", "jwks_url"), description="JWKS URL.")
+    leeway_s: float = Field(
+        default=_d("auth.jwt", "leeway_s"), ge=0, le=300, description="Clock skew allowed."
+    )
+    scope_claim: str = Field(
+        default=_d("auth.jwt", "scope_claim"), description="Claim with space-separated scopes."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """JWTs are accepted only with a key source."""
+        return bool(self.jwks_file or self.jwks_url)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _no_none(cls, value: list[str]) -> list[str]:
+        if any(a.lower() == "none" for a in value):
+            raise ValueError("'none' is never an accepted algorithm")
+        if any(a.startswith("HS") for a in value):
+            raise ValueError("only asymmetric algorithms (RS*, PS*, ES*, EdDSA) with a JWKS")
+        return value
+
+    @model_validator(mode="after")
+    def _issuer_and_audience(self) -> JwtSettings:
+        if self.enabled and not (self.issuer and self.audience):
+            raise ValueError("issuer and audience are required when JWTs are accepted")
+        return self
+
+
+class AuthSettings(_Frozen):
+    """Who gets in: API keys and JWT bearer tokens."""
+
+    enabled: bool = Field(
+        default=_d("auth", "enabled"), description="Require credentials on every RPC."
+    )
+    open_services: list[str] = Field(
+        default=_d("auth", "open_services"),
+        description="Services callable without credentials (health, reflection).",
+    )
+    callers: dict[str, CallerSettings] = Field(
+        default_factory=dict, description="API-key callers by name."
+    )
+    jwt: JwtSettings = Field(default_factory=JwtSettings)
+
+
+class TlsSettings(_Frozen):
+    """TLS (and mutual TLS) on the gRPC port; off while `cert_file` is empty."""
+
+    cert_file: str = Field(default=_d("tls", "cert_file"), description="PEM certificate chain.")
+    key_file: str = Field(default=_d("tls", "key_file"), description="PEM private key.")
+    client_ca_file: str = Field(
+        default=_d("tls", "client_ca_file"), description="PEM CA bundle for client certificates."
+    )
+    require_client_cert: bool = Field(
+        default=_d("tls", "require_client_cert"), description="Mutual TLS: refuse clients without."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """TLS is on when a certificate is configured."""
+        return bool(self.cert_file)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("set both cert_file and key_file, or neither")
+        if self.require_client_cert and not self.client_ca_file:
+            raise ValueError("require_client_cert needs client_ca_file")
+        if self.client_ca_file and not self.cert_file:
+            raise ValueError("client_ca_file needs cert_file and key_file")
+        return self

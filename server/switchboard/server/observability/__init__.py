@@ -1,0 +1,1 @@
+"""Logs, traces and metrics: setup and the masking of personal data."""

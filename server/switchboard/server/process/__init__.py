@@ -1,0 +1,1 @@
+"""The process model: the event loop, the supervisor and its worker processes."""

@@ -1,0 +1,180 @@
+"""Serving on every core: a supervisor forks N worker processes sharing one port.
+
+The fork happens before any gRPC object exists (gRPC's core is not fork-safe once started).
+Each worker runs its own event loop, server, store connections and dispatcher; they share
+the listening port through SO_REUSEPORT (grpcio's default on Linux), so the kernel spreads
+connections across them. SQLite serialises writers across processes; the outbox lease
+keeps two workers from delivering the same step at once.
+
+The supervisor forwards SIGTERM/SIGINT to every worker (each then stops gracefully),
+restarts a worker that dies unexpectedly, and exits 0 when all workers stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from switchboard.server.cache.siblings import Siblings
+from switchboard.server.config.settings import Settings
+from switchboard.server.store.sqlite.store import prepare_database
+
+log = logging.getLogger(__name__)
+WorkerMain = Callable[[Settings, Siblings | None, int], None]
+_RESTART_PAUSE_S = 1.0
+
+
+def reserve_port(listen: str) -> tuple[str, socket.socket]:
+    """Pin port 0 to a concrete free port all workers can share; keep the socket until they bind."""
+    host, _, port = listen.rpartition(":")
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host.strip("[]"), int(port)))
+    return f"{host}:{sock.getsockname()[1]}", sock
+
+
+def supervise(
+    settings: Settings,
+    workers: int,
+    worker_main: WorkerMain,
+    on_ready: Callable[[Settings], None] | None = None,
+) -> int:
+    """Run `workers` copies of `worker_main` in child processes; return the exit code.
+
+    `on_ready(settings)` runs once every worker serves, after the "serving" line, with the
+    settings the workers got (ports pinned).
+    """
+    listen, reservation = reserve_port(settings.listen)
+    settings = settings.model_copy(update={"listen": listen})
+    inbound_reservation = None
+    if settings.inbound.listen:  # the inbound webhook port is shared the same way
+        inbound_listen, inbound_reservation = reserve_port(settings.inbound.listen)
+        inbound = settings.inbound.model_copy(update={"listen": inbound_listen})
+        settings = settings.model_copy(update={"inbound": inbound})
+    prepare_database(settings.database)  # once, before the workers race to create it
+    endpoints = Siblings.create(workers)
+    ready_r, ready_w = os.pipe()
+    children: dict[int, int] = {}
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    # Installed before the first fork (workers reset them) and before "serving" is printed,
+    # so a SIGTERM that follows the announcement is always forwarded, never fatal here.
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for index in range(workers):
+        children[_spawn(settings, endpoints, index, ready_w, worker_main)] = index
+    if not _wait_ready(ready_r, workers, children) and not stopping:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        print("switchboard: a worker failed to start (see above)", file=sys.stderr, flush=True)
+        return 2
+    reservation.close()
+    if inbound_reservation is not None:
+        inbound_reservation.close()
+    print(
+        f"switchboard: serving gRPC on {listen} with {workers} workers; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    if on_ready is not None:
+        on_ready(settings)
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, -1)
+        if index < 0:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if stopping:
+            failed |= code != 0
+            continue
+        log.error("worker %d (pid %d) exited with %d; restarting it", index, pid, code)
+        time.sleep(_RESTART_PAUSE_S)
+        children[_spawn(settings, endpoints, index, ready_w, worker_main)] = index
+    print("switchboard: stopped", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def _spawn(
+    settings: Settings, endpoints: list[Siblings], index: int, ready_w: int, worker_main: WorkerMain
+) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        _stop_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for i, endpoint in enumerate(endpoints):
+            if i != index:
+                endpoint.close()
+        os.environ["SWITCHBOARD_WORKER_READY_FD"] = str(ready_w)
+        worker_main(settings, endpoints[index], index)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("worker %d failed", index)
+    finally:
+        os._exit(code)
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this worker if the supervisor dies, so that a killed
+    supervisor never leaves orphan workers holding the port."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os._exit(1)
+
+
+def notify_ready() -> None:
+    """Called by a worker once it serves; lets the supervisor announce the server."""
+    fd = os.environ.pop("SWITCHBOARD_WORKER_READY_FD", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(int(fd), b".")
+
+
+def _wait_ready(fd: int, workers: int, children: dict[int, int]) -> bool:
+    """True once every worker reported ready; False as soon as one exits before that."""
+    seen = 0
+    while seen < workers:
+        readable, _, _ = select.select([fd], [], [], 0.2)
+        if readable:
+            seen += len(os.read(fd, workers - seen))
+            continue
+        for pid in list(children):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                del children[pid]
+                return False
+    return True

@@ -1,0 +1,137 @@
+"""Recording a delivery outcome on its run, inside one write transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import set_ts
+from switchboard.server.runs.waits import start_wait, take_branch
+from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
+from switchboard.v1 import campaigns_pb2
+
+StepStatus = campaigns_pb2.StepStatus
+RunStatus = campaigns_pb2.RunStatus
+_DONE = (
+    StepStatus.STEP_STATUS_SUCCEEDED,
+    StepStatus.STEP_STATUS_FALLBACK,
+    StepStatus.STEP_STATUS_FAILED,
+)
+TERMINAL_RUN = (RunStatus.RUN_STATUS_SUCCEEDED, RunStatus.RUN_STATUS_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one delivery attempt came to."""
+
+    status: int  # a StepStatus; RETRYING means "try again at retry_at_us"
+    attempts: int
+    result: dict[str, Any] | None = None
+    error: str = ""
+    retry_at_us: int = 0
+    dead_reason: str = ""  # set on FAILED: "retries_exhausted" or "permanent_error"
+    branch: str | None = None  # set when a wait step ends: the branch to take
+
+
+def step_key(run_id: str, index: int) -> str:
+    """The idempotency key a step carries on every attempt, across restarts."""
+    return f"{run_id}:{index}"
+
+
+def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaigns_pb2.Run | None:
+    """Apply `outcome` to the run, advance the outbox, and return the updated run.
+
+    Returns None (and changes nothing) when the step already finished: a duplicate
+    delivery after a lease ran out must not overwrite the first result.
+    """
+    run = tx.run(item.run_id)
+    if run is None or run.steps[item.step_index].status in _DONE:
+        tx.finish_outbox(item.id)
+        return None
+    step = run.steps[item.step_index]
+    step.attempts = outcome.attempts
+    step.error = outcome.error
+    set_ts(step.updated_at, now)
+    step.status = outcome.status  # type: ignore[assignment]  # an int from StepStatus
+    if outcome.status == StepStatus.STEP_STATUS_RETRYING:
+        tx.retry_outbox(item.id, outcome.attempts, outcome.retry_at_us)
+    else:
+        if outcome.result is not None:
+            step.result.CopyFrom(_struct(outcome.result))
+        tx.finish_outbox(item.id)
+        if outcome.status == StepStatus.STEP_STATUS_FAILED:
+            _dead_letter(tx, run, item, outcome, now)
+        plan = item.plan
+        if outcome.branch is not None:
+            plan = take_branch(tx, run, plan, item.step_index, outcome.branch, now)
+        _advance(tx, run, plan, item, now)
+    set_ts(run.updated_at, now)
+    tx.put_run(run)
+    body = {
+        "step": item.step_index,
+        "status": StepStatus.Name(step.status),
+        "attempts": step.attempts,
+    }
+    tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
+    return run
+
+
+def _dead_letter(
+    tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, outcome: Outcome, now: int
+) -> None:
+    step = item.plan["steps"][item.step_index]
+    letter = DeadLetter(
+        id=new_id("d"),
+        run_id=run.id,
+        step_index=item.step_index,
+        connector=step["connector"],
+        action=step["action"],
+        contact_id=run.contact_id,
+        idempotency_key=item.idempotency_key,
+        reason=outcome.dead_reason or "permanent_error",
+        attempts=outcome.attempts,
+        last_error=outcome.error,
+        dead_us=now,
+    )
+    tx.add_dead_letter(letter)
+    body = {"id": letter.id, "step": item.step_index, "reason": letter.reason}
+    tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
+
+
+def queue_step(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, now: int
+) -> None:
+    """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
+    if plan["steps"][index].get("wait"):
+        start_wait(tx, run, plan, index, step_key(run.id, index), now)
+        return
+    connector = plan["steps"][index]["connector"]
+    tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
+
+
+def _advance(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], item: OutboxItem, now: int
+) -> None:
+    nxt = item.step_index + 1
+    if item.advance and nxt < len(run.steps):
+        run.status = RunStatus.RUN_STATUS_RUNNING
+        queue_step(tx, run, plan, nxt, now)
+        return
+    if not all(s.status in _DONE for s in run.steps):
+        # A redriven step finished while later steps are still under way (or the reverse).
+        run.status = RunStatus.RUN_STATUS_RUNNING
+        return
+    failed = any(s.status == StepStatus.STEP_STATUS_FAILED for s in run.steps)
+    run.status = RunStatus.RUN_STATUS_FAILED if failed else RunStatus.RUN_STATUS_SUCCEEDED
+    set_ts(run.finished_at, now)
+
+
+def _struct(value: dict[str, Any]) -> Struct:
+    s = Struct()
+    # Round-trip through JSON so adapter results with tuples or ints encode predictably.
+    s.update(json.loads(json.dumps(value, default=str)))
+    return s

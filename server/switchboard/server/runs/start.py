@@ -1,0 +1,76 @@
+"""Starting a run: its record, its plan and its first outbox row, in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import set_ts
+from switchboard.server.config.flow import TriggerSettings
+from switchboard.server.rules.payloads import contact_payload, struct_dict
+from switchboard.server.runs.outcome import queue_step
+from switchboard.server.store.base import WriteTx
+from switchboard.v1 import campaigns_pb2, contacts_pb2
+
+
+def start_run(
+    tx: WriteTx,
+    event: str,
+    trigger: TriggerSettings,
+    contact: contacts_pb2.Contact,
+    attributes: Struct,
+    now: int,
+    lead: dict[str, Any] | None = None,
+) -> campaigns_pb2.Run:
+    """Create a PENDING run for `event` and queue its first step."""
+    run = campaigns_pb2.Run(
+        id=new_id("r"),
+        event=event,
+        contact_id=contact.id,
+        status=campaigns_pb2.RunStatus.RUN_STATUS_PENDING,
+    )
+    run.attributes.CopyFrom(attributes)
+    set_ts(run.created_at, now)
+    set_ts(run.updated_at, now)
+    for index, step in enumerate(trigger.steps):
+        added = run.steps.add(
+            index=index,
+            connector=step.connector,
+            action=step.action or ("wait" if step.wait else ""),
+            status=campaigns_pb2.StepStatus.STEP_STATUS_PENDING,
+        )
+        set_ts(added.updated_at, now)
+    # The plan freezes the steps as configured now, so a config change or restart cannot
+    # alter a run that is already under way.
+    base: dict[str, Any] = {
+        "event": event,
+        "run_id": run.id,
+        "contact": contact_payload(contact),
+        "attributes": struct_dict(attributes),
+    }
+    if lead is not None:
+        base["lead"] = lead
+    plan = {
+        "base": base,
+        "steps": [
+            {
+                "connector": s.connector,
+                "action": s.action or ("wait" if s.wait else ""),
+                "params": s.params,
+                "fallback": s.fallback.model_dump() if s.fallback else None,
+                "wait": s.wait.model_dump() if s.wait else None,
+            }
+            for s in trigger.steps
+        ],
+    }
+    tx.put_run(run, plan)
+    queue_step(tx, run, plan, 0, now)
+    if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:
+        tx.put_run(run)
+    tx.append_event(
+        "run.started", run.id, json.dumps({"event": event, "contact_id": contact.id}).encode(), now
+    )
+    return run

@@ -1,0 +1,79 @@
+"""Wait steps: a run pauses until a correlated inbound event arrives or a timeout passes.
+
+A wait is an outbox row under the pseudo-connector `WAIT_CONNECTOR`, due at its timeout,
+plus a row in `waits` found by (inbound source, correlation key). Whichever comes first,
+the inbound event (`resume`) or the dispatcher claiming the due row (timeout), ends the
+step as SUCCEEDED with `result.branch`; the branch's steps are inserted right after it, in
+the run and in its plan, and the run goes on. The other path then finds the step done.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from switchboard.server.common.timeutil import set_ts
+from switchboard.server.store.base import WriteTx
+from switchboard.v1 import campaigns_pb2
+
+WAIT_CONNECTOR = "__wait__"
+StepStatus = campaigns_pb2.StepStatus
+
+
+def lookup(data: Any, path: str) -> Any:
+    """The value at a dotted path in nested dicts, or None."""
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def start_wait(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, key: str, now: int
+) -> None:
+    """Park step `index` (a wait) until its event or its timeout."""
+    wait = plan["steps"][index]["wait"]
+    value = lookup(plan["base"], wait["key"])
+    if value is not None and value != "":
+        tx.add_wait(run.id, index, wait["source"], str(value))
+    # With no correlation value no event can match: the wait just runs to its timeout.
+    due = now + int(float(wait["timeout_s"]) * 1_000_000)
+    tx.enqueue_step(run.id, index, WAIT_CONNECTOR, key, due)
+    step = run.steps[index]
+    step.status = StepStatus.STEP_STATUS_WAITING
+    set_ts(step.updated_at, now)
+
+
+def take_branch(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, branch: str, now: int
+) -> dict[str, Any]:
+    """Insert the branch's steps after wait step `index`; return the updated plan."""
+    tx.delete_wait(run.id, index)
+    wait = plan["steps"][index]["wait"]
+    added = wait["branches"].get(branch, [])
+    if not added:
+        return plan
+    plan = copy.deepcopy(plan)
+    plan["steps"][index + 1 : index + 1] = [
+        {
+            "connector": s["connector"],
+            "action": s["action"],
+            "params": s.get("params", {}),
+            "fallback": s.get("fallback"),
+        }
+        for s in added
+    ]
+    steps = list(run.steps)
+    new = [
+        campaigns_pb2.Step(
+            connector=s["connector"], action=s["action"], status=StepStatus.STEP_STATUS_PENDING
+        )
+        for s in added
+    ]
+    for s in new:
+        set_ts(s.updated_at, now)
+    del run.steps[:]
+    for i, s in enumerate([*steps[: index + 1], *new, *steps[index + 1 :]]):
+        s.index = i
+        run.steps.append(s)
+    tx.update_plan(run.id, plan)
+    return plan

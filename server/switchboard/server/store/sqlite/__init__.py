@@ -1,0 +1,1 @@
+"""The SQLite store: schema, transactions, the outbox and the group-commit writer."""

@@ -1,0 +1,263 @@
+"""SQL for every store operation, over one sqlite3 connection (see `base.ReadTx`/`WriteTx`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.sqlite.outbox import OutboxQueries
+from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
+
+
+def _contact(row: tuple[bytes] | None) -> contacts_pb2.Contact | None:
+    return None if row is None else contacts_pb2.Contact.FromString(row[0])
+
+
+def _run(data: bytes) -> campaigns_pb2.Run:
+    return campaigns_pb2.Run.FromString(data)
+
+
+def _us(ts: Any) -> int:
+    return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
+
+
+class SqliteTx(OutboxQueries):
+    """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    # -- contacts ------------------------------------------------------------------------
+    def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:
+        cur = self._db.execute("SELECT data FROM contacts WHERE id = ?", (contact_id,))
+        return _contact(cur.fetchone())
+
+    def contact_by_email(self, email: str) -> contacts_pb2.Contact | None:
+        cur = self._db.execute("SELECT data FROM contacts WHERE email = ?", (email,))
+        return _contact(cur.fetchone())
+
+    def tombstone_by_id(self, contact_id: str) -> Tombstone | None:
+        row = self._db.execute(
+            "SELECT contact_id, deleted_us FROM tombstones WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return Tombstone(row[0], row[1]) if row else None
+
+    def tombstone_by_email_hash(self, email_hash: str) -> Tombstone | None:
+        row = self._db.execute(
+            "SELECT contact_id, deleted_us FROM tombstones WHERE email_hash = ?", (email_hash,)
+        ).fetchone()
+        return Tombstone(row[0], row[1]) if row else None
+
+    def list_contacts(
+        self, list_name: str, updated_after_us: int, cursor: tuple[int, str] | None, limit: int
+    ) -> list[contacts_pb2.Contact]:
+        after = cursor or (updated_after_us, "")
+        if cursor and updated_after_us > cursor[0]:
+            after = (updated_after_us, "")
+        if list_name:
+            sql = (
+                "SELECT c.data FROM contact_lists l JOIN contacts c ON c.id = l.contact_id "
+                "WHERE l.list = ? AND (c.updated_us, c.id) > (?, ?) "
+                "ORDER BY c.updated_us, c.id LIMIT ?"
+            )
+            args: tuple[Any, ...] = (list_name, after[0], after[1], limit)
+        else:
+            sql = (
+                "SELECT data FROM contacts WHERE (updated_us, id) > (?, ?) "
+                "ORDER BY updated_us, id LIMIT ?"
+            )
+            args = (after[0], after[1], limit)
+        return [contacts_pb2.Contact.FromString(r[0]) for r in self._db.execute(sql, args)]
+
+    def put_contact(
+        self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO contacts (id, email, updated_us, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET email = excluded.email, "
+            "updated_us = excluded.updated_us, data = excluded.data",
+            (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
+        )
+        if not lists_changed:
+            return  # the list index is already right: most syncs change other fields
+        if not created:  # a new contact has no rows to drop (an import saves a statement a row)
+            self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact.id,))
+        if contact.lists:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO contact_lists (list, contact_id) VALUES (?, ?)",
+                [(name, contact.id) for name in contact.lists],
+            )
+
+    def erase_contact(self, contact_id: str, email_hash: str, deleted_us: int) -> None:
+        self._db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
+        self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact_id,))
+        self._db.execute("DELETE FROM activities WHERE contact_id = ?", (contact_id,))
+        self._db.execute("DELETE FROM leads WHERE contact_id = ?", (contact_id,))
+        self._db.execute(
+            "INSERT INTO tombstones (contact_id, email_hash, deleted_us) VALUES (?, ?, ?)",
+            (contact_id, email_hash, deleted_us),
+        )
+        # Runs keep a snapshot of the contact for their steps; erasure reduces it to the id.
+        self._db.execute(
+            "UPDATE runs SET plan = json_set(plan, '$.base.contact', json_object('id', ?)) "
+            "WHERE contact_id = ?",
+            (contact_id, contact_id),
+        )
+
+    # -- events and idempotency ----------------------------------------------------------
+    def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int:
+        cur = self._db.execute(
+            "INSERT INTO events (type, aggregate_id, at_us, payload) VALUES (?, ?, ?, ?)",
+            (type_, aggregate_id, at_us, payload),
+        )
+        return int(cur.lastrowid or 0)
+
+    def events(self, aggregate_id: str) -> list[tuple[str, bytes]]:
+        cur = self._db.execute(
+            "SELECT type, payload FROM events WHERE aggregate_id = ? ORDER BY seq", (aggregate_id,)
+        )
+        return [(r[0], r[1]) for r in cur]
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        row = self._db.execute(
+            "SELECT method, request_hash, response FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return IdempotencyRecord(row[0], row[1], row[2]) if row else None
+
+    def put_idempotency(self, key: str, record: IdempotencyRecord, at_us: int) -> None:
+        self._db.execute(
+            "INSERT INTO idempotency (key, method, request_hash, response, at_us) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, record.method, record.request_hash, record.response, at_us),
+        )
+
+    def purge_idempotency(self, before_us: int, limit: int) -> int:
+        cur = self._db.execute(
+            "DELETE FROM idempotency WHERE key IN "
+            "(SELECT key FROM idempotency WHERE at_us < ? ORDER BY at_us LIMIT ?)",
+            (before_us, limit),
+        )
+        return cur.rowcount
+
+    # -- leads ---------------------------------------------------------------------------
+    def lead(self, contact_id: str) -> leads_pb2.Lead | None:
+        row = self._db.execute(
+            "SELECT data FROM leads WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return leads_pb2.Lead.FromString(row[0]) if row else None
+
+    def put_lead(self, lead: leads_pb2.Lead) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO leads (contact_id, data) VALUES (?, ?)",
+            (lead.contact_id, lead.SerializeToString()),
+        )
+
+    def add_activity(
+        self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO activities (id, contact_id, type, occurred_us, value, attributes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (activity_id, contact_id, row.type, row.occurred_us, row.value, attributes),
+        )
+
+    def recent_activities(self, contact_id: str, limit: int) -> list[ActivityRow]:
+        cur = self._db.execute(
+            "SELECT type, occurred_us, value FROM activities WHERE contact_id = ? "
+            "ORDER BY occurred_us DESC LIMIT ?",
+            (contact_id, limit),
+        )
+        return [ActivityRow(r[0], r[1], r[2]) for r in cur]
+
+    def activity_count(self, contact_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM activities WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return int(row[0])
+
+    # -- runs and outbox -----------------------------------------------------------------
+    def run(self, run_id: str) -> campaigns_pb2.Run | None:
+        row = self._db.execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row[0]) if row else None
+
+    def run_plan(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT plan FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def list_runs(
+        self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
+    ) -> list[campaigns_pb2.Run]:
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        for column, value in (("contact_id", flt.contact_id), ("event", flt.event)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.status:
+            where.append("status = ?")
+            args.append(flt.status)
+        if cursor:
+            where.append("(created_us, id) < (?, ?)")
+            args.extend(cursor)
+        sql = (
+            f"SELECT data FROM runs WHERE {' AND '.join(where)} "
+            "ORDER BY created_us DESC, id DESC LIMIT ?"
+        )
+        return [_run(r[0]) for r in self._db.execute(sql, (*args, limit))]
+
+    def put_run(self, run: campaigns_pb2.Run, plan: dict[str, Any] | None = None) -> None:
+        data = run.SerializeToString()
+        if plan is not None:
+            self._db.execute(
+                "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    run.event,
+                    run.contact_id,
+                    run.status,
+                    _us(run.created_at),
+                    data,
+                    json.dumps(plan, separators=(",", ":")),
+                ),
+            )
+        else:
+            self._db.execute(
+                "UPDATE runs SET status = ?, data = ? WHERE id = ?", (run.status, data, run.id)
+            )
+
+    # -- connector state -----------------------------------------------------------------
+    def state_get(self, connector: str, collection: str, key: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT value FROM connector_state WHERE connector = ? AND collection = ? AND key = ?",
+            (connector, collection, key),
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def state_scan(
+        self, connector: str, collection: str, prefix: str, limit: int
+    ) -> list[dict[str, Any]]:
+        cur = self._db.execute(
+            "SELECT value FROM connector_state WHERE connector = ? AND collection = ? "
+            "AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
+            (connector, collection, prefix, len(prefix), prefix, limit),
+        )
+        return [dict(json.loads(r[0])) for r in cur]
+
+    def state_put(self, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO connector_state (connector, collection, key, value) "
+            "VALUES (?, ?, ?, ?)",
+            (connector, collection, key, json.dumps(value, separators=(",", ":"))),
+        )
+
+    def state_delete(self, connector: str, collection: str, key: str) -> bool:
+        cur = self._db.execute(
+            "DELETE FROM connector_state WHERE connector = ? AND collection = ? AND key = ?",
+            (connector, collection, key),
+        )
+        return cur.rowcount > 0

@@ -1,0 +1,177 @@
+"""Group commit for the one write connection: use-cases run on the event loop, COMMIT in a thread.
+
+Writes queue up while a batch is being committed. The next batch takes every waiting job,
+runs each small one on the event loop inside its own SAVEPOINT (so one failing use-case rolls
+back alone), then hands the COMMIT, with its fsync, to a thread: one fsync for many
+acknowledged writes, and the event loop keeps serving while the disk works. A caller's
+`await` resolves only after that COMMIT returned.
+
+Why not a writer thread for everything: handing each job to a thread and its result back
+(futures, wake-ups, GIL switches) cost more CPU than the SQL itself. Bulk jobs (an import
+chunk, a purge) still run in the thread, so that they do not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.server.errors import Unavailable
+from switchboard.server.store.sqlite.tx import SqliteTx
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[SqliteTx], Any]
+    future: asyncio.Future[Any]
+    bulk: bool
+    result: Any = None
+    error: Exception | None = None
+
+
+class WriteBatcher:
+    """Owns the write connection; `submit` from the event loop the batcher was opened on."""
+
+    def __init__(self, db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+        self._db = db
+        self._tx = SqliteTx(db)
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._loop = asyncio.get_running_loop()
+        self._thread = ThreadPoolExecutor(1, "sqlite-commit")
+        self._pending: list[_Job] = []
+        self._running = False  # a batch is between BEGIN and the end of its COMMIT
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    def submit(self, fn: Callable[[SqliteTx], Any], bulk: bool) -> asyncio.Future[Any]:
+        """Queue `fn`; the future resolves once its transaction has committed."""
+        if self._closed:
+            raise Unavailable("the store is closing")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append(_Job(fn, future, bulk))
+        if not self._running:
+            self._running = True
+            self._idle.clear()
+            # Not at once: callers already runnable in this loop iteration join the batch.
+            self._loop.call_soon(self._start)
+        return future
+
+    async def close(self) -> None:
+        """Commit what is queued, then close the connection and the thread."""
+        self._closed = True
+        await self._idle.wait()
+        await self._loop.run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown(wait=True)
+
+    def _start(self) -> None:
+        batch = [job for job in self._pending[:MAX_BATCH] if not job.future.cancelled()]
+        del self._pending[:MAX_BATCH]
+        if not batch:
+            self._done()
+            return
+        try:
+            began = self._begin_without_waiting()
+        except Exception as exc:  # never leave the writer marked busy with nobody to finish
+            self._fail(batch, exc)
+            return
+        if began:
+            self._run(batch)
+        else:  # another process holds the write lock: wait for it off the event loop
+            waiting = self._loop.run_in_executor(self._thread, self._begin_waiting)
+            waiting.add_done_callback(lambda f: self._after_wait(f, batch))
+
+    def _begin_without_waiting(self) -> bool:
+        db = self._db
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            return False
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        return True
+
+    def _begin_waiting(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _after_wait(self, waited: asyncio.Future[None], batch: list[_Job]) -> None:
+        error = waited.exception()
+        if error is not None:
+            self._fail(batch, error)
+        else:
+            self._run(batch)
+
+    def _run(self, batch: list[_Job]) -> None:
+        try:
+            for job in batch:
+                if not job.bulk:
+                    self._apply(job)
+        except Exception as exc:  # a savepoint itself failed: the batch is lost
+            self._fail(batch, exc)
+            return
+        committing = self._loop.run_in_executor(self._thread, self._commit, batch)
+        committing.add_done_callback(lambda f: self._after_commit(f, batch))
+
+    def _apply(self, job: _Job) -> None:
+        db = self._db
+        db.execute("SAVEPOINT job")
+        try:
+            job.result = job.fn(self._tx)
+        except Exception as exc:
+            db.execute("ROLLBACK TO job")
+            job.error = exc
+        db.execute("RELEASE job")
+
+    def _commit(self, batch: list[_Job]) -> None:
+        # On the commit thread: the bulk jobs, then COMMIT (the event loop does not touch
+        # the connection until this returns).
+        for job in batch:
+            if job.bulk:
+                self._apply(job)
+        self._db.execute("COMMIT")
+
+    def _after_commit(self, committing: asyncio.Future[None], batch: list[_Job]) -> None:
+        error = committing.exception()
+        if error is not None:
+            self._fail(batch, error)
+            return
+        for job in batch:
+            if job.future.cancelled():
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)
+        self._done()
+
+    def _fail(self, batch: list[_Job], exc: BaseException) -> None:
+        log.error("store write batch failed", exc_info=exc)
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rolling back the failed batch failed")
+        failure = Unavailable(f"the store could not commit: {exc}")
+        for job in batch:
+            if not job.future.done():
+                job.future.set_exception(failure)
+        self._done()
+
+    def _done(self) -> None:
+        if self._pending:
+            self._loop.call_soon(self._start)
+        else:
+            self._running = False
+            self._idle.set()
