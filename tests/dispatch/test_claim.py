@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ClaimFilter, OutboxItem, WriteTx
 from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import campaigns_pb2
@@ -30,7 +31,7 @@ async def _queue(store: SqliteStore, rows: list[tuple[str, str, str]]) -> None:
         for i, (run_id, contact_id, connector) in enumerate(rows):
             run = campaigns_pb2.Run(id=run_id, event="e", contact_id=contact_id)
             if tx.run(run_id) is None:
-                tx.put_run(run, {"base": {}, "steps": []})
+                tx.put_run(run, Plan({}, ()))
             tx.enqueue_step(run_id, i, connector, f"{run_id}:{i}", NOW)
 
     await store.write(work)

@@ -281,5 +281,5 @@ async def test_erasure_reaches_connected_tools_and_old_runs(sb: Switchboard, app
     for run_id in (signup.id, finished.id):
         plan = await app.store.read(lambda tx, rid=run_id: tx.run_plan(rid))
         assert plan is not None
-        assert plan["base"]["contact"]["id"] == cid
-        assert "gdpr@example.com" not in json.dumps(plan)
+        assert plan.base["contact"]["id"] == cid
+        assert "gdpr@example.com" not in plan.to_json()

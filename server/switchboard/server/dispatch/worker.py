@@ -28,6 +28,7 @@ from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
+from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
 from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
@@ -156,13 +157,13 @@ class Dispatcher:
         self.wake()
 
     async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
-        step = item.plan["steps"][item.step_index]
+        step = item.plan.steps[item.step_index]
         if item.connector == WAIT_CONNECTOR:
-            branch = step["wait"]["timeout_branch"]
+            branch = step.wait.timeout_branch if step.wait else "timeout"
             result = {"branch": branch, "timed_out": True}
             return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, 1, result=result, branch=branch)
         if guard is None:
-            error = f"permanent: connector {step['connector']!r} is not configured"
+            error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
         if not guard.breaker.allow():
             # Not a failed attempt: the step waits, its attempt budget untouched.
@@ -181,15 +182,15 @@ class Dispatcher:
         return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
 
     async def _guarded_invoke(
-        self, guard: ConnectorGuard, step: dict[str, Any], item: OutboxItem, attempt: int
+        self, guard: ConnectorGuard, step: PlanStep, item: OutboxItem, attempt: int
     ) -> dict[str, Any]:
-        return await self._through(guard, step["action"], step["params"], item, attempt)
+        return await self._through(guard, step.action, step.params, item, attempt)
 
     async def _through(
         self,
         guard: ConnectorGuard,
         action: str,
-        params: dict[str, Any],
+        params: Mapping[str, Any],
         item: OutboxItem,
         attempt: int,
     ) -> dict[str, Any]:
@@ -212,7 +213,7 @@ class Dispatcher:
     async def _failed(
         self,
         item: OutboxItem,
-        step: dict[str, Any],
+        step: PlanStep,
         guard: ConnectorGuard,
         attempt: int,
         exc: Exception,
@@ -240,24 +241,24 @@ class Dispatcher:
         return await self._give_up(item, step, attempt, error, decision.reason)
 
     async def _give_up(
-        self, item: OutboxItem, step: dict[str, Any], attempts: int, error: str, reason: str
+        self, item: OutboxItem, step: PlanStep, attempts: int, error: str, reason: str
     ) -> Outcome:
         failed = Outcome(StepStatus.STEP_STATUS_FAILED, attempts, error=error, dead_reason=reason)
-        fallback = step.get("fallback")
-        if not fallback:
+        fallback = step.fallback
+        if fallback is None:
             return failed
-        if fallback.get("result") is not None:
+        if fallback.result is not None:
             return Outcome(
-                StepStatus.STEP_STATUS_FALLBACK, attempts, result=fallback["result"], error=error
+                StepStatus.STEP_STATUS_FALLBACK, attempts, result=dict(fallback.result), error=error
             )
-        connector = fallback.get("connector") or step["connector"]
+        connector = fallback.connector or step.connector
         guard = self._guards.get(connector)
-        params = fallback.get("params", {})
+        action = fallback.action or ""
         try:
             if guard is None:
-                result = await self._invoke(connector, fallback["action"], params, item, 1)
+                result = await self._invoke(connector, action, fallback.params, item, 1)
             elif guard.breaker.allow():
-                result = await self._through(guard, fallback["action"], params, item, 1)
+                result = await self._through(guard, action, fallback.params, item, 1)
             else:
                 raise RetryableConnectorError(f"circuit open for connector {connector!r}")
         except Exception as exc:
@@ -270,13 +271,13 @@ class Dispatcher:
         return Outcome(StepStatus.STEP_STATUS_FALLBACK, attempts, result=result, error=error)
 
     async def _invoke(
-        self, name: str, action: str, params: dict[str, Any], item: OutboxItem, attempt: int
+        self, name: str, action: str, params: Mapping[str, Any], item: OutboxItem, attempt: int
     ) -> dict[str, Any]:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
         timeout = self._connector_settings[name].timeout_s
-        payload = {**item.plan["base"], "step": item.step_index, "params": params}
+        payload = {**item.plan.base, "step": item.step_index, "params": dict(params)}
         async with self._telemetry.attempt(
             name, action, run_id=item.run_id, attempt=attempt
         ) as metadata:

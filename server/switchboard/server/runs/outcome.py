@@ -10,6 +10,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
+from switchboard.server.rules.plan import Plan
 from switchboard.server.runs.waits import start_wait, take_branch
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
 from switchboard.v1 import campaigns_pb2
@@ -83,13 +84,13 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
 def _dead_letter(
     tx: WriteTx, run: campaigns_pb2.Run, item: OutboxItem, outcome: Outcome, now: int
 ) -> None:
-    step = item.plan["steps"][item.step_index]
+    step = item.plan.steps[item.step_index]
     letter = DeadLetter(
         id=new_id("d"),
         run_id=run.id,
         step_index=item.step_index,
-        connector=step["connector"],
-        action=step["action"],
+        connector=step.connector,
+        action=step.action,
         contact_id=run.contact_id,
         idempotency_key=item.idempotency_key,
         reason=outcome.dead_reason or "permanent_error",
@@ -103,18 +104,18 @@ def _dead_letter(
 
 
 def queue_step(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, now: int
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int
 ) -> None:
     """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
-    if plan["steps"][index].get("wait"):
+    if plan.steps[index].wait is not None:
         start_wait(tx, run, plan, index, step_key(run.id, index), now)
         return
-    connector = plan["steps"][index]["connector"]
+    connector = plan.steps[index].connector
     tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
 
 
 def _advance(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], item: OutboxItem, now: int
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, now: int
 ) -> None:
     nxt = item.step_index + 1
     if item.advance and nxt < len(run.steps):

@@ -11,6 +11,7 @@ from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.rules.payloads import contact_payload, struct_dict
+from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
 from switchboard.v1 import campaigns_pb2, contacts_pb2
@@ -53,19 +54,7 @@ def start_run(
     }
     if lead is not None:
         base["lead"] = lead
-    plan = {
-        "base": base,
-        "steps": [
-            {
-                "connector": s.connector,
-                "action": s.action or ("wait" if s.wait else ""),
-                "params": s.params,
-                "fallback": s.fallback.model_dump() if s.fallback else None,
-                "wait": s.wait.model_dump() if s.wait else None,
-            }
-            for s in trigger.steps
-        ],
-    }
+    plan = Plan(base, tuple(PlanStep.from_settings(s) for s in trigger.steps))
     tx.put_run(run, plan)
     queue_step(tx, run, plan, 0, now)
     if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:

@@ -9,10 +9,10 @@ the run and in its plan, and the run goes on. The other path then finds the step
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from switchboard.server.common.timeutil import set_ts
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import WriteTx
 from switchboard.v1 import campaigns_pb2
 
@@ -28,15 +28,16 @@ def lookup(data: Any, path: str) -> Any:
 
 
 def start_wait(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, key: str, now: int
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, key: str, now: int
 ) -> None:
     """Park step `index` (a wait) until its event or its timeout."""
-    wait = plan["steps"][index]["wait"]
-    value = lookup(plan["base"], wait["key"])
+    wait = plan.steps[index].wait
+    assert wait is not None, "start_wait called for a step that is not a wait"
+    value = lookup(plan.base, wait.key)
     if value is not None and value != "":
-        tx.add_wait(run.id, index, wait["source"], str(value))
+        tx.add_wait(run.id, index, wait.source, str(value))
     # With no correlation value no event can match: the wait just runs to its timeout.
-    due = now + int(float(wait["timeout_s"]) * 1_000_000)
+    due = now + int(wait.timeout_s * 1_000_000)
     tx.enqueue_step(run.id, index, WAIT_CONNECTOR, key, due)
     step = run.steps[index]
     step.status = StepStatus.STEP_STATUS_WAITING
@@ -44,28 +45,19 @@ def start_wait(
 
 
 def take_branch(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: dict[str, Any], index: int, branch: str, now: int
-) -> dict[str, Any]:
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, branch: str, now: int
+) -> Plan:
     """Insert the branch's steps after wait step `index`; return the updated plan."""
     tx.delete_wait(run.id, index)
-    wait = plan["steps"][index]["wait"]
-    added = wait["branches"].get(branch, [])
+    extended = plan.with_branch(index, branch)
+    added = extended.steps[index + 1 : index + 1 + len(extended.steps) - len(plan.steps)]
     if not added:
         return plan
-    plan = copy.deepcopy(plan)
-    plan["steps"][index + 1 : index + 1] = [
-        {
-            "connector": s["connector"],
-            "action": s["action"],
-            "params": s.get("params", {}),
-            "fallback": s.get("fallback"),
-        }
-        for s in added
-    ]
+    plan = extended
     steps = list(run.steps)
     new = [
         campaigns_pb2.Step(
-            connector=s["connector"], action=s["action"], status=StepStatus.STEP_STATUS_PENDING
+            connector=s.connector, action=s.action, status=StepStatus.STEP_STATUS_PENDING
         )
         for s in added
     ]

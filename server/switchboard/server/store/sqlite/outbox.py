@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ClaimFilter, DeadLetter, OutboxItem
 
 # The connectors that have rows at all, one index seek each (a DISTINCT would read the index).
@@ -93,7 +94,7 @@ class OutboxQueries:
             "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in picked]
         )
         return [
-            OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+            OutboxItem(r[0], r[1], r[2], r[3], r[4], Plan.from_json(r[5]), r[6], r[7], bool(r[8]))
             for r in picked
         ]
 
@@ -115,7 +116,8 @@ class OutboxQueries:
         ).fetchone()
         if r is None:
             return None
-        return OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+        plan = Plan.from_json(r[5])
+        return OutboxItem(r[0], r[1], r[2], r[3], r[4], plan, r[6], r[7], bool(r[8]))
 
     # -- wait steps ----------------------------------------------------------------------
     def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None:
@@ -137,10 +139,10 @@ class OutboxQueries:
         )
         return [(r[0], r[1]) for r in cur]
 
-    def update_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+    def update_plan(self, run_id: str, plan: Plan) -> None:
         self._db.execute(
             "UPDATE runs SET plan = ? WHERE id = ?",
-            (json.dumps(plan, separators=(",", ":")), run_id),
+            (plan.to_json(), run_id),
         )
 
     def outbox_depth(self) -> int:

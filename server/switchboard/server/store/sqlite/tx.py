@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.sqlite.outbox import OutboxQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
@@ -184,9 +185,9 @@ class SqliteTx(OutboxQueries):
         row = self._db.execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run(row[0]) if row else None
 
-    def run_plan(self, run_id: str) -> dict[str, Any] | None:
+    def run_plan(self, run_id: str) -> Plan | None:
         row = self._db.execute("SELECT plan FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        return Plan.from_json(row[0]) if row else None
 
     def list_runs(
         self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
@@ -209,7 +210,7 @@ class SqliteTx(OutboxQueries):
         )
         return [_run(r[0]) for r in self._db.execute(sql, (*args, limit))]
 
-    def put_run(self, run: campaigns_pb2.Run, plan: dict[str, Any] | None = None) -> None:
+    def put_run(self, run: campaigns_pb2.Run, plan: Plan | None = None) -> None:
         data = run.SerializeToString()
         if plan is not None:
             self._db.execute(
@@ -222,7 +223,7 @@ class SqliteTx(OutboxQueries):
                     run.status,
                     _us(run.created_at),
                     data,
-                    json.dumps(plan, separators=(",", ":")),
+                    plan.to_json(),
                 ),
             )
         else:

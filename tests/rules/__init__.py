@@ -1,0 +1,1 @@
+"""Direct tests of the pure rules (no server, no I/O)."""
