@@ -14,7 +14,7 @@ from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import apply_upsert
-from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import NotFound
 from switchboard.server.rules import contacts as contact_rules
 from switchboard.server.rules.paging import decode_token, encode_token
@@ -80,30 +80,21 @@ class CampaignService:
         v.raise_if_any()
         trigger = self.trigger_for(req.event)
 
-        touched: list[bool] = []  # the contact was written: its cache entries must go
+        def work(tx: WriteTx, now: int) -> tuple[campaigns_pb2.TriggerCampaignResponse, bool]:
+            upserted = apply_upsert(tx, contact, now)
+            run = start_run(tx, req.event, trigger, upserted.contact, req.attributes, now)
+            # A written contact's cache entries must go.
+            return campaigns_pb2.TriggerCampaignResponse(run=run), upserted.changed
 
-        def work(tx: WriteTx) -> campaigns_pb2.TriggerCampaignResponse:
-            def compute() -> campaigns_pb2.TriggerCampaignResponse:
-                now = now_us()
-                upserted = apply_upsert(tx, contact, now)
-                stored = upserted.contact
-                if upserted.changed:
-                    touched.append(True)
-                run = start_run(tx, req.event, trigger, stored, req.attributes, now)
-                return campaigns_pb2.TriggerCampaignResponse(run=run)
-
-            resp, _ = run_once(
-                tx,
-                req.idempotency_key,
-                "TriggerCampaign",
-                req,
-                campaigns_pb2.TriggerCampaignResponse,
-                compute,
-                now_us(),
-            )
-            return resp
-
-        run = (await self._store.write(work)).run
+        resp, touched = await write_once(
+            self._store,
+            "TriggerCampaign",
+            req,
+            req.idempotency_key,
+            campaigns_pb2.TriggerCampaignResponse,
+            work,
+        )
+        run = resp.run
         if touched:
             await self._cache.invalidate(run.contact_id, contact.email)
         self._dispatcher.wake()

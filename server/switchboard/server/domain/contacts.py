@@ -13,7 +13,7 @@ from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import (
     Aborted,
     AlreadyExists,
@@ -204,29 +204,22 @@ class ContactService:
         if not incoming.id and not incoming.email:
             v.add("contact", "set contact.id to update, or contact.email to create or update")
         v.raise_if_any()
-        previous: list[str] = []
 
-        def work(tx: WriteTx) -> contacts_pb2.UpsertContactResponse:
-            def compute() -> contacts_pb2.UpsertContactResponse:
-                out = apply_upsert(tx, incoming, now_us(), mask, req.expected_version, req.mode)
-                if out.changed:
-                    previous.append(out.previous_email)
-                return contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
+        def work(tx: WriteTx, now: int) -> tuple[contacts_pb2.UpsertContactResponse, str | None]:
+            out = apply_upsert(tx, incoming, now, mask, req.expected_version, req.mode)
+            resp = contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
+            return resp, out.previous_email if out.changed else None
 
-            resp, _ = run_once(
-                tx,
-                req.idempotency_key,
-                "UpsertContact",
-                req,
-                contacts_pb2.UpsertContactResponse,
-                compute,
-                now_us(),
-            )
-            return resp
-
-        resp = await self._store.write(work)
-        if previous:  # else nothing was written: an unchanged contact or a replayed key
-            await self._cache.invalidate(resp.contact.id, resp.contact.email, *previous)
+        resp, previous = await write_once(
+            self._store,
+            "UpsertContact",
+            req,
+            req.idempotency_key,
+            contacts_pb2.UpsertContactResponse,
+            work,
+        )
+        if previous is not None:  # else nothing was written: unchanged, or a replayed key
+            await self._cache.invalidate(resp.contact.id, resp.contact.email, previous)
         return resp
 
     async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:

@@ -4,14 +4,53 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from google.protobuf.message import Message
 
+from switchboard.server.common.timeutil import now_us
 from switchboard.server.errors import IdempotencyConflict
-from switchboard.server.store.base import IdempotencyRecord, WriteTx
+from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+
+class Written(NamedTuple, Generic[M, T]):
+    """The answer of an idempotent write, and what its work reported besides (None on replay)."""
+
+    response: M
+    effect: T | None
+
+
+async def write_once(
+    store: Store,
+    method: str,
+    request: Message,
+    key: str,
+    response_type: type[M],
+    work: Callable[[WriteTx, int], tuple[M, T]],
+) -> Written[M, T]:
+    """Run `work(tx, now_us)` in one write transaction, at most once per idempotency `key`.
+
+    `work` returns the response and an effect for the caller (e.g. which cache entries the
+    write made stale); a repeated key returns the stored response with no effect, because
+    nothing was written the second time.
+    """
+
+    def transaction(tx: WriteTx) -> Written[M, T]:
+        now = now_us()
+        effect: list[T] = []
+
+        def compute() -> M:
+            response, done = work(tx, now)
+            effect.append(done)
+            return response
+
+        response, _ = run_once(tx, key, method, request, response_type, compute, now)
+        return Written(response, effect[0] if effect else None)
+
+    return await store.write(transaction)
 
 
 def request_hash(request: Message) -> str:

@@ -16,11 +16,11 @@ from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.config.settings import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import read_through
-from switchboard.server.domain.idempotency import run_once
+from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import NotFound, SwitchboardError, status_name
 from switchboard.server.rules import leads as lead_rules
 from switchboard.server.rules.payloads import profile
-from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, score_lead
+from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, ScoringEngine
 from switchboard.server.rules.validation import (
     Violations,
     check_email,
@@ -85,6 +85,7 @@ class LeadService:
         self._store = store
         self._cache = cache
         self._rules = rules
+        self._engine = ScoringEngine(rules)
         self._triggers = triggers
         self._dispatcher = dispatcher
 
@@ -104,7 +105,7 @@ class LeadService:
     ) -> ScoreResult:
         records = [ActivityRecord(r.type, to_datetime(r.occurred_us), r.value) for r in rows]
         status = lead_rules.status_name(lead.status)
-        return score_lead(profile(contact), records, status, self._rules, to_datetime(now))
+        return self._engine.score(profile(contact), records, status, to_datetime(now))
 
     async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
         """The contact, through the contact cache."""
@@ -166,39 +167,34 @@ class LeadService:
         v.raise_if_any()
         kind = leads_pb2.ActivityType.Name(act.type).removeprefix("ACTIVITY_TYPE_").lower()
 
-        def work(tx: WriteTx) -> leads_pb2.RecordActivityResponse:
-            def compute() -> leads_pb2.RecordActivityResponse:
-                now = now_us()
-                contact = _resolve(tx, contact_id, email)
-                activity_id = new_id("a")
-                tx.add_activity(
-                    activity_id,
-                    contact.id,
-                    ActivityRow(kind, occurred, act.value),
-                    act.attributes.SerializeToString(),
-                )
-                lead = self._lead(tx, contact)
-                self._rescore(tx, contact, lead, now)
-                tx.put_lead(lead)
-                tx.append_event(
-                    "lead.activity_recorded",
-                    contact.id,
-                    json.dumps({"activity_id": activity_id, "type": kind}).encode(),
-                    now,
-                )
-                return leads_pb2.RecordActivityResponse(activity_id=activity_id, lead=lead)
+        def work(tx: WriteTx, now: int) -> tuple[leads_pb2.RecordActivityResponse, None]:
+            contact = _resolve(tx, contact_id, email)
+            activity_id = new_id("a")
+            tx.add_activity(
+                activity_id,
+                contact.id,
+                ActivityRow(kind, occurred, act.value),
+                act.attributes.SerializeToString(),
+            )
+            lead = self._lead(tx, contact)
+            self._rescore(tx, contact, lead, now)
+            tx.put_lead(lead)
+            tx.append_event(
+                "lead.activity_recorded",
+                contact.id,
+                json.dumps({"activity_id": activity_id, "type": kind}).encode(),
+                now,
+            )
+            return leads_pb2.RecordActivityResponse(activity_id=activity_id, lead=lead), None
 
-            return run_once(
-                tx,
-                req.idempotency_key,
-                "RecordActivity",
-                req,
-                leads_pb2.RecordActivityResponse,
-                compute,
-                now_us(),
-            )[0]
-
-        resp = await self._store.write(work)
+        resp, _ = await write_once(
+            self._store,
+            "RecordActivity",
+            req,
+            req.idempotency_key,
+            leads_pb2.RecordActivityResponse,
+            work,
+        )
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
         return resp
 
@@ -247,49 +243,42 @@ class LeadService:
         v.raise_if_any()
         trigger = self._triggers.get(STATUS_EVENT)
 
-        def work(tx: WriteTx) -> leads_pb2.UpdateLeadStatusResponse:
-            def compute() -> leads_pb2.UpdateLeadStatusResponse:
-                now = now_us()
-                contact = _resolve(tx, contact_id, email)
-                lead = self._lead(tx, contact)
-                previous = lead.status
-                lead_rules.check_transition(previous, req.status)
-                resp = leads_pb2.UpdateLeadStatusResponse()
-                if previous != req.status:
-                    lead.status = req.status
-                    set_ts(lead.status_changed_at, now)
-                self._rescore(tx, contact, lead, now)
-                tx.put_lead(lead)
-                if previous != req.status:
-                    body = {
-                        "from": lead_rules.status_name(previous),
-                        "to": lead_rules.status_name(req.status),
-                        "reason": req.reason,
-                    }
-                    tx.append_event(
-                        "lead.status_changed", contact.id, json.dumps(body).encode(), now
-                    )
-                    if trigger is not None:
-                        payload = self._lead_payload(tx, contact, previous, req.status)
-                        attrs = Struct()
-                        attrs.update({"reason": req.reason})
-                        resp.run_id = start_run(
-                            tx, STATUS_EVENT, trigger, contact, attrs, now, payload
-                        ).id
-                resp.lead.CopyFrom(lead)
-                return resp
+        def work(tx: WriteTx, now: int) -> tuple[leads_pb2.UpdateLeadStatusResponse, None]:
+            contact = _resolve(tx, contact_id, email)
+            lead = self._lead(tx, contact)
+            previous = lead.status
+            lead_rules.check_transition(previous, req.status)
+            resp = leads_pb2.UpdateLeadStatusResponse()
+            if previous != req.status:
+                lead.status = req.status
+                set_ts(lead.status_changed_at, now)
+            self._rescore(tx, contact, lead, now)
+            tx.put_lead(lead)
+            if previous != req.status:
+                body = {
+                    "from": lead_rules.status_name(previous),
+                    "to": lead_rules.status_name(req.status),
+                    "reason": req.reason,
+                }
+                tx.append_event("lead.status_changed", contact.id, json.dumps(body).encode(), now)
+                if trigger is not None:
+                    payload = self._lead_payload(tx, contact, previous, req.status)
+                    attrs = Struct()
+                    attrs.update({"reason": req.reason})
+                    resp.run_id = start_run(
+                        tx, STATUS_EVENT, trigger, contact, attrs, now, payload
+                    ).id
+            resp.lead.CopyFrom(lead)
+            return resp, None
 
-            return run_once(
-                tx,
-                req.idempotency_key,
-                "UpdateLeadStatus",
-                req,
-                leads_pb2.UpdateLeadStatusResponse,
-                compute,
-                now_us(),
-            )[0]
-
-        resp = await self._store.write(work)
+        resp, _ = await write_once(
+            self._store,
+            "UpdateLeadStatus",
+            req,
+            req.idempotency_key,
+            leads_pb2.UpdateLeadStatusResponse,
+            work,
+        )
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
         if resp.run_id:
             self._dispatcher.wake()
