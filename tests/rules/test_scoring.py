@@ -13,12 +13,23 @@ from switchboard.server.rules.scoring import (
     ActivityRecord,
     Reason,
     ScoreResult,
+    ScoringEngine,
     grade_for,
-    score_lead,
     validate_rules,
 )
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def score_lead(
+    profile: dict[str, Any],
+    activities: list[ActivityRecord],
+    status: str,
+    rules: ScoringSettings,
+    now: datetime,
+) -> ScoreResult:
+    """One lead under `rules`: a fresh engine each time, so each test's rules apply."""
+    return ScoringEngine(rules).score(profile, activities, status, now)
 
 
 def ago(days: float) -> datetime:
@@ -182,6 +193,12 @@ def test_grade_for(score: int, grade: str) -> None:
 
 def test_default_rules_are_valid(defaults: ScoringSettings) -> None:
     validate_rules(defaults)
+
+
+def test_an_engine_refuses_unknown_rule_keys_when_it_is_built() -> None:
+    bad = ScoringSettings.model_validate({"activity_points": {"carrier_pigeon": 5}})
+    with pytest.raises(ValueError, match="carrier_pigeon"):
+        ScoringEngine(bad)
 
 
 def test_validate_rules_names_every_unknown_key() -> None:

@@ -19,7 +19,7 @@ from switchboard.server.connectors.base import (
     require_action,
 )
 from switchboard.server.errors import PermanentConnectorError
-from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, score_lead, validate_rules
+from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, ScoringEngine
 
 
 class ScoringConnector:
@@ -37,11 +37,10 @@ class ScoringConnector:
     ) -> None:
         reject_unknown_options(name, self.kind, options)
         try:
-            validate_rules(rules)
+            self.engine = ScoringEngine(rules)
         except ValueError as exc:
             raise ValueError(f"connector {name!r}: {exc}") from exc
         self.name = name
-        self.rules = rules
         self._state = state
 
     async def invoke(self, action: str, payload: JsonDict, ctx: InvokeContext) -> JsonDict:
@@ -55,7 +54,7 @@ class ScoringConnector:
         if not isinstance(status, str):
             raise PermanentConnectorError("payload field 'lead.status' must be a str")
         now = datetime.now(UTC)
-        result = score_lead(_profile(contact), _activities(lead), status, self.rules, now)
+        result = self.engine.score(_profile(contact), _activities(lead), status, now)
         answer = _as_json(result)
         await self._state.put("scores", contact_id, {**answer, "scored_at": now.isoformat()})
         return answer

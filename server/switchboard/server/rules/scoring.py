@@ -95,15 +95,38 @@ def grade_for(score: int) -> str:
     return next((grade for floor, grade in _GRADES if score >= floor), "D")
 
 
-def score_lead(
+class ScoringEngine:
+    """One set of scoring rules, checked and compiled once.
+
+    Build it once per settings object (a server builds one at start-up): compiling the
+    reasons and title patterns costs more than scoring one lead.
+    """
+
+    def __init__(self, rules: ScoringSettings) -> None:
+        """Check `rules` (ValueError naming every unknown key) and compile them."""
+        validate_rules(rules)
+        self.rules = rules
+        self._table = _compile(rules)
+
+    def score(
+        self,
+        profile: Mapping[str, Any],
+        activities: Sequence[ActivityRecord],
+        status: str,
+        now: datetime,
+    ) -> ScoreResult:
+        """Score a lead from its profile, activities and status at time `now`."""
+        return _score(profile, activities, status, self.rules, self._table, now)
+
+
+def _score(
     profile: Mapping[str, Any],
     activities: Sequence[ActivityRecord],
     status: str,
     rules: ScoringSettings,
+    table: _Table,
     now: datetime,
 ) -> ScoreResult:
-    """Score a lead from its profile, activities and status under `rules` at time `now`."""
-    table = _compiled(rules)
     raw = [reason for field, reason in table.profile if profile.get(field)]
     raw += _title_reasons(str(profile.get("job_title") or ""), table)
     raw += _activity_reasons(activities, rules, now)
@@ -129,33 +152,21 @@ class _Table:
     titles: tuple[tuple[float, str, re.Pattern[str]], ...]
 
 
-def _compiled(rules: ScoringSettings) -> _Table:
-    # Built once per rules object: building the reasons and title patterns on every call
-    # cost more than scoring itself.
-    found = _TABLES.get(id(rules))
-    if found is None or found[0] is not rules:
-        table = _Table(
-            profile=tuple(
-                (field, Reason(f"profile.{field}", points, f"profile has {field}"))
-                for field, points in rules.profile_points.items()
-            ),
-            status={
-                status: Reason(f"status.{status}", points, _status_text(status))
-                for status, points in rules.status_points.items()
-            },
-            titles=tuple(
-                (points, keyword, re.compile(rf"\b{re.escape(keyword)}\b", re.IGNORECASE))
-                for keyword, points in rules.title_keywords.items()
-            ),
-        )
-        found = (rules, table)
-        if len(_TABLES) >= 8:  # settings are built once per server; tests build many
-            _TABLES.clear()
-        _TABLES[id(rules)] = found
-    return found[1]
-
-
-_TABLES: dict[int, tuple[ScoringSettings, _Table]] = {}
+def _compile(rules: ScoringSettings) -> _Table:
+    return _Table(
+        profile=tuple(
+            (field, Reason(f"profile.{field}", points, f"profile has {field}"))
+            for field, points in rules.profile_points.items()
+        ),
+        status={
+            status: Reason(f"status.{status}", points, _status_text(status))
+            for status, points in rules.status_points.items()
+        },
+        titles=tuple(
+            (points, keyword, re.compile(rf"\b{re.escape(keyword)}\b", re.IGNORECASE))
+            for keyword, points in rules.title_keywords.items()
+        ),
+    )
 
 
 def _status_text(status: str) -> str:
