@@ -11,8 +11,8 @@ SERVER_PROTO_SRC := $(wildcard server/protos/switchboard/server/*/*.proto)
 SERVER_PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -Iserver/protos
 PYTHON ?= python3
 
-.PHONY: install run test protos docs lint lint-protos breaking release-contract check-generated \
-	pytest bench clean
+.PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
+	release-contract check-generated pytest bench clean
 
 install: $(STAMP)
 
@@ -46,9 +46,18 @@ protos: $(STAMP)
 	$(SERVER_PROTOC) --python_out=server --pyi_out=server $(SERVER_PROTO_SRC)
 	$(PY) tools/render_api_docs.py protos docs/api.md
 
-## Regenerate the README's configuration reference from the settings model.
+## Regenerate the configuration reference in docs/configuration.md from the settings model.
 docs: $(STAMP)
-	$(PY) tools/render_config_docs.py README.md
+	$(PY) tools/render_config_docs.py docs/configuration.md
+
+## Preview the docs site (mkdocs.yml, Material theme) on localhost:8000, rebuilt on each change.
+## NO_MKDOCS_2_WARNING: Material prints a banner about MkDocs 2 on every build otherwise.
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+## Build the docs site into site/ (git-ignored); --strict: a broken link or anchor fails it.
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 ## Fails when the committed generated code differs from what `make protos` would write.
 check-generated: $(STAMP)
@@ -68,7 +77,7 @@ check-generated: $(STAMP)
 	if ! diff -q $$tmp/api.md docs/api.md >/dev/null; then \
 		echo "docs/api.md is stale: run 'make protos' and commit the result"; \
 		diff $$tmp/api.md docs/api.md | head -20; rm -rf $$tmp; exit 1; fi; \
-	rm -rf $$tmp; $(PY) tools/render_config_docs.py --check README.md && \
+	rm -rf $$tmp; $(PY) tools/render_config_docs.py --check docs/configuration.md && \
 	echo "generated code, docs/api.md and the configuration reference are up to date"
 
 lint-protos: $(NODE_STAMP)
@@ -95,8 +104,9 @@ lint: $(STAMP)
 pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## The whole suite: contract lint and breaking check, generated-code drift, ruff + mypy, pytest.
-test: lint-protos breaking check-generated lint pytest
+## The whole suite: contract lint and breaking check, generated-code drift, the strict docs
+## build, ruff + mypy, pytest.
+test: lint-protos breaking check-generated docs-build lint pytest
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
@@ -111,4 +121,5 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache \
+		site

@@ -1,9 +1,9 @@
-"""Render the README's configuration reference from `Settings.model_json_schema()`.
+"""Render the configuration reference of docs/configuration.md from `Settings.model_json_schema()`.
 
-The table sits between two markers in README.md and is rewritten in place:
+The table sits between two markers in docs/configuration.md and is rewritten in place:
 
-    python tools/render_config_docs.py README.md          # rewrite the table
-    python tools/render_config_docs.py --check README.md  # exit 1 when it is stale
+    python tools/render_config_docs.py docs/configuration.md          # rewrite the table
+    python tools/render_config_docs.py --check docs/configuration.md  # exit 1 when it is stale
 """
 
 from __future__ import annotations
@@ -108,12 +108,12 @@ def _meaning(prop: Schema) -> str:
     return str(prop.get("description", "")).replace("|", "\\|").replace("\n", " ")
 
 
-def render_into(readme: str, rendered: str) -> str:
-    """`readme` with the text between the markers replaced by `rendered`."""
-    head, start, rest = readme.partition(START)
+def render_into(page: str, rendered: str) -> str:
+    """`page` with the text between the markers replaced by `rendered`."""
+    head, start, rest = page.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
-        raise ValueError(f"README.md lacks the markers {START!r} … {END!r}")
+        raise ValueError(f"the page lacks the markers {START!r} … {END!r}")
     return f"{head}{START}\n{rendered}\n{END}{tail}"
 
 
@@ -125,7 +125,7 @@ def current_schema() -> Schema:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: `render_config_docs.py [--check] README.md`."""
+    """Entry point: `render_config_docs.py [--check] docs/configuration.md`."""
     check = "--check" in argv
     paths = [arg for arg in argv if arg != "--check"]
     if len(paths) != 1:

@@ -24,7 +24,7 @@ SERVER_ENV: dict[str, str] = {
 #: Metadata every external client sends, as `name: value` strings (grpcurl `-H`); set to
 #: the live server's local development key while it runs.
 CLIENT_HEADERS: list[str] = []
-#: The live server's local development key (`$KEY` in the README's grpcurl examples).
+#: The live server's local development key (`$KEY` in the docs' grpcurl examples).
 LOCAL_KEY: list[str] = []
 
 

@@ -1,4 +1,4 @@
-"""examples/buf/buf.gen.go.yaml drives `buf generate` over protos/ as the README says.
+"""examples/buf/buf.gen.go.yaml drives `buf generate` over protos/ as docs/quickstart.md says.
 
 Go's plugins are not installed here, so stand-ins named `protoc-gen-go` and
 `protoc-gen-go-grpc` are put on PATH: they record which files and options buf gave them.

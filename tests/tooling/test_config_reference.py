@@ -1,4 +1,4 @@
-"""The README's configuration reference is the one rendered from the settings model."""
+"""docs/configuration.md holds the configuration reference rendered from the settings model."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from tests.tooling.node import ROOT
 from tools.render_config_docs import current_schema, main, render_into, table
 
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "configuration.md"
 
 
-def test_readme_reference_is_up_to_date() -> None:
-    text = README.read_text()
+def test_page_reference_is_up_to_date() -> None:
+    text = PAGE.read_text()
     assert render_into(text, table(current_schema())) == text, "run `make docs` and commit"
 
 
@@ -31,12 +31,12 @@ def test_every_setting_has_a_row() -> None:
 
 
 def test_check_fails_on_a_stale_table(tmp_path: Path) -> None:
-    stale = tmp_path / "README.md"
-    stale.write_text(README.read_text().replace("Steps claimed per poll.", "Old text."))
+    stale = tmp_path / "configuration.md"
+    stale.write_text(PAGE.read_text().replace("Steps claimed per poll.", "Old text."))
     assert main(["--check", str(stale)]) == 1
     assert main([str(stale)]) == 0
     assert main(["--check", str(stale)]) == 0
-    assert stale.read_text() == README.read_text()
+    assert stale.read_text() == PAGE.read_text()
 
 
 def test_new_setting_changes_the_table() -> None:

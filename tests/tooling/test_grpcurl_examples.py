@@ -1,8 +1,10 @@
-"""Every grpcurl command in the README's `sh grpcurl` blocks, run against a live server.
+"""Every grpcurl command of the docs' `sh {.grpcurl}` blocks, run against a live server.
 
-The commands run in README order (the WatchRun examples watch the run triggered just before
-them). Each has an expectation in `EXPECTED`, matched by position and by what it calls, so a
-new README example without one fails here instead of going untested.
+The pages that hold such blocks are listed in `PAGES`, each with its expectations. A page's
+commands run in page order (the WatchRun examples watch the run triggered just before
+them), and each is matched to its expectation by position and by what it calls, so a new
+example without one fails here instead of going untested. A grpcurl command in any other
+code block, or on a page missing from `PAGES`, fails too.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import pytest
 from tests.tooling.live import LOCAL_KEY, live_server
 from tests.tooling.node import ROOT
 
-README = ROOT / "README.md"
-README_TARGET = "localhost:50051"
-_BLOCK = re.compile(r"^```sh grpcurl\n(.*?)^```", re.DOTALL | re.MULTILINE)
+#: The fence of a tested example: `sh` for GitHub's highlighting, the class for this test
+#: (pymdownx.superfences reads `{.grpcurl}` as an HTML class, so the site renders it as `sh`).
+FENCE = "```sh {.grpcurl}"
+DOC_TARGET = "localhost:50051"
+_BLOCK = re.compile(r"^" + re.escape(FENCE) + r"\n(.*?)^```", re.DOTALL | re.MULTILINE)
+_ANY_BLOCK = re.compile(r"^```([^\n]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def grpcurl_binary() -> str:
@@ -33,8 +38,13 @@ def grpcurl_binary() -> str:
     return str(wrapper.GRPCURL_EXECUTABLE)
 
 
-def readme_commands(text: str) -> list[list[str]]:
-    """The grpcurl commands of every `sh grpcurl` block, as argument lists."""
+def doc_pages() -> list[Path]:
+    """The README and every page of the docs site."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def doc_commands(text: str) -> list[list[str]]:
+    """The grpcurl commands of every `sh {.grpcurl}` block, as argument lists."""
     commands: list[list[str]] = []
     for block in _BLOCK.findall(text):
         commands.extend(_commands(block))
@@ -62,7 +72,7 @@ def _commands(block: str) -> Iterator[list[str]]:
 
 def symbol(argv: list[str]) -> str:
     """What a command calls: the method, `list` or `describe X`."""
-    target = argv.index(README_TARGET)
+    target = argv.index(DOC_TARGET)
     return " ".join(argv[target + 1 :])
 
 
@@ -197,7 +207,8 @@ def check_health(result: Result, s: Session) -> None:
 Check = Callable[[Result, Session], None]
 CONTACTS = "switchboard.v1.ContactSync/"
 CAMPAIGNS = "switchboard.v1.CampaignTriggers/"
-EXPECTED: list[tuple[str, Check]] = [
+#: docs/quickstart.md: the whole walkthrough.
+QUICKSTART: list[tuple[str, Check]] = [
     ("list", check_list_all),
     ("describe switchboard.v1.ContactSync.UpsertContact", check_describe_rpc),
     ("describe switchboard.v1.Contact", check_describe_message),
@@ -220,21 +231,51 @@ EXPECTED: list[tuple[str, Check]] = [
 ]
 
 
-def test_readme_parsing_finds_both_kinds_of_example() -> None:
-    commands = readme_commands(README.read_text())
+#: README.md: the calling service's quick start, the three services of the promise.
+README: list[tuple[str, Check]] = [
+    (CONTACTS + "UpsertContact", check_upsert),
+    ("switchboard.v1.LeadScoring/ScoreLead", check_score),
+    (CAMPAIGNS + "TriggerCampaign", check_trigger_wait),
+]
+#: Every page with grpcurl examples, relative to the repository root.
+PAGES: dict[str, list[tuple[str, Check]]] = {
+    "README.md": README,
+    "docs/quickstart.md": QUICKSTART,
+}
+
+
+def test_quickstart_parsing_finds_both_kinds_of_example() -> None:
+    commands = doc_commands((ROOT / "docs/quickstart.md").read_text())
     with_protos = [argv for argv in commands if "-proto" in argv]
-    assert with_protos, "no -import-path/-proto example in the README"
+    assert with_protos, "no -import-path/-proto example in the quick start"
     assert all("-import-path" in argv for argv in with_protos)
-    assert len(commands) > len(with_protos), "no reflection example in the README"
+    assert len(commands) > len(with_protos), "no reflection example in the quick start"
 
 
-def test_every_readme_grpcurl_example_runs(tmp_path: Path) -> None:
-    commands = readme_commands(README.read_text())
-    assert [symbol(argv) for argv in commands] == [name for name, _ in EXPECTED]
+def test_every_grpcurl_example_is_on_a_tested_page() -> None:
+    with_examples = set()
+    for page in doc_pages():
+        name = str(page.relative_to(ROOT))
+        text = page.read_text()
+        for info, body in _ANY_BLOCK.findall(text):
+            runs_grpcurl = any(line.lstrip().startswith("grpcurl ") for line in body.splitlines())
+            if runs_grpcurl or "grpcurl" in info:
+                assert f"```{info}" == FENCE, f"{name}: grpcurl in a ```{info} block, not {FENCE}"
+        if doc_commands(text):
+            with_examples.add(name)
+    assert with_examples == set(PAGES)
+
+
+@pytest.mark.parametrize(("page", "expected"), [pytest.param(p, e, id=p) for p, e in PAGES.items()])
+def test_every_grpcurl_example_runs(
+    page: str, expected: list[tuple[str, Check]], tmp_path: Path
+) -> None:
+    commands = doc_commands((ROOT / page).read_text())
+    assert [symbol(argv) for argv in commands] == [name for name, _ in expected]
     grpcurl = grpcurl_binary()
     session = Session()
     with live_server(tmp_path / "switchboard.db") as port:
-        for argv, (_, check) in zip(commands, EXPECTED, strict=True):
+        for argv, (_, check) in zip(commands, expected, strict=True):
             result = _run(grpcurl, argv, port, session)
             try:
                 check(result, session)
@@ -245,7 +286,7 @@ def test_every_readme_grpcurl_example_runs(tmp_path: Path) -> None:
 def _run(grpcurl: str, argv: list[str], port: int, session: Session) -> Result:
     [key] = LOCAL_KEY
     args = [arg.replace("RUN_ID", session.run_id).replace("$KEY", key) for arg in argv[1:]]
-    args = [f"127.0.0.1:{port}" if arg == README_TARGET else arg for arg in args]
+    args = [f"127.0.0.1:{port}" if arg == DOC_TARGET else arg for arg in args]
     done = subprocess.run(
         [grpcurl, "-max-time", "20", *args],
         cwd=ROOT,
