@@ -13,7 +13,7 @@ A backend failure (Redis down or slow) never fails a call: it is logged (at most
 `_LOG_EVERY_S`) and the lookup is a miss. An invalidation that cannot reach Redis is kept
 and replayed every `_RETRY_S` until Redis confirms it; until then this process bypasses the
 cache, so it never serves the stale entry itself. Other replicas could, at worst until the
-replay or the entry's TTL (see README, "Caching").
+replay or the entry's TTL (see docs/caching.md).
 """
 
 from __future__ import annotations
