@@ -69,6 +69,19 @@ class ServerProcess:
         self.kill()
         raise RuntimeError("server did not start:\n" + "".join(seen))
 
+    def wait_for_line(self, pattern: str, timeout_s: float = 10.0) -> re.Match[str]:
+        """Read stderr until a line matches `pattern` (lines after the ready line)."""
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.stderr_lines.append(line)
+            if found := re.search(pattern, line):
+                return found
+        raise RuntimeError(f"no line matching {pattern!r}:\n" + "".join(self.stderr_lines))
+
     def kill(self) -> None:
         """SIGKILL: no chance to flush or clean up, like a crash."""
         if self.proc.poll() is None:

@@ -4,11 +4,14 @@
 //
 //   npm ci && node client.js [EMAIL]
 //
-// Environment: SWITCHBOARD_TARGET (default localhost:50051), SWITCHBOARD_API_KEY (sent as
-// `authorization: Bearer …` when set), SWITCHBOARD_PROTOS (default ../../protos).
+// Environment (see README.md): SWITCHBOARD_TARGET (default localhost:50051),
+// SWITCHBOARD_API_KEY (sent as `authorization: Bearer …`), else the key in
+// SWITCHBOARD_API_KEY_FILE (default ../../data/switchboard.db.local-api-key, the development
+// key `make run` writes), SWITCHBOARD_PROTOS (default ../../protos).
 // Exit code: 0 when the run succeeded, 1 on any error or a failed run.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
@@ -17,6 +20,28 @@ const protoLoader = require('@grpc/proto-loader');
 const TARGET = process.env.SWITCHBOARD_TARGET || 'localhost:50051';
 const PROTOS = process.env.SWITCHBOARD_PROTOS || path.join(__dirname, '..', '..', 'protos');
 const DEADLINE_MS = 10_000;
+const KEY_FILE =
+  process.env.SWITCHBOARD_API_KEY_FILE || path.join(__dirname, '..', '..', 'data', 'switchboard.db.local-api-key');
+
+// The API key: SWITCHBOARD_API_KEY, else the development key file (said on stderr), else none.
+function apiKey() {
+  if (process.env.SWITCHBOARD_API_KEY) {
+    return process.env.SWITCHBOARD_API_KEY;
+  }
+  try {
+    const key = fs.readFileSync(KEY_FILE, 'utf8').trim();
+    if (key) {
+      console.error(`using the development key in ${KEY_FILE}`);
+      return key;
+    }
+  } catch (err) {
+    if (err.code !== 'ENOENT') {
+      throw err;
+    }
+  }
+  return '';
+}
+const API_KEY = apiKey();
 
 function loadContract() {
   const definition = protoLoader.loadSync(
@@ -35,8 +60,8 @@ function loadContract() {
 
 function metadata() {
   const md = new grpc.Metadata();
-  if (process.env.SWITCHBOARD_API_KEY) {
-    md.set('authorization', `Bearer ${process.env.SWITCHBOARD_API_KEY}`);
+  if (API_KEY) {
+    md.set('authorization', `Bearer ${API_KEY}`);
   }
   return md;
 }
@@ -106,6 +131,9 @@ main(process.argv[2] || 'ada@example.com').then(
     // One readable line: the gRPC status name and message.
     const code = err.code === undefined ? 'ERROR' : grpc.status[err.code];
     console.error(`error: ${code}: ${err.details || err.message}`);
+    if (err.code === grpc.status.UNAUTHENTICATED && !API_KEY) {
+      console.error(`hint: set SWITCHBOARD_API_KEY (the key \`make run\` printed), or start the server with \`make run\` so that ${KEY_FILE} exists`);
+    }
     process.exitCode = 1;
   },
 );

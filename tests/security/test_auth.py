@@ -150,10 +150,6 @@ async def test_open_services_are_configurable(start_app: StartApp) -> None:
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_every_rpc_has_a_scope() -> None:
-    assert sorted(SCOPE_BY_METHOD) == sorted(rpc.path for rpc in all_rpcs())
-
-
 async def test_unauthenticated_raw_garbage_is_refused_before_decoding(
     secured: tuple[App, Signer],
 ) -> None:

@@ -20,12 +20,16 @@ SERVER_ENV: dict[str, str] = {
     "SWITCHBOARD_LOG_LEVEL": "WARNING",
     # As users run it: `make run` is `serve --local`, with authentication on.
     "SWITCHBOARD_AUTH__ENABLED": "true",
+    # `--local` serves the Connect protocol; on a free port here (docs/connect.md examples).
+    "SWITCHBOARD_CONNECT__LISTEN": "127.0.0.1:0",
 }
 #: Metadata every external client sends, as `name: value` strings (grpcurl `-H`); set to
 #: the live server's local development key while it runs.
 CLIENT_HEADERS: list[str] = []
 #: The live server's local development key (`$KEY` in the docs' grpcurl examples).
 LOCAL_KEY: list[str] = []
+#: The live server's Connect protocol port.
+CONNECT_PORT: list[int] = []
 
 
 @contextmanager
@@ -33,6 +37,8 @@ def live_server(db_path: Path) -> Iterator[int]:
     """Serves on 127.0.0.1:0 with a private database; yields the port; stops by SIGTERM."""
     server = ServerProcess(db_path, SERVER_ENV, extra_args=("--local",))
     key = local_key_path(str(db_path)).read_text().strip()
+    found = server.wait_for_line(r"Connect protocol .* on http://127\.0\.0\.1:(\d+)/")
+    CONNECT_PORT[:] = [int(found.group(1))]
     CLIENT_HEADERS[:] = [f"authorization: Bearer {key}"]
     LOCAL_KEY[:] = [key]
     try:

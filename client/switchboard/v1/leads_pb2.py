@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from switchboard.v1 import common_pb2 as switchboard_dot_v1_dot_common__pb2
+from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/leads.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bswitchboard/v1/common.proto\"\xa3\x01\n\x08\x41\x63tivity\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.switchboard.v1.ActivityType\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x0bScoreReason\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xab\x02\n\x04Lead\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\r\n\x05score\x18\x03 \x01(\x05\x12(\n\x05grade\x18\x04 \x01(\x0e\x32\x19.switchboard.v1.LeadGrade\x12,\n\x07reasons\x18\x05 \x03(\x0b\x32\x1b.switchboard.v1.ScoreReason\x12-\n\tscored_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_changed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61\x63tivity_count\x18\x08 \x01(\x03\"5\n\nContactRef\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x42\x08\n\x06lookup\"\x89\x01\n\x15RecordActivityRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\x12*\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Activity\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"Q\n\x16RecordActivityResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\"\n\x04lead\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.Lead\"?\n\x10ScoreLeadRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"7\n\x11ScoreLeadResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\"\x9b\x01\n\x17UpdateLeadStatusRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"N\n\x18UpdateLeadStatusResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"=\n\x0eGetLeadRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"5\n\x0fGetLeadResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\"@\n\x11ScoreLeadsRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"\x7f\n\x12ScoreLeadsResponse\x12\r\n\x05index\x18\x01 \x01(\x03\x12$\n\x04lead\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.LeadH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.switchboard.v1.ItemErrorH\x00\x42\x08\n\x06result*\xa3\x02\n\x0c\x41\x63tivityType\x12\x1d\n\x19\x41\x43TIVITY_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43TIVITY_TYPE_EMAIL_OPEN\x10\x01\x12\x1d\n\x19\x41\x43TIVITY_TYPE_EMAIL_CLICK\x10\x02\x12\x1b\n\x17\x41\x43TIVITY_TYPE_PAGE_VIEW\x10\x03\x12\x1d\n\x19\x41\x43TIVITY_TYPE_FORM_SUBMIT\x10\x04\x12\x1a\n\x16\x41\x43TIVITY_TYPE_PURCHASE\x10\x05\x12 \n\x1c\x41\x43TIVITY_TYPE_EVENT_ATTENDED\x10\x06\x12\x1e\n\x1a\x41\x43TIVITY_TYPE_DEMO_REQUEST\x10\x07\x12\x1d\n\x19\x41\x43TIVITY_TYPE_UNSUBSCRIBE\x10\x08*\xb5\x01\n\nLeadStatus\x12\x1b\n\x17LEAD_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fLEAD_STATUS_NEW\x10\x01\x12\x13\n\x0fLEAD_STATUS_MQL\x10\x02\x12\x13\n\x0fLEAD_STATUS_SQL\x10\x03\x12\x1b\n\x17LEAD_STATUS_OPPORTUNITY\x10\x04\x12\x18\n\x14LEAD_STATUS_CUSTOMER\x10\x05\x12\x14\n\x10LEAD_STATUS_LOST\x10\x06*o\n\tLeadGrade\x12\x1a\n\x16LEAD_GRADE_UNSPECIFIED\x10\x00\x12\x10\n\x0cLEAD_GRADE_A\x10\x01\x12\x10\n\x0cLEAD_GRADE_B\x10\x02\x12\x10\n\x0cLEAD_GRADE_C\x10\x03\x12\x10\n\x0cLEAD_GRADE_D\x10\x04\x32\xcc\x03\n\x0bLeadScoring\x12_\n\x0eRecordActivity\x12%.switchboard.v1.RecordActivityRequest\x1a&.switchboard.v1.RecordActivityResponse\x12P\n\tScoreLead\x12 .switchboard.v1.ScoreLeadRequest\x1a!.switchboard.v1.ScoreLeadResponse\x12\x65\n\x10UpdateLeadStatus\x12\'.switchboard.v1.UpdateLeadStatusRequest\x1a(.switchboard.v1.UpdateLeadStatusResponse\x12J\n\x07GetLead\x12\x1e.switchboard.v1.GetLeadRequest\x1a\x1f.switchboard.v1.GetLeadResponse\x12W\n\nScoreLeads\x12!.switchboard.v1.ScoreLeadsRequest\x1a\".switchboard.v1.ScoreLeadsResponse(\x01\x30\x01\x42]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/leads.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bswitchboard/v1/common.proto\x1a\x1cswitchboard/v1/options.proto\"\xa3\x01\n\x08\x41\x63tivity\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.switchboard.v1.ActivityType\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x0bScoreReason\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xab\x02\n\x04Lead\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\r\n\x05score\x18\x03 \x01(\x05\x12(\n\x05grade\x18\x04 \x01(\x0e\x32\x19.switchboard.v1.LeadGrade\x12,\n\x07reasons\x18\x05 \x03(\x0b\x32\x1b.switchboard.v1.ScoreReason\x12-\n\tscored_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11status_changed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61\x63tivity_count\x18\x08 \x01(\x03\"5\n\nContactRef\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x42\x08\n\x06lookup\"\x89\x01\n\x15RecordActivityRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\x12*\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Activity\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"Q\n\x16RecordActivityResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\"\n\x04lead\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.Lead\"?\n\x10ScoreLeadRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"7\n\x11ScoreLeadResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\"\x9b\x01\n\x17UpdateLeadStatusRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"N\n\x18UpdateLeadStatusResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"=\n\x0eGetLeadRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"5\n\x0fGetLeadResponse\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\"@\n\x11ScoreLeadsRequest\x12+\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.ContactRef\"\x7f\n\x12ScoreLeadsResponse\x12\r\n\x05index\x18\x01 \x01(\x03\x12$\n\x04lead\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.LeadH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.switchboard.v1.ItemErrorH\x00\x42\x08\n\x06result*\xa3\x02\n\x0c\x41\x63tivityType\x12\x1d\n\x19\x41\x43TIVITY_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43TIVITY_TYPE_EMAIL_OPEN\x10\x01\x12\x1d\n\x19\x41\x43TIVITY_TYPE_EMAIL_CLICK\x10\x02\x12\x1b\n\x17\x41\x43TIVITY_TYPE_PAGE_VIEW\x10\x03\x12\x1d\n\x19\x41\x43TIVITY_TYPE_FORM_SUBMIT\x10\x04\x12\x1a\n\x16\x41\x43TIVITY_TYPE_PURCHASE\x10\x05\x12 \n\x1c\x41\x43TIVITY_TYPE_EVENT_ATTENDED\x10\x06\x12\x1e\n\x1a\x41\x43TIVITY_TYPE_DEMO_REQUEST\x10\x07\x12\x1d\n\x19\x41\x43TIVITY_TYPE_UNSUBSCRIBE\x10\x08*\xb5\x01\n\nLeadStatus\x12\x1b\n\x17LEAD_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fLEAD_STATUS_NEW\x10\x01\x12\x13\n\x0fLEAD_STATUS_MQL\x10\x02\x12\x13\n\x0fLEAD_STATUS_SQL\x10\x03\x12\x1b\n\x17LEAD_STATUS_OPPORTUNITY\x10\x04\x12\x18\n\x14LEAD_STATUS_CUSTOMER\x10\x05\x12\x14\n\x10LEAD_STATUS_LOST\x10\x06*o\n\tLeadGrade\x12\x1a\n\x16LEAD_GRADE_UNSPECIFIED\x10\x00\x12\x10\n\x0cLEAD_GRADE_A\x10\x01\x12\x10\n\x0cLEAD_GRADE_B\x10\x02\x12\x10\n\x0cLEAD_GRADE_C\x10\x03\x12\x10\n\x0cLEAD_GRADE_D\x10\x04\x32\xa0\x04\n\x0bLeadScoring\x12p\n\x0eRecordActivity\x12%.switchboard.v1.RecordActivityRequest\x1a&.switchboard.v1.RecordActivityResponse\"\x0f\x8a\xb5\x18\x0bleads:write\x12\x61\n\tScoreLead\x12 .switchboard.v1.ScoreLeadRequest\x1a!.switchboard.v1.ScoreLeadResponse\"\x0f\x8a\xb5\x18\x0bleads:write\x12v\n\x10UpdateLeadStatus\x12\'.switchboard.v1.UpdateLeadStatusRequest\x1a(.switchboard.v1.UpdateLeadStatusResponse\"\x0f\x8a\xb5\x18\x0bleads:write\x12Z\n\x07GetLead\x12\x1e.switchboard.v1.GetLeadRequest\x1a\x1f.switchboard.v1.GetLeadResponse\"\x0e\x8a\xb5\x18\nleads:read\x12h\n\nScoreLeads\x12!.switchboard.v1.ScoreLeadsRequest\x1a\".switchboard.v1.ScoreLeadsResponse\"\x0f\x8a\xb5\x18\x0bleads:write(\x01\x30\x01\x42]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,40 +36,50 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.leads_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021io.switchboard.v1P\001ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1'
-  _globals['_ACTIVITYTYPE']._serialized_start=1624
-  _globals['_ACTIVITYTYPE']._serialized_end=1915
-  _globals['_LEADSTATUS']._serialized_start=1918
-  _globals['_LEADSTATUS']._serialized_end=2099
-  _globals['_LEADGRADE']._serialized_start=2101
-  _globals['_LEADGRADE']._serialized_end=2212
-  _globals['_ACTIVITY']._serialized_start=139
-  _globals['_ACTIVITY']._serialized_end=302
-  _globals['_SCOREREASON']._serialized_start=304
-  _globals['_SCOREREASON']._serialized_end=368
-  _globals['_LEAD']._serialized_start=371
-  _globals['_LEAD']._serialized_end=670
-  _globals['_CONTACTREF']._serialized_start=672
-  _globals['_CONTACTREF']._serialized_end=725
-  _globals['_RECORDACTIVITYREQUEST']._serialized_start=728
-  _globals['_RECORDACTIVITYREQUEST']._serialized_end=865
-  _globals['_RECORDACTIVITYRESPONSE']._serialized_start=867
-  _globals['_RECORDACTIVITYRESPONSE']._serialized_end=948
-  _globals['_SCORELEADREQUEST']._serialized_start=950
-  _globals['_SCORELEADREQUEST']._serialized_end=1013
-  _globals['_SCORELEADRESPONSE']._serialized_start=1015
-  _globals['_SCORELEADRESPONSE']._serialized_end=1070
-  _globals['_UPDATELEADSTATUSREQUEST']._serialized_start=1073
-  _globals['_UPDATELEADSTATUSREQUEST']._serialized_end=1228
-  _globals['_UPDATELEADSTATUSRESPONSE']._serialized_start=1230
-  _globals['_UPDATELEADSTATUSRESPONSE']._serialized_end=1308
-  _globals['_GETLEADREQUEST']._serialized_start=1310
-  _globals['_GETLEADREQUEST']._serialized_end=1371
-  _globals['_GETLEADRESPONSE']._serialized_start=1373
-  _globals['_GETLEADRESPONSE']._serialized_end=1426
-  _globals['_SCORELEADSREQUEST']._serialized_start=1428
-  _globals['_SCORELEADSREQUEST']._serialized_end=1492
-  _globals['_SCORELEADSRESPONSE']._serialized_start=1494
-  _globals['_SCORELEADSRESPONSE']._serialized_end=1621
-  _globals['_LEADSCORING']._serialized_start=2215
-  _globals['_LEADSCORING']._serialized_end=2675
+  _globals['_LEADSCORING'].methods_by_name['RecordActivity']._loaded_options = None
+  _globals['_LEADSCORING'].methods_by_name['RecordActivity']._serialized_options = b'\212\265\030\013leads:write'
+  _globals['_LEADSCORING'].methods_by_name['ScoreLead']._loaded_options = None
+  _globals['_LEADSCORING'].methods_by_name['ScoreLead']._serialized_options = b'\212\265\030\013leads:write'
+  _globals['_LEADSCORING'].methods_by_name['UpdateLeadStatus']._loaded_options = None
+  _globals['_LEADSCORING'].methods_by_name['UpdateLeadStatus']._serialized_options = b'\212\265\030\013leads:write'
+  _globals['_LEADSCORING'].methods_by_name['GetLead']._loaded_options = None
+  _globals['_LEADSCORING'].methods_by_name['GetLead']._serialized_options = b'\212\265\030\nleads:read'
+  _globals['_LEADSCORING'].methods_by_name['ScoreLeads']._loaded_options = None
+  _globals['_LEADSCORING'].methods_by_name['ScoreLeads']._serialized_options = b'\212\265\030\013leads:write'
+  _globals['_ACTIVITYTYPE']._serialized_start=1654
+  _globals['_ACTIVITYTYPE']._serialized_end=1945
+  _globals['_LEADSTATUS']._serialized_start=1948
+  _globals['_LEADSTATUS']._serialized_end=2129
+  _globals['_LEADGRADE']._serialized_start=2131
+  _globals['_LEADGRADE']._serialized_end=2242
+  _globals['_ACTIVITY']._serialized_start=169
+  _globals['_ACTIVITY']._serialized_end=332
+  _globals['_SCOREREASON']._serialized_start=334
+  _globals['_SCOREREASON']._serialized_end=398
+  _globals['_LEAD']._serialized_start=401
+  _globals['_LEAD']._serialized_end=700
+  _globals['_CONTACTREF']._serialized_start=702
+  _globals['_CONTACTREF']._serialized_end=755
+  _globals['_RECORDACTIVITYREQUEST']._serialized_start=758
+  _globals['_RECORDACTIVITYREQUEST']._serialized_end=895
+  _globals['_RECORDACTIVITYRESPONSE']._serialized_start=897
+  _globals['_RECORDACTIVITYRESPONSE']._serialized_end=978
+  _globals['_SCORELEADREQUEST']._serialized_start=980
+  _globals['_SCORELEADREQUEST']._serialized_end=1043
+  _globals['_SCORELEADRESPONSE']._serialized_start=1045
+  _globals['_SCORELEADRESPONSE']._serialized_end=1100
+  _globals['_UPDATELEADSTATUSREQUEST']._serialized_start=1103
+  _globals['_UPDATELEADSTATUSREQUEST']._serialized_end=1258
+  _globals['_UPDATELEADSTATUSRESPONSE']._serialized_start=1260
+  _globals['_UPDATELEADSTATUSRESPONSE']._serialized_end=1338
+  _globals['_GETLEADREQUEST']._serialized_start=1340
+  _globals['_GETLEADREQUEST']._serialized_end=1401
+  _globals['_GETLEADRESPONSE']._serialized_start=1403
+  _globals['_GETLEADRESPONSE']._serialized_end=1456
+  _globals['_SCORELEADSREQUEST']._serialized_start=1458
+  _globals['_SCORELEADSREQUEST']._serialized_end=1522
+  _globals['_SCORELEADSRESPONSE']._serialized_start=1524
+  _globals['_SCORELEADSRESPONSE']._serialized_end=1651
+  _globals['_LEADSCORING']._serialized_start=2245
+  _globals['_LEADSCORING']._serialized_end=2789
 # @@protoc_insertion_point(module_scope)

@@ -17,7 +17,12 @@ from switchboard.server.cache.siblings import Siblings
 from switchboard.server.commands import register as register_client_commands
 from switchboard.server.common.scopes import ALL_SCOPES
 from switchboard.server.config.security import CallerSettings
-from switchboard.server.config.settings import Settings, SettingsError, load_settings
+from switchboard.server.config.settings import (
+    LOCAL_CONNECT_LISTEN,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from switchboard.server.observability.logs import configure_logging
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop
 from switchboard.server.process.workers import notify_ready, supervise
@@ -49,7 +54,8 @@ def main() -> None:
 @click.option(
     "--local",
     is_flag=True,
-    help="Local development: create (or reuse) a key with every scope and print it.",
+    help="Local development: create (or reuse) a key with every scope and print it, and "
+    f"serve the Connect protocol (on {LOCAL_CONNECT_LISTEN} unless connect.listen is set).",
 )
 def serve(config_path: Path | None, listen: str | None, workers: int | None, local: bool) -> None:
     """Serve gRPC until SIGTERM or SIGINT, then stop gracefully."""
@@ -62,6 +68,9 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
     if local and settings.auth.enabled:
         local_key = ensure_local_key(settings.database.path)
         settings = with_local_caller(settings, local_key)
+    if local and not settings.connect.listen:
+        connect = settings.connect.model_copy(update={"listen": LOCAL_CONNECT_LISTEN})
+        settings = settings.model_copy(update={"connect": connect})
     configure_logging(settings.log_level, settings.log_format)
     check_protobuf_backend()
     count = workers or os.cpu_count() or 1
@@ -80,6 +89,8 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
                 "/webhooks/<source>",
                 err=True,
             )
+        if pinned.connect.listen:
+            _print_connect(pinned, pinned.connect.listen)
 
     sys.exit(supervise(settings, count, _worker, on_ready=announce))
 
@@ -115,6 +126,9 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
                 "/webhooks/<source>",
                 err=True,
             )
+        if app.connect is not None:
+            connect_host = settings.connect.listen.rpartition(":")[0]
+            _print_connect(settings, f"{connect_host}:{app.connect.port}")
     else:
         notify_ready()
     await stop.wait()
@@ -123,6 +137,14 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
     await app.stop()
     if siblings is None:
         click.echo("switchboard: stopped", err=True)
+
+
+def _print_connect(settings: Settings, address: str) -> None:
+    click.echo(
+        f"switchboard: Connect protocol (JSON over HTTP, docs/connect.md) on "
+        f"{_scheme(settings)}://{address}/<service>/<method>",
+        err=True,
+    )
 
 
 def _scheme(settings: Settings) -> str:

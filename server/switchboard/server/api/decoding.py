@@ -45,14 +45,23 @@ def add_servicer(
 
     Returns the full service name.
     """
+    service, captured = method_handlers(register, servicer)
+    handlers = {name: decoding_handler(h) for name, h in captured.items()}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, handlers),)
+    )
+    server.add_registered_method_handlers(service, handlers)
+    return service
+
+
+def method_handlers(
+    register: Callable[[Any, Any], None], servicer: object
+) -> tuple[str, dict[str, Handler]]:
+    """The full service name and the method handlers (by method name) that the generated
+    `register` function would add for `servicer`, as grpcio builds them."""
     capture = _Capture()
     register(servicer, capture)
-    handlers = {name: decoding_handler(h) for name, h in capture.handlers.items()}
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(capture.service, handlers),)
-    )
-    server.add_registered_method_handlers(capture.service, handlers)
-    return capture.service
+    return capture.service, capture.handlers
 
 
 def message_field(number: int, encoded: bytes) -> bytes:
@@ -76,10 +85,15 @@ def _encoder(serialize: Callable[[Message], bytes]) -> Callable[[Message | bytes
     return encode
 
 
-def decoding_handler(handler: Handler) -> Handler:
-    """The same handler, taking raw bytes and parsing them with `parse_or_reject`; it may
-    answer with a message or with its encoded bytes (see `message_field`)."""
-    parse = _parser(handler.request_deserializer)
+def decoding_handler(
+    handler: Handler, parser: Callable[[type[Message]], Parse] | None = None
+) -> Handler:
+    """The same handler, taking raw bytes and parsing them with `parser(request type)`
+    (default: the binary format, with `InvalidArgument` for bad bytes); it may answer with
+    a message or with its encoded bytes (see `message_field`)."""
+    # Generated handlers pass `SomeRequest.FromString`, a classmethod bound to the type.
+    message_type: type[Message] = handler.request_deserializer.__self__
+    parse = (parser or binary_parser)(message_type)
     serialize = _encoder(handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
@@ -98,9 +112,8 @@ def decoding_handler(handler: Handler) -> Handler:
     )
 
 
-def _parser(deserializer: Callable[[bytes], Message]) -> Parse:
-    # Generated handlers pass `SomeRequest.FromString`, a classmethod bound to the type.
-    message_type: type[Message] = deserializer.__self__  # type: ignore[attr-defined]
+def binary_parser(message_type: type[Message]) -> Parse:
+    """Parses the protobuf binary format; bad bytes raise `InvalidArgument`."""
     name = message_type.DESCRIPTOR.full_name
 
     def parse(raw: bytes) -> Message:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from switchboard.server.api.campaigns import CampaignTriggersServicer
+from switchboard.server.api.connect import ConnectServer, SwitchboardConnectApp, endpoints_for
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.decoding import add_servicer
@@ -94,6 +96,7 @@ class App:
     retention: RetentionTask
     owns_telemetry: bool = True
     inbound: InboundServer | None = None
+    connect: ConnectServer | None = None
 
     async def start(self) -> None:
         """Start serving and delivering; mark every service SERVING."""
@@ -101,6 +104,8 @@ class App:
         self.cache.watch_siblings()
         if self.inbound is not None:
             await self.inbound.start()
+        if self.connect is not None:
+            await self.connect.start()
         self.dispatcher.start()
         self.retention.start()
         for name in ("", *SERVICE_NAMES):
@@ -125,6 +130,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         if self.inbound is not None:
             await self.inbound.stop()
+        if self.connect is not None:
+            await self.connect.stop()
         await self.server.stop(grace)
         await self.dispatcher.stop(grace)
         await self.retention.stop()
@@ -233,18 +240,17 @@ async def build_app(
         DeadLetterService(store, dispatcher, notifier),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
-    add_servicer(
-        server, contacts_pb2_grpc.add_ContactSyncServicer_to_server, ContactSyncServicer(contacts)
-    )
-    add_servicer(
-        server, leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)
-    )
-    add_servicer(
-        server,
-        campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
-        CampaignTriggersServicer(campaigns),
-    )
-    add_servicer(server, connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer)
+    registrations: list[tuple[Callable[[Any, Any], None], object]] = [
+        (contacts_pb2_grpc.add_ContactSyncServicer_to_server, ContactSyncServicer(contacts)),
+        (leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)),
+        (
+            campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
+            CampaignTriggersServicer(campaigns),
+        ),
+        (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
+    ]
+    for register, servicer in registrations:
+        add_servicer(server, register, servicer)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
@@ -261,6 +267,15 @@ async def build_app(
         # With TLS on, the webhook port serves HTTPS with the gRPC port's certificate.
         inbound_tls = ssl_context(settings.tls) if settings.tls.enabled else None
         inbound = InboundServer(settings.inbound, campaigns, inbound_tls)
+    connect = None
+    if settings.connect.listen:
+        try:
+            connect = _connect_server(settings, registrations, chain)
+        except OSError as exc:
+            await store.close()
+            raise StartupError(
+                f"cannot listen on {settings.connect.listen} (connect.listen): {exc}"
+            ) from exc
     return App(
         settings,
         server,
@@ -274,4 +289,23 @@ async def build_app(
         retention,
         owns_telemetry,
         inbound,
+        connect,
     )
+
+
+def _connect_server(
+    settings: Settings,
+    registrations: list[tuple[Callable[[Any, Any], None], object]],
+    chain: Sequence[grpc.aio.ServerInterceptor],
+) -> ConnectServer:
+    """The Connect endpoint: the same servicers, behind the same `GuardChain` instance."""
+    guards = next(i for i in chain if isinstance(i, GuardChain))
+    methods = {
+        f"/{service.full_name}/{method.name}": method
+        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    endpoints = endpoints_for(registrations, methods, guards.guarded)
+    app = SwitchboardConnectApp(endpoints, settings.limits.max_receive_message_bytes)
+    return ConnectServer(app, settings.connect.listen, settings.tls, settings.grace_period_s)

@@ -1,49 +1,41 @@
-"""The one table of scopes: which scope each RPC needs.
+"""The scope each RPC needs, read from the contract: `option (switchboard.v1.required_scope)`.
 
-The auth interceptor enforces it; a method missing from the table is refused
-(PERMISSION_DENIED), so a new RPC is closed until it is listed here.
+The `.proto` files are where callers read the API, so the scope is written there, beside each
+RPC (protos/switchboard/v1/options.proto defines the option), and docs/api.md shows it. The
+auth interceptor enforces this table; an RPC without the option is left out of it and so is
+refused (PERMISSION_DENIED): a new RPC is closed until its scope is written in the contract.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
 
-CONTACTS_READ = "contacts:read"
-CONTACTS_WRITE = "contacts:write"
-LEADS_READ = "leads:read"
-LEADS_WRITE = "leads:write"
-CAMPAIGNS_TRIGGER = "campaigns:trigger"
-CAMPAIGNS_READ = "campaigns:read"
-CONNECTORS_READ = "connectors:read"
-CONNECTORS_ADMIN = "connectors:admin"
+from google.protobuf.descriptor import FileDescriptor
 
-_CONTACTS = "/switchboard.v1.ContactSync/"
-_LEADS = "/switchboard.v1.LeadScoring/"
-_CAMPAIGNS = "/switchboard.v1.CampaignTriggers/"
-_CONNECTORS = "/switchboard.v1.Connectors/"
+from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2, options_pb2
 
-SCOPE_BY_METHOD: Final[dict[str, str]] = {
-    _CONTACTS + "UpsertContact": CONTACTS_WRITE,
-    _CONTACTS + "GetContact": CONTACTS_READ,
-    _CONTACTS + "ListContacts": CONTACTS_READ,
-    _CONTACTS + "ImportContacts": CONTACTS_WRITE,
-    _CONTACTS + "DeleteContact": CONTACTS_WRITE,
-    _LEADS + "RecordActivity": LEADS_WRITE,
-    # Scoring stores the new score, so it writes.
-    _LEADS + "ScoreLead": LEADS_WRITE,
-    _LEADS + "UpdateLeadStatus": LEADS_WRITE,
-    _LEADS + "GetLead": LEADS_READ,
-    _LEADS + "ScoreLeads": LEADS_WRITE,
-    _CAMPAIGNS + "TriggerCampaign": CAMPAIGNS_TRIGGER,
-    _CAMPAIGNS + "GetRun": CAMPAIGNS_READ,
-    _CAMPAIGNS + "ListRuns": CAMPAIGNS_READ,
-    _CAMPAIGNS + "WatchRun": CAMPAIGNS_READ,
-    _CONNECTORS + "ListConnectors": CONNECTORS_READ,
-    # Direct calls reach real tools (and may send email): admin only.
-    _CONNECTORS + "InvokeConnector": CONNECTORS_ADMIN,
-    # Dead letters hold step payloads (personal data) and redriving re-sends them: admin.
-    _CONNECTORS + "ListDeadLetters": CONNECTORS_ADMIN,
-    _CONNECTORS + "RedriveDeadLetters": CONNECTORS_ADMIN,
-}
+# The generated stub types the extension as a plain FieldDescriptor, which `Extensions[...]`
+# does not accept under mypy; the runtime object is the extension handle.
+REQUIRED_SCOPE: Any = options_pb2.required_scope
+
+
+def scope_table(files: Iterable[FileDescriptor]) -> dict[str, str]:
+    """`/pkg.Service/Method` → its required scope, for every RPC of `files` that names one."""
+    table: dict[str, str] = {}
+    for file in files:
+        for service in file.services_by_name.values():
+            for method in service.methods:
+                options = method.GetOptions()
+                if options.HasExtension(REQUIRED_SCOPE):
+                    scope: str = options.Extensions[REQUIRED_SCOPE]
+                    if scope:
+                        table[f"/{service.full_name}/{method.name}"] = scope
+    return table
+
+
+SCOPE_BY_METHOD: Final[dict[str, str]] = scope_table(
+    m.DESCRIPTOR for m in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2)
+)
 
 ALL_SCOPES: Final[frozenset[str]] = frozenset(SCOPE_BY_METHOD.values())

@@ -42,6 +42,32 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: Where `serve --local` serves the Connect protocol when `connect.listen` is empty.
+LOCAL_CONNECT_LISTEN = "localhost:50052"
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port, e.g. localhost:50051 or [::]:50051")
+    return value
+
+
+class ConnectSettings(_Frozen):
+    """The Connect protocol endpoint (HTTP/1.1, same process, its own port)."""
+
+    listen: str = Field(
+        default=_DEFAULTS["connect"]["listen"],
+        description="host:port for the Connect protocol (JSON or binary protobuf over HTTP); "
+        f"empty: off (`serve --local` then uses {LOCAL_CONNECT_LISTEN}).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_has_port(cls, value: str) -> str:
+        return _check_listen(value) if value else value
+
+
 class DatabaseSettings(_Frozen):
     """The SQLite store."""
 
@@ -275,6 +301,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -291,10 +318,7 @@ class Settings(BaseSettings):
     @field_validator("listen")
     @classmethod
     def _listen_has_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("must be host:port, e.g. localhost:50051 or [::]:50051")
-        return value
+        return _check_listen(value)
 
     @field_validator("triggers")
     @classmethod

@@ -74,10 +74,18 @@ class GuardChain(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        entries = tuple(e for g in self._guards if (e := g.entry_for(method)) is not None)
-        wrapped = wrap_handler(handler, method, entries)
+        wrapped = self.guarded(method, handler)
         self._by_method[method] = wrapped
         return wrapped
+
+    def guarded(self, method: str, handler: Handler) -> Handler:
+        """`handler` with every call run through this chain's guards and error mapping.
+
+        The Connect endpoint (`api.connect`) wraps its handlers here too, so both protocols
+        share the guards' state: one rate-limit bucket and one concurrency count per server.
+        """
+        entries = tuple(e for g in self._guards if (e := g.entry_for(method)) is not None)
+        return wrap_handler(handler, method, entries)
 
 
 def wrap_handler(handler: Handler, method: str, entries: tuple[Entry, ...]) -> Handler:

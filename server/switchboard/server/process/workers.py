@@ -59,6 +59,11 @@ def supervise(
         inbound_listen, inbound_reservation = reserve_port(settings.inbound.listen)
         inbound = settings.inbound.model_copy(update={"listen": inbound_listen})
         settings = settings.model_copy(update={"inbound": inbound})
+    connect_reservation = None
+    if settings.connect.listen:  # and so is the Connect protocol port
+        connect_listen, connect_reservation = reserve_port(settings.connect.listen)
+        connect = settings.connect.model_copy(update={"listen": connect_listen})
+        settings = settings.model_copy(update={"connect": connect})
     prepare_database(settings.database)  # once, before the workers race to create it
     endpoints = Siblings.create(workers)
     ready_r, ready_w = os.pipe()
@@ -90,6 +95,8 @@ def supervise(
     reservation.close()
     if inbound_reservation is not None:
         inbound_reservation.close()
+    if connect_reservation is not None:
+        connect_reservation.close()
     print(
         f"switchboard: serving gRPC on {listen} with {workers} workers; Ctrl-C stops",
         file=sys.stderr,
