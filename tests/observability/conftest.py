@@ -12,13 +12,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from switchboard.client import Switchboard
 from switchboard.server.app import App, build_app
 from switchboard.server.config import Settings
-from switchboard.server.telemetry import Telemetry
+from switchboard.server.telemetry import Telemetry, span_processor
 
 T = TypeVar("T")
 
@@ -67,7 +66,8 @@ class Observed:
 async def observed(make_settings: Callable[..., Settings]) -> AsyncIterator[Observed]:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    # Installed as every exporter is (personal data masked), but exported on span end.
+    tracer_provider.add_span_processor(span_processor(spans, batch=False))
     reader = InMemoryMetricReader()
     telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]))
     app = await build_app(make_settings(), telemetry=telemetry)
