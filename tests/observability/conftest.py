@@ -52,14 +52,18 @@ class Observed:
 
     def points(self, metric: str) -> list[Any]:
         """Every data point of `metric` in a fresh collection."""
+        return [p for m in self.metrics(metric) for p in m.data.data_points]
+
+    def metrics(self, metric: str) -> list[Any]:
+        """`metric` (name, unit, data) as each scope reported it in a fresh collection."""
         data = self.reader.get_metrics_data()
-        found = []
-        for resource in data.resource_metrics if data else []:
-            for scope in resource.scope_metrics:
-                for m in scope.metrics:
-                    if m.name == metric:
-                        found.extend(m.data.data_points)
-        return found
+        return [
+            m
+            for resource in (data.resource_metrics if data else [])
+            for scope in resource.scope_metrics
+            for m in scope.metrics
+            if m.name == metric
+        ]
 
 
 @pytest.fixture

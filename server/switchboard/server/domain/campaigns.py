@@ -30,6 +30,7 @@ from switchboard.server.domain.waits import resume_waits
 from switchboard.server.errors import NotFound
 from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.store.base import RunFilter, Store, WriteTx
+from switchboard.server.telemetry import current_traceparent
 from switchboard.server.timeutil import now_us, to_us
 from switchboard.v1 import campaigns_pb2
 
@@ -81,6 +82,8 @@ class CampaignService:
         trigger = self.trigger_for(req.event)
 
         touched: list[bool] = []  # the contact was written: its cache entries must go
+        started: list[str] = []  # a run was started, not replayed
+        traceparent = current_traceparent()
 
         def work(tx: WriteTx) -> campaigns_pb2.TriggerCampaignResponse:
             def compute() -> campaigns_pb2.TriggerCampaignResponse:
@@ -89,7 +92,10 @@ class CampaignService:
                 stored = upserted.contact
                 if upserted.changed:
                     touched.append(True)
-                run = start_run(tx, req.event, trigger, stored, req.attributes, now)
+                run = start_run(
+                    tx, req.event, trigger, stored, req.attributes, now, traceparent=traceparent
+                )
+                started.append(run.event)
                 return campaigns_pb2.TriggerCampaignResponse(run=run)
 
             resp, _ = run_once(
@@ -106,7 +112,8 @@ class CampaignService:
         run = (await self._store.write(work)).run
         if touched:
             await self._cache.invalidate(run.contact_id, contact.email)
-        self._dispatcher.wake()
+        for event in started:
+            self._dispatcher.started(event)
         if req.wait_for_completion:
             budget = None if time_left_s is None else max(0.0, time_left_s - _DEADLINE_MARGIN_S)
             return await self.wait(run.id, budget)

@@ -36,6 +36,7 @@ from switchboard.server.errors import (
 from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
 from switchboard.server.store.base import ReadTx, Store, WriteTx
+from switchboard.server.telemetry import current_traceparent
 from switchboard.server.timeutil import iso, now_us, set_ts, to_us
 from switchboard.v1 import common_pb2, contacts_pb2
 
@@ -322,6 +323,8 @@ class ContactService:
         v.raise_if_any()
         email = normalize_email(req.email)
         erased_email: list[str] = []  # when erasing by id, the email key must be dropped too
+        started: list[str] = []  # the erasure run, if one is configured
+        traceparent = current_traceparent()
 
         def work(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
             now = now_us()
@@ -345,14 +348,16 @@ class ContactService:
             trigger = self._triggers.get(ERASED_EVENT)
             if trigger is not None:
                 stub = contacts_pb2.Contact(id=contact.id)
-                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now)
+                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)
+                started.append(ERASED_EVENT)
             resp = contacts_pb2.DeleteContactResponse(id=contact.id)
             set_ts(resp.deleted_at, now)
             return resp
 
         resp = await self._store.write(work)
         await self._cache.invalidate(resp.id, email, *erased_email, lead_key(resp.id))
-        self._dispatcher.wake()
+        for event in started:
+            self._dispatcher.started(event)
         return resp
 
 

@@ -31,6 +31,7 @@ from switchboard.server.flow_config import TriggerSettings
 from switchboard.server.ids import new_id
 from switchboard.server.scoring_rules import ActivityRecord, ScoreResult, score_lead
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
+from switchboard.server.telemetry import current_traceparent
 from switchboard.server.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
 
@@ -246,6 +247,8 @@ class LeadService:
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
         trigger = self._triggers.get(STATUS_EVENT)
+        started: list[str] = []  # a run was started, not replayed
+        traceparent = current_traceparent()
 
         def work(tx: WriteTx) -> leads_pb2.UpdateLeadStatusResponse:
             def compute() -> leads_pb2.UpdateLeadStatusResponse:
@@ -274,8 +277,9 @@ class LeadService:
                         attrs = Struct()
                         attrs.update({"reason": req.reason})
                         resp.run_id = start_run(
-                            tx, STATUS_EVENT, trigger, contact, attrs, now, payload
+                            tx, STATUS_EVENT, trigger, contact, attrs, now, payload, traceparent
                         ).id
+                        started.append(STATUS_EVENT)
                 resp.lead.CopyFrom(lead)
                 return resp
 
@@ -291,8 +295,8 @@ class LeadService:
 
         resp = await self._store.write(work)
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
-        if resp.run_id:
-            self._dispatcher.wake()
+        for event in started:
+            self._dispatcher.started(event)
         return resp
 
     def _lead_payload(
