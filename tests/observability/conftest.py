@@ -12,13 +12,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App, build_app
 from switchboard.server.config.settings import Settings
-from switchboard.server.observability.telemetry import Telemetry
+from switchboard.server.observability.telemetry import Telemetry, span_processor
 
 T = TypeVar("T")
 
@@ -53,21 +52,26 @@ class Observed:
 
     def points(self, metric: str) -> list[Any]:
         """Every data point of `metric` in a fresh collection."""
+        return [p for m in self.metrics(metric) for p in m.data.data_points]
+
+    def metrics(self, metric: str) -> list[Any]:
+        """`metric` (name, unit, data) as each scope reported it in a fresh collection."""
         data = self.reader.get_metrics_data()
-        found = []
-        for resource in data.resource_metrics if data else []:
-            for scope in resource.scope_metrics:
-                for m in scope.metrics:
-                    if m.name == metric:
-                        found.extend(m.data.data_points)
-        return found
+        return [
+            m
+            for resource in (data.resource_metrics if data else [])
+            for scope in resource.scope_metrics
+            for m in scope.metrics
+            if m.name == metric
+        ]
 
 
 @pytest.fixture
 async def observed(make_settings: Callable[..., Settings]) -> AsyncIterator[Observed]:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    # Installed as every exporter is (personal data masked), but exported on span end.
+    tracer_provider.add_span_processor(span_processor(spans, batch=False))
     reader = InMemoryMetricReader()
     telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]))
     app = await build_app(make_settings(), telemetry=telemetry)

@@ -41,7 +41,7 @@ async def test_console_exporter_prints_rpc_spans(
     app = await start_app(telemetry={"exporter": "console"})
     await _one_call(app)
     await app.stop(grace_s=1.0)
-    assert "/switchboard.v1.ContactSync/UpsertContact" in capsys.readouterr().out
+    assert "switchboard.v1.ContactSync/UpsertContact" in capsys.readouterr().out
 
 
 async def test_prometheus_page_serves_rpc_metrics(start_app: StartApp) -> None:
@@ -57,7 +57,7 @@ async def test_prometheus_page_serves_rpc_metrics(start_app: StartApp) -> None:
             return body.decode()
 
     page = await asyncio.to_thread(scrape)
-    assert 'rpc_method="UpsertContact"' in page
+    assert 'rpc_method="switchboard.v1.ContactSync/UpsertContact"' in page
 
 
 class _Collector(
@@ -95,6 +95,6 @@ async def test_otlp_exporter_sends_spans_and_metrics(start_app: StartApp) -> Non
     finally:
         await server.stop(None)
     assert (
-        "/switchboard.v1.ContactSync/UpsertContact" in collector.span_names,
-        "rpc.server.calls" in collector.metric_names,
+        "switchboard.v1.ContactSync/UpsertContact" in collector.span_names,
+        "rpc.server.call.duration" in collector.metric_names,
     ) == (True, True)

@@ -24,19 +24,30 @@ def _by(points: list[Any], **match: object) -> list[Any]:
     return [p for p in points if all(p.attributes.get(k) == v for k, v in match.items())]
 
 
-async def test_rpc_count_and_latency_by_method_and_status(observed: Observed) -> None:
+async def test_rpc_call_duration_by_method_and_status(observed: Observed) -> None:
     await observed.sb.contacts.upsert(email="ada@example.com")
     with contextlib.suppress(NotFoundError):
         await observed.sb.contacts.get(email="nobody@example.com")
-    calls = await eventually(lambda: observed.points("rpc.server.calls"), lambda p: len(p) >= 2)
-    ok = _by(calls, **{"rpc.method": "UpsertContact", "rpc.grpc.status_code": 0})
-    not_found = _by(calls, **{"rpc.method": "GetContact", "rpc.grpc.status_code": 5})
-    latency = _by(observed.points("rpc.server.duration"), **{"rpc.method": "UpsertContact"})
-    assert ([p.value for p in ok], [p.value for p in not_found], [p.count for p in latency]) == (
-        [1],
-        [1],
-        [1],
+    points = await eventually(
+        lambda: observed.points("rpc.server.call.duration"), lambda p: len(p) >= 2
     )
+    (metric,) = observed.metrics("rpc.server.call.duration")
+    upsert = _by(points, **{"rpc.method": "switchboard.v1.ContactSync/UpsertContact"})
+    get = _by(points, **{"rpc.method": "switchboard.v1.ContactSync/GetContact"})
+    assert (metric.unit, [p.count for p in upsert], [dict(p.attributes) for p in get]) == (
+        "s",
+        [1],
+        [
+            {
+                "rpc.system.name": "grpc",
+                "rpc.method": "switchboard.v1.ContactSync/GetContact",
+                "rpc.response.status_code": "NOT_FOUND",
+            }
+        ],
+    )
+    # Seconds, with buckets that tell 0.1, 0.25, 0.5 and 0.75 ms calls apart.
+    sub_ms = [b for b in upsert[0].explicit_bounds if b < 0.001]
+    assert (sub_ms, 0 < upsert[0].sum < 10.0) == ([0.0001, 0.00025, 0.0005, 0.00075], True)
 
 
 async def test_connector_attempts_failures_and_latency(observed: Observed) -> None:
@@ -46,11 +57,13 @@ async def test_connector_attempts_failures_and_latency(observed: Observed) -> No
     attempts = _by(observed.points("switchboard.connector.attempts"), connector="fake")
     failures = _by(observed.points("switchboard.connector.failures"), connector="crm")
     latency = _by(observed.points("switchboard.connector.duration"), connector="fake")
+    (duration,) = observed.metrics("switchboard.connector.duration")
     assert (
         [p.value for p in attempts],
         [p.attributes["error"] for p in failures],
         [p.count for p in latency],
-    ) == ([1], ["permanent"], [1])
+        duration.unit,
+    ) == ([1], ["permanent"], [1], "s")
 
 
 async def test_outbox_depth_and_oldest_age(observed: Observed) -> None:
@@ -86,14 +99,14 @@ async def test_refused_calls_are_counted_with_their_status(
     telemetry = Telemetry(TracerProvider(), MeterProvider(metric_readers=[reader]))
     app = await build_app(make_settings(auth={"enabled": True}), telemetry=telemetry)
 
-    def codes() -> list[int]:
+    def codes() -> list[str]:
         data = reader.get_metrics_data()
         return [
-            p.attributes["rpc.grpc.status_code"]
+            p.attributes["rpc.response.status_code"]
             for rm in (data.resource_metrics if data else [])
             for sm in rm.scope_metrics
             for m in sm.metrics
-            if m.name == "rpc.server.calls"
+            if m.name == "rpc.server.call.duration"
             for p in m.data.data_points
         ]
 
@@ -106,7 +119,7 @@ async def test_refused_calls_are_counted_with_their_status(
     finally:
         await app.stop(grace_s=1.0)
 
-    assert refused == [grpc.StatusCode.UNAUTHENTICATED.value[0]]
+    assert refused == [grpc.StatusCode.UNAUTHENTICATED.name]
 
 
 async def test_dead_letters_and_breaker_state_gauges(observed: Observed) -> None:
@@ -128,3 +141,31 @@ async def test_dead_letters_and_breaker_state_gauges(observed: Observed) -> None
         breaker.failure()
     assert states()["crm"] == 2
     assert states()["esp"] == 0
+
+
+async def test_runs_steps_and_time_to_delivery(observed: Observed) -> None:
+    # crm and personalization deliver; the ESP refuses for good (no marketing consent).
+    await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
+    started = [(dict(p.attributes), p.value) for p in observed.points("switchboard.runs.started")]
+    finished = [(dict(p.attributes), p.value) for p in observed.points("switchboard.runs.finished")]
+    steps = {
+        (p.attributes["connector"], p.attributes["status"]): p.value
+        for p in observed.points("switchboard.steps")
+    }
+    (delivery,) = observed.metrics("switchboard.delivery.duration")
+    delivered = {p.attributes["connector"]: p.count for p in delivery.data.data_points}
+    assert (started, finished, steps, delivery.unit, delivered) == (
+        [({"event": "newsletter.signup"}, 1)],
+        [({"event": "newsletter.signup", "status": "failed"}, 1)],
+        {("crm", "succeeded"): 1, ("esp", "failed"): 1, ("personalization", "succeeded"): 1},
+        "s",
+        {"crm": 1, "personalization": 1},
+    )
+
+
+async def test_a_replayed_trigger_starts_no_run(observed: Observed) -> None:
+    for _ in range(2):
+        await observed.sb.campaigns.trigger(
+            "newsletter.signup", email="ada@example.com", idempotency_key="k1"
+        )
+    assert [p.value for p in observed.points("switchboard.runs.started")] == [1]

@@ -8,32 +8,74 @@ import contextlib
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 
-from switchboard.client import NotFoundError
+from switchboard.client import NotFoundError, SwitchboardError
+from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from tests.observability.conftest import Observed, eventually
 
-UPSERT = "/switchboard.v1.ContactSync/UpsertContact"
+UPSERT = "switchboard.v1.ContactSync/UpsertContact"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-async def test_rpc_span_has_grpc_attributes(observed: Observed) -> None:
+async def test_rpc_span_follows_the_current_rpc_conventions(observed: Observed) -> None:
     await observed.sb.contacts.upsert(email="ada@example.com")
     (span,) = await eventually(lambda: observed.finished(UPSERT))
     attrs = dict(span.attributes or {})
-    assert {k: attrs.get(k) for k in ("rpc.system", "rpc.service", "rpc.method")} == {
-        "rpc.system": "grpc",
-        "rpc.service": "switchboard.v1.ContactSync",
-        "rpc.method": "UpsertContact",
-    }
-    assert attrs["rpc.grpc.status_code"] == 0
+    keys = (
+        "rpc.system.name",
+        "rpc.method",
+        "rpc.response.status_code",
+        "server.port",
+        "server.address",
+        "client.address",
+    )
+    assert (span.kind, {k: attrs.get(k) for k in keys}, span.status.status_code) == (
+        trace.SpanKind.SERVER,
+        {
+            "rpc.system.name": "grpc",
+            "rpc.method": UPSERT,
+            "rpc.response.status_code": "OK",
+            "server.port": observed.app.port,
+            "server.address": "127.0.0.1",
+            "client.address": "127.0.0.1",
+        },
+        trace.StatusCode.UNSET,
+    )
+    assert isinstance(attrs["client.port"], int)
+    # The pre-1.38 names are gone.
+    assert not {"rpc.system", "rpc.service", "rpc.grpc.status_code", "net.peer.ip"} & set(attrs)
 
 
-async def test_failed_rpc_span_carries_the_status_code(observed: Observed) -> None:
+async def test_client_error_is_no_server_error(observed: Observed) -> None:
     with contextlib.suppress(NotFoundError):
         await observed.sb.contacts.get(email="nobody@example.com")
-    (span,) = await eventually(lambda: observed.finished("/switchboard.v1.ContactSync/GetContact"))
-    assert (span.attributes or {})["rpc.grpc.status_code"] == 5
+    (span,) = await eventually(lambda: observed.finished("switchboard.v1.ContactSync/GetContact"))
+    attrs = dict(span.attributes or {})
+    # NOT_FOUND is the caller's problem: the server span's status stays unset, no error.type.
+    assert (attrs["rpc.response.status_code"], "error.type" in attrs, span.status.status_code) == (
+        "NOT_FOUND",
+        False,
+        trace.StatusCode.UNSET,
+    )
+
+
+async def test_server_failure_sets_error_status_and_error_type(observed: Observed) -> None:
+    fake = observed.app.connectors["fake"]
+    assert isinstance(fake, FakeConnector)
+    fake.script("echo", RuntimeError("bug in an adapter"))  # answered UNAVAILABLE
+    with contextlib.suppress(SwitchboardError):
+        await observed.sb.connectors.invoke("fake", "echo", payload={})
+    spans = await eventually(lambda: observed.finished("switchboard.v1.Connectors/InvokeConnector"))
+    # The client retries UNAVAILABLE; the adapter's script has one failure, then echoes.
+    failed, *_ = sorted(spans, key=lambda s: s.start_time or 0)
+    attrs = dict(failed.attributes or {})
+    assert (
+        attrs["rpc.response.status_code"],
+        attrs.get("error.type"),
+        failed.status.status_code,
+        failed.status.description,
+    ) == ("UNAVAILABLE", "UNAVAILABLE", trace.StatusCode.ERROR, "UNAVAILABLE")
 
 
 async def test_store_transactions_are_child_spans_of_the_rpc(observed: Observed) -> None:
@@ -50,7 +92,7 @@ async def test_caller_traceparent_is_continued(observed: Observed) -> None:
     ) as sb:
         await sb.connectors.invoke("fake", "echo", payload={"hello": "world"})
     (rpc,) = await eventually(
-        lambda: observed.finished("/switchboard.v1.Connectors/InvokeConnector")
+        lambda: observed.finished("switchboard.v1.Connectors/InvokeConnector")
     )
     (attempt,) = observed.finished("connector fake echo")
     assert (

@@ -10,6 +10,7 @@ import pytest
 
 from switchboard.server.store.sqlite.schema import MIGRATIONS
 from switchboard.server.store.sqlite.store import connect, migrate
+from switchboard.server.store.sqlite.tx import SqliteTx
 
 
 def _migrate(path: str) -> None:
@@ -46,5 +47,27 @@ def test_migrate_twice_is_a_no_op(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        db.close()
+
+
+def test_rows_queued_before_the_trace_columns_still_deliver(tmp_path: Path) -> None:
+    db = connect(str(tmp_path / "old.db"), 10_000)
+    try:
+        for number, script in enumerate(MIGRATIONS[:4], start=1):  # a version-4 database
+            db.executescript(script)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute(
+            "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan) "
+            "VALUES ('r1', 'e', 'c1', 1, 0, x'', '{\"base\": {}, \"steps\": []}')"
+        )
+        db.execute(
+            "INSERT INTO outbox (run_id, step_index, connector, idempotency_key, available_us) "
+            "VALUES ('r1', 0, 'crm', 'r1:0', 0)"
+        )
+        migrate(db)
+        items = SqliteTx(db).claim_outbox(now_us=1, lease_until_us=2, limit=10)
+        # No trace context was kept then: the delivery starts a trace of its own.
+        assert [(i.run_id, i.traceparent) for i in items] == [("r1", "")]
     finally:
         db.close()

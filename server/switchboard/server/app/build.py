@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connect import ConnectServer, SwitchboardConnectApp, endpoints_for
@@ -37,6 +36,7 @@ from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
+from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
@@ -48,8 +48,8 @@ from switchboard.server.interceptors.authz import AuthorizationGuard
 from switchboard.server.interceptors.call_ids import CallIdGuard
 from switchboard.server.interceptors.chain import Guard, GuardChain
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitGuard
-from switchboard.server.interceptors.metrics import MetricsGuard
 from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBuckets
+from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
 from switchboard.server.store.retention import RetentionTask
@@ -148,26 +148,26 @@ class App:
 
 
 def standard_interceptors(
-    settings: Settings, telemetry: Telemetry
+    settings: Settings, telemetry: Telemetry, endpoint: ServerEndpoint | None = None
 ) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors, outermost first; the order is fixed here.
 
-    With telemetry on, the upstream OpenTelemetry interceptor makes the RPC span (and takes
-    the caller's traceparent). Then one `GuardChain` runs, in this order:
+    One `GuardChain` runs, in this order:
 
-    0. metrics (telemetry on: RPC count and latency, refused calls too) or, with telemetry
-       off, the call's trace id for log lines;
+    0. telemetry on: the RPC span (continuing the caller's traceparent) and its duration,
+       refused calls too; telemetry off: the call's trace id for log lines;
     1. authentication: who is calling (UNAUTHENTICATED otherwise);
     2. rate limit: per caller, so it needs the principal from (1);
     3. authorization: the scope table (PERMISSION_DENIED);
     4. concurrency limit: only calls that will run hold a slot;
     and maps the handler's exceptions (and the guards' refusals) to statuses.
+    `endpoint` gives the spans their `server.address` / `server.port`.
     """
     chain: list[grpc.aio.ServerInterceptor] = []
     guards: list[Guard] = []
     if telemetry.active:
-        chain.append(aio_server_interceptor(tracer_provider=telemetry.tracer_provider))  # type: ignore[no-untyped-call]
-        guards.append(MetricsGuard(telemetry.meter))
+        endpoint = endpoint or ServerEndpoint.from_listen(settings.listen)
+        guards.append(RpcTelemetryGuard(telemetry.tracer, telemetry.meter, endpoint))
     else:  # no spans: log lines still get the call's trace id
         guards.append(CallIdGuard())
     auth = settings.auth
@@ -205,8 +205,9 @@ async def build_app(
         validate_rules(settings.scoring)
     except ValueError as exc:
         raise StartupError(f"invalid scoring rules: {exc}") from exc
+    endpoint = ServerEndpoint.from_listen(settings.listen)
     try:
-        chain = standard_interceptors(settings, telemetry)
+        chain = standard_interceptors(settings, telemetry, endpoint)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
     store = SqliteStore(settings.database, telemetry.tracer)
@@ -225,7 +226,13 @@ async def build_app(
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
     dispatcher = Dispatcher(
-        store, connectors, settings.connectors, settings.dispatch, notifier, attempts
+        store,
+        connectors,
+        settings.connectors,
+        settings.dispatch,
+        notifier,
+        attempts,
+        RunMetrics(telemetry.meter),
     )
     register_gauges(telemetry.meter, store, cache, dispatcher.guards)
     server = grpc.aio.server(
@@ -259,6 +266,7 @@ async def build_app(
     except (RuntimeError, OSError) as exc:
         await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
+    endpoint.port = port
     retention = RetentionTask(
         store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
     )

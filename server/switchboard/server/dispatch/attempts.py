@@ -1,21 +1,26 @@
 """Telemetry for connector attempts: a span each, counts, failures and latency by connector.
 
-The span's trace context is handed to the adapter as `traceparent` metadata, so webhook and
-HTTP connectors can pass it on.
+An attempt's span is a child of the call that started its run: the run and its outbox rows
+keep that call's `traceparent`, and `task_context` makes it current for the delivery, so
+one trace holds a trigger and all its deliveries. The span's own trace context is handed
+to the adapter as `traceparent` metadata, so webhook and HTTP connectors can pass it on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 
 from switchboard.server.errors import PermanentConnectorError
+from switchboard.server.observability.telemetry import SECONDS_BUCKETS
 
 
 class AttemptTelemetry:
@@ -37,8 +42,23 @@ class AttemptTelemetry:
             description="Connector calls that failed, by error kind.",
         )
         self._duration = meter.create_histogram(
-            "switchboard.connector.duration", unit="ms", description="Connector call latency."
+            "switchboard.connector.duration",
+            unit="s",
+            description="Connector call latency.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
+
+    def task_context(self, traceparent: str) -> contextvars.Context | None:
+        """A context for a delivery task in the trace `traceparent` names (None: no trace).
+
+        Background work with no such parent makes no spans at all, so an idle dispatcher
+        adds no root spans to the trace store.
+        """
+        if not (self._active and traceparent):
+            return None
+        ctx = contextvars.copy_context()
+        ctx.run(otel_context.attach, extract({"traceparent": traceparent}))
+        return ctx
 
     def attempt(
         self, connector: str, action: str, *, run_id: str = "", attempt: int = 1
@@ -73,7 +93,7 @@ class AttemptTelemetry:
                 raise
             finally:
                 self._attempts.add(1, labels)
-                self._duration.record((time.perf_counter() - start) * 1000, labels)
+                self._duration.record(time.perf_counter() - start, labels)
 
 
 class _Untraced:

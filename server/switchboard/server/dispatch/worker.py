@@ -27,6 +27,7 @@ from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
+from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
@@ -49,9 +50,11 @@ class Dispatcher:
         settings: DispatchSettings,
         notifier: RunNotifier,
         telemetry: AttemptTelemetry | None = None,
+        runs: RunMetrics | None = None,
     ) -> None:
         self._store = store
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
+        self._runs = runs or RunMetrics(metrics.NoOpMeter(""))
         self._connectors = connectors
         self._connector_settings = connector_settings
         self._settings = settings
@@ -74,6 +77,11 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for due steps now rather than at the next poll."""
+        self._wake.set()
+
+    def started(self, event: str) -> None:
+        """A run of `event` was committed: count it and look for its first step now."""
+        self._runs.started(event)
         self._wake.set()
 
     async def stop(self, grace_s: float) -> None:
@@ -135,7 +143,9 @@ class Dispatcher:
                 # claim sees them gone and never takes more than the connector may start.
                 guard.in_flight += 1
                 delay = guard.bucket.take()
-            task = asyncio.create_task(self._deliver(item, guard, delay))
+            # In the trace of the call that started the run (none when telemetry is off).
+            context = self._telemetry.task_context(item.traceparent)
+            task = asyncio.create_task(self._deliver(item, guard, delay), context=context)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(items)
@@ -145,7 +155,8 @@ class Dispatcher:
             if delay:
                 await asyncio.sleep(delay)
             outcome = await self._attempt(item, guard)
-            run = await self._store.write(lambda tx: record(tx, item, outcome, now_us()))
+            now = now_us()
+            run = await self._store.write(lambda tx: record(tx, item, outcome, now))
         except Exception:
             log.exception("recording step %s of run %s failed", item.step_index, item.run_id)
             return
@@ -153,6 +164,7 @@ class Dispatcher:
             if guard is not None:
                 guard.in_flight -= 1
         if run is not None:
+            self._runs.recorded(item, run, now)
             self._notifier.publish(run.id)
         self.wake()
 

@@ -16,6 +16,7 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import apply_upsert
 from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import NotFound
+from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as contact_rules
 from switchboard.server.rules.paging import decode_token, encode_token
 from switchboard.server.rules.validation import (
@@ -80,9 +81,14 @@ class CampaignService:
         v.raise_if_any()
         trigger = self.trigger_for(req.event)
 
+        traceparent = current_traceparent()
+
         def work(tx: WriteTx, now: int) -> tuple[campaigns_pb2.TriggerCampaignResponse, bool]:
             upserted = apply_upsert(tx, contact, now)
-            run = start_run(tx, req.event, trigger, upserted.contact, req.attributes, now)
+            run = start_run(
+                tx, req.event, trigger, upserted.contact, req.attributes, now,
+                traceparent=traceparent,
+            )
             # A written contact's cache entries must go.
             return campaigns_pb2.TriggerCampaignResponse(run=run), upserted.changed
 
@@ -97,7 +103,10 @@ class CampaignService:
         run = resp.run
         if touched:
             await self._cache.invalidate(run.contact_id, contact.email)
-        self._dispatcher.wake()
+        if touched is not None:  # None: a replayed key started nothing
+            self._dispatcher.started(run.event)
+        else:
+            self._dispatcher.wake()
         if req.wait_for_completion:
             budget = None if time_left_s is None else max(0.0, time_left_s - _DEADLINE_MARGIN_S)
             return await self.wait(run.id, budget)

@@ -24,6 +24,7 @@ from switchboard.server.errors import (
     Violation,
     status_name,
 )
+from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as rules
 from switchboard.server.rules.paging import decode_token, encode_token
 from switchboard.server.rules.validation import (
@@ -315,6 +316,8 @@ class ContactService:
         v.raise_if_any()
         email = normalize_email(req.email)
         erased_email: list[str] = []  # when erasing by id, the email key must be dropped too
+        started: list[str] = []  # the erasure run, if one is configured
+        traceparent = current_traceparent()
 
         def work(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
             now = now_us()
@@ -338,14 +341,16 @@ class ContactService:
             trigger = self._triggers.get(ERASED_EVENT)
             if trigger is not None:
                 stub = contacts_pb2.Contact(id=contact.id)
-                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now)
+                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)
+                started.append(ERASED_EVENT)
             resp = contacts_pb2.DeleteContactResponse(id=contact.id)
             set_ts(resp.deleted_at, now)
             return resp
 
         resp = await self._store.write(work)
         await self._cache.invalidate(resp.id, email, *erased_email, lead_key(resp.id))
-        self._dispatcher.wake()
+        for event in started:
+            self._dispatcher.started(event)
         return resp
 
 

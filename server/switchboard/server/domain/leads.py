@@ -18,6 +18,7 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import read_through
 from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import NotFound, SwitchboardError, status_name
+from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import leads as lead_rules
 from switchboard.server.rules.payloads import profile
 from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, ScoringEngine
@@ -242,8 +243,9 @@ class LeadService:
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
         trigger = self._triggers.get(STATUS_EVENT)
+        traceparent = current_traceparent()
 
-        def work(tx: WriteTx, now: int) -> tuple[leads_pb2.UpdateLeadStatusResponse, None]:
+        def work(tx: WriteTx, now: int) -> tuple[leads_pb2.UpdateLeadStatusResponse, bool]:
             contact = _resolve(tx, contact_id, email)
             lead = self._lead(tx, contact)
             previous = lead.status
@@ -266,12 +268,12 @@ class LeadService:
                     attrs = Struct()
                     attrs.update({"reason": req.reason})
                     resp.run_id = start_run(
-                        tx, STATUS_EVENT, trigger, contact, attrs, now, payload
+                        tx, STATUS_EVENT, trigger, contact, attrs, now, payload, traceparent
                     ).id
             resp.lead.CopyFrom(lead)
-            return resp, None
+            return resp, bool(resp.run_id)  # a run was started, not replayed
 
-        resp, _ = await write_once(
+        resp, started = await write_once(
             self._store,
             "UpdateLeadStatus",
             req,
@@ -280,8 +282,8 @@ class LeadService:
             work,
         )
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
-        if resp.run_id:
-            self._dispatcher.wake()
+        if started:
+            self._dispatcher.started(STATUS_EVENT)
         return resp
 
     def _lead_payload(

@@ -25,8 +25,13 @@ def start_run(
     attributes: Struct,
     now: int,
     lead: dict[str, Any] | None = None,
+    traceparent: str = "",
 ) -> campaigns_pb2.Run:
-    """Create a PENDING run for `event` and queue its first step."""
+    """Create a PENDING run for `event` and queue its first step.
+
+    `traceparent` (from `telemetry.current_traceparent()`, taken before the write: the
+    transaction may run in another context) puts the run's deliveries in the caller's trace.
+    """
     run = campaigns_pb2.Run(
         id=new_id("r"),
         event=event,
@@ -55,7 +60,7 @@ def start_run(
     if lead is not None:
         base["lead"] = lead
     plan = Plan(base, tuple(PlanStep.from_settings(s) for s in trigger.steps))
-    tx.put_run(run, plan)
+    tx.put_run(run, plan, traceparent)
     queue_step(tx, run, plan, 0, now)
     if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:
         tx.put_run(run)

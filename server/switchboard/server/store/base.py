@@ -60,6 +60,7 @@ class OutboxItem:
     connector: str = ""
     contact_id: str = ""
     advance: bool = True  # False for a redriven step: finishing it does not queue the next
+    traceparent: str = ""  # W3C trace context of the call that started the run ("" if none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,13 @@ class WriteTx(ReadTx, Protocol):
     def add_activity(
         self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
     ) -> None: ...
-    def put_run(self, run: campaigns_pb2.Run, plan: Plan | None = None) -> None: ...
+    def put_run(
+        self, run: campaigns_pb2.Run, plan: Plan | None = None, traceparent: str = ""
+    ) -> None:
+        """Insert a new run with its `plan` (and the starting call's `traceparent`), or,
+        without a plan, update its status and record."""
+        ...
+
     def enqueue_step(
         self,
         run_id: str,

@@ -28,7 +28,7 @@ SELECT name FROM c WHERE name IS NOT NULL
 # later steps for that connector.
 _DUE_SQL = """
 SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, o.connector,
-       o.contact_id, o.advance, o.available_us
+       o.contact_id, o.advance, o.available_us, o.traceparent
 FROM outbox o JOIN runs r ON r.id = o.run_id
 WHERE o.connector = :connector AND o.available_us <= :now AND o.lease_us <= :now
   AND (:unordered OR o.contact_id = ''
@@ -63,11 +63,22 @@ class OutboxQueries:
         available_us: int,
         advance: bool = True,
     ) -> None:
+        # The contact and the trace context come from the run.
         self._db.execute(
             "INSERT INTO outbox (run_id, step_index, connector, idempotency_key, available_us, "
-            "contact_id, advance) VALUES (?, ?, ?, ?, ?, "
-            "(SELECT contact_id FROM runs WHERE id = ?), ?)",
-            (run_id, step_index, connector, idempotency_key, available_us, run_id, int(advance)),
+            "contact_id, traceparent, advance) VALUES (?, ?, ?, ?, ?, "
+            "(SELECT contact_id FROM runs WHERE id = ?), "
+            "(SELECT traceparent FROM runs WHERE id = ?), ?)",
+            (
+                run_id,
+                step_index,
+                connector,
+                idempotency_key,
+                available_us,
+                run_id,
+                run_id,
+                int(advance),
+            ),
         )
 
     def claim_outbox(
@@ -94,7 +105,9 @@ class OutboxQueries:
             "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in picked]
         )
         return [
-            OutboxItem(r[0], r[1], r[2], r[3], r[4], Plan.from_json(r[5]), r[6], r[7], bool(r[8]))
+            OutboxItem(
+                r[0], r[1], r[2], r[3], r[4], Plan.from_json(r[5]), r[6], r[7], bool(r[8]), r[10]
+            )
             for r in picked
         ]
 
@@ -110,14 +123,15 @@ class OutboxQueries:
     def outbox_item(self, run_id: str, step_index: int) -> OutboxItem | None:
         r = self._db.execute(
             "SELECT o.id, o.run_id, o.step_index, o.attempts, o.idempotency_key, r.plan, "
-            "o.connector, o.contact_id, o.advance FROM outbox o JOIN runs r ON r.id = o.run_id "
+            "o.connector, o.contact_id, o.advance, o.traceparent "
+            "FROM outbox o JOIN runs r ON r.id = o.run_id "
             "WHERE o.run_id = ? AND o.step_index = ?",
             (run_id, step_index),
         ).fetchone()
         if r is None:
             return None
         plan = Plan.from_json(r[5])
-        return OutboxItem(r[0], r[1], r[2], r[3], r[4], plan, r[6], r[7], bool(r[8]))
+        return OutboxItem(r[0], r[1], r[2], r[3], r[4], plan, r[6], r[7], bool(r[8]), r[9])
 
     # -- wait steps ----------------------------------------------------------------------
     def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None:

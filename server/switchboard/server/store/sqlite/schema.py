@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 MIGRATIONS: list[str] = [
     """
@@ -131,5 +131,11 @@ MIGRATIONS: list[str] = [
     # whole backlog.
     """
     CREATE INDEX outbox_connector_due ON outbox (connector, available_us);
+    """,
+    # 5: one trace per run. A run keeps the W3C traceparent of the call that started it,
+    # and its outbox rows copy it, so every delivery's span joins that call's trace.
+    """
+    ALTER TABLE runs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
     """,
 ]

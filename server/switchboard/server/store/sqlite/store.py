@@ -94,7 +94,8 @@ class SqliteStore:
 
     def __init__(self, settings: DatabaseSettings, tracer: trace.Tracer | None = None) -> None:
         self._settings = settings
-        # Injectable: one child span per transaction under the caller's span (RPC or step).
+        # Injectable: one child span per transaction under the caller's span (RPC or step),
+        # and none outside a trace (see `_in_trace`).
         self._tracer = tracer or trace.NoOpTracer()
         # A no-op span still costs a context attach and detach per call (~3 % of a trigger).
         self._traced = not isinstance(self._tracer, trace.NoOpTracer)
@@ -142,7 +143,7 @@ class SqliteStore:
         """
         if self._writer is None:
             raise Unavailable("the store is not open")
-        if not self._traced:
+        if not self._in_trace():
             result: T = await self._writer.submit(fn, bulk)
             return result
         with self._tracer.start_as_current_span("store.write", attributes=_DB):
@@ -153,10 +154,15 @@ class SqliteStore:
         """Run `fn` on a reader thread inside a read transaction (a consistent snapshot)."""
         if self._readers is None:
             raise Unavailable("the store is not open")
-        if not self._traced:
+        if not self._in_trace():
             return await self._read_here_or_there(fn, point)
         with self._tracer.start_as_current_span("store.read", attributes=_DB):
             return await self._read_here_or_there(fn, point)
+
+    def _in_trace(self) -> bool:
+        """Spans for transactions of a call or a delivery only: background polls (claims,
+        purges) would otherwise start a new root trace every poll interval."""
+        return self._traced and trace.get_current_span().get_span_context().is_valid
 
     async def _read_here_or_there(self, fn: Callable[[ReadTx], T], point: bool) -> T:
         if point and self._settings.inline_point_reads:

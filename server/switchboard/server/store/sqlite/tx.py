@@ -210,12 +210,14 @@ class SqliteTx(OutboxQueries):
         )
         return [_run(r[0]) for r in self._db.execute(sql, (*args, limit))]
 
-    def put_run(self, run: campaigns_pb2.Run, plan: Plan | None = None) -> None:
+    def put_run(
+        self, run: campaigns_pb2.Run, plan: Plan | None = None, traceparent: str = ""
+    ) -> None:
         data = run.SerializeToString()
         if plan is not None:
             self._db.execute(
-                "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan, "
+                "traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.id,
                     run.event,
@@ -224,6 +226,7 @@ class SqliteTx(OutboxQueries):
                     _us(run.created_at),
                     data,
                     plan.to_json(),
+                    traceparent,
                 ),
             )
         else:
