@@ -61,7 +61,7 @@ def _state(db: Path, connector: str, collection: str) -> dict[str, Any]:
 
 async def _wait_counted(db: Path, n: int) -> None:
     async with asyncio.timeout(60):
-        while len(_state(db, "analytics", "conversion_keys")) < n:
+        while len(_state(db, "analytics", "conversion_keys")) < n:  # noqa: ASYNC110 - another process
             await asyncio.sleep(0.01)
 
 

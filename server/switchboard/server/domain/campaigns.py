@@ -100,6 +100,7 @@ class CampaignService:
                 campaigns_pb2.TriggerCampaignResponse,
                 compute,
                 now_us(),
+                lambda r: r.run.contact_id,
             )
             return resp
 

@@ -221,6 +221,7 @@ class ContactService:
                 contacts_pb2.UpsertContactResponse,
                 compute,
                 now_us(),
+                lambda r: r.contact.id,
             )
             return resp
 
@@ -338,7 +339,7 @@ class ContactService:
                 set_ts(resp.deleted_at, stone.deleted_us)
                 return resp
             erased_email.append(contact.email)
-            tx.erase_contact(contact.id, rules.email_hash(contact.email), now)
+            tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
             )
@@ -352,6 +353,10 @@ class ContactService:
 
         resp = await self._store.write(work)
         await self._cache.invalidate(resp.id, email, *erased_email, lead_key(resp.id))
+        if erased_email:
+            # The erased rows are zeroed in the file; earlier versions of their pages may
+            # still sit in the write-ahead log until it is truncated.
+            await self._store.forget_old_versions()
         self._dispatcher.wake()
         return resp
 

@@ -27,11 +27,14 @@ def run_once(
     response_type: type[M],
     compute: Callable[[], M],
     now_us: int,
+    subject: Callable[[M], str],
 ) -> tuple[M, bool]:
     """Return `(response, replayed)`: the stored response for a repeated key, else compute it.
 
     Runs inside the caller's write transaction so the response is stored atomically with the
     work; an error raised by `compute` stores nothing, so a retry does the work again.
+    `subject` names the contact whose data the response holds: erasing that contact drops
+    the record.
     """
     if not key:
         return compute(), False
@@ -45,5 +48,6 @@ def run_once(
             )
         return response_type.FromString(record.response), True
     response = compute()
-    tx.put_idempotency(key, IdempotencyRecord(method, digest, response.SerializeToString()), now_us)
+    record = IdempotencyRecord(method, digest, response.SerializeToString(), subject(response))
+    tx.put_idempotency(key, record, now_us)
     return response, False

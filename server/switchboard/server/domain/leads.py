@@ -196,6 +196,7 @@ class LeadService:
                 leads_pb2.RecordActivityResponse,
                 compute,
                 now_us(),
+                lambda r: r.lead.contact_id,
             )[0]
 
         resp = await self._store.write(work)
@@ -261,10 +262,12 @@ class LeadService:
                 self._rescore(tx, contact, lead, now)
                 tx.put_lead(lead)
                 if previous != req.status:
+                    # Not the reason's text: it is free text, maybe about the person, and
+                    # the append-only log cannot forget it (the run's attributes keep it).
                     body = {
                         "from": lead_rules.status_name(previous),
                         "to": lead_rules.status_name(req.status),
-                        "reason": req.reason,
+                        "reason_given": bool(req.reason),
                     }
                     tx.append_event(
                         "lead.status_changed", contact.id, json.dumps(body).encode(), now
@@ -287,6 +290,7 @@ class LeadService:
                 leads_pb2.UpdateLeadStatusResponse,
                 compute,
                 now_us(),
+                lambda r: r.lead.contact_id,
             )[0]
 
         resp = await self._store.write(work)

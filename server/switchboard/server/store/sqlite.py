@@ -42,6 +42,9 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # FULL: a committed transaction survives power loss too, not only a killed process.
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
+    # Deleted and overwritten content is zeroed, not left in free space: erasure must not
+    # leave the person readable in the file (with a hex editor or a recovery tool).
+    db.execute("PRAGMA secure_delete = ON")
     return db
 
 
@@ -148,6 +151,33 @@ class SqliteStore:
         with self._tracer.start_as_current_span("store.write", attributes=_DB):
             result = await self._writer.submit(fn, bulk)
             return result
+
+    async def forget_old_versions(self) -> None:
+        """Copy the write-ahead log into the database file and truncate it.
+
+        With `secure_delete`, a delete zeroes the data in the current version of its page,
+        but the log still holds the page's earlier versions until it is rewritten. The
+        TRUNCATE checkpoint waits (up to the busy timeout) for the writer and for readers
+        on older snapshots, then leaves an empty log. Called after an erasure.
+        """
+        if self._readers is None:
+            raise Unavailable("the store is not open")
+        busy, frames, copied = await asyncio.to_thread(self._checkpoint)
+        if busy:
+            log.warning(
+                "checkpoint after erasure did not complete (%s of %s log frames copied); "
+                "the log is truncated at the next checkpoint",
+                copied,
+                frames,
+            )
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        db = connect(self._settings.path, self._settings.busy_timeout_ms)
+        try:
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return int(busy), int(frames), int(copied)
+        finally:
+            db.close()
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:
         """Run `fn` on a reader thread inside a read transaction (a consistent snapshot)."""

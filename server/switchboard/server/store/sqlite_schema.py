@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 MIGRATIONS: list[str] = [
     """
@@ -131,5 +131,11 @@ MIGRATIONS: list[str] = [
     # whole backlog.
     """
     CREATE INDEX outbox_connector_due ON outbox (connector, available_us);
+    """,
+    # 5: idempotency records learn whose data their stored answer holds, so erasing a
+    # contact can drop them along an index.
+    """
+    ALTER TABLE idempotency ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX idempotency_contact ON idempotency (contact_id);
     """,
 ]
