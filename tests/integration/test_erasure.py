@@ -14,6 +14,8 @@ import grpc
 import pytest
 
 from switchboard.server.app import App
+from switchboard.server.store.base import IdempotencyRecord, WriteTx
+from switchboard.server.timeutil import now_us
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -160,3 +162,24 @@ async def test_erased_personal_data_is_not_in_the_database_files(
     run = (await runs.GetRun(campaigns_pb2.GetRunRequest(id=run_id))).run
     assert run.contact_id == contact_id
     assert not run.attributes.fields
+
+
+async def test_unattributed_records_naming_the_person_go_and_others_stay(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    stub = contacts_pb2_grpc.ContactSyncStub(channel)
+    contact_id = (await stub.UpsertContact(_upsert())).contact.id
+
+    def seed(tx: WriteTx) -> None:
+        # As written before records named their contact: no contact_id, data in the answer.
+        for key, response in (("old-email", EMAIL), ("old-id", contact_id), ("other", "x")):
+            record = IdempotencyRecord("InvokeConnector", "h", f"answer {response}".encode())
+            tx.put_idempotency(key, record, now_us())
+
+    await app.store.write(seed)
+    await _erase(channel)
+
+    kept = await app.store.read(
+        lambda tx: [k for k in ("old-email", "old-id", "other") if tx.idempotency(k)]
+    )
+    assert kept == ["other"]
