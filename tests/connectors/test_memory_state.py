@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from switchboard.server.connectors.base import ConnectorState
+import pytest
+
+from switchboard.server.connectors.base import ConnectorState, StateTx
 from switchboard.server.connectors.memory_state import InMemoryState
 
 
@@ -41,3 +43,24 @@ async def test_scan_filters_by_prefix_in_key_order_with_limit() -> None:
     assert await state.scan("c", "b/") == [{"key": "b/1"}, {"key": "b/2"}, {"key": "b/3"}]
     assert await state.scan("c", "b/", limit=2) == [{"key": "b/1"}, {"key": "b/2"}]
     assert await state.scan("empty") == []
+
+
+async def test_a_transaction_reads_its_own_writes_and_keeps_all_or_nothing() -> None:
+    state = InMemoryState()
+    await state.put("c", "gone", {"n": 0})
+
+    def change(tx: StateTx) -> int | None:
+        tx.put("c", "k", {"n": 1})
+        tx.delete("c", "gone")
+        seen = tx.get("c", "k")
+        return None if seen is None or tx.get("c", "gone") is not None else seen["n"]
+
+    def fail(tx: StateTx) -> None:
+        tx.put("c", "k", {"n": 2})
+        raise ValueError("no")
+
+    assert await state.transaction(change) == 1
+    with pytest.raises(ValueError, match="no"):
+        await state.transaction(fail)
+    assert await state.get("c", "k") == {"n": 1}
+    assert await state.get("c", "gone") is None

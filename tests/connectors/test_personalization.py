@@ -57,12 +57,30 @@ async def test_offer_for_segment(
 async def test_shown_offer_is_recorded_per_contact(
     adapter: PersonalizationConnector, state: InMemoryState
 ) -> None:
-    await adapter.invoke("offers.show", payload({"segment": "vip"}), CTX)
-    await adapter.invoke("offers.show", payload({"segment": "newsletter"}), CTX)
+    await adapter.invoke("offers.show", payload({"segment": "vip"}), InvokeContext("k1"))
+    await adapter.invoke("offers.show", payload({"segment": "newsletter"}), InvokeContext("k2"))
 
     shown = await state.get("shown", "c1")
 
-    assert shown == {"offer": "WELCOME10", "segment": "newsletter", "times_shown": 2}
+    assert shown == {
+        "offer": "WELCOME10",
+        "segment": "newsletter",
+        "times_shown": 2,
+        "keys": ["k1", "k2"],
+    }
+
+
+async def test_a_retried_show_is_counted_once(
+    adapter: PersonalizationConnector, state: InMemoryState
+) -> None:
+    first = await adapter.invoke("offers.show", payload({"segment": "vip"}), InvokeContext("k1"))
+    retried = await adapter.invoke("offers.show", payload({"segment": "vip"}), InvokeContext("k1"))
+
+    shown = await state.get("shown", "c1")
+
+    assert retried == first
+    assert shown is not None
+    assert shown["times_shown"] == 1
 
 
 @pytest.mark.parametrize(

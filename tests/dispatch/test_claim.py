@@ -62,3 +62,12 @@ async def test_unordered_connectors_skip_the_wait(store: SqliteStore) -> None:
     await _queue(store, [("r1", "c1", "a"), ("r2", "c1", "a")])
     flt = ClaimFilter(budgets={}, default_budget=9, unordered=frozenset({"a"}))
     assert [i.run_id for i in await _claim(store, flt)] == ["r1", "r2"]
+
+
+async def test_a_claim_counts_its_attempt_durably(store: SqliteStore) -> None:
+    await _queue(store, [("r1", "c1", "a")])
+    first = await _claim(store, ClaimFilter(budgets={}, default_budget=9))
+    # The lease runs out with no outcome recorded, as after a crash mid-attempt.
+    again = await store.write(lambda tx: tx.claim_outbox(NOW + 20, NOW + 30, 9))
+    assert [i.attempts for i in first] == [0]  # attempts made before this claim
+    assert [i.attempts for i in again] == [1]  # the interrupted attempt was counted

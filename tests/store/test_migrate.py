@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.server.store.sqlite.schema import MIGRATIONS
-from switchboard.server.store.sqlite.store import connect, migrate
+from switchboard.server.store.sqlite.store import SchemaTooNew, connect, migrate
 from switchboard.server.store.sqlite.tx import SqliteTx
 
 
@@ -69,5 +69,21 @@ def test_rows_queued_before_the_trace_columns_still_deliver(tmp_path: Path) -> N
         items = SqliteTx(db).claim_outbox(now_us=1, lease_until_us=2, limit=10)
         # No trace context was kept then: the delivery starts a trace of its own.
         assert [(i.run_id, i.traceparent) for i in items] == [("r1", "")]
+    finally:
+        db.close()
+
+
+def test_a_database_from_a_newer_release_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = str(tmp_path / "newer.db")
+    _migrate(path)
+    newer = len(MIGRATIONS) + 1
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {newer}")
+    db.close()
+    db = connect(path, 10_000)
+    try:
+        with pytest.raises(SchemaTooNew, match=f"schema version {newer}, newer than"):
+            migrate(db)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == newer
     finally:
         db.close()

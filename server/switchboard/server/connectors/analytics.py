@@ -2,8 +2,12 @@
 
 Collections:
     events           by event name: {"event", "count"}
+    event_keys       by idempotency key: {"event"}: events already counted
     conversions      one key, "totals": {"conversions", "revenue"}
     conversion_keys  by idempotency key: {"value"}: conversions already counted
+
+Each count and the record of its key change in one state transaction: concurrent calls
+cannot lose an increment, and a step retried after a crash (same key) is not counted again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     reject_unknown_options,
     require_action,
 )
@@ -39,7 +44,8 @@ class AnalyticsConnector:
         require_action(self, action)
         if action == "events.track":
             return await self._track_event(
-                _section(payload, "params").get("name") or payload.get("event")
+                _section(payload, "params").get("name") or payload.get("event"),
+                ctx.idempotency_key,
             )
         amount = _section(payload, "attributes").get("amount", 0)
         if isinstance(amount, bool) or not isinstance(amount, int | float):
@@ -52,23 +58,32 @@ class AnalyticsConnector:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    async def _track_event(self, name: Any) -> JsonDict:
+    async def _track_event(self, name: Any, key: str) -> JsonDict:
         if not isinstance(name, str) or not name:
             raise PermanentConnectorError("payload field 'params.name' (or 'event') is required")
-        counter = await self._state.get("events", name) or {"event": name, "count": 0}
-        counter["count"] += 1
-        await self._state.put("events", name, counter)
-        return {"event": name, "count": counter["count"]}
+
+        def count(state: StateTx) -> JsonDict:
+            counter = state.get("events", name) or {"event": name, "count": 0}
+            if state.get("event_keys", key) is None:
+                counter["count"] += 1
+                state.put("events", name, counter)
+                state.put("event_keys", key, {"event": name})
+            return {"event": name, "count": counter["count"]}
+
+        return await self._state.transaction(count)
 
     async def _track_conversion(self, amount: float, key: str) -> JsonDict:
-        totals = await self._state.get("conversions", _TOTALS) or {"conversions": 0, "revenue": 0.0}
-        # A retried step carries the same key: count its conversion once.
-        if await self._state.get("conversion_keys", key) is None:
-            totals["conversions"] += 1
-            totals["revenue"] = round(totals["revenue"] + amount, 2)
-            await self._state.put("conversions", _TOTALS, totals)
-            await self._state.put("conversion_keys", key, {"value": amount})
-        return {"conversions": totals["conversions"], "revenue": totals["revenue"]}
+        def count(state: StateTx) -> JsonDict:
+            totals = state.get("conversions", _TOTALS) or {"conversions": 0, "revenue": 0.0}
+            # A retried step carries the same key: count its conversion once.
+            if state.get("conversion_keys", key) is None:
+                totals["conversions"] += 1
+                totals["revenue"] = round(totals["revenue"] + amount, 2)
+                state.put("conversions", _TOTALS, totals)
+                state.put("conversion_keys", key, {"value": amount})
+            return {"conversions": totals["conversions"], "revenue": totals["revenue"]}
+
+        return await self._state.transaction(count)
 
 
 def _section(payload: JsonDict, key: str) -> JsonDict:

@@ -1,6 +1,8 @@
 """Embedded marketing automation: starts the follow-ups configured for a lead's status.
 
 Collection `followups`, keyed by contact id: {"started": {status: [follow-up names]}}.
+Checking what was started and recording what starts now is one state transaction, so
+concurrent calls start each follow-up once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     payload_contact,
     reject_unknown_options,
     require,
@@ -41,18 +44,22 @@ class AutomationConnector:
         require_action(self, action)
         _, contact_id = payload_contact(payload)
         status: str = require(require(payload, "lead", dict), "status")
-        record = await self._state.get("followups", contact_id) or {"started": {}}
-        done: list[str] = record["started"].get(status, [])
         wanted = self.followups.get(status, [])
-        new = [f for f in wanted if f not in done]
-        if new:
-            record["started"][status] = [*done, *new]
-            await self._state.put("followups", contact_id, record)
-        return {
-            "status": status,
-            "started": new,
-            "already_started": [f for f in wanted if f in done],
-        }
+
+        def start(state: StateTx) -> JsonDict:
+            record = state.get("followups", contact_id) or {"started": {}}
+            done: list[str] = record["started"].get(status, [])
+            new = [f for f in wanted if f not in done]
+            if new:
+                record["started"][status] = [*done, *new]
+                state.put("followups", contact_id, record)
+            return {
+                "status": status,
+                "started": new,
+                "already_started": [f for f in wanted if f in done],
+            }
+
+        return await self._state.transaction(start)
 
     async def health(self) -> None:
         """Always healthy: the state lives in the store."""

@@ -14,18 +14,21 @@ A connector is the bridge from Switchboard to one marketing tool (CRM, ESP, pers
 - `aclose()`: release resources.
 
 Adapters know nothing of gRPC. Built-in adapters keep their state through `ConnectorState`,
-which the store implements.
+which the store implements. A change that reads before it writes (a counter, a list, a
+"counted once per key" record) goes through `ConnectorState.transaction`, so concurrent
+calls cannot lose each other's updates and a crash cannot keep half of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from switchboard.server.errors import PermanentConnectorError
 
 JsonDict = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,36 @@ class Connector(Protocol):
         ...
 
 
+class StateTx(Protocol):
+    """One connector's state inside one transaction (synchronous: no I/O of its own)."""
+
+    def get(self, collection: str, key: str) -> JsonDict | None:
+        """Return the value as this transaction sees it, or None."""
+        ...
+
+    def put(self, collection: str, key: str, value: JsonDict) -> None:
+        """Insert or replace a value."""
+        ...
+
+    def delete(self, collection: str, key: str) -> bool:
+        """Remove a value; return whether it existed."""
+        ...
+
+
 class ConnectorState(Protocol):
-    """Durable key/value state for built-in adapters, scoped by connector and collection."""
+    """Durable key/value state for built-in adapters, scoped by connector and collection.
+
+    `get`, `put`, `delete` and `scan` are each their own transaction. `transaction(fn)` runs
+    `fn` as one: nothing else changes the state between its reads and its writes, and its
+    writes are kept all together (durably, in the store) or not at all.
+    """
+
+    async def transaction(self, fn: Callable[[StateTx], T]) -> T:
+        """Run `fn` atomically and return its result; an exception from `fn` keeps nothing.
+
+        `fn` must not block or await: it runs while other writers wait.
+        """
+        ...
 
     async def get(self, collection: str, key: str) -> JsonDict | None:
         """Return the stored value or None."""

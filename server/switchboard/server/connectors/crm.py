@@ -3,6 +3,9 @@
 Collections, keyed by contact id so erasure is two deletes:
     contacts   {"external_id", "contact"}
     purchases  {"orders": {order_id: {"amount", "items"}}}
+
+Every change is one state transaction, so concurrent calls for one contact keep each
+other's orders.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     payload_contact,
     reject_unknown_options,
     require,
@@ -51,17 +55,22 @@ class CrmConnector:
         """Nothing to release."""
 
     async def _upsert(self, contact_id: str, contact: JsonDict) -> JsonDict:
-        existing = await self._state.get("contacts", contact_id)
         external_id = external_id_for(contact_id)
-        await self._state.put(
-            "contacts", contact_id, {"external_id": external_id, "contact": contact}
-        )
-        return {"external_id": external_id, "created": existing is None}
+
+        def upsert(state: StateTx) -> JsonDict:
+            existing = state.get("contacts", contact_id)
+            state.put("contacts", contact_id, {"external_id": external_id, "contact": contact})
+            return {"external_id": external_id, "created": existing is None}
+
+        return await self._state.transaction(upsert)
 
     async def _erase(self, contact_id: str) -> JsonDict:
-        had_contact = await self._state.delete("contacts", contact_id)
-        had_purchases = await self._state.delete("purchases", contact_id)
-        return {"erased": had_contact or had_purchases}
+        def erase(state: StateTx) -> JsonDict:
+            had_contact = state.delete("contacts", contact_id)
+            had_purchases = state.delete("purchases", contact_id)
+            return {"erased": had_contact or had_purchases}
+
+        return await self._state.transaction(erase)
 
     async def _record(self, contact_id: str, attributes: Any) -> JsonDict:
         if not isinstance(attributes, dict):
@@ -69,16 +78,21 @@ class CrmConnector:
         order_id: str = require(attributes, "order_id")
         amount = _number(attributes.get("amount"), "attributes.amount")
         items = _items(attributes.get("items") or [])
-        history = await self._state.get("purchases", contact_id) or {"orders": {}}
-        # Keyed by order id: a redelivered purchase replaces itself instead of counting twice.
-        history["orders"][order_id] = {"amount": amount, "items": items}
-        await self._state.put("purchases", contact_id, history)
-        orders = history["orders"].values()
-        return {
-            "order_id": order_id,
-            "purchase_count": len(history["orders"]),
-            "lifetime_value": round(sum(o["amount"] for o in orders), 2),
-        }
+
+        def record(state: StateTx) -> JsonDict:
+            history = state.get("purchases", contact_id) or {"orders": {}}
+            # Keyed by order id: a redelivered purchase replaces itself instead of counting
+            # twice.
+            history["orders"][order_id] = {"amount": amount, "items": items}
+            state.put("purchases", contact_id, history)
+            orders = history["orders"].values()
+            return {
+                "order_id": order_id,
+                "purchase_count": len(history["orders"]),
+                "lifetime_value": round(sum(o["amount"] for o in orders), 2),
+            }
+
+        return await self._state.transaction(record)
 
 
 def external_id_for(contact_id: str) -> str:

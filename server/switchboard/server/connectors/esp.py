@@ -2,7 +2,10 @@
 
 Collection `subscriptions`, keyed by contact id: {"lists": [sorted list names]}.
 Collection `sent`, keyed by step idempotency key: the result of each email sent, so a step
-retried after its send succeeded does not send again.
+retried after its send succeeded does not send again. Sending is the one change that cannot
+share a transaction with its record (the SMTP server is not in the store): a crash between
+the send and the record sends once more, with the same Message-ID (see `smtp_mail`).
+List changes are each one state transaction: concurrent calls cannot drop a list.
 
 `email.send` is offered only when the `smtp` option is set; sending lives in `smtp_mail`.
 It is an action of this adapter rather than a separate `smtp` kind because list consent,
@@ -19,6 +22,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     payload_contact,
     reject_unknown_options,
     require,
@@ -58,9 +62,13 @@ class EspConnector:
         if action == "email.send":
             return await self._send(contact, contact_id, payload.get("params") or {}, ctx)
         if action == "contacts.erase":
-            lists = await self._lists(contact_id)
-            await self._state.delete("subscriptions", contact_id)
-            return {"erased": len(lists)}
+
+            def erase(state: StateTx) -> JsonDict:
+                lists = _lists(state, contact_id)
+                state.delete("subscriptions", contact_id)
+                return {"erased": len(lists)}
+
+            return await self._state.transaction(erase)
         params = payload.get("params") or {}
         if not isinstance(params, dict):
             raise PermanentConnectorError("payload field 'params' must be a dict")
@@ -99,29 +107,34 @@ class EspConnector:
         await self._state.put("sent", ctx.idempotency_key, result)
         return result
 
-    async def _lists(self, contact_id: str) -> list[str]:
-        record = await self._state.get("subscriptions", contact_id)
-        return list(record["lists"]) if record else []
-
     async def _subscribe(self, contact_id: str, list_name: str) -> JsonDict:
-        lists = await self._lists(contact_id)
-        already = list_name in lists
-        if not already:
-            await self._state.put(
-                "subscriptions", contact_id, {"lists": sorted([*lists, list_name])}
-            )
-        return {"list": list_name, "subscribed": True, "already_subscribed": already}
+        def subscribe(state: StateTx) -> JsonDict:
+            lists = _lists(state, contact_id)
+            already = list_name in lists
+            if not already:
+                state.put("subscriptions", contact_id, {"lists": sorted([*lists, list_name])})
+            return {"list": list_name, "subscribed": True, "already_subscribed": already}
+
+        return await self._state.transaction(subscribe)
 
     async def _unsubscribe(self, contact_id: str, list_name: str) -> JsonDict:
-        lists = await self._lists(contact_id)
-        if list_name not in lists:
-            return {"list": list_name, "unsubscribed": False}
-        remaining = [name for name in lists if name != list_name]
-        if remaining:
-            await self._state.put("subscriptions", contact_id, {"lists": remaining})
-        else:
-            await self._state.delete("subscriptions", contact_id)
-        return {"list": list_name, "unsubscribed": True}
+        def unsubscribe(state: StateTx) -> JsonDict:
+            lists = _lists(state, contact_id)
+            if list_name not in lists:
+                return {"list": list_name, "unsubscribed": False}
+            remaining = [name for name in lists if name != list_name]
+            if remaining:
+                state.put("subscriptions", contact_id, {"lists": remaining})
+            else:
+                state.delete("subscriptions", contact_id)
+            return {"list": list_name, "unsubscribed": True}
+
+        return await self._state.transaction(unsubscribe)
+
+
+def _lists(state: StateTx, contact_id: str) -> list[str]:
+    record = state.get("subscriptions", contact_id)
+    return list(record["lists"]) if record else []
 
 
 def _check_consent(contact: JsonDict, contact_id: str, params: JsonDict) -> None:

@@ -1,6 +1,8 @@
 """Embedded web personalization: picks the offer for a segment and remembers what was shown.
 
-Collection `shown`, keyed by contact id: {"offer", "segment", "times_shown"} (the last offer).
+Collection `shown`, keyed by contact id: {"offer", "segment", "times_shown", "keys"} (the
+last offer). `keys` holds the idempotency keys of the latest shows, so a retried step is not
+counted twice; the count and the keys change in one state transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     payload_contact,
     reject_unknown_options,
     require_action,
@@ -19,6 +22,9 @@ from switchboard.server.connectors.base import (
 from switchboard.server.errors import PermanentConnectorError
 
 _OPTIONS = frozenset({"default_offer", "offers"})
+# Retries follow their first attempt closely: a short memory of keys recognises them
+# without the record growing with every show.
+_RECENT_KEYS = 32
 
 
 class PersonalizationConnector:
@@ -55,10 +61,22 @@ class PersonalizationConnector:
         _, contact_id = payload_contact(payload)
         segment = _segment(payload)
         offer = self.offers.get(segment, self.default_offer)
-        previous = await self._state.get("shown", contact_id)
-        times = previous["times_shown"] + 1 if previous else 1
-        record = {"offer": offer, "segment": segment, "times_shown": times}
-        await self._state.put("shown", contact_id, record)
+        key = ctx.idempotency_key
+
+        def show(state: StateTx) -> None:
+            previous = state.get("shown", contact_id) or {"times_shown": 0}
+            keys: list[str] = list(previous.get("keys", []))
+            if key in keys:
+                return  # this step was counted already
+            record = {
+                "offer": offer,
+                "segment": segment,
+                "times_shown": previous["times_shown"] + 1,
+                "keys": [*keys, key][-_RECENT_KEYS:],
+            }
+            state.put("shown", contact_id, record)
+
+        await self._state.transaction(show)
         return {"offer": offer, "segment": segment, "source": "personalization"}
 
     async def health(self) -> None:

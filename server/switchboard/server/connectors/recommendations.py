@@ -4,6 +4,9 @@ Collections:
     bought      by contact id: {"skus": [sorted skus the contact bought]}
     popularity  by sku: {"sku", "count"}: how many purchases included the sku
     applied     by idempotency key: {"contact_id"}: purchases already counted
+
+A purchase (its skus, their popularity and its key) is recorded in one state transaction:
+concurrent purchases all count, and a retried step (same key) counts once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,
     JsonDict,
+    StateTx,
     payload_contact,
     reject_unknown_options,
     require_action,
@@ -61,19 +65,22 @@ class RecommendationsConnector:
         """Nothing to release."""
 
     async def _record(self, contact_id: str, skus: list[str], key: str) -> set[str]:
-        record = await self._state.get("bought", contact_id)
-        bought = set(record["skus"]) if record else set()
-        # A retried step carries the same key: count its purchase once.
-        if not skus or await self._state.get("applied", key) is not None:
+        def record(state: StateTx) -> set[str]:
+            row = state.get("bought", contact_id)
+            bought = set(row["skus"]) if row else set()
+            # A retried step carries the same key: count its purchase once.
+            if not skus or state.get("applied", key) is not None:
+                return bought
+            for sku in skus:
+                popular = state.get("popularity", sku) or {"sku": sku, "count": 0}
+                popular["count"] += 1
+                state.put("popularity", sku, popular)
+            bought.update(skus)
+            state.put("bought", contact_id, {"skus": sorted(bought)})
+            state.put("applied", key, {"contact_id": contact_id})
             return bought
-        for sku in skus:
-            popular = await self._state.get("popularity", sku) or {"sku": sku, "count": 0}
-            popular["count"] += 1
-            await self._state.put("popularity", sku, popular)
-        bought.update(skus)
-        await self._state.put("bought", contact_id, {"skus": sorted(bought)})
-        await self._state.put("applied", key, {"contact_id": contact_id})
-        return bought
+
+        return await self._state.transaction(record)
 
     async def _suggest(self, bought: set[str]) -> list[str]:
         ranked = await self._state.scan("popularity", limit=_SCAN_LIMIT)

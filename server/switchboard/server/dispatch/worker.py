@@ -177,6 +177,14 @@ class Dispatcher:
         if guard is None:
             error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
+        if item.attempts >= guard.policy.max_attempts:
+            # The claim that started the last allowed attempt counted it, then the server
+            # stopped before its outcome was recorded: the budget is spent.
+            error = (
+                f"attempt {item.attempts} of {guard.policy.max_attempts} was interrupted "
+                "(the server stopped during it); not tried again"
+            )
+            return await self._give_up(item, step, item.attempts, error, "retries_exhausted")
         if not guard.breaker.allow():
             # Not a failed attempt: the step waits, its attempt budget untouched.
             delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)

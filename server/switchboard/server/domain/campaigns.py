@@ -86,7 +86,12 @@ class CampaignService:
         def work(tx: WriteTx, now: int) -> tuple[campaigns_pb2.TriggerCampaignResponse, bool]:
             upserted = apply_upsert(tx, contact, now)
             run = start_run(
-                tx, req.event, trigger, upserted.contact, req.attributes, now,
+                tx,
+                req.event,
+                trigger,
+                upserted.contact,
+                req.attributes,
+                now,
                 traceparent=traceparent,
             )
             # A written contact's cache entries must go.
@@ -99,6 +104,7 @@ class CampaignService:
             req.idempotency_key,
             campaigns_pb2.TriggerCampaignResponse,
             work,
+            lambda r: r.run.contact_id,
         )
         run = resp.run
         if touched:

@@ -222,11 +222,21 @@ class ConnectorService:
         tx.append_event("connector.invoked", req.connector, json.dumps(body).encode(), now)
         # Only successes are replayed: a failed call may succeed when retried with the same key.
         if ok and req.idempotency_key and tx.idempotency(req.idempotency_key) is None:
-            tx.put_idempotency(
-                req.idempotency_key,
-                IdempotencyRecord("InvokeConnector", digest, resp.SerializeToString()),
-                now,
+            record = IdempotencyRecord(
+                "InvokeConnector", digest, resp.SerializeToString(), _payload_contact_id(req)
             )
+            tx.put_idempotency(req.idempotency_key, record, now)
+
+
+def _payload_contact_id(req: connectors_pb2.InvokeConnectorRequest) -> str:
+    """The id of the payload's contact, whose data the answer may hold ("" for none)."""
+    contact = req.payload.fields.get("contact")
+    if contact is None or contact.WhichOneof("kind") != "struct_value":
+        return ""
+    contact_id = contact.struct_value.fields.get("id")
+    if contact_id is None or contact_id.WhichOneof("kind") != "string_value":
+        return ""
+    return contact_id.string_value
 
 
 def _struct(value: dict[str, Any]) -> Struct:

@@ -218,6 +218,7 @@ class ContactService:
             req.idempotency_key,
             contacts_pb2.UpsertContactResponse,
             work,
+            lambda r: r.contact.id,
         )
         if previous is not None:  # else nothing was written: unchanged, or a replayed key
             await self._cache.invalidate(resp.contact.id, resp.contact.email, previous)
@@ -334,7 +335,7 @@ class ContactService:
                 set_ts(resp.deleted_at, stone.deleted_us)
                 return resp
             erased_email.append(contact.email)
-            tx.erase_contact(contact.id, rules.email_hash(contact.email), now)
+            tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
             )
@@ -349,6 +350,10 @@ class ContactService:
 
         resp = await self._store.write(work)
         await self._cache.invalidate(resp.id, email, *erased_email, lead_key(resp.id))
+        if erased_email:
+            # The erased rows are zeroed in the file; earlier versions of their pages may
+            # still sit in the write-ahead log until it is truncated.
+            await self._store.forget_old_versions()
         for event in started:
             self._dispatcher.started(event)
         return resp

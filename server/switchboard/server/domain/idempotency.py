@@ -30,12 +30,14 @@ async def write_once(
     key: str,
     response_type: type[M],
     work: Callable[[WriteTx, int], tuple[M, T]],
+    subject: Callable[[M], str],
 ) -> Written[M, T]:
     """Run `work(tx, now_us)` in one write transaction, at most once per idempotency `key`.
 
     `work` returns the response and an effect for the caller (e.g. which cache entries the
     write made stale); a repeated key returns the stored response with no effect, because
-    nothing was written the second time.
+    nothing was written the second time. `subject` names the contact whose data the
+    response holds, so erasing that contact drops the stored answer too.
     """
 
     def transaction(tx: WriteTx) -> Written[M, T]:
@@ -47,7 +49,7 @@ async def write_once(
             effect.append(done)
             return response
 
-        response, _ = run_once(tx, key, method, request, response_type, compute, now)
+        response, _ = run_once(tx, key, method, request, response_type, compute, now, subject)
         return Written(response, effect[0] if effect else None)
 
     return await store.write(transaction)
@@ -66,11 +68,14 @@ def run_once(
     response_type: type[M],
     compute: Callable[[], M],
     now_us: int,
+    subject: Callable[[M], str],
 ) -> tuple[M, bool]:
     """Return `(response, replayed)`: the stored response for a repeated key, else compute it.
 
     Runs inside the caller's write transaction so the response is stored atomically with the
     work; an error raised by `compute` stores nothing, so a retry does the work again.
+    `subject` names the contact whose data the response holds: erasing that contact drops
+    the record.
     """
     if not key:
         return compute(), False
@@ -84,5 +89,6 @@ def run_once(
             )
         return response_type.FromString(record.response), True
     response = compute()
-    tx.put_idempotency(key, IdempotencyRecord(method, digest, response.SerializeToString()), now_us)
+    record = IdempotencyRecord(method, digest, response.SerializeToString(), subject(response))
+    tx.put_idempotency(key, record, now_us)
     return response, False

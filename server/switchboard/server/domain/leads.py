@@ -195,6 +195,7 @@ class LeadService:
             req.idempotency_key,
             leads_pb2.RecordActivityResponse,
             work,
+            lambda r: r.lead.contact_id,
         )
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
         return resp
@@ -257,10 +258,12 @@ class LeadService:
             self._rescore(tx, contact, lead, now)
             tx.put_lead(lead)
             if previous != req.status:
+                # Not the reason's text: it is free text, maybe about the person, and
+                # the append-only log cannot forget it (the run's attributes keep it).
                 body = {
                     "from": lead_rules.status_name(previous),
                     "to": lead_rules.status_name(req.status),
-                    "reason": req.reason,
+                    "reason_given": bool(req.reason),
                 }
                 tx.append_event("lead.status_changed", contact.id, json.dumps(body).encode(), now)
                 if trigger is not None:
@@ -280,6 +283,7 @@ class LeadService:
             req.idempotency_key,
             leads_pb2.UpdateLeadStatusResponse,
             work,
+            lambda r: r.lead.contact_id,
         )
         await self._cache.invalidate(lead_key(resp.lead.contact_id))
         if started:

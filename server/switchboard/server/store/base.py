@@ -36,6 +36,7 @@ class IdempotencyRecord:
     method: str
     request_hash: str
     response: bytes
+    contact_id: str = ""  # whose data `response` holds, if anyone's: erasure drops it
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,9 @@ class WriteTx(ReadTx, Protocol):
     def put_contact(
         self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
     ) -> None: ...
-    def erase_contact(self, contact_id: str, email_hash: str, deleted_us: int) -> None: ...
+    def erase_contact(
+        self, contact_id: str, email: str, email_hash: str, deleted_us: int
+    ) -> None: ...
     def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int: ...
     def put_idempotency(self, key: str, record: IdempotencyRecord, at_us: int) -> None: ...
     def put_lead(self, lead: leads_pb2.Lead) -> None: ...
@@ -199,6 +202,10 @@ class Store(Protocol):
 
         `bulk=True` marks a job over many rows, which the store keeps off the event loop.
         """
+        ...
+
+    async def forget_old_versions(self) -> None:
+        """Leave no copy of deleted or overwritten data in the store's files (after erasure)."""
         ...
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:

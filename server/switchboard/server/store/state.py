@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from switchboard.server.connectors.base import StateTx
 
 if TYPE_CHECKING:
-    from switchboard.server.store.base import Store
+    from switchboard.server.store.base import Store, WriteTx
+
+T = TypeVar("T")
 
 
 class StoreConnectorState:
@@ -14,6 +19,16 @@ class StoreConnectorState:
     def __init__(self, store: Store, connector: str) -> None:
         self._store = store
         self._connector = connector
+
+    async def transaction(self, fn: Callable[[StateTx], T]) -> T:
+        """Run `fn` inside one store write transaction (see `ConnectorState.transaction`).
+
+        The store's single writer runs one job at a time under the database write lock
+        (other processes wait for it too), so reads in `fn` see no concurrent change, and
+        `fn`'s writes commit together.
+        """
+        name = self._connector
+        return await self._store.write(lambda tx: fn(_TxState(tx, name)))
 
     async def get(self, collection: str, key: str) -> dict[str, Any] | None:
         """Return the stored value or None."""
@@ -36,3 +51,22 @@ class StoreConnectorState:
         """Values whose key starts with `prefix`, in key order."""
         name = self._connector
         return await self._store.read(lambda tx: tx.state_scan(name, collection, prefix, limit))
+
+
+class _TxState:
+    """`StateTx` over an open store transaction, scoped to one connector."""
+
+    __slots__ = ("_connector", "_tx")
+
+    def __init__(self, tx: WriteTx, connector: str) -> None:
+        self._tx = tx
+        self._connector = connector
+
+    def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        return self._tx.state_get(self._connector, collection, key)
+
+    def put(self, collection: str, key: str, value: dict[str, Any]) -> None:
+        self._tx.state_put(self._connector, collection, key, value)
+
+    def delete(self, collection: str, key: str) -> bool:
+        return self._tx.state_delete(self._connector, collection, key)

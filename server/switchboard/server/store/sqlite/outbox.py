@@ -101,8 +101,13 @@ class OutboxQueries:
             ).fetchall()
         rows.sort(key=lambda r: (r[9], r[0]))  # oldest first across connectors
         picked = rows[:limit]
+        # Claiming a row counts its attempt, in the claim's own commit: an attempt cut short
+        # by a crash still uses up the retry budget, at no extra commit per attempt. The
+        # items keep the count from before this claim; an attempt that is not made (an open
+        # breaker) writes the old count back through `retry_outbox`.
         self._db.executemany(
-            "UPDATE outbox SET lease_us = ? WHERE id = ?", [(lease_until_us, r[0]) for r in picked]
+            "UPDATE outbox SET lease_us = ?, attempts = attempts + 1 WHERE id = ?",
+            [(lease_until_us, r[0]) for r in picked],
         )
         return [
             OutboxItem(

@@ -1,8 +1,6 @@
-"""SQLite schema. Additive changes only: bump SCHEMA_VERSION and append a migration."""
+"""SQLite schema. Additive changes only: append a migration (its number is its position)."""
 
 from __future__ import annotations
-
-SCHEMA_VERSION = 5
 
 MIGRATIONS: list[str] = [
     """
@@ -138,4 +136,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
     """,
+    # 6: idempotency records learn whose data their stored answer holds, so erasing a
+    # contact can drop them along an index.
+    """
+    ALTER TABLE idempotency ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX idempotency_contact ON idempotency (contact_id);
+    """,
 ]
+
+# The schema this code knows: a database at a newer version was written by newer code.
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,7 +22,7 @@ from switchboard.server.config.settings import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, WriteTx
-from switchboard.server.store.sqlite.schema import MIGRATIONS
+from switchboard.server.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer import WriteBatcher
 from switchboard.server.store.state import StoreConnectorState
@@ -42,7 +42,14 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # FULL: a committed transaction survives power loss too, not only a killed process.
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
+    # Deleted and overwritten content is zeroed, not left in free space: erasure must not
+    # leave the person readable in the file (with a hex editor or a recovery tool).
+    db.execute("PRAGMA secure_delete = ON")
     return db
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release; this one must not write to it."""
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -54,6 +61,11 @@ def migrate(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database is at schema version {version}, newer than the {SCHEMA_VERSION} "
+                "this Switchboard knows: run the newer release (downgrades are not supported)"
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in _statements(script):
                 db.execute(statement)
@@ -149,6 +161,33 @@ class SqliteStore:
         with self._tracer.start_as_current_span("store.write", attributes=_DB):
             result = await self._writer.submit(fn, bulk)
             return result
+
+    async def forget_old_versions(self) -> None:
+        """Copy the write-ahead log into the database file and truncate it.
+
+        With `secure_delete`, a delete zeroes the data in the current version of its page,
+        but the log still holds the page's earlier versions until it is rewritten. The
+        TRUNCATE checkpoint waits (up to the busy timeout) for the writer and for readers
+        on older snapshots, then leaves an empty log. Called after an erasure.
+        """
+        if self._readers is None:
+            raise Unavailable("the store is not open")
+        busy, frames, copied = await asyncio.to_thread(self._checkpoint)
+        if busy:
+            log.warning(
+                "checkpoint after erasure did not complete (%s of %s log frames copied); "
+                "the log is truncated at the next checkpoint",
+                copied,
+                frames,
+            )
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        db = connect(self._settings.path, self._settings.busy_timeout_ms)
+        try:
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return int(busy), int(frames), int(copied)
+        finally:
+            db.close()
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:
         """Run `fn` on a reader thread inside a read transaction (a consistent snapshot)."""

@@ -8,6 +8,12 @@ from typing import Any
 
 from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.sqlite.erasure import (
+    ERASED_ERROR,
+    forget_connector_state,
+    forget_idempotency,
+    scrub_runs,
+)
 from switchboard.server.store.sqlite.outbox import OutboxQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
@@ -93,7 +99,7 @@ class SqliteTx(OutboxQueries):
                 [(name, contact.id) for name in contact.lists],
             )
 
-    def erase_contact(self, contact_id: str, email_hash: str, deleted_us: int) -> None:
+    def erase_contact(self, contact_id: str, email: str, email_hash: str, deleted_us: int) -> None:
         self._db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
         self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact_id,))
         self._db.execute("DELETE FROM activities WHERE contact_id = ?", (contact_id,))
@@ -102,12 +108,19 @@ class SqliteTx(OutboxQueries):
             "INSERT INTO tombstones (contact_id, email_hash, deleted_us) VALUES (?, ?, ?)",
             (contact_id, email_hash, deleted_us),
         )
-        # Runs keep a snapshot of the contact for their steps; erasure reduces it to the id.
+        forget_idempotency(self._db, contact_id, email)
+        run_ids = scrub_runs(self._db, contact_id)
+        # A wait may be keyed by the person's data (e.g. their email): the run now ends on
+        # its timeout branch instead of on an event about someone who is gone.
         self._db.execute(
-            "UPDATE runs SET plan = json_set(plan, '$.base.contact', json_object('id', ?)) "
-            "WHERE contact_id = ?",
-            (contact_id, contact_id),
+            "DELETE FROM waits WHERE run_id IN (SELECT id FROM runs WHERE contact_id = ?)",
+            (contact_id,),
         )
+        self._db.execute(
+            "UPDATE dead_letters SET last_error = ? WHERE contact_id = ?",
+            (ERASED_ERROR, contact_id),
+        )
+        forget_connector_state(self._db, contact_id, email, run_ids)
 
     # -- events and idempotency ----------------------------------------------------------
     def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int:
@@ -131,9 +144,9 @@ class SqliteTx(OutboxQueries):
 
     def put_idempotency(self, key: str, record: IdempotencyRecord, at_us: int) -> None:
         self._db.execute(
-            "INSERT INTO idempotency (key, method, request_hash, response, at_us) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (key, record.method, record.request_hash, record.response, at_us),
+            "INSERT INTO idempotency (key, method, request_hash, response, at_us, contact_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key, record.method, record.request_hash, record.response, at_us, record.contact_id),
         )
 
     def purge_idempotency(self, before_us: int, limit: int) -> int:
