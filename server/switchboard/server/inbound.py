@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.struct_pb2 import Struct
 
+from switchboard.server.dispatch.waits import correlation_key
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.errors import (
     FailedPrecondition,
@@ -133,12 +134,13 @@ class InboundServer:
 
     async def _resume(self, source: _Source, msg_id: str, data: dict[str, Any]) -> list[str]:
         field = source.settings.correlation_field or ""
-        key = _lookup(data, field)
-        if key is None or key == "":
+        # The same normalisation as the run side (`start_wait`), so equal values meet.
+        key = correlation_key(_lookup(data, field))
+        if key is None:
             return []
         branch = _lookup(data, source.settings.branch_field)
         return await self._campaigns.resume(
-            source.name, str(key), "" if branch is None else str(branch), data, msg_id
+            source.name, key, "" if branch is None else str(branch), data, msg_id
         )
 
     async def _trigger(
