@@ -28,6 +28,7 @@ from switchboard.server.security_config import (
     AuthSettings,
     KeepaliveSettings,
     LimitsSettings,
+    PageTokenSettings,
     TlsSettings,
 )
 from switchboard.server.telemetry_config import TelemetrySettings
@@ -273,6 +274,7 @@ class Settings(BaseSettings):
     keepalive: KeepaliveSettings = Field(default_factory=KeepaliveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    page_tokens: PageTokenSettings = Field(default_factory=PageTokenSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 3
 
-# 5: waiting rows written before `dispatch.waits.correlation_key` hold Python's str() of the
+# 6: waiting rows written before `dispatch.waits.correlation_key` hold Python's str() of the
 # run's value ("4711.0" for the number 4711, "True"); rewrite them to that function's text so
 # runs already waiting resume after an upgrade. The value's JSON type is read back from the
 # run's plan (the wait's `key` path under `base`); only plain dotted paths are followed, as
@@ -161,6 +161,14 @@ MIGRATIONS: list[str] = [
     # whole backlog.
     """
     CREATE INDEX outbox_connector_due ON outbox (connector, available_us);
+    """,
+    # 5: keys the server makes for itself, once per database, so that every worker and
+    # replica on it agrees (the page-token key when none is configured).
+    """
+    CREATE TABLE server_keys (
+        name  TEXT PRIMARY KEY,
+        key   BLOB NOT NULL
+    ) WITHOUT ROWID;
     """,
     REKEY_WAITS,
 ]
