@@ -86,11 +86,11 @@ class PageTokens:
 
     def _verified(self, token: str) -> tuple[int, str, str] | None:
         payload, dot, mac_text = token.partition(".")
+        if not dot:
+            return None
         try:
             mac = _unb64(mac_text)
         except (binascii.Error, ValueError):
-            return None
-        if not dot:
             return None
         # Check every key, so the time taken does not tell which one matched.
         matched = False
