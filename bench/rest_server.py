@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from switchboard.server.cache.read_cache import ContactCache
 from switchboard.server.config.settings import settings_for_tests
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.errors import NotFound, SwitchboardError
+from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.payloads import contact_payload
 from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import contacts_pb2
@@ -45,7 +47,9 @@ def make_app(db_path: Path) -> FastAPI:
     settings = settings_for_tests(db_path)
     store = SqliteStore(settings.database)
     cache = ContactCache(settings.cache)
-    contacts = ContactService(store, cache, {}, _NoDispatch())  # type: ignore[arg-type]
+    # The REST app serves no listing, so a throwaway page-token key is enough.
+    tokens = PageTokens([secrets.token_bytes(32)])
+    contacts = ContactService(store, cache, {}, _NoDispatch(), tokens)  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -131,6 +131,50 @@ async def test_unusable_bodies_are_refused(start_app: StartApp, body: bytes, sta
     assert await _runs(app) == []
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("text/plain", id="text"),
+        pytest.param("application/x-www-form-urlencoded", id="form"),
+        pytest.param("multipart/form-data; boundary=x", id="multipart"),
+        pytest.param("application/json; charset=iso-8859-1", id="json-latin1"),
+        pytest.param("application/jsonp", id="jsonp"),
+        pytest.param(None, id="missing"),
+    ],
+)
+async def test_a_body_not_declared_json_is_415(
+    start_app: StartApp, content_type: str | None
+) -> None:
+    app = await _start(start_app)
+    body = json.dumps(EVENT).encode()
+    headers = _headers(body)  # correctly signed: only the media type is wrong
+    if content_type is None:
+        del headers["content-type"]
+    else:
+        headers["content-type"] = content_type
+    response = await _post(app, body, headers)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+    assert response.headers["accept"] == "application/json, application/*+json"
+    assert await _runs(app) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/json; charset=utf-8", id="utf-8"),
+        pytest.param("Application/JSON; charset=UTF-8", id="upper-case"),
+        pytest.param("application/cloudevents+json", id="suffix"),
+    ],
+)
+async def test_json_media_types_are_accepted(start_app: StartApp, content_type: str) -> None:
+    app = await _start(start_app)
+    body = json.dumps(EVENT).encode()
+    response = await _post(app, body, _headers(body, **{"content-type": content_type}))
+    assert response.status_code == 200
+    assert len(await _runs(app)) == 1
+
+
 async def test_unknown_source_is_404(start_app: StartApp) -> None:
     app = await _start(start_app)
     body = json.dumps(EVENT).encode()

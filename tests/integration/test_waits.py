@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,9 +13,10 @@ import httpx
 import pytest
 
 from switchboard.client import Switchboard
-from switchboard.server.app.build import App
+from switchboard.server.app.build import App, build_app
 from switchboard.server.common.signing import sign
 from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.store.sqlite.schema import MIGRATIONS, REKEY_WAITS
 from switchboard.v1 import campaigns_pb2
 
 StartApp = Callable[..., Awaitable[App]]
@@ -42,7 +44,7 @@ def _triggers(timeout_s: float) -> dict[str, Any]:
     return {"application.submitted": {"steps": steps}}
 
 
-async def _start(start_app: StartApp, timeout_s: float) -> App:
+def _overrides(timeout_s: float) -> dict[str, Any]:
     inbound = {
         "listen": "127.0.0.1:0",
         "sources": {
@@ -53,9 +55,15 @@ async def _start(start_app: StartApp, timeout_s: float) -> App:
             }
         },
     }
-    return await start_app(
-        connectors={"fake": {"kind": "fake"}}, triggers=_triggers(timeout_s), inbound=inbound
-    )
+    return {
+        "connectors": {"fake": {"kind": "fake"}},
+        "triggers": _triggers(timeout_s),
+        "inbound": inbound,
+    }
+
+
+async def _start(start_app: StartApp, timeout_s: float) -> App:
+    return await start_app(**_overrides(timeout_s))
 
 
 async def _send(app: App, event: dict[str, Any], msg_id: str) -> httpx.Response:
@@ -63,6 +71,7 @@ async def _send(app: App, event: dict[str, Any], msg_id: str) -> httpx.Response:
     body = json.dumps(event).encode()
     stamp = int(time.time())
     headers = {
+        "content-type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(stamp),
         "webhook-signature": sign(KEY, msg_id, stamp, body),
@@ -98,6 +107,92 @@ async def test_event_resumes_the_run_on_its_branch(start_app: StartApp) -> None:
     assert ended.steps[1].result["branch"] == "approved"
     assert [s.index for s in ended.steps] == [0, 1, 2, 3]
     assert _said(app) == ["received", "welcome", "done"]
+
+
+async def _trigger_and_park(sb: Switchboard, attributes: dict[str, Any]) -> str:
+    run = await sb.campaigns.trigger(
+        "application.submitted", email="num@example.com", attributes=attributes
+    )
+    async for seen in sb.campaigns.watch(run.id):
+        if seen.steps[1].status == Step.STEP_STATUS_WAITING:
+            break
+    return str(run.id)
+
+
+@pytest.mark.parametrize(
+    ("run_value", "event_value"),
+    [
+        # The run's attributes are a protobuf Struct, which holds every number as a double.
+        pytest.param(4711, 4711, id="integer"),
+        pytest.param(4711, 4711.0, id="integer-and-integral-float"),
+        pytest.param(47.5, 47.5, id="fraction"),
+        pytest.param("4711", 4711, id="text-and-number"),
+        pytest.param(True, True, id="boolean"),
+        pytest.param(True, "true", id="boolean-and-text"),
+        pytest.param("A-1", "A-1", id="text"),
+    ],
+)
+async def test_equal_json_values_resume_the_wait(
+    start_app: StartApp, run_value: Any, event_value: Any
+) -> None:
+    app = await _start(start_app, timeout_s=3600)
+    async with Switchboard(f"127.0.0.1:{app.port}") as sb:
+        run_id = await _trigger_and_park(sb, {"application_id": run_value})
+        answer = await _send(app, {"application_id": event_value, "decision": "approved"}, "n1")
+        assert answer.json() == {"resumed": [run_id]}
+        ended = [r async for r in sb.campaigns.watch(run_id)][-1]
+    assert ended.steps[1].result["branch"] == "approved"
+    assert _said(app) == ["received", "welcome", "done"]
+
+
+@pytest.mark.parametrize(
+    ("run_value", "event_value"),
+    [
+        pytest.param(4711, 4712, id="other-number"),
+        pytest.param(4711, "4711.0", id="number-and-float-text"),
+        pytest.param(1, True, id="one-and-true"),
+        # Past 2**53 the run's double may be another id rounded: never match, never mix up.
+        pytest.param(2**53 + 1, 2**53, id="beyond-exact-doubles"),
+    ],
+)
+async def test_different_values_resume_nothing(
+    start_app: StartApp, run_value: Any, event_value: Any
+) -> None:
+    app = await _start(start_app, timeout_s=3600)
+    async with Switchboard(f"127.0.0.1:{app.port}") as sb:
+        await _trigger_and_park(sb, {"application_id": run_value})
+        answer = await _send(app, {"application_id": event_value, "decision": "approved"}, "n2")
+    assert answer.json() == {"resumed": []}
+
+
+@pytest.mark.parametrize(
+    ("value", "legacy_key"),
+    [
+        pytest.param(4711, "4711.0", id="integer"),
+        pytest.param(True, "True", id="boolean"),
+        pytest.param(47.5, "47.5", id="fraction"),
+    ],
+)
+async def test_runs_waiting_before_the_upgrade_resume_after_it(
+    start_app: StartApp, make_settings: Callable[..., Any], value: Any, legacy_key: str
+) -> None:
+    old = await build_app(make_settings(**_overrides(3600)))
+    await old.start()
+    try:
+        async with Switchboard(f"127.0.0.1:{old.port}") as sb:
+            run_id = await _trigger_and_park(sb, {"application_id": value})
+    finally:
+        await old.stop(grace_s=1.0)
+    # Put the database back as the previous release left it: str() of the Struct's value,
+    # and the schema version before the rewrite.
+    db = sqlite3.connect(old.settings.database.path)
+    with db:
+        db.execute("UPDATE waits SET key = ? WHERE run_id = ?", (legacy_key, run_id))
+    db.execute(f"PRAGMA user_version = {MIGRATIONS.index(REKEY_WAITS)}")
+    db.close()
+    app = await _start(start_app, timeout_s=3600)
+    answer = await _send(app, {"application_id": value, "decision": "approved"}, "up1")
+    assert answer.json() == {"resumed": [run_id]}
 
 
 async def test_timeout_takes_the_timeout_branch(start_app: StartApp) -> None:

@@ -81,6 +81,21 @@ async def test_a_lead_write_in_one_worker_is_seen_by_reads_in_every_worker(
                 assert (await sb.leads.get(id=cid)).activity_count == count
 
 
+@pytest.mark.slow
+async def test_a_page_token_from_one_worker_is_accepted_by_every_worker(
+    two_workers: ServerProcess,
+) -> None:
+    # No page_tokens.keys configured: the workers must all use the database's generated key.
+    async with _clients(two_workers) as clients:
+        for i in range(4):
+            await clients[0].contacts.upsert(email=f"page{i}@example.com")
+        token = (await clients[0].contacts.list(page_size=2)).next_page_token
+        assert token
+        for sb in clients:
+            rest = await sb.contacts.list(page_size=2, page_token=token)
+            assert [c.email for c in rest.contacts] == ["page2@example.com", "page3@example.com"]
+
+
 async def test_both_workers_serve(two_workers: ServerProcess) -> None:
     pids = _worker_pids(two_workers)
     assert len(pids) == 2

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from switchboard.server.store.sqlite.schema import MIGRATIONS
+from switchboard.server.runs.waits import correlation_key
+from switchboard.server.store.sqlite.schema import MIGRATIONS, REKEY_WAITS
 from switchboard.server.store.sqlite.store import SchemaTooNew, connect, migrate
 from switchboard.server.store.sqlite.tx import SqliteTx
 
@@ -87,3 +89,44 @@ def test_a_database_from_a_newer_release_is_refused_and_left_untouched(tmp_path:
         assert db.execute("PRAGMA user_version").fetchone()[0] == newer
     finally:
         db.close()
+def _plan(key_path: str, attributes: dict[str, object]) -> str:
+    wait = {"source": "ats", "key": key_path}
+    steps = [{"connector": "fake"}, {"wait": wait}]
+    return json.dumps({"base": {"attributes": attributes}, "steps": steps})
+
+
+@pytest.mark.parametrize(
+    ("key_path", "value", "legacy", "expected"),
+    [
+        pytest.param("attributes.id", 4711, "4711.0", "4711", id="integral-double"),
+        pytest.param("attributes.id", -3.0, "-3.0", "-3", id="negative"),
+        pytest.param("attributes.id", 47.5, "47.5", "47.5", id="fraction-unchanged"),
+        pytest.param("attributes.id", True, "True", "true", id="true"),
+        pytest.param("attributes.id", False, "False", "false", id="false"),
+        pytest.param("attributes.id", "4711.0", "4711.0", "4711.0", id="text-unchanged"),
+        pytest.param("attributes.id", 2.0**60, "1.152921504606847e+18", None, id="inexact"),
+        pytest.param("attributes.id", {"a": 1}, "{'a': 1}", None, id="object"),
+        pytest.param("attributes.x[0]", 4711, "4711.0", "4711.0", id="odd-path-left-alone"),
+    ],
+)
+def test_waiting_rows_are_rekeyed_like_correlation_key(
+    tmp_path: Path, key_path: str, value: object, legacy: str, expected: str | None
+) -> None:
+    path = str(tmp_path / "old.db")
+    db = connect(path, 1000)
+    for script in MIGRATIONS[: MIGRATIONS.index(REKEY_WAITS)]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {MIGRATIONS.index(REKEY_WAITS)}")
+    attributes = {key_path.removeprefix("attributes."): value}
+    db.execute(
+        "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan) "
+        "VALUES ('r1', 'e', 'c1', 1, 0, x'', ?)",
+        (_plan(key_path, attributes),),
+    )
+    db.execute("INSERT INTO waits VALUES ('r1', 1, 'ats', ?)", (legacy,))
+    migrate(db)
+    rows = db.execute("SELECT key FROM waits WHERE run_id = 'r1'").fetchall()
+    db.close()
+    assert rows == ([] if expected is None else [(expected,)])
+    if expected is not None and "[" not in key_path:
+        assert expected == correlation_key(value)

@@ -1,7 +1,8 @@
 """Inbound webhooks: an HTTP endpoint (same process, its own port) that turns signed
 third-party events into campaign triggers.
 
-`POST /webhooks/<source>`: the body must fit `max_body_bytes` (else 413) and carry a valid
+`POST /webhooks/<source>`: the body must be declared JSON (`application/json` or a
+`+json` type, UTF-8; else 415), fit `max_body_bytes` (else 413) and carry a valid
 Standard Webhooks signature by one of the source's secrets within `tolerance_s` (else 401).
 Only then is it parsed and handed to `CampaignService.trigger` with the idempotency key
 `webhook:<source>:<webhook-id>`: a repeated delivery of the same message returns the same
@@ -30,6 +31,7 @@ from switchboard.server.errors import (
     SwitchboardError,
     Unavailable,
 )
+from switchboard.server.runs.waits import correlation_key
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,29 @@ log = logging.getLogger(__name__)
 
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _json_media_type(request: web.Request) -> bool:
+    """Whether the request declares a JSON body: `application/json` or `application/*+json`
+    (RFC 6839 suffix, e.g. CloudEvents), with no charset or UTF-8 (RFC 8259 allows no other).
+    """
+    mime = request.content_type.lower()  # aiohttp: application/octet-stream when absent
+    if mime != "application/json" and not (
+        mime.startswith("application/") and mime.endswith("+json")
+    ):
+        return False
+    charset = request.charset
+    return charset is None or charset.lower() in ("utf-8", "utf8")
+
+
+def _unsupported_media_type(request: web.Request) -> web.Response:
+    given = request.headers.get("Content-Type", "")[:100] or "none"
+    response = _json_error(
+        415, f"Content-Type must be application/json (UTF-8); this request sent {given!r}"
+    )
+    # RFC 9110 §15.5.16: name the media types that would have been accepted.
+    response.headers["Accept"] = "application/json, application/*+json"
+    return response
 
 
 def _lookup(data: dict[str, Any], path: str) -> Any:
@@ -92,6 +117,10 @@ class InboundServer:
         source = self._sources.get(request.match_info["source"])
         if source is None:
             return _json_error(404, "unknown webhook source")
+        # Before reading the body: a sender that posts a form or text is misconfigured, and
+        # must hear so even when its signature would verify.
+        if not _json_media_type(request):
+            return _unsupported_media_type(request)
         limit = self._settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _json_error(413, f"body larger than {limit} bytes")
@@ -133,12 +162,13 @@ class InboundServer:
 
     async def _resume(self, source: _Source, msg_id: str, data: dict[str, Any]) -> list[str]:
         field = source.settings.correlation_field or ""
-        key = _lookup(data, field)
-        if key is None or key == "":
+        # The same normalisation as the run side (`start_wait`), so equal values meet.
+        key = correlation_key(_lookup(data, field))
+        if key is None:
             return []
         branch = _lookup(data, source.settings.branch_field)
         return await self._campaigns.resume(
-            source.name, str(key), "" if branch is None else str(branch), data, msg_id
+            source.name, key, "" if branch is None else str(branch), data, msg_id
         )
 
     async def _trigger(

@@ -43,6 +43,7 @@ from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
+from switchboard.server.domain.page_keys import load_page_tokens
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
 from switchboard.server.interceptors.call_ids import CallIdGuard
@@ -220,9 +221,13 @@ async def build_app(
         raise StartupError(str(exc)) from exc
     try:
         cache = ContactCache(settings.cache, siblings)
+        tokens = await load_page_tokens(settings.page_tokens, store)
     except CacheBackendError as exc:
         await store.close()
         raise StartupError(str(exc)) from exc
+    except ValueError as exc:  # a page-token key reference that does not resolve
+        await store.close()
+        raise StartupError(f"cannot set up page tokens: {exc}") from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
     dispatcher = Dispatcher(
@@ -239,12 +244,12 @@ async def build_app(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
     )
-    contacts = ContactService(store, cache, settings.triggers, dispatcher)
-    campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier)
+    contacts = ContactService(store, cache, settings.triggers, dispatcher, tokens)
+    campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
         ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
-        DeadLetterService(store, dispatcher, notifier),
+        DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
     registrations: list[tuple[Callable[[Any, Any], None], object]] = [

@@ -1,8 +1,11 @@
-"""Settings for limits, keepalive, authentication and TLS (part of `config.Settings`)."""
+"""Settings for limits, keepalive, auth, TLS and page tokens (part of `config.Settings`)."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -194,3 +197,61 @@ class TlsSettings(_Frozen):
         if self.client_ca_file and not self.cert_file:
             raise ValueError("client_ca_file needs cert_file and key_file")
         return self
+
+
+# HMAC-SHA256 takes any key length, but fewer than 32 bytes would be weaker than the MAC.
+MIN_PAGE_TOKEN_KEY_BYTES = 32
+
+
+def resolve_secret(reference: str, environ: Mapping[str, str] | None = None) -> bytes:
+    """The secret a setting names: `env:NAME` (a variable), `file:PATH` (a file) or itself.
+
+    Surrounding whitespace (a file's last newline) is dropped.
+
+    Raises:
+        ValueError: naming the variable or file that is missing, never echoing a secret.
+    """
+    if reference.startswith("env:"):
+        name = reference.removeprefix("env:")
+        value = (os.environ if environ is None else environ).get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name!r} is not set")
+        return value.strip().encode()
+    if reference.startswith("file:"):
+        path = Path(reference.removeprefix("file:"))
+        try:
+            return path.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    return reference.strip().encode()
+
+
+class PageTokenSettings(_Frozen):
+    """The keys that sign page tokens, so a token cannot be forged or re-aimed."""
+
+    keys: list[str] = Field(
+        default_factory=lambda: list(_d("page_tokens", "keys")),
+        description="HMAC keys as `env:NAME`, `file:PATH` or the key itself (at least "
+        f"{MIN_PAGE_TOKEN_KEY_BYTES} bytes); the first signs, all verify (rotation). Empty: a "
+        "key generated once per database and stored in it.",
+    )
+
+    def signing_keys(self, environ: Mapping[str, str] | None = None) -> list[bytes]:
+        """The configured keys, resolved; empty when the database's own key is to be used.
+
+        Raises:
+            ValueError: a reference cannot be resolved or a key is too short.
+        """
+        resolved = []
+        for i, reference in enumerate(self.keys):
+            try:
+                key = resolve_secret(reference, environ)
+            except ValueError as exc:
+                raise ValueError(f"page_tokens.keys[{i}]: {exc}") from exc
+            if len(key) < MIN_PAGE_TOKEN_KEY_BYTES:
+                raise ValueError(
+                    f"page_tokens.keys[{i}]: a key needs at least {MIN_PAGE_TOKEN_KEY_BYTES} "
+                    "bytes (e.g. `openssl rand -base64 32`)"
+                )
+            resolved.append(key)
+        return resolved

@@ -28,6 +28,7 @@ from switchboard.server.config.security import (
     AuthSettings,
     KeepaliveSettings,
     LimitsSettings,
+    PageTokenSettings,
     TlsSettings,
 )
 from switchboard.server.config.telemetry import TelemetrySettings
@@ -299,6 +300,7 @@ class Settings(BaseSettings):
     keepalive: KeepaliveSettings = Field(default_factory=KeepaliveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    page_tokens: PageTokenSettings = Field(default_factory=PageTokenSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)

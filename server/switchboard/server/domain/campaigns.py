@@ -18,7 +18,7 @@ from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import NotFound
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as contact_rules
-from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import (
     MAX_KEY_NAME,
     Violations,
@@ -51,12 +51,14 @@ class CampaignService:
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
         notifier: RunNotifier,
+        tokens: PageTokens,
     ) -> None:
         self._store = store
         self._cache = cache
         self._triggers = triggers
         self._dispatcher = dispatcher
         self._notifier = notifier
+        self._tokens = tokens
 
     def trigger_for(self, event: str) -> TriggerSettings:
         """The configured trigger, or NOT_FOUND naming the configured ones."""
@@ -151,14 +153,14 @@ class CampaignService:
         check_id(v, "contact_id", req.contact_id, "c", required=False)
         check_length(v, "event", req.event, MAX_KEY_NAME)
         flt = RunFilter(req.contact_id, req.event, req.status)
-        scope = f"{flt.contact_id}|{flt.event}|{flt.status}"
-        cursor = decode_token(req.page_token, scope, v)
+        scope = ("ListRuns", flt.contact_id, flt.event, flt.status)
+        cursor = self._tokens.decode(req.page_token, scope, v)
         v.raise_if_any()
         runs = await self._store.read(lambda tx: tx.list_runs(flt, cursor, size + 1))
         resp = campaigns_pb2.ListRunsResponse(runs=runs[:size])
         if len(runs) > size:
             last = runs[size - 1]
-            resp.next_page_token = encode_token((to_us(last.created_at), last.id), scope)
+            resp.next_page_token = self._tokens.encode((to_us(last.created_at), last.id), scope)
         return resp
 
     async def wait(self, run_id: str, budget_s: float | None) -> campaigns_pb2.Run:

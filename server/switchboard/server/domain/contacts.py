@@ -26,7 +26,7 @@ from switchboard.server.errors import (
 )
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as rules
-from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import (
     MAX_LIST_NAME,
     Violations,
@@ -187,11 +187,13 @@ class ContactService:
         cache: ContactCache,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
+        tokens: PageTokens,
     ) -> None:
         self._store = store
         self._cache = cache
         self._triggers = triggers
         self._dispatcher = dispatcher
+        self._tokens = tokens
 
     async def upsert(
         self, req: contacts_pb2.UpsertContactRequest
@@ -246,8 +248,8 @@ class ContactService:
         size = check_page_size(v, req.page_size, 100, MAX_PAGE)
         check_length(v, "list", req.list, MAX_LIST_NAME)
         after_us = to_us(req.updated_after) if req.HasField("updated_after") else 0
-        scope = f"{req.list}|{after_us}"
-        cursor = decode_token(req.page_token, scope, v)
+        scope = ("ListContacts", req.list, after_us)
+        cursor = self._tokens.decode(req.page_token, scope, v)
         v.raise_if_any()
         rows = await self._store.read(
             lambda tx: tx.list_contacts(req.list, after_us, cursor, size + 1)
@@ -255,7 +257,7 @@ class ContactService:
         resp = contacts_pb2.ListContactsResponse(contacts=rows[:size])
         if len(rows) > size:
             last = rows[size - 1]
-            resp.next_page_token = encode_token((to_us(last.updated_at), last.id), scope)
+            resp.next_page_token = self._tokens.encode((to_us(last.updated_at), last.id), scope)
         return resp
 
     async def import_stream(

@@ -8,7 +8,7 @@ from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.errors import NotFound
-from switchboard.server.rules.paging import decode_token, encode_token
+from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import Violations, check_id, check_page_size
 from switchboard.server.store.base import DeadLetter, Store, WriteTx
 from switchboard.v1 import campaigns_pb2, connectors_pb2
@@ -44,10 +44,13 @@ def to_proto(letter: DeadLetter) -> connectors_pb2.DeadLetter:
 class DeadLetterService:
     """ListDeadLetters and RedriveDeadLetters."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, notifier: RunNotifier) -> None:
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, notifier: RunNotifier, tokens: PageTokens
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._notifier = notifier
+        self._tokens = tokens
 
     async def list(
         self, req: connectors_pb2.ListDeadLettersRequest
@@ -55,7 +58,8 @@ class DeadLetterService:
         """Dead letters oldest first, optionally for one connector, paged."""
         v = Violations()
         size = check_page_size(v, req.page_size, 50, 500)
-        cursor = decode_token(req.page_token, f"dl|{req.connector}", v)
+        scope = ("ListDeadLetters", req.connector)
+        cursor = self._tokens.decode(req.page_token, scope, v)
         v.raise_if_any()
         after = cursor[1] if cursor else ""
         rows = await self._store.read(
@@ -65,7 +69,7 @@ class DeadLetterService:
             dead_letters=[to_proto(r) for r in rows[:size]]
         )
         if len(rows) > size:
-            resp.next_page_token = encode_token((0, rows[size - 1].id), f"dl|{req.connector}")
+            resp.next_page_token = self._tokens.encode((0, rows[size - 1].id), scope)
         return resp
 
     async def redrive(

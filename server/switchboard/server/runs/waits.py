@@ -5,10 +5,15 @@ plus a row in `waits` found by (inbound source, correlation key). Whichever come
 the inbound event (`resume`) or the dispatcher claiming the due row (timeout), ends the
 step as SUCCEEDED with `result.branch`; the branch's steps are inserted right after it, in
 the run and in its plan, and the run goes on. The other path then finds the step done.
+
+Both sides of a match go through `correlation_key`, so equal JSON values meet whichever
+route they took: the run's attributes pass through a protobuf Struct, which turns every
+number into a double (4711 becomes 4711.0), while the inbound body keeps JSON's integers.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from switchboard.server.common.timeutil import set_ts
@@ -27,15 +32,43 @@ def lookup(data: Any, path: str) -> Any:
     return data
 
 
+# Integers below 2**53 survive a double exactly. From there on a Struct may have rounded the
+# run's value, and matching the rounded digits could resume another person's run.
+_EXACT_LIMIT = 2**53
+
+
+def correlation_key(value: Any) -> str | None:
+    """The text under which a correlation value is stored and looked up, or None.
+
+    Strings stay as they are; booleans are `true` / `false`; integral numbers are their
+    integer digits, whether they arrive as 4711 or 4711.0; other numbers are Python's
+    shortest round-trip text (`47.5`). So the number 4711 and the string "4711" meet, but
+    the number and "4711.0" do not. Empty strings, nulls, objects, arrays, non-finite
+    numbers and numbers from 2**53 on (send such ids as strings) give None: no event can
+    match them.
+    """
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) >= _EXACT_LIMIT:
+            return None
+        if isinstance(value, int) or value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
 def start_wait(
     tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, key: str, now: int
 ) -> None:
     """Park step `index` (a wait) until its event or its timeout."""
     wait = plan.steps[index].wait
     assert wait is not None, "start_wait called for a step that is not a wait"
-    value = lookup(plan.base, wait.key)
-    if value is not None and value != "":
-        tx.add_wait(run.id, index, wait.source, str(value))
+    match = correlation_key(lookup(plan.base, wait.key))
+    if match is not None:
+        tx.add_wait(run.id, index, wait.source, match)
     # With no correlation value no event can match: the wait just runs to its timeout.
     due = now + int(wait.timeout_s * 1_000_000)
     tx.enqueue_step(run.id, index, WAIT_CONNECTOR, key, due)

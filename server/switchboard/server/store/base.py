@@ -184,6 +184,12 @@ class WriteTx(ReadTx, Protocol):
         self, connector: str, collection: str, key: str, value: dict[str, Any]
     ) -> None: ...
     def state_delete(self, connector: str, collection: str, key: str) -> bool: ...
+    def server_key(self, name: str, fresh: bytes) -> bytes:
+        """The key stored as `name`, storing `fresh` first if there is none yet.
+
+        The first writer wins, so every process on the same database gets the same key.
+        """
+        ...
 
 
 class Store(Protocol):

@@ -2,6 +2,36 @@
 
 from __future__ import annotations
 
+# 6: waiting rows written before `runs.waits.correlation_key` hold Python's str() of the
+# run's value ("4711.0" for the number 4711, "True"); rewrite them to that function's text so
+# runs already waiting resume after an upgrade. The value's JSON type is read back from the
+# run's plan (the wait's `key` path under `base`); only plain dotted paths are followed, as
+# a `[` or quote would not be a valid JSON path. This SQL mirrors `correlation_key`.
+_WAIT_VALUE_PATH = """(CASE WHEN json_extract(r.plan, '$.steps[' || w.step_index || '].wait.key')
+    NOT GLOB '*[^A-Za-z0-9_.-]*'
+    THEN '$.base.' || json_extract(r.plan, '$.steps[' || w.step_index || '].wait.key') END)"""
+REKEY_WAITS = f"""
+    CREATE TEMP TABLE rekeyed_waits AS
+        SELECT w.run_id, w.step_index,
+               json_type(r.plan, {_WAIT_VALUE_PATH}) AS kind,
+               json_extract(r.plan, {_WAIT_VALUE_PATH}) AS value
+        FROM waits AS w JOIN runs AS r ON r.id = w.run_id;
+    DELETE FROM waits WHERE (run_id, step_index) IN (
+        SELECT run_id, step_index FROM rekeyed_waits
+        WHERE kind IN ('object', 'array')
+           OR (kind IN ('integer', 'real') AND abs(value) >= 9007199254740992));
+    UPDATE waits SET key = (
+        SELECT CASE
+            WHEN t.kind IN ('true', 'false') THEN t.kind
+            WHEN t.kind IN ('integer', 'real') AND t.value = CAST(t.value AS INTEGER)
+                THEN CAST(CAST(t.value AS INTEGER) AS TEXT)
+            ELSE waits.key END
+        FROM rekeyed_waits AS t
+        WHERE t.run_id = waits.run_id AND t.step_index = waits.step_index)
+    WHERE (run_id, step_index) IN (SELECT run_id, step_index FROM rekeyed_waits);
+    DROP TABLE rekeyed_waits;
+"""
+
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE contacts (
@@ -142,6 +172,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE idempotency ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
     CREATE INDEX idempotency_contact ON idempotency (contact_id);
     """,
+    # 7: keys the server makes for itself, once per database, so that every worker and
+    # replica on it agrees (the page-token key when none is configured).
+    """
+    CREATE TABLE server_keys (
+        name  TEXT PRIMARY KEY,
+        key   BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 8: see REKEY_WAITS above.
+    REKEY_WAITS,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -278,3 +278,10 @@ class SqliteTx(OutboxQueries):
             (connector, collection, key),
         )
         return cur.rowcount > 0
+
+    def server_key(self, name: str, fresh: bytes) -> bytes:
+        self._db.execute(
+            "INSERT OR IGNORE INTO server_keys (name, key) VALUES (?, ?)", (name, fresh)
+        )
+        row = self._db.execute("SELECT key FROM server_keys WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
