@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from switchboard.server.cli import main
-from switchboard.server.config.loading import load_settings
-from switchboard.server.config.settings import Settings
+from switchboard.server.config.settings import Settings, load_settings
 from switchboard.server.config.show import MASK
 from tests.config.conftest import WriteToml
 

@@ -9,7 +9,7 @@ import pytest
 
 from switchboard.client import SyncSwitchboard
 from switchboard.server.app.build import build_app
-from switchboard.server.config.loading import load_settings
+from switchboard.server.config.settings import load_settings
 from tests.process import ServerProcess
 
 # A webhook connector and one trigger that uses it: the whole file, no copied defaults.

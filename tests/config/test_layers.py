@@ -9,8 +9,13 @@ from pydantic import BaseModel, ValidationError
 
 from switchboard.server.config.base import FrozenModel
 from switchboard.server.config.layers import LayerError, extend
-from switchboard.server.config.loading import NAMED_TABLES, SettingsError, load_settings
-from switchboard.server.config.settings import Settings, defaults
+from switchboard.server.config.settings import (
+    NAMED_TABLES,
+    Settings,
+    SettingsError,
+    defaults,
+    load_settings,
+)
 from tests.config.conftest import WriteToml
 
 DEFAULT_CONNECTORS = set(defaults()["connectors"])

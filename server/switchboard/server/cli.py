@@ -16,9 +16,8 @@ from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.commands import register as register_client_commands
 from switchboard.server.common.scopes import ALL_SCOPES
-from switchboard.server.config.loading import SettingsError, load_settings
 from switchboard.server.config.security import CallerSettings
-from switchboard.server.config.settings import Settings
+from switchboard.server.config.settings import Settings, SettingsError, load_settings
 from switchboard.server.observability.logs import configure_logging
 from switchboard.server.process.preflight import check_config, show_config
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop

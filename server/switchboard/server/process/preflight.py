@@ -13,8 +13,7 @@ from pathlib import Path
 
 from switchboard.server.config.flow import TriggerSettings, trigger_calls
 from switchboard.server.config.layers import dotted
-from switchboard.server.config.loading import ENV_PREFIX, SettingsError, load_settings
-from switchboard.server.config.settings import Settings
+from switchboard.server.config.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from switchboard.server.config.show import render
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.memory_state import InMemoryState
