@@ -1,8 +1,9 @@
-"""The built-in connectors and the reference flows: what `make run` serves with no file.
+"""The built-in tables: connectors, flows and scoring rules that `make run` serves with no file.
 
-These are the defaults of `Settings.connectors` and `Settings.triggers`, written as typed
-settings so that they are checked like any other default. A user's file extends them (see
-`layers.py`); `switchboard config show` prints them as TOML.
+These are the defaults of `Settings.connectors`, `Settings.triggers` and the
+`Settings.scoring` tables, written as typed settings so that they are checked like any other
+default. A user's file extends them (see `layers.py`); `switchboard config show` prints them
+as TOML.
 """
 
 from __future__ import annotations
@@ -24,6 +25,41 @@ _FOLLOWUPS = {
     "opportunity": ["sales.proposal_reminder"],
     "customer": ["onboarding.sequence"],
     "lost": ["winback.sequence"],
+}
+
+
+# Lead scoring rules (points before decay); copied into each `ScoringSettings`.
+ACTIVITY_POINTS: dict[str, float] = {
+    "email_open": 1.0,
+    "email_click": 3.0,
+    "page_view": 1.0,
+    "form_submit": 10.0,
+    "purchase": 15.0,
+    "event_attended": 8.0,
+    "demo_request": 20.0,
+    "unsubscribe": -10.0,
+}
+PROFILE_POINTS: dict[str, float] = {
+    "email": 2.0,
+    "phone": 3.0,
+    "company": 5.0,
+    "job_title": 3.0,
+    "consent": 5.0,
+}
+TITLE_KEYWORDS: dict[str, float] = {
+    "chief": 15.0,
+    "vp": 12.0,
+    "director": 10.0,
+    "head": 8.0,
+    "manager": 5.0,
+}
+STATUS_POINTS: dict[str, float] = {
+    "new": 0.0,
+    "mql": 10.0,
+    "sql": 20.0,
+    "opportunity": 25.0,
+    "customer": 30.0,
+    "lost": -20.0,
 }
 
 

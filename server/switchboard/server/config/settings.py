@@ -1,8 +1,8 @@
 """Settings: one frozen, typed object built once from defaults, a TOML file and the environment.
 
 Defaults have one source: the typed models themselves (`Field(default=...)` here and in
-`flow.py`, `security.py`, `telemetry.py`; the built-in connectors and flows, as typed
-entries, in `defaults.py`). Why the models and not a TOML file: every setting needs a type,
+`flow.py`, `security.py`, `telemetry.py`; the built-in tables, connectors, flows and scoring
+rules, in `defaults.py`). Why the models and not a TOML file: every setting needs a type,
 bounds and a description anyway, so its default sits beside them and is validated with them;
 settings built in code (tests, tools) get the same defaults as a file does; entries a user
 adds (a connector's `timeout_s`) need per-entry defaults that a TOML file cannot express; and
@@ -31,7 +31,14 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from pydantic_settings import SettingsError as EnvParseError
 
 from switchboard.server.config.base import FrozenModel
-from switchboard.server.config.defaults import built_in_connectors, reference_triggers
+from switchboard.server.config.defaults import (
+    ACTIVITY_POINTS,
+    PROFILE_POINTS,
+    STATUS_POINTS,
+    TITLE_KEYWORDS,
+    built_in_connectors,
+    reference_triggers,
+)
 from switchboard.server.config.flow import (
     ConnectorSettings,
     InboundSettings,
@@ -219,47 +226,19 @@ class ScoringSettings(FrozenModel):
         description="Most recent activities considered.",
     )
     activity_points: dict[str, float] = Field(
-        default_factory=lambda: {
-            "email_open": 1.0,
-            "email_click": 3.0,
-            "page_view": 1.0,
-            "form_submit": 10.0,
-            "purchase": 15.0,
-            "event_attended": 8.0,
-            "demo_request": 20.0,
-            "unsubscribe": -10.0,
-        },
+        default_factory=lambda: dict(ACTIVITY_POINTS),
         description="Points per activity type (before decay).",
     )
     profile_points: dict[str, float] = Field(
-        default_factory=lambda: {
-            "email": 2.0,
-            "phone": 3.0,
-            "company": 5.0,
-            "job_title": 3.0,
-            "consent": 5.0,
-        },
+        default_factory=lambda: dict(PROFILE_POINTS),
         description="Points when a profile field is filled in (consent: when opted in).",
     )
     title_keywords: dict[str, float] = Field(
-        default_factory=lambda: {
-            "chief": 15.0,
-            "vp": 12.0,
-            "director": 10.0,
-            "head": 8.0,
-            "manager": 5.0,
-        },
+        default_factory=lambda: dict(TITLE_KEYWORDS),
         description="Points for the best keyword found in the job title.",
     )
     status_points: dict[str, float] = Field(
-        default_factory=lambda: {
-            "new": 0.0,
-            "mql": 10.0,
-            "sql": 20.0,
-            "opportunity": 25.0,
-            "customer": 30.0,
-            "lost": -20.0,
-        },
+        default_factory=lambda: dict(STATUS_POINTS),
         description="Points per lead status.",
     )
 
