@@ -96,8 +96,8 @@ def _bounds(prop: Schema) -> str:
 def _default(prop: Schema) -> str:
     if prop.get("x-required"):
         return "required"
-    if "default" not in prop:  # built by a factory: the defaults file, or empty in an entry
-        return "see `defaults.toml`" if prop.get("x-global") else "empty"
+    if "default" not in prop:  # built by a factory: the built-in entries, or empty in an entry
+        return "built in: `switchboard config show`" if prop.get("x-global") else "empty"
     value = prop["default"]
     if value is None or value == "":
         return "—"

@@ -24,6 +24,7 @@ from switchboard.server.config.settings import (
     load_settings,
 )
 from switchboard.server.observability.logs import configure_logging
+from switchboard.server.process.preflight import check_config, show_config
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop
 from switchboard.server.process.workers import notify_ready, supervise
 
@@ -192,6 +193,46 @@ def new_api_key(caller: str, scopes: tuple[str, ...]) -> None:
     click.echo(f"[auth.callers.{caller}]")
     click.echo(f"scopes = [{granted}]")
     click.echo(f'key_sha256 = ["{hash_key(key)}"]')
+
+
+@main.group()
+def config() -> None:
+    """Show the effective settings, or check a settings file, without starting anything."""
+
+
+@config.command("show")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SWITCHBOARD_CONFIG",
+    help="TOML settings file (env: SWITCHBOARD_CONFIG).",
+)
+def config_show(config_path: Path | None) -> None:
+    """Print the settings `serve` would use, as TOML, with secrets masked."""
+    try:
+        click.echo(show_config(config_path), nl=False)
+    except SettingsError as exc:
+        _config_problems(str(config_path or "settings"), exc.problems)
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(file: Path) -> None:
+    """Check FILE (with the environment, as `serve` would); exit 2 listing every problem."""
+    result = check_config(file)
+    if result.settings is None or result.problems:
+        _config_problems(str(file), result.problems)
+    else:
+        counts = f"{len(result.settings.connectors)} connectors, {len(result.settings.triggers)}"
+        click.echo(f"{file}: OK ({counts} triggers)")
+
+
+def _config_problems(where: str, problems: list[str]) -> None:
+    click.echo(f"{where}: {len(problems)} problem(s)", err=True)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    raise SystemExit(2)
 
 
 # The client commands (contacts, leads, trigger, runs, connectors) live in `commands/`.

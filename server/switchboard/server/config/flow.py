@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from switchboard.server.common.signing import decode_secret
-from switchboard.server.config.defaults import DEFAULTS as _DEFAULTS
+from switchboard.server.config.base import FrozenModel
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ConnectorSettings(_Frozen):
+class ConnectorSettings(FrozenModel):
     """One configured adapter."""
 
     kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
@@ -37,7 +33,7 @@ class ConnectorSettings(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
 
 
-class FallbackSettings(_Frozen):
+class FallbackSettings(FrozenModel):
     """What a step does when its connector fails for good: another action, or a fixed result."""
 
     connector: str | None = Field(
@@ -56,7 +52,7 @@ class FallbackSettings(_Frozen):
         return self
 
 
-class BranchStepSettings(_Frozen):
+class BranchStepSettings(FrozenModel):
     """One connector call inside a wait step's branch."""
 
     connector: str = Field(description="A configured connector's name.")
@@ -65,7 +61,7 @@ class BranchStepSettings(_Frozen):
     fallback: FallbackSettings | None = Field(default=None, description="Used when it fails.")
 
 
-class WaitSettings(_Frozen):
+class WaitSettings(FrozenModel):
     """Pause the run until an inbound event with the same key arrives, or a timeout."""
 
     source: str = Field(description="The inbound source whose events resume this wait.")
@@ -77,7 +73,7 @@ class WaitSettings(_Frozen):
     )
 
 
-class StepSettings(_Frozen):
+class StepSettings(FrozenModel):
     """One connector call of a trigger, or a wait (then connector and action stay empty)."""
 
     connector: str = ""
@@ -93,14 +89,14 @@ class StepSettings(_Frozen):
         return self
 
 
-class TriggerSettings(_Frozen):
+class TriggerSettings(FrozenModel):
     """An event name's ordered steps."""
 
     description: str = Field(default="", description="What the flow is for.")
     steps: list[StepSettings] = Field(min_length=1, description="Run in order.")
 
 
-class InboundSourceSettings(_Frozen):
+class InboundSourceSettings(FrozenModel):
     """One third-party app sending webhooks to `POST /webhooks/<name>`."""
 
     secrets: list[str] = Field(
@@ -127,23 +123,21 @@ class InboundSourceSettings(_Frozen):
         return value
 
 
-class InboundSettings(_Frozen):
+class InboundSettings(FrozenModel):
     """The inbound webhook endpoint (HTTP, same process, its own port)."""
 
     listen: str = Field(
-        default=_DEFAULTS["inbound"]["listen"],
+        default="",
         description="host:port for inbound webhooks; empty: the endpoint is off.",
     )
-    max_body_bytes: int = Field(
-        default=_DEFAULTS["inbound"]["max_body_bytes"], ge=1, description="Larger bodies: 413."
-    )
+    max_body_bytes: int = Field(default=262144, ge=1, description="Larger bodies: 413.")
     tolerance_s: float = Field(
-        default=_DEFAULTS["inbound"]["tolerance_s"],
+        default=300.0,
         gt=0,
         description="Accepted clock difference for webhook-timestamp.",
     )
     sources: dict[str, InboundSourceSettings] = Field(
-        default_factory=dict, description="Senders by name (the URL path segment)."
+        default={}, description="Senders by name (the URL path segment)."
     )
 
 

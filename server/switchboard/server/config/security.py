@@ -6,93 +6,77 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from switchboard.server.common.scopes import ALL_SCOPES
-from switchboard.server.config.defaults import DEFAULTS
+from switchboard.server.config.base import FrozenModel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _d(section: str, key: str) -> Any:
-    value: Any = DEFAULTS
-    for part in (*section.split("."), key):
-        value = value[part]
-    return value
-
-
-class LimitsSettings(_Frozen):
+class LimitsSettings(FrozenModel):
     """What abuse gets: size, concurrency and rate limits."""
 
     max_receive_message_bytes: int = Field(
-        default=_d("limits", "max_receive_message_bytes"),
+        default=4194304,
         ge=1024,
         description="Largest request message accepted; larger gets RESOURCE_EXHAUSTED.",
     )
     max_send_message_bytes: int = Field(
-        default=_d("limits", "max_send_message_bytes"),
+        default=4194304,
         ge=1024,
         description="Largest response message sent; larger fails with RESOURCE_EXHAUSTED.",
     )
     max_concurrent_rpcs: int = Field(
-        default=_d("limits", "max_concurrent_rpcs"),
+        default=256,
         ge=1,
         description="Calls handled at once; more get RESOURCE_EXHAUSTED at once (no queue).",
     )
     rate_per_s: float = Field(
-        default=_d("limits", "rate_per_s"),
+        default=100.0,
         ge=0,
         description="Calls per second per caller (token bucket refill); 0 disables.",
     )
-    rate_burst: int = Field(
-        default=_d("limits", "rate_burst"), ge=1, description="Token bucket size per caller."
-    )
+    rate_burst: int = Field(default=200, ge=1, description="Token bucket size per caller.")
     max_tracked_callers: int = Field(
-        default=_d("limits", "max_tracked_callers"),
+        default=10000,
         ge=1,
         description="Rate buckets kept; the least recently seen caller is forgotten first.",
     )
 
 
-class KeepaliveSettings(_Frozen):
+class KeepaliveSettings(FrozenModel):
     """HTTP/2 keepalive and ping policy (grpc core channel arguments)."""
 
-    time_ms: int = Field(
-        default=_d("keepalive", "time_ms"), ge=1000, description="Server pings after idle."
-    )
+    time_ms: int = Field(default=300000, ge=1000, description="Server pings after idle.")
     timeout_ms: int = Field(
-        default=_d("keepalive", "timeout_ms"),
+        default=20000,
         ge=100,
         description="A ping unanswered this long closes the connection.",
     )
     permit_without_calls: bool = Field(
-        default=_d("keepalive", "permit_without_calls"),
+        default=True,
         description="Allow client pings on connections with no call in flight.",
     )
     min_ping_interval_ms: int = Field(
-        default=_d("keepalive", "min_ping_interval_ms"),
+        default=10000,
         ge=0,
         description="Client pings closer together than this (without data) are strikes.",
     )
     max_ping_strikes: int = Field(
-        default=_d("keepalive", "max_ping_strikes"),
+        default=2,
         ge=0,
         description="Strikes before the server closes the connection (GOAWAY); 0: unlimited.",
     )
     max_connection_idle_ms: int = Field(
-        default=_d("keepalive", "max_connection_idle_ms"),
+        default=0,
         ge=0,
         description="Close connections idle this long; 0 never.",
     )
 
 
-class CallerSettings(_Frozen):
+class CallerSettings(FrozenModel):
     """One API-key caller: its scopes and the SHA-256 (hex) of each of its keys."""
 
     scopes: list[str] = Field(description="Scopes granted, e.g. contacts:read.")
@@ -117,22 +101,16 @@ class CallerSettings(_Frozen):
         return value
 
 
-class JwtSettings(_Frozen):
+class JwtSettings(FrozenModel):
     """OAuth 2.0 access tokens (JWT): accepted when a JWKS file or URL is set."""
 
-    issuer: str = Field(default=_d("auth.jwt", "issuer"), description="Required `iss`.")
-    audience: str = Field(default=_d("auth.jwt", "audience"), description="Required `aud`.")
-    algorithms: list[str] = Field(
-        default=_d("auth.jwt", "algorithms"), min_length=1, description="Pinned algorithms."
-    )
-    jwks_file: str = Field(default=_d("auth.jwt", "jwks_file"), description="JWKS JSON file.")
-    jwks_url: str = Field(default=_d("auth.jwt", "jwks_url"), description="JWKS URL.")
-    leeway_s: float = Field(
-        default=_d("auth.jwt", "leeway_s"), ge=0, le=300, description="Clock skew allowed."
-    )
-    scope_claim: str = Field(
-        default=_d("auth.jwt", "scope_claim"), description="Claim with space-separated scopes."
-    )
+    issuer: str = Field(default="", description="Required `iss`.")
+    audience: str = Field(default="", description="Required `aud`.")
+    algorithms: list[str] = Field(default=["RS256"], min_length=1, description="Pinned algorithms.")
+    jwks_file: str = Field(default="", description="JWKS JSON file.")
+    jwks_url: str = Field(default="", description="JWKS URL.")
+    leeway_s: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed.")
+    scope_claim: str = Field(default="scope", description="Claim with space-separated scopes.")
 
     @property
     def enabled(self) -> bool:
@@ -155,32 +133,30 @@ class JwtSettings(_Frozen):
         return self
 
 
-class AuthSettings(_Frozen):
+class AuthSettings(FrozenModel):
     """Who gets in: API keys and JWT bearer tokens."""
 
-    enabled: bool = Field(
-        default=_d("auth", "enabled"), description="Require credentials on every RPC."
-    )
+    enabled: bool = Field(default=True, description="Require credentials on every RPC.")
     open_services: list[str] = Field(
-        default=_d("auth", "open_services"),
+        default=[
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ],
         description="Services callable without credentials (health, reflection).",
     )
-    callers: dict[str, CallerSettings] = Field(
-        default_factory=dict, description="API-key callers by name."
-    )
+    callers: dict[str, CallerSettings] = Field(default={}, description="API-key callers by name.")
     jwt: JwtSettings = Field(default_factory=JwtSettings)
 
 
-class TlsSettings(_Frozen):
+class TlsSettings(FrozenModel):
     """TLS (and mutual TLS) on the gRPC port; off while `cert_file` is empty."""
 
-    cert_file: str = Field(default=_d("tls", "cert_file"), description="PEM certificate chain.")
-    key_file: str = Field(default=_d("tls", "key_file"), description="PEM private key.")
-    client_ca_file: str = Field(
-        default=_d("tls", "client_ca_file"), description="PEM CA bundle for client certificates."
-    )
+    cert_file: str = Field(default="", description="PEM certificate chain.")
+    key_file: str = Field(default="", description="PEM private key.")
+    client_ca_file: str = Field(default="", description="PEM CA bundle for client certificates.")
     require_client_cert: bool = Field(
-        default=_d("tls", "require_client_cert"), description="Mutual TLS: refuse clients without."
+        default=False, description="Mutual TLS: refuse clients without."
     )
 
     @property
@@ -226,11 +202,11 @@ def resolve_secret(reference: str, environ: Mapping[str, str] | None = None) -> 
     return reference.strip().encode()
 
 
-class PageTokenSettings(_Frozen):
+class PageTokenSettings(FrozenModel):
     """The keys that sign page tokens, so a token cannot be forged or re-aimed."""
 
     keys: list[str] = Field(
-        default_factory=lambda: list(_d("page_tokens", "keys")),
+        default_factory=list,
         description="HMAC keys as `env:NAME`, `file:PATH` or the key itself (at least "
         f"{MIN_PAGE_TOKEN_KEY_BYTES} bytes); the first signs, all verify (rotation). Empty: a "
         "key generated once per database and stored in it.",

@@ -1,29 +1,51 @@
 """Settings: one frozen, typed object built once from defaults, a TOML file and the environment.
 
-Precedence, highest first: `SWITCHBOARD_*` environment variables (nested keys joined with
-`__`, e.g. `SWITCHBOARD_DATABASE__PATH`; tables as JSON), the TOML file, then the built-in
-`defaults.toml`. Only this module reads the environment; everything else receives `Settings`.
+Defaults have one source: the typed models themselves (`Field(default=...)` here and in
+`flow.py`, `security.py`, `telemetry.py`; the built-in tables, connectors, flows and scoring
+rules, in `defaults.py`). Why the models and not a TOML file: every setting needs a type,
+bounds and a description anyway, so its default sits beside them and is validated with them;
+settings built in code (tests, tools) get the same defaults as a file does; entries a user
+adds (a connector's `timeout_s`) need per-entry defaults that a TOML file cannot express; and
+the generated reference reads every default from one JSON schema. The whole, as TOML, is one
+command away: `switchboard config show`.
+
+Layers, lowest first: the defaults, the TOML file, `SWITCHBOARD_*` environment variables
+(nested keys joined with `__`, e.g. `SWITCHBOARD_DATABASE__PATH`; tables as JSON), then
+command-line flags. Each layer *extends* the one below (`layers.py`): tables merge key by
+key; in the named tables (connectors, triggers, ...) an entry set to `false` is removed and
+one with `replace = true` replaces the entry below. Only this module reads the environment;
+everything else receives `Settings`. Built in code, `Settings(**values)` is plain pydantic:
+a value given replaces the default.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
 
-from switchboard.server.config.defaults import DEFAULTS
+from switchboard.server.config.base import FrozenModel
+from switchboard.server.config.defaults import (
+    ACTIVITY_POINTS,
+    PROFILE_POINTS,
+    STATUS_POINTS,
+    TITLE_KEYWORDS,
+    built_in_connectors,
+    reference_triggers,
+)
 from switchboard.server.config.flow import (
     ConnectorSettings,
     InboundSettings,
     TriggerSettings,
     trigger_calls,
 )
+from switchboard.server.config.layers import LayerError, dotted, extend, named_tables
 from switchboard.server.config.security import (
     AuthSettings,
     KeepaliveSettings,
@@ -33,14 +55,8 @@ from switchboard.server.config.security import (
 )
 from switchboard.server.config.telemetry import TelemetrySettings
 
+ENV_PREFIX = "SWITCHBOARD_"
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-_DEFAULTS = DEFAULTS
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 #: Where `serve --local` serves the Connect protocol when `connect.listen` is empty.
@@ -54,11 +70,11 @@ def _check_listen(value: str) -> str:
     return value
 
 
-class ConnectSettings(_Frozen):
+class ConnectSettings(FrozenModel):
     """The Connect protocol endpoint (HTTP/1.1, same process, its own port)."""
 
     listen: str = Field(
-        default=_DEFAULTS["connect"]["listen"],
+        default="",
         description="host:port for the Connect protocol (JSON or binary protobuf over HTTP); "
         f"empty: off (`serve --local` then uses {LOCAL_CONNECT_LISTEN}).",
     )
@@ -69,67 +85,65 @@ class ConnectSettings(_Frozen):
         return _check_listen(value) if value else value
 
 
-class DatabaseSettings(_Frozen):
+class DatabaseSettings(FrozenModel):
     """The SQLite store."""
 
     path: str = Field(
-        default=_DEFAULTS["database"]["path"],
+        default="data/switchboard.db",
         description="SQLite file; `:memory:` is not supported (use a temp file).",
     )
     busy_timeout_ms: int = Field(
-        default=_DEFAULTS["database"]["busy_timeout_ms"],
+        default=5000,
         ge=0,
         description="How long a writer waits for a lock.",
     )
     readers: int = Field(
-        default=_DEFAULTS["database"]["readers"],
+        default=2,
         ge=1,
         le=32,
         description="Read connections (threads).",
     )
     inline_point_reads: bool = Field(
-        default=_DEFAULTS["database"]["inline_point_reads"],
+        default=True,
         description="Run small indexed lookups on the event loop instead of a reader thread "
         "(faster; turn off if the disk is slow enough to stall the loop).",
     )
 
 
-class CacheSettings(_Frozen):
+class CacheSettings(FrozenModel):
     """Read cache for contacts (aiocache): in process memory, or shared in Redis."""
 
     backend: Literal["memory", "redis"] = Field(
-        default=_DEFAULTS["cache"]["backend"],
+        default="memory",
         description="`memory`: one cache per process; `redis`: one cache shared by every "
         "worker and replica (needs the `redis` extra).",
     )
-    ttl_s: float = Field(
-        default=_DEFAULTS["cache"]["ttl_s"], gt=0, description="Seconds an entry lives."
-    )
+    ttl_s: float = Field(default=60.0, gt=0, description="Seconds an entry lives.")
     max_entries: int = Field(
-        default=_DEFAULTS["cache"]["max_entries"],
+        default=10000,
         ge=0,
         description="Upper bound on entries in memory (Redis is bounded by its own "
         "`maxmemory`); 0 disables the cache with either backend.",
     )
     invalidation_hold_s: float = Field(
-        default=_DEFAULTS["cache"]["invalidation_hold_s"],
+        default=1.0,
         gt=0,
         description="After a write, its keys refuse new entries this long (at most `ttl_s`), "
         "so a read that fetched the old row just before the write cannot cache it after.",
     )
     redis_url: str = Field(
-        default=_DEFAULTS["cache"]["redis_url"],
+        default="redis://127.0.0.1:6379/0",
         description="`redis://[user:password@]host:port/db` (`rediss://` for TLS); "
         "used when `backend` is `redis`.",
     )
     redis_timeout_s: float = Field(
-        default=_DEFAULTS["cache"]["redis_timeout_s"],
+        default=0.5,
         gt=0,
         description="Connect and reply timeout for one Redis command; past it the "
         "lookup counts as a miss.",
     )
     namespace: str = Field(
-        default=_DEFAULTS["cache"]["namespace"],
+        default="switchboard",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
         description="Prefix of every Redis key (`<namespace>:contact:…`), so that "
         "deployments can share one Redis.",
@@ -151,149 +165,135 @@ class CacheSettings(_Frozen):
         return value
 
 
-class DispatchSettings(_Frozen):
+class DispatchSettings(FrozenModel):
     """The outbox worker."""
 
     poll_interval_s: float = Field(
-        default=_DEFAULTS["dispatch"]["poll_interval_s"],
+        default=0.5,
         gt=0,
         description="Idle poll period for new steps.",
     )
     batch_size: int = Field(
-        default=_DEFAULTS["dispatch"]["batch_size"],
+        default=32,
         ge=1,
         le=1000,
         description="Steps claimed per poll.",
     )
     lease_s: float = Field(
-        default=_DEFAULTS["dispatch"]["lease_s"],
+        default=30.0,
         gt=0,
         description="A claimed step is re-offered after this long.",
     )
     max_attempts: int = Field(
-        default=_DEFAULTS["dispatch"]["max_attempts"],
+        default=5,
         ge=1,
         le=100,
         description="Default attempts per step.",
     )
     base_backoff_s: float = Field(
-        default=_DEFAULTS["dispatch"]["base_backoff_s"],
+        default=0.2,
         ge=0,
         description="First retry delay (doubles each time).",
     )
-    max_backoff_s: float = Field(
-        default=_DEFAULTS["dispatch"]["max_backoff_s"], ge=0, description="Retry delay cap."
-    )
+    max_backoff_s: float = Field(default=30.0, ge=0, description="Retry delay cap.")
     concurrency: int = Field(
-        default=_DEFAULTS["dispatch"]["concurrency"],
+        default=64,
         ge=1,
         le=1000,
         description="Steps delivered at once, all connectors together.",
     )
     connector_concurrency: int = Field(
-        default=_DEFAULTS["dispatch"]["connector_concurrency"],
+        default=8,
         ge=1,
         le=1000,
         description="Default steps in flight per connector (a slow one holds only these).",
     )
     max_retry_after_s: float = Field(
-        default=_DEFAULTS["dispatch"]["max_retry_after_s"],
+        default=300.0,
         ge=0,
         description="Longest Retry-After a tool may ask for; longer requests are capped.",
     )
     breaker_failures: int = Field(
-        default=_DEFAULTS["dispatch"]["breaker_failures"],
+        default=5,
         ge=1,
         description="Default consecutive failures that open a connector's circuit.",
     )
     breaker_cooldown_s: float = Field(
-        default=_DEFAULTS["dispatch"]["breaker_cooldown_s"],
+        default=30.0,
         gt=0,
         description="Default seconds an open circuit waits before one probe call.",
     )
     per_contact_ordering: bool = Field(
-        default=_DEFAULTS["dispatch"]["per_contact_ordering"],
+        default=True,
         description="Default: deliver a contact's steps for one connector one at a time, in order.",
     )
     idempotency_retention_s: float = Field(
-        default=_DEFAULTS["dispatch"]["idempotency_retention_s"],
+        default=172800.0,
         ge=86400,
         description="How long idempotency keys are kept (at least 24 hours).",
     )
     purge_interval_s: float = Field(
-        default=_DEFAULTS["dispatch"]["purge_interval_s"],
+        default=600.0,
         gt=0,
         description="How often expired idempotency keys are purged.",
     )
 
 
-class ScoringSettings(_Frozen):
+class ScoringSettings(FrozenModel):
     """Lead scoring rules: configuration, not code."""
 
     half_life_days: float = Field(
-        default=_DEFAULTS["scoring"]["half_life_days"],
+        default=30.0,
         gt=0,
         description="Activity points halve after this many days.",
     )
     max_activities: int = Field(
-        default=_DEFAULTS["scoring"]["max_activities"],
+        default=500,
         ge=1,
         description="Most recent activities considered.",
     )
     activity_points: dict[str, float] = Field(
-        default_factory=lambda: dict(_DEFAULTS["scoring"]["activity_points"]),
+        default_factory=lambda: dict(ACTIVITY_POINTS),
         description="Points per activity type (before decay).",
     )
     profile_points: dict[str, float] = Field(
-        default_factory=lambda: dict(_DEFAULTS["scoring"]["profile_points"]),
+        default_factory=lambda: dict(PROFILE_POINTS),
         description="Points when a profile field is filled in (consent: when opted in).",
     )
     title_keywords: dict[str, float] = Field(
-        default_factory=lambda: dict(_DEFAULTS["scoring"]["title_keywords"]),
+        default_factory=lambda: dict(TITLE_KEYWORDS),
         description="Points for the best keyword found in the job title.",
     )
     status_points: dict[str, float] = Field(
-        default_factory=lambda: dict(_DEFAULTS["scoring"]["status_points"]),
+        default_factory=lambda: dict(STATUS_POINTS),
         description="Points per lead status.",
     )
 
 
-def _section(name: str) -> Any:
-    return lambda: _DEFAULTS[name]
-
-
-class Settings(BaseSettings):
+class Settings(FrozenModel):
     """Everything the server needs, validated at start-up."""
 
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="forbid",
-        env_prefix="SWITCHBOARD_",
-        env_nested_delimiter="__",
-        validate_default=True,
-    )
-
-    listen: str = Field(default=_DEFAULTS["listen"], description="host:port to serve gRPC on.")
+    listen: str = Field(default="localhost:50051", description="host:port to serve gRPC on.")
     grace_period_s: float = Field(
-        default=_DEFAULTS["grace_period_s"],
+        default=10.0,
         ge=0,
         description="On SIGTERM, how long in-flight calls and deliveries may finish.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default=_DEFAULTS["log_level"], description="Logging threshold."
+        default="INFO", description="Logging threshold."
     )
     log_format: Literal["json", "text"] = Field(
-        default=_DEFAULTS["log_format"],
+        default="json",
         description="json: one object per line with trace_id; text: for a terminal.",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     connectors: dict[str, ConnectorSettings] = Field(
-        default_factory=_section("connectors"), description="Adapters by name."
+        default_factory=built_in_connectors, description="Adapters by name."
     )
     triggers: dict[str, TriggerSettings] = Field(
-        default_factory=_section("triggers"), description="Event name to ordered steps."
+        default_factory=reference_triggers, description="Event name to ordered steps."
     )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
@@ -304,18 +304,6 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init kwargs; the environment must win over them.
-        return (env_settings, init_settings)
 
     @field_validator("listen")
     @classmethod
@@ -365,39 +353,90 @@ class Settings(BaseSettings):
         return self
 
 
+class _Environment(BaseSettings, Settings):
+    """Where `SWITCHBOARD_*` variables are read: Settings' fields, pydantic-settings' parser.
+
+    Never built; it only tells `EnvSettingsSource` the prefix, the nesting and the fields.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
+
+NAMED_TABLES = named_tables(Settings)
+"""The tables of entries by name, whose entries a layer may remove or replace."""
+
+
 class SettingsError(Exception):
-    """The configuration is invalid; the message says where and why."""
+    """The configuration is invalid; `problems` holds one `key.path: message` per problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings from an optional TOML file plus the environment.
+    """Build settings from the defaults, an optional TOML file, the environment and flags.
+
+    Each layer extends the one below (see the module docstring); `overrides` (command-line
+    flags) win over the environment, which wins over the file.
 
     Raises:
         SettingsError: with one line per problem, naming the key.
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            values = tomllib.loads(path.read_text("utf-8"))
-        except OSError as exc:
-            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
-    values.update(overrides)
+    where = f" in {path}" if path else ""
+    layers = [read_file(path) if path is not None else {}, environment(), overrides]
+    values: dict[str, Any] = defaults()
     try:
-        return Settings(**values)
+        for layer in layers:
+            values = extend(values, layer, NAMED_TABLES)
+    except LayerError as exc:
+        raise SettingsError(f"invalid configuration{where}:\n  {exc}", [str(exc)]) from exc
+    try:
+        return Settings.model_validate(values)
     except ValidationError as exc:
-        raise SettingsError(format_validation_error(exc, path)) from exc
+        raise SettingsError(format_validation_error(exc, path), problems(exc)) from exc
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The tables of a TOML settings file.
+
+    Raises:
+        SettingsError: the file cannot be read or is not TOML.
+    """
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def environment() -> dict[str, Any]:
+    """The `SWITCHBOARD_*` variables as nested tables (values still text where not JSON).
+
+    Raises:
+        SettingsError: a variable that must hold JSON does not.
+    """
+    try:
+        return EnvSettingsSource(_Environment)()
+    except EnvParseError as exc:
+        raise SettingsError(f"invalid environment variable: {exc}") from exc
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One `key.path: message` per error (no input values: they may be secrets)."""
+    lines = []
+    for err in exc.errors():
+        loc = dotted(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
 
 
 def format_validation_error(exc: ValidationError, path: Path | None) -> str:
     """One readable line per problem: `key.path: message`."""
     where = f" in {path}" if path else ""
-    lines = [f"invalid configuration{where}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        lines.append(f"  {loc}: {err['msg']}")
-    return "\n".join(lines)
+    return "\n".join([f"invalid configuration{where}:", *(f"  {p}" for p in problems(exc))])
 
 
 def settings_for_tests(db_path: Path, **overrides: Any) -> Settings:
@@ -405,19 +444,18 @@ def settings_for_tests(db_path: Path, **overrides: Any) -> Settings:
 
     Authentication and the per-caller rate limit are off unless `auth` or `limits` is
     overridden: most tests exercise behaviour from one caller, and the security tests turn
-    them on explicitly.
+    them on explicitly. No file and no environment: a value given replaces the default.
     """
     base: dict[str, Any] = {
         "listen": "127.0.0.1:0",
-        "database": {**_DEFAULTS["database"]},
+        "database": {"path": str(db_path)},
         "auth": {"enabled": False},
         "limits": {"rate_per_s": 0},
     }
-    base["database"]["path"] = str(db_path)
     base.update(overrides)
     return Settings(**base)
 
 
-def defaults() -> Mapping[str, Any]:
-    """The parsed built-in defaults (read-only use)."""
-    return _DEFAULTS
+def defaults() -> dict[str, Any]:
+    """The built-in defaults as plain tables (a fresh copy: callers may change it)."""
+    return Settings().model_dump(mode="json")

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from switchboard.server.config.defaults import DEFAULTS
-
-_T = DEFAULTS["telemetry"]
+from switchboard.server.config.base import FrozenModel
 
 
-class TelemetrySettings(BaseModel):
+class TelemetrySettings(FrozenModel):
     """Where traces and metrics go; nothing is exported by default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     exporter: Literal["none", "console", "otlp", "prometheus"] = Field(
-        default=_T["exporter"],
+        default="none",
         description="none, console (stdout), otlp (gRPC to otlp_endpoint) or prometheus.",
     )
-    service_name: str = Field(default=_T["service_name"], description="service.name resource.")
-    otlp_endpoint: str = Field(default=_T["otlp_endpoint"], description="OTLP/gRPC collector.")
+    service_name: str = Field(default="switchboard", description="service.name resource.")
+    otlp_endpoint: str = Field(default="http://localhost:4317", description="OTLP/gRPC collector.")
     prometheus_listen: str = Field(
-        default=_T["prometheus_listen"], description="host:port of the Prometheus scrape page."
+        default="localhost:9464", description="host:port of the Prometheus scrape page."
     )
     metric_interval_s: float = Field(
-        default=_T["metric_interval_s"], gt=0, description="Metric export period (console, otlp)."
+        default=60.0, gt=0, description="Metric export period (console, otlp)."
     )
