@@ -31,6 +31,8 @@ class ServerProcess:
             "SWITCHBOARD_AUTH__ENABLED": "false",
             # Nor about the per-caller rate limit: some tests send bursts on purpose.
             "SWITCHBOARD_LIMITS__RATE_PER_S": "0",
+            # Nor about the drain before a stop (tests that need it set their own).
+            "SWITCHBOARD_DRAIN_PERIOD_S": "0",
             **(extra_env or {}),
         }
         self.proc = subprocess.Popen(

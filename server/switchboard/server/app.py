@@ -2,7 +2,8 @@
 
 `build_app` wires store → cache → connectors → dispatcher → domain → servicers, adds health
 and reflection, and binds the port without blocking. `App.stop` is the graceful path:
-health NOT_SERVING, in-flight calls finish within the grace period, then everything closes.
+health NOT_SERVING while calls are still served for the drain period, then new calls are
+refused, in-flight calls finish within the grace period, and everything closes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from switchboard.server import reflection
@@ -37,6 +38,8 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.gauges import register_gauges
+from switchboard.server.health import SERVICE_NAME as HEALTH_SERVICE
+from switchboard.server.health import SERVING, HealthService
 from switchboard.server.inbound import InboundServer
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
@@ -71,7 +74,6 @@ SERVICE_NAMES: tuple[str, ...] = (
     campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
 )
-SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 class StartupError(Exception):
@@ -89,7 +91,7 @@ class App:
     cache: ContactCache
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
-    health: health.aio.HealthServicer
+    health: HealthService
     telemetry: Telemetry
     retention: RetentionTask
     owns_telemetry: bool = True
@@ -119,10 +121,22 @@ class App:
                 "Switchboard service will be refused (see auth.callers, auth.jwt)"
             )
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
+    async def stop(self, grace_s: float | None = None, drain_s: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store.
+
+        For `drain_s` (default `settings.drain_period_s`) every service answers NOT_SERVING
+        while the port stays open and calls are still served, so that balancers watching
+        health stop sending calls here before they would be refused. Then new calls are
+        refused and in-flight ones get `grace_s` (default `settings.grace_period_s`).
+        """
         grace = self.settings.grace_period_s if grace_s is None else grace_s
-        await self.health.enter_graceful_shutdown()
+        drain = self.settings.drain_period_s if drain_s is None else drain_s
+        if not self.health.shutting_down:  # a second stop does not drain again
+            await self.health.enter_graceful_shutdown()
+            if drain > 0:
+                log.info("draining: health NOT_SERVING for %gs before refusing calls", drain)
+                await asyncio.sleep(drain)
+        self.health.close()  # ends Watch streams, which would otherwise hold up the stop
         if self.inbound is not None:
             await self.inbound.stop()
         await self.server.stop(grace)
@@ -166,7 +180,7 @@ def standard_interceptors(
     auth = settings.auth
     if auth.enabled:
         guards.append(AuthenticationGuard(Authenticator(auth), auth.open_services))
-    exempt = (health.SERVICE_NAME,)
+    exempt = (HEALTH_SERVICE,)
     limits = settings.limits
     if limits.rate_per_s > 0:
         buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
@@ -245,9 +259,9 @@ async def build_app(
         CampaignTriggersServicer(campaigns),
     )
     add_servicer(server, connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
+    reflection.enable(server, (*SERVICE_NAMES, HEALTH_SERVICE))
     try:
         port = add_port(server, settings)
     except (RuntimeError, OSError) as exc:

@@ -252,6 +252,13 @@ class Settings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long in-flight calls and deliveries may finish.",
     )
+    drain_period_s: float = Field(
+        default=_DEFAULTS["drain_period_s"],
+        ge=0,
+        description="On SIGTERM, how long health answers NOT_SERVING, with calls still "
+        "served, before new calls are refused and the grace period starts (0 with --local "
+        "unless set).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default=_DEFAULTS["log_level"], description="Logging threshold."
     )
@@ -386,6 +393,8 @@ def settings_for_tests(db_path: Path, **overrides: Any) -> Settings:
         "database": {**_DEFAULTS["database"]},
         "auth": {"enabled": False},
         "limits": {"rate_per_s": 0},
+        # Every test stops its servers; the drain tests set their own period.
+        "drain_period_s": 0,
     }
     base["database"]["path"] = str(db_path)
     base.update(overrides)
