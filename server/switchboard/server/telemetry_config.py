@@ -23,7 +23,10 @@ class TelemetrySettings(BaseModel):
     service_name: str = Field(default=_T["service_name"], description="service.name resource.")
     otlp_endpoint: str = Field(default=_T["otlp_endpoint"], description="OTLP/gRPC collector.")
     prometheus_listen: str = Field(
-        default=_T["prometheus_listen"], description="host:port of the Prometheus scrape page."
+        default=_T["prometheus_listen"],
+        description="host:port of the Prometheus scrape page (with several workers the "
+        "supervisor serves it for all of them; `unix:/path` is what each worker then gets: "
+        "its own series on a unix socket, for the supervisor).",
     )
     metric_interval_s: float = Field(
         default=_T["metric_interval_s"], gt=0, description="Metric export period (console, otlp)."
