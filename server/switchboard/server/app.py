@@ -41,6 +41,7 @@ from switchboard.server.gauges import register_gauges
 from switchboard.server.health import SERVICE_NAME as HEALTH_SERVICE
 from switchboard.server.health import SERVING, HealthService
 from switchboard.server.inbound import InboundServer
+from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
 from switchboard.server.interceptors.call_ids import CallIdGuard
@@ -163,7 +164,8 @@ def standard_interceptors(
     the caller's traceparent). Then one `GuardChain` runs, in this order:
 
     0. metrics (telemetry on: RPC count and latency, refused calls too) or, with telemetry
-       off, the call's trace id for log lines;
+       off, the call's trace id for log lines; then the access log (`access_log`), which
+       logs refused calls too;
     1. authentication: who is calling (UNAUTHENTICATED otherwise);
     2. rate limit: per caller, so it needs the principal from (1);
     3. authorization: the scope table (PERMISSION_DENIED);
@@ -177,6 +179,8 @@ def standard_interceptors(
         guards.append(MetricsGuard(telemetry.meter))
     else:  # no spans: log lines still get the call's trace id
         guards.append(CallIdGuard())
+    if settings.access_log:
+        guards.append(AccessLogGuard(quiet_services=(HEALTH_SERVICE,)))
     auth = settings.auth
     if auth.enabled:
         guards.append(AuthenticationGuard(Authenticator(auth), auth.open_services))

@@ -266,6 +266,11 @@ class Settings(BaseSettings):
         default=_DEFAULTS["log_format"],
         description="json: one object per line with trace_id; text: for a terminal.",
     )
+    access_log: bool = Field(
+        default=_DEFAULTS["access_log"],
+        description="One INFO line per call (method, status code, duration, caller, trace "
+        "id); health checks at DEBUG. Costs a few % of CPU per call (docs/operations.md).",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

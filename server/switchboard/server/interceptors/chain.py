@@ -52,6 +52,21 @@ def service_of(method: str) -> str:
     return method.lstrip("/").partition("/")[0]
 
 
+def call_status(context: Context, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with, as seen from an `Exit`: the code it was aborted with
+    (the chain maps every exception through abort), else CANCELLED or OK."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
 class GuardChain(grpc.aio.ServerInterceptor):
     """Runs `guards` (outermost first) around every call and maps exceptions to statuses.
 

@@ -5,13 +5,11 @@ Spans come from the upstream OpenTelemetry interceptor; this one only counts and
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-import grpc
 from opentelemetry import metrics
 
-from switchboard.server.interceptors.chain import Context, Entry, Exit, service_of
+from switchboard.server.interceptors.chain import Context, Entry, Exit, call_status, service_of
 
 
 class MetricsGuard:
@@ -39,7 +37,7 @@ class MetricsGuard:
             def done(context: Context, error: BaseException | None) -> None:
                 labels: dict[str, str | int] = {
                     **attributes,
-                    "rpc.grpc.status_code": _code(context, _failed(error)).value[0],
+                    "rpc.grpc.status_code": call_status(context, error).value[0],
                 }
                 self._calls.add(1, labels)
                 self._duration.record((time.perf_counter() - started) * 1000, labels)
@@ -47,21 +45,3 @@ class MetricsGuard:
             return done
 
         return Entry(start)
-
-
-def _failed(error: BaseException | None) -> grpc.StatusCode | None:
-    if error is None:
-        return None
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
-
-
-def _code(context: Context, failed: grpc.StatusCode | None) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if isinstance(code, int):
-        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
-    # An exception that did not go through abort (the error interceptor maps them all).
-    return failed or grpc.StatusCode.OK
