@@ -24,8 +24,9 @@ action = "echo"
 
 # Authentication and the per-caller rate limit would measure the limiter, not the service:
 # the load clients send no key, and one caller makes thousands of calls a second.
+# BENCH_LOG_LEVEL=INFO measures the servers with their per-call access log lines on.
 BENCH_ENV = {
-    "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    "SWITCHBOARD_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     "SWITCHBOARD_AUTH__ENABLED": "false",
     "SWITCHBOARD_LIMITS__RATE_PER_S": "0",
 }

@@ -31,6 +31,11 @@ class ServerProcess:
             "SWITCHBOARD_AUTH__ENABLED": "false",
             # Nor about the per-caller rate limit: some tests send bursts on purpose.
             "SWITCHBOARD_LIMITS__RATE_PER_S": "0",
+            # Nor about the drain before a stop (tests that need it set their own).
+            "SWITCHBOARD_DRAIN_PERIOD_S": "0",
+            # Nor about access lines: stderr is read only until the server is ready, and a
+            # line per call would fill the pipe and block the server.
+            "SWITCHBOARD_ACCESS_LOG": "false",
             **(extra_env or {}),
         }
         self.proc = subprocess.Popen(
@@ -92,6 +97,10 @@ class ServerProcess:
     def terminate(self, timeout_s: float = 20.0) -> tuple[int, str]:
         """SIGTERM and wait; return the exit code and what it wrote to stderr after."""
         self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def wait(self, timeout_s: float = 20.0) -> tuple[int, str]:
+        """Wait for the process to end; return the exit code and what it wrote to stderr."""
         _, err = self.proc.communicate(timeout=timeout_s)
         return self.proc.returncode, err
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.dispatch.guard import CircuitBreaker, TokenBucket, build_guards
@@ -105,3 +109,28 @@ def test_budget_is_the_smallest_of_slots_tokens_and_breaker() -> None:
     assert guard.budget() == 1
     guard.breaker.failure()
     assert guard.budget() == 0  # open: nothing, whatever the other limits say
+
+
+def test_every_breaker_state_change_is_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=2, cooldown_s=5.0, clock=clock, name="crm")
+    with caplog.at_level(logging.INFO, logger="switchboard.server.dispatch.guard"):
+        breaker.failure()
+        breaker.failure()  # opens
+        breaker.failure()  # a call that was already in flight: still open, no new line
+        clock.now += 6.0
+        assert breaker.allow()  # half-open: the probe
+        breaker.failure()  # opens again
+        clock.now += 6.0
+        assert breaker.allow()
+        breaker.success()  # closes
+        breaker.success()  # already closed: no line
+    changes = [(r.levelname, r.fields["circuit"], r.fields["connector"]) for r in caplog.records]  # type: ignore[attr-defined]
+    assert changes == [
+        ("WARNING", "open", "crm"),
+        ("WARNING", "half_open", "crm"),
+        ("WARNING", "open", "crm"),
+        ("WARNING", "half_open", "crm"),
+        ("WARNING", "closed", "crm"),
+    ]
+    assert "2 consecutive failures" in caplog.records[0].getMessage()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App, build_app
 from switchboard.server.config.settings import Settings
+from switchboard.server.observability.logs import configure_logging
 from switchboard.server.observability.telemetry import Telemetry, span_processor
 
 T = TypeVar("T")
@@ -82,3 +85,15 @@ async def observed(make_settings: Callable[..., Settings]) -> AsyncIterator[Obse
     finally:
         await app.stop(grace_s=1.0)
         telemetry.shutdown()
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every log line, at INFO and above, as the server writes it (JSON), in a buffer."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])

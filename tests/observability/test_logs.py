@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from switchboard.server.observability.logs import configure_logging, mask_personal_data
+from switchboard.server.observability.logs import mask_personal_data
 from tests.process import ServerProcess
 
 
@@ -26,17 +25,6 @@ from tests.process import ServerProcess
 )
 def test_masking(text: str, masked: str) -> None:
     assert mask_personal_data(text) == masked
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    yield stream
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
 
 
 def test_json_line_has_trace_id_and_masks(json_log: io.StringIO) -> None:

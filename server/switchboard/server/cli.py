@@ -66,6 +66,9 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     local_key = None
+    if local and "drain_period_s" not in settings.model_fields_set:
+        # Nobody balances load across a development server: Ctrl-C or SIGTERM stops at once.
+        settings = settings.model_copy(update={"drain_period_s": 0.0})
     if local and settings.auth.enabled:
         local_key = ensure_local_key(settings.database.path)
         settings = with_local_caller(settings, local_key)
@@ -107,9 +110,15 @@ def _worker(settings: Settings, siblings: Siblings | None, index: int) -> None:
 async def _serve(settings: Settings, siblings: Siblings | None, local_key: str | None) -> None:
     app = await build_app(settings, siblings=siblings)
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await app.start()
     host = settings.listen.rpartition(":")[0]
     if siblings is None:
@@ -134,8 +143,14 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
         notify_ready()
     await stop.wait()
     worker = "" if siblings is None else f" worker {siblings.index}"
-    click.echo(f"switchboard{worker}: stopping (grace {settings.grace_period_s:g}s)", err=True)
-    await app.stop()
+    # SIGTERM comes from an orchestrator, whose balancers need the drain; SIGINT (Ctrl-C)
+    # from a person at a terminal, who does not.
+    drain = 0.0 if received[0] == signal.SIGINT else settings.drain_period_s
+    click.echo(
+        f"switchboard{worker}: stopping (drain {drain:g}s, grace {settings.grace_period_s:g}s)",
+        err=True,
+    )
+    await app.stop(drain_s=drain)
     if siblings is None:
         click.echo("switchboard: stopped", err=True)
 

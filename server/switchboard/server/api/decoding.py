@@ -11,6 +11,7 @@ streaming requests alike.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -137,9 +138,10 @@ def _unary_request(
     return handle
 
 
-def _unary_request_stream(
-    behavior: Callable[..., AsyncIterator[Any]], parse: Parse
-) -> Callable[..., AsyncIterator[Any]]:
+def _unary_request_stream(behavior: Callable[..., Any], parse: Parse) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(behavior):  # writes with context.write (see chain._streaming)
+        return _unary_request(behavior, parse)
+
     async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         async for item in behavior(parse(raw), context):
             yield item
@@ -163,9 +165,10 @@ def _stream_request(
     return handle
 
 
-def _stream_request_stream(
-    behavior: Callable[..., AsyncIterator[Any]], parse: Parse
-) -> Callable[..., AsyncIterator[Any]]:
+def _stream_request_stream(behavior: Callable[..., Any], parse: Parse) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(behavior):  # writes with context.write (see chain._streaming)
+        return _stream_request(behavior, parse)
+
     async def handle(
         raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:

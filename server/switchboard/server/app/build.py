@@ -2,7 +2,8 @@
 
 `build_app` wires store → cache → connectors → dispatcher → domain → servicers, adds health
 and reflection, and binds the port without blocking. `App.stop` is the graceful path:
-health NOT_SERVING, in-flight calls finish within the grace period, then everything closes.
+health NOT_SERVING while calls are still served for the drain period, then new calls are
+refused, in-flight calls finish within the grace period, and everything closes.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connect import ConnectServer, SwitchboardConnectApp, endpoints_for
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.decoding import add_servicer
+from switchboard.server.api.health import SERVICE_NAME as HEALTH_SERVICE
+from switchboard.server.api.health import SERVING, HealthService
 from switchboard.server.api.leads import LeadScoringServicer
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.app import reflection
@@ -44,6 +47,7 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
 from switchboard.server.interceptors.call_ids import CallIdGuard
@@ -74,7 +78,6 @@ SERVICE_NAMES: tuple[str, ...] = (
     campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
 )
-SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 class StartupError(Exception):
@@ -92,7 +95,7 @@ class App:
     cache: ContactCache
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
-    health: health.aio.HealthServicer
+    health: HealthService
     telemetry: Telemetry
     retention: RetentionTask
     owns_telemetry: bool = True
@@ -125,10 +128,22 @@ class App:
                 "Switchboard service will be refused (see auth.callers, auth.jwt)"
             )
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store."""
+    async def stop(self, grace_s: float | None = None, drain_s: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store.
+
+        For `drain_s` (default `settings.drain_period_s`) every service answers NOT_SERVING
+        while the port stays open and calls are still served, so that balancers watching
+        health stop sending calls here before they would be refused. Then new calls are
+        refused and in-flight ones get `grace_s` (default `settings.grace_period_s`).
+        """
         grace = self.settings.grace_period_s if grace_s is None else grace_s
-        await self.health.enter_graceful_shutdown()
+        drain = self.settings.drain_period_s if drain_s is None else drain_s
+        if not self.health.shutting_down:  # a second stop does not drain again
+            await self.health.enter_graceful_shutdown()
+            if drain > 0:
+                log.info("draining: health NOT_SERVING for %gs before refusing calls", drain)
+                await asyncio.sleep(drain)
+        self.health.close()  # ends Watch streams, which would otherwise hold up the stop
         if self.inbound is not None:
             await self.inbound.stop()
         if self.connect is not None:
@@ -156,7 +171,8 @@ def standard_interceptors(
     One `GuardChain` runs, in this order:
 
     0. telemetry on: the RPC span (continuing the caller's traceparent) and its duration,
-       refused calls too; telemetry off: the call's trace id for log lines;
+       refused calls too; telemetry off: the call's trace id for log lines; then the access
+       log (`access_log`), which logs refused calls too;
     1. authentication: who is calling (UNAUTHENTICATED otherwise);
     2. rate limit: per caller, so it needs the principal from (1);
     3. authorization: the scope table (PERMISSION_DENIED);
@@ -171,10 +187,12 @@ def standard_interceptors(
         guards.append(RpcTelemetryGuard(telemetry.tracer, telemetry.meter, endpoint))
     else:  # no spans: log lines still get the call's trace id
         guards.append(CallIdGuard())
+    if settings.access_log:
+        guards.append(AccessLogGuard(quiet_services=(HEALTH_SERVICE,)))
     auth = settings.auth
     if auth.enabled:
         guards.append(AuthenticationGuard(Authenticator(auth), auth.open_services))
-    exempt = (health.SERVICE_NAME,)
+    exempt = (HEALTH_SERVICE,)
     limits = settings.limits
     if limits.rate_per_s > 0:
         buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
@@ -263,9 +281,9 @@ async def build_app(
     ]
     for register, servicer in registrations:
         add_servicer(server, register, servicer)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
+    reflection.enable(server, (*SERVICE_NAMES, HEALTH_SERVICE))
     try:
         port = add_port(server, settings)
     except (RuntimeError, OSError) as exc:

@@ -19,7 +19,10 @@ class TelemetrySettings(FrozenModel):
     service_name: str = Field(default="switchboard", description="service.name resource.")
     otlp_endpoint: str = Field(default="http://localhost:4317", description="OTLP/gRPC collector.")
     prometheus_listen: str = Field(
-        default="localhost:9464", description="host:port of the Prometheus scrape page."
+        default="localhost:9464",
+        description="host:port of the Prometheus scrape page (with several workers the "
+        "supervisor serves it for all of them; `unix:/path` is what each worker then gets: "
+        "its own series on a unix socket, for the supervisor).",
     )
     metric_interval_s: float = Field(
         default=60.0, gt=0, description="Metric export period (console, otlp)."

@@ -8,6 +8,7 @@ so that an open circuit leaves steps waiting in the outbox untouched, with no at
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -19,16 +20,21 @@ from switchboard.server.dispatch.retry import RetryPolicy
 
 Clock = Callable[[], float]
 _UNLIMITED = 1_000_000
+log = logging.getLogger(__name__)
 
 
 class CircuitBreaker:
     """Closed → (N consecutive failures) → open → (cool-down) → half-open: one probe call.
 
     A probe that succeeds closes the circuit; one that fails opens it again for a new
-    cool-down. While open, no call reaches the connector.
+    cool-down. While open, no call reaches the connector. Every change of state is logged
+    at WARNING, naming the connector (`name`).
     """
 
-    def __init__(self, threshold: int, cooldown_s: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, threshold: int, cooldown_s: float, clock: Clock = time.monotonic, name: str = ""
+    ) -> None:
+        self.name = name
         self._threshold = threshold
         self._cooldown_s = cooldown_s
         self._clock = clock
@@ -58,6 +64,7 @@ class CircuitBreaker:
             return False
         if self._opened_at is not None:
             self._probing = True
+            self._changed("half_open", "one probe call goes through")
         return True
 
     def reopens_in_s(self) -> float:
@@ -68,6 +75,8 @@ class CircuitBreaker:
 
     def success(self) -> None:
         """The connector answered: close the circuit."""
+        if self._opened_at is not None:
+            self._changed("closed", "a call succeeded")
         self._failures = 0
         self._opened_at = None
         self._probing = False
@@ -76,8 +85,24 @@ class CircuitBreaker:
         """The connector failed transiently: count it; open at the threshold or on a probe."""
         self._failures += 1
         if self._probing or self._failures >= self._threshold:
+            why = (
+                "the probe call failed"
+                if self._probing
+                else f"{self._failures} consecutive failures"
+            )
+            if self._probing or self._opened_at is None:  # not while already open
+                self._changed("open", f"{why}; next probe in {self._cooldown_s:g}s")
             self._opened_at = self._clock()
         self._probing = False
+
+    def _changed(self, state: str, why: str) -> None:
+        log.warning(
+            "circuit for connector %s is %s: %s",
+            self.name,
+            state,
+            why,
+            extra={"fields": {"connector": self.name, "circuit": state}},
+        )
 
 
 class TokenBucket:
@@ -153,6 +178,7 @@ def build_guards(
             int(pick(c.breaker_failures, dispatch.breaker_failures)),
             pick(c.breaker_cooldown_s, dispatch.breaker_cooldown_s),
             clock,
+            name,
         )
         guards[name] = ConnectorGuard(
             name=name,

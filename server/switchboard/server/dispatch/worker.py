@@ -165,6 +165,8 @@ class Dispatcher:
                 guard.in_flight -= 1
         if run is not None:
             self._runs.recorded(item, run, now)
+            if outcome.status == StepStatus.STEP_STATUS_FAILED:
+                _log_dead_letter(item, outcome)
             self._notifier.publish(run.id)
         self.wake()
 
@@ -318,3 +320,27 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _log_dead_letter(item: OutboxItem, outcome: Outcome) -> None:
+    """WARN once the dead letter is stored: a person has to look at it (redrive or drop)."""
+    step = item.plan.steps[item.step_index]
+    fields = {
+        "run_id": item.run_id,
+        "step": item.step_index,
+        "connector": step.connector or item.connector,
+        "action": step.action,
+        "reason": outcome.dead_reason,
+        "attempts": outcome.attempts,
+    }
+    log.warning(
+        "step %d of run %s (%s %s) dead-lettered: %s after %d attempts: %s",
+        item.step_index,
+        item.run_id,
+        fields["connector"],
+        fields["action"],
+        outcome.dead_reason,
+        outcome.attempts,
+        outcome.error,
+        extra={"fields": fields},
+    )

@@ -14,6 +14,7 @@ and async context manager, a cached GetContact cost 196 µs of server CPU; with 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,6 +50,21 @@ class Guard(Protocol):
 def service_of(method: str) -> str:
     """`/pkg.Service/Method` → `pkg.Service`."""
     return method.lstrip("/").partition("/")[0]
+
+
+def call_status(context: Context, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with, as seen from an `Exit`: the code it was aborted with
+    (the chain maps every exception through abort), else CANCELLED or OK."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
 
 
 class GuardChain(grpc.aio.ServerInterceptor):
@@ -93,19 +109,29 @@ def wrap_handler(handler: Handler, method: str, entries: tuple[Entry, ...]) -> H
     args = (handler.request_deserializer, handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(handler.unary_unary, method, entries), *args
+            _awaited(handler.unary_unary, method, entries), *args
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _unary(handler.stream_unary, method, entries), *args
+            _awaited(handler.stream_unary, method, entries), *args
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _stream(handler.unary_stream, method, entries), *args
+            _streaming(handler.unary_stream, method, entries), *args
         )
     return grpc.stream_stream_rpc_method_handler(
-        _stream(handler.stream_stream, method, entries), *args
+        _streaming(handler.stream_stream, method, entries), *args
     )
+
+
+def _streaming(behavior: Any, method: str, entries: tuple[Entry, ...]) -> Any:
+    """A streaming handler is either an async generator that yields its responses or a
+    coroutine that sends them with `context.write` (the standard health servicer's Watch).
+    grpc.aio tells the two apart by `inspect.iscoroutinefunction`, so the wrapper must be
+    of the same kind as the handler it wraps."""
+    if inspect.iscoroutinefunction(behavior):
+        return _awaited(behavior, method, entries)
+    return _stream(behavior, method, entries)
 
 
 async def _enter(entries: tuple[Entry, ...], context: Context, exits: list[Exit]) -> None:
@@ -120,7 +146,7 @@ def _leave(exits: list[Exit], context: Context, error: BaseException | None) -> 
         done(context, error)
 
 
-def _unary(
+def _awaited(
     behavior: Callable[..., Awaitable[Any]], method: str, entries: tuple[Entry, ...]
 ) -> Callable[..., Awaitable[Any]]:
     async def guarded(request: Any, context: Context) -> Any:

@@ -35,8 +35,12 @@ def to_status(exc: SwitchboardError) -> grpc.Status:
 async def abort_with(
     exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
 ) -> None:
-    """Abort the call with the status that `exc` stands for."""
-    if isinstance(exc, SwitchboardError):
+    """Abort the call with the status that `exc` stands for.
+
+    Every INTERNAL is logged once, here, with its traceback, as its message promises: an
+    unknown exception, or a project error the status table does not list.
+    """
+    if isinstance(exc, SwitchboardError) and status_name(exc) != "INTERNAL":
         status = to_status(exc)
         await context.abort(status.code, status.details, status.trailing_metadata)
     log.error("unhandled error in %s", method, exc_info=exc)

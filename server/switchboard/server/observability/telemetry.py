@@ -216,8 +216,13 @@ def _prometheus_reader(listen: str, closers: list[Any]) -> MetricReader:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
 
-    host, _, port = listen.rpartition(":")
+    from switchboard.server.observability.prometheus_page import UNIX_PREFIX, serve_registry
+
     reader = PrometheusMetricReader()
+    if listen.startswith(UNIX_PREFIX):  # a worker: the supervisor serves the page
+        closers.append(serve_registry(listen.removeprefix(UNIX_PREFIX)))
+        return reader
+    host, _, port = listen.rpartition(":")
     server, thread = start_http_server(int(port), addr=host.strip("[]"))
     log.info("prometheus metrics on http://%s/metrics", listen)
 

@@ -8,6 +8,8 @@ keeps two workers from delivering the same step at once.
 
 The supervisor forwards SIGTERM/SIGINT to every worker (each then stops gracefully),
 restarts a worker that dies unexpectedly, and exits 0 when all workers stopped cleanly.
+With the Prometheus exporter it serves the one metrics page, holding every worker's series
+(`prometheus_page`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import contextlib
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.config.settings import Settings
+from switchboard.server.config.telemetry import TelemetrySettings
 from switchboard.server.store.sqlite.store import prepare_database
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,51 @@ def supervise(
     `on_ready(settings)` runs once every worker serves, after the "serving" line, with the
     settings the workers got (ports pinned).
     """
+    with _metrics_page(settings, workers) as telemetry_of:
+        return _supervise(settings, workers, worker_main, telemetry_of, on_ready)
+
+
+@contextlib.contextmanager
+def _metrics_page(settings: Settings, workers: int) -> Iterator[Callable[[int], TelemetrySettings]]:
+    """With the Prometheus exporter, serve the one page here and give each worker a unix
+    socket to serve its own series on; yields the telemetry settings of worker `index`."""
+    telemetry = settings.telemetry
+    if telemetry.exporter != "prometheus":
+        yield lambda index: telemetry
+        return
+    from switchboard.server.observability.prometheus_page import serve_worker_pages, worker_socket
+
+    directory = Path(tempfile.mkdtemp(prefix="switchboard-metrics-"))
+    try:
+        try:
+            close = serve_worker_pages(telemetry.prometheus_listen, directory, workers)
+        except OSError as exc:
+            print(
+                f"switchboard: cannot serve metrics on {telemetry.prometheus_listen}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(2) from exc
+
+        def telemetry_of(index: int) -> TelemetrySettings:
+            socket_at = worker_socket(directory, index)
+            return telemetry.model_copy(update={"prometheus_listen": socket_at})
+
+        try:
+            yield telemetry_of
+        finally:
+            close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _supervise(
+    settings: Settings,
+    workers: int,
+    worker_main: WorkerMain,
+    telemetry_of: Callable[[int], TelemetrySettings],
+    on_ready: Callable[[Settings], None] | None,
+) -> int:
     listen, reservation = reserve_port(settings.listen)
     settings = settings.model_copy(update={"listen": listen})
     inbound_reservation = None
@@ -65,6 +116,10 @@ def supervise(
         connect = settings.connect.model_copy(update={"listen": connect_listen})
         settings = settings.model_copy(update={"connect": connect})
     prepare_database(settings.database)  # once, before the workers race to create it
+
+    def pinned(index: int) -> Settings:
+        return settings.model_copy(update={"telemetry": telemetry_of(index)})
+
     endpoints = Siblings.create(workers)
     ready_r, ready_w = os.pipe()
     children: dict[int, int] = {}
@@ -82,7 +137,7 @@ def supervise(
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for index in range(workers):
-        children[_spawn(settings, endpoints, index, ready_w, worker_main)] = index
+        children[_spawn(pinned(index), endpoints, index, ready_w, worker_main)] = index
     if not _wait_ready(ready_r, workers, children) and not stopping:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -119,7 +174,7 @@ def supervise(
             continue
         log.error("worker %d (pid %d) exited with %d; restarting it", index, pid, code)
         time.sleep(_RESTART_PAUSE_S)
-        children[_spawn(settings, endpoints, index, ready_w, worker_main)] = index
+        children[_spawn(pinned(index), endpoints, index, ready_w, worker_main)] = index
     print("switchboard: stopped", file=sys.stderr, flush=True)
     return 1 if failed else 0
 
