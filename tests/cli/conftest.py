@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 from tests.tooling.live import CLIENT_HEADERS, live_server
 
 Invoke = Callable[..., Result]

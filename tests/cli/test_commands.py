@@ -9,13 +9,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 from tests.cli.conftest import Invoke
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    # list_commands/get_command, not `.commands`: `serve` joins through an entry point.
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += _all_commands(command, (*prefix, name))
         else:
@@ -154,3 +157,14 @@ def test_dead_letters_list_and_redrive(invoke: Invoke) -> None:
     assert redriven.exit_code == 0, redriven.output
     assert redriven.stdout.startswith(letters[0]["id"])
     assert "redriven: 1" in redriven.stderr
+
+
+def test_server_commands_join_through_entry_points() -> None:
+    from switchboard.server import cli as server_cli
+
+    ctx = click.Context(main)
+
+    assert "serve" not in main.commands  # not built into the client's group
+    assert main.get_command(ctx, "serve") is server_cli.serve
+    assert main.get_command(ctx, "new-api-key") is server_cli.new_api_key
+    assert main.get_command(ctx, "no-such-command") is None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.commands.rows import (
+from switchboard.client.cli.rows import (
     ContactMapper,
     RowError,
     detect_format,
