@@ -27,8 +27,7 @@ class Campaigns:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         channel = transport.channel
-        # Generated stubs carry no type hints; their methods are typed at `Transport`.
-        self._stub = campaigns_pb2_grpc.CampaignTriggersStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = campaigns_pb2_grpc.CampaignTriggersStub(channel)
 
     async def trigger(
         self,

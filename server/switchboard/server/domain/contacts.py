@@ -237,9 +237,7 @@ class ContactService:
         """The same contact as protobuf bytes: a cache hit is returned without decoding."""
         which = req.WhichOneof("lookup")
         if which is None:
-            v = Violations()
-            require_lookup(v, req)
-            v.raise_if_any()
+            raise InvalidArgument([Violation("lookup", "set either id or email")])
         key = req.id if which == "id" else normalize_email(req.email)
         return await read_through(self._store, self._cache, which, key)
 
