@@ -45,6 +45,7 @@ def test_the_exported_names() -> None:
         "SyncContacts",
         "SyncLeads",
         "SyncSwitchboard",
+        "TLSConfig",
         "UnauthenticatedError",
         "UnavailableError",
     ]

@@ -430,3 +430,123 @@ class WatchRunResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchRunResponse: _TypeAlias = WatchRunResponse  # noqa: Y015
+
+@_typing.final
+class ListTriggersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """Only the trigger of this event; every trigger when empty."""
+    def __init__(
+        self,
+        *,
+        event: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTriggersRequest: _TypeAlias = ListTriggersRequest  # noqa: Y015
+
+@_typing.final
+class ListTriggersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIGGERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def triggers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trigger]:
+        """The configured triggers, ordered by event name."""
+
+    def __init__(
+        self,
+        *,
+        triggers: _abc.Iterable[Global___Trigger] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["triggers", b"triggers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTriggersResponse: _TypeAlias = ListTriggersResponse  # noqa: Y015
+
+@_typing.final
+class Trigger(_message.Message):
+    """A configured trigger: what a run for its event does."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """Event name, e.g. "newsletter.signup"."""
+    description: _builtins.str
+    """What the flow is for, from the settings."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___TriggerStep]:
+        """The steps, in the order a run takes them."""
+
+    def __init__(
+        self,
+        *,
+        event: _builtins.str | None = ...,
+        description: _builtins.str | None = ...,
+        steps: _abc.Iterable[Global___TriggerStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event", b"event", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Trigger: _TypeAlias = Trigger  # noqa: Y015
+
+@_typing.final
+class TriggerStep(_message.Message):
+    """One configured step of a trigger."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    CONNECTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    FALLBACK_FIELD_NUMBER: _builtins.int
+    WAIT_SOURCE_FIELD_NUMBER: _builtins.int
+    WAIT_BRANCHES_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position in the trigger, from 0."""
+    connector: _builtins.str
+    """Connector called; empty for a wait step."""
+    action: _builtins.str
+    """Action of the connector; empty for a wait step."""
+    fallback: _builtins.str
+    """Connector and action used when the step fails, "connector/action";
+    "result" for a fixed result; empty when there is no fallback.
+    """
+    wait_source: _builtins.str
+    """For a wait step: the inbound source whose event resumes the run."""
+    @_builtins.property
+    def wait_branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a wait step: the names of its branches."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int | None = ...,
+        connector: _builtins.str | None = ...,
+        action: _builtins.str | None = ...,
+        fallback: _builtins.str | None = ...,
+        wait_source: _builtins.str | None = ...,
+        wait_branches: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "connector", b"connector", "fallback", b"fallback", "index", b"index", "wait_branches", b"wait_branches", "wait_source", b"wait_source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerStep: _TypeAlias = TriggerStep  # noqa: Y015

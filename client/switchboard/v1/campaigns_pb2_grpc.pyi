@@ -48,6 +48,11 @@ class CampaignTriggersStub:
     """Streams the run: its current state at once, then every change, until the
     run ends (the stream then closes with OK).
     """
+    ListTriggers: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.ListTriggersRequest, _campaigns_pb2.ListTriggersResponse]
+    """Lists the configured triggers: each event a run can start for, with its
+    steps in order. Read from the server's settings; step parameters are not
+    shown (they may hold templates or secrets references).
+    """
 
 @_typing.type_check_only
 class CampaignTriggersAsyncStub(CampaignTriggersStub):
@@ -68,6 +73,11 @@ class CampaignTriggersAsyncStub(CampaignTriggersStub):
     WatchRun: _aio.UnaryStreamMultiCallable[_campaigns_pb2.WatchRunRequest, _campaigns_pb2.WatchRunResponse]  # type: ignore[assignment]
     """Streams the run: its current state at once, then every change, until the
     run ends (the stream then closes with OK).
+    """
+    ListTriggers: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.ListTriggersRequest, _campaigns_pb2.ListTriggersResponse]  # type: ignore[assignment]
+    """Lists the configured triggers: each event a run can start for, with its
+    steps in order. Read from the server's settings; step parameters are not
+    shown (they may hold templates or secrets references).
     """
 
 class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +120,17 @@ class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_campaigns_pb2.WatchRunResponse], _abc.AsyncIterator[_campaigns_pb2.WatchRunResponse]]:
         """Streams the run: its current state at once, then every change, until the
         run ends (the stream then closes with OK).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTriggers(
+        self,
+        request: _campaigns_pb2.ListTriggersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.ListTriggersResponse, _abc.Awaitable[_campaigns_pb2.ListTriggersResponse]]:
+        """Lists the configured triggers: each event a run can start for, with its
+        steps in order. Read from the server's settings; step parameters are not
+        shown (they may hold templates or secrets references).
         """
 
 def add_CampaignTriggersServicer_to_server(servicer: CampaignTriggersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -440,16 +440,23 @@ class ImportContactsResponse(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
     ERRORS_TRUNCATED_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
     received: _builtins.int
     """Rows received."""
     created: _builtins.int
     """Rows that created a contact."""
     updated: _builtins.int
-    """Rows that updated an existing contact."""
+    """Rows that changed an existing contact. Rows that matched a contact but
+    changed nothing are counted in `unchanged` instead.
+    """
     failed: _builtins.int
     """Rows rejected; their reasons are in `errors`."""
     errors_truncated: _builtins.bool
     """True when more rows failed than `errors` lists."""
+    unchanged: _builtins.int
+    """Rows that matched an existing contact that already held their data:
+    nothing was written. received = created + updated + unchanged + failed.
+    """
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemError]:
         """Per-row errors, at most 1000; see `errors_truncated`."""
@@ -463,10 +470,11 @@ class ImportContactsResponse(_message.Message):
         failed: _builtins.int | None = ...,
         errors: _abc.Iterable[_common_pb2.ItemError] | None = ...,
         errors_truncated: _builtins.bool | None = ...,
+        unchanged: _builtins.int | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "errors", b"errors", "errors_truncated", b"errors_truncated", "failed", b"failed", "received", b"received", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "errors", b"errors", "errors_truncated", b"errors_truncated", "failed", b"failed", "received", b"received", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -38,6 +38,8 @@ SCOPE_BY_METHOD: Final[dict[str, str]] = {
     _CAMPAIGNS + "GetRun": CAMPAIGNS_READ,
     _CAMPAIGNS + "ListRuns": CAMPAIGNS_READ,
     _CAMPAIGNS + "WatchRun": CAMPAIGNS_READ,
+    # The configured flows (events, connectors, actions): the same readers as the runs.
+    _CAMPAIGNS + "ListTriggers": CAMPAIGNS_READ,
     _CONNECTORS + "ListConnectors": CONNECTORS_READ,
     # Direct calls reach real tools (and may send email): admin only.
     _CONNECTORS + "InvokeConnector": CONNECTORS_ADMIN,

@@ -304,10 +304,11 @@ class ContactService:
                 _row_error(summary, index, email, result)
             elif result.created:
                 summary.created += 1
-            else:
+            elif result.changed:
                 summary.updated += 1
-                if result.changed:
-                    stale.extend((result.contact.id, result.contact.email, result.previous_email))
+                stale.extend((result.contact.id, result.contact.email, result.previous_email))
+            else:
+                summary.unchanged += 1
         await self._cache.invalidate(*stale)
 
     async def delete(
