@@ -32,6 +32,18 @@ from switchboard.client.cli.rows import (
             id="unknown-to-attributes-read-only-skipped",
         ),
         pytest.param(
+            {"email": "a@x.io", "error": "INVALID_ARGUMENT: x", "_error": "not JSON"},
+            {},
+            {"email": "a@x.io"},
+            id="rejected-file-reason-columns-skipped",
+        ),
+        pytest.param(
+            {"email": "a@x.io", "error": "kept"},
+            {"error": "attributes.error"},
+            {"email": "a@x.io", "attributes": {"error": "kept"}},
+            id="reason-column-kept-when-mapped",
+        ),
+        pytest.param(
             {"opt_in": "Yes", "source": "web", "lists": " a ; b ;"},
             {},
             {"consent": True, "consent_source": "web", "lists": ["a", "b"]},

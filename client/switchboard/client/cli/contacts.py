@@ -16,7 +16,15 @@ from switchboard.client import ContactFields
 from switchboard.v1 import common_pb2, contacts_pb2
 
 from ._common import Connection, Exit, as_dict, async_command, connection_options, run
-from .rows import ContactMapper, Format, Row, detect_format, parse_mapping, read_rows
+from .rows import (
+    REASON_COLUMNS,
+    ContactMapper,
+    Format,
+    Row,
+    detect_format,
+    parse_mapping,
+    read_rows,
+)
 
 EXPORT_COLUMNS = (
     "id", "email", "phone", "first_name", "last_name", "company", "job_title", "country",
@@ -146,14 +154,17 @@ def _write_rejected(
                 if error is None:
                     continue
                 reason = f"{error.code}: {error.message}"
+            reason_column = REASON_COLUMNS[fmt]
             if fmt == "csv":
                 if writer is None:
-                    writer = csv.DictWriter(out, [*columns, "error"], extrasaction="ignore")
+                    # A rejected file imported again already has the column: reuse it.
+                    header = [*columns] + ([] if reason_column in columns else [reason_column])
+                    writer = csv.DictWriter(out, header, extrasaction="ignore")
                     writer.writeheader()
-                writer.writerow({**_as_mapping(row.raw), "error": reason})
+                writer.writerow({**_as_mapping(row.raw), reason_column: reason})
             else:
                 raw = row.raw if not isinstance(row.raw, str) else {"_line": row.raw}
-                out.write(json.dumps({**raw, "_error": reason}) + "\n")
+                out.write(json.dumps({**raw, reason_column: reason}) + "\n")
             written += 1
     return written
 
@@ -167,7 +178,7 @@ def _report(
 ) -> None:
     click.echo(
         f"{summary.received + stats.unreadable} rows read, {summary.received} sent: "
-        f"{summary.created} created, {summary.updated} updated, "
+        f"{summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.failed} rejected by the server, {stats.unreadable} unreadable"
     )
     if written:
