@@ -39,7 +39,8 @@ def test_all_issue_commands_exist() -> None:
     commands = {" ".join(p) for p in _all_commands(main)}
     expected = {
         "serve", "contacts import", "contacts export", "leads score", "trigger", "runs watch",
-        "connectors list", "dead-letters list", "dead-letters redrive",
+        "connectors list", "dead-letters list", "dead-letters redrive", "contacts get",
+        "runs list", "triggers list",
     }  # fmt: skip
     assert expected <= commands
 
@@ -168,3 +169,65 @@ def test_server_commands_join_through_entry_points() -> None:
     assert main.get_command(ctx, "serve") is server_cli.serve
     assert main.get_command(ctx, "new-api-key") is server_cli.new_api_key
     assert main.get_command(ctx, "no-such-command") is None
+
+
+def test_contacts_get_by_email_and_id(invoke: Invoke) -> None:
+    invoke("trigger", "newsletter.signup", "--contact", "getme@example.com", "--wait")
+
+    text = invoke("contacts", "get", "getme@example.com")
+    data = json.loads(invoke("contacts", "get", "getme@example.com", "--json").stdout)
+    by_id = invoke("contacts", "get", data["id"], "--json")
+
+    assert text.exit_code == 0, text.output
+    assert f"id: {data['id']}" in text.stdout
+    assert "email: getme@example.com" in text.stdout
+    assert json.loads(by_id.stdout)["email"] == "getme@example.com"
+    missing = invoke("contacts", "get", "nobody-here@example.com")
+    assert missing.exit_code == 1
+    assert "NOT_FOUND" in missing.stderr
+
+
+def test_runs_list_filters_and_limits(invoke: Invoke) -> None:
+    buy = ("trigger", "purchase.completed", "--contact", "lister@example.com", "--wait")
+    for order in ("o-1", "o-2"):
+        invoke(*buy, "--attr", f"order_id={order}", "--attr", "sku=S", "--attr", "amount=1")
+    invoke(*buy)  # no order_id: the CRM step fails for good, and so does the run
+
+    two = invoke("runs", "list", "--contact", "lister@example.com", "--limit", "2", "--json")
+    succeeded = invoke("runs", "list", "--contact", "lister@example.com", "--status", "succeeded")
+    failed = invoke("runs", "list", "--contact", "lister@example.com", "--status", "failed")
+
+    assert two.exit_code == 0, two.output
+    runs = [json.loads(line) for line in two.stdout.splitlines()]
+    assert len(runs) == 2
+    assert {run["event"] for run in runs} == {"purchase.completed"}
+    assert succeeded.stdout.count("purchase.completed succeeded") == 2
+    assert failed.stdout.count("purchase.completed failed") == 1
+
+
+def test_triggers_list_shows_the_steps(invoke: Invoke) -> None:
+    every = invoke("triggers", "list")
+    one = invoke("triggers", "list", "newsletter.signup", "--json")
+
+    assert every.exit_code == 0, every.output
+    assert "purchase.completed" in every.stdout
+    assert "  0 crm contacts.upsert" in every.stdout
+    [trigger] = [json.loads(line) for line in one.stdout.splitlines()]
+    assert [step["connector"] for step in trigger["steps"]] == ["crm", "esp", "personalization"]
+
+
+def test_a_local_target_uses_the_development_key_and_says_where(target: str, db_path: Path) -> None:
+    env = {
+        "SWITCHBOARD_TARGET": target,
+        "SWITCHBOARD_API_KEY": None,
+        "SWITCHBOARD_DATABASE__PATH": str(db_path),
+    }
+
+    found = CliRunner(env=env).invoke(main, ["connectors", "list"])
+    elsewhere = CliRunner(env={**env, "SWITCHBOARD_DATABASE__PATH": str(db_path.parent / "x.db")})
+    refused = elsewhere.invoke(main, ["connectors", "list"])
+
+    assert found.exit_code == 0, found.output
+    assert f"using the local development key from {db_path}.local-api-key" in found.stderr
+    assert refused.exit_code == 1
+    assert "UNAUTHENTICATED" in refused.stderr

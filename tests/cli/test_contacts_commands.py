@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Invoke
 
 CSV_TEXT = """\
@@ -140,3 +142,35 @@ def test_the_summary_counts_unchanged_rows_apart(invoke: Invoke, tmp_path: Path)
 
     assert again.exit_code == 0, again.output
     assert "2 sent: 0 created, 1 updated, 1 unchanged" in again.stdout
+
+
+def test_progress_shows_rows_per_second_and_counts(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # a terminal wide enough for every column
+    source = tmp_path / "progress.csv"
+    source.write_text("email\n" + "".join(f"prog{i}@example.com\n" for i in range(30)) + "bad\n")
+
+    result = invoke("contacts", "import", source, "--progress", "--batch-size", "4")
+
+    assert result.exit_code == 3, result.output
+    assert "31 rows sent" in result.stderr
+    assert "rows/s" in result.stderr
+    assert "30 created, 0 updated, 0 unchanged, 1 rejected" in result.stderr
+    assert "rows/s" not in result.stdout  # the summary on stdout stays plain
+
+
+def test_many_parts_in_flight_keep_error_rows_in_place(invoke: Invoke, tmp_path: Path) -> None:
+    # Batches of 2 in parts of 20 rows: ten parts over four streams; the bad rows land in
+    # different parts, and the rejected file must still name the right ones.
+    rows = [f"part{i}@example.com" if i % 37 else f"bad-{i}" for i in range(1, 200)]
+    source = tmp_path / "parts.csv"
+    source.write_text("email\n" + "\n".join(rows) + "\n")
+
+    result = invoke("contacts", "import", source, "--batch-size", "2", "--streams", "4")
+
+    assert result.exit_code == 3, result.output
+    assert "199 sent: 194 created" in result.stdout
+    with (tmp_path / "parts.rejected.csv").open() as rejected_file:
+        rejected = [row["email"] for row in csv.DictReader(rejected_file)]
+    assert rejected == [f"bad-{i}" for i in (37, 74, 111, 148, 185)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .campaigns import runs, trigger
+from .campaigns import runs, trigger, triggers
 from .connectors import connectors
 from .contacts import contacts
 from .dead_letters import dead_letters
@@ -66,6 +66,6 @@ def main() -> None:
     """Switchboard: one gRPC endpoint for contact sync, lead scoring and campaign triggers."""
 
 
-for _command in (contacts, leads, trigger, runs, connectors, dead_letters):
+for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters):
     main.add_command(_command)
 del _command

@@ -4,8 +4,8 @@ A column (or JSON key) maps to the contact field of the same name. Aliases: `opt
 `consent`, `source` for `consent_source`. Read-only fields of an export (`version`,
 `created_at`, `updated_at`, `external_ids`) are skipped, and so is the reason column a
 rejected-rows file adds (`error`, `_error`), so that file can be fixed and imported again;
-any other column goes to `attributes`. `--map COLUMN=FIELD` overrides this, where FIELD is a contact field,
-`attributes.KEY` or `ignore`.
+any other column goes to `attributes`. `--map COLUMN=FIELD` overrides this, where FIELD is a
+contact field, `attributes.KEY` or `ignore`.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ DEFAULT_TRIGGERS: Mapping[str, Sequence[tuple[str, str]]] = {
         ("esp", "lists.subscribe"),
         ("personalization", "offers.show"),
     ),
-    "lead.status_updated": (("automation", "workflows.enroll"),),
+    "lead.status_updated": (("scoring", "leads.score"), ("automation", "followups.start")),
     "purchase.completed": (
-        ("crm", "orders.record"),
+        ("crm", "purchases.record"),
         ("recommendations", "suggestions.refresh"),
         ("analytics", "conversions.track"),
     ),
