@@ -231,3 +231,24 @@ def test_a_local_target_uses_the_development_key_and_says_where(target: str, db_
     assert f"using the local development key from {db_path}.local-api-key" in found.stderr
     assert refused.exit_code == 1
     assert "UNAUTHENTICATED" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param("switchboard tri", {"trigger", "triggers"}, id="client-command"),
+        pytest.param("switchboard se", {"serve"}, id="server-command-via-entry-point"),
+        pytest.param("switchboard runs list --status f", {"failed"}, id="choice"),
+    ],
+)
+def test_shell_completion_as_documented(words: str, expected: set[str]) -> None:
+    env = {
+        "_SWITCHBOARD_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+
+    result = CliRunner(env=env).invoke(main, [], prog_name="switchboard")
+
+    offered = {line.partition(",")[2] for line in result.stdout.splitlines()}
+    assert offered == expected, result.output
