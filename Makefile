@@ -9,6 +9,15 @@ PROTO_SRC := $(wildcard protos/switchboard/v1/*.proto)
 # The server's own cache entries: generated beside the server code, not part of the contract.
 SERVER_PROTO_SRC := $(wildcard server/protos/switchboard/server/*/*.proto)
 SERVER_PROTOC = $(PY) -m grpc_tools.protoc -Iprotos -Iserver/protos
+# The contract's Python code: messages, gRPC stubs, and typed .pyi for both (mypy-protobuf),
+# so callers' mypy runs see typed replies and enums by name.
+CLIENT_PROTOC = $(PY) -m grpc_tools.protoc -Iprotos \
+	--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
+	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc
+# relax_strict_optional_primitives: constructors accept None for an unset scalar, as
+# protobuf itself does at run time (the client passes its optional arguments straight on).
+CLIENT_PROTOC_OUT = --python_out=$(1) --grpc_python_out=$(1) \
+	--mypy_out=relax_strict_optional_primitives:$(1) --mypy_grpc_out=$(1)
 PYTHON ?= python3
 
 .PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
@@ -40,9 +49,9 @@ run: $(STAMP)
 
 ## Regenerate the Python messages and stubs and docs/api.md from protos/ (never edit by hand).
 protos: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=client --grpc_python_out=client \
-		--pyi_out=client $(PROTO_SRC)
-	@touch client/switchboard/v1/__init__.py
+	$(CLIENT_PROTOC) $(call CLIENT_PROTOC_OUT,client) $(PROTO_SRC)
+	@# py.typed: callers' type checkers read the generated .pyi (PEP 561).
+	@touch client/switchboard/v1/__init__.py client/switchboard/v1/py.typed
 	$(SERVER_PROTOC) --python_out=server --pyi_out=server $(SERVER_PROTO_SRC)
 	$(PY) tools/render_api_docs.py protos docs/api.md
 
@@ -62,8 +71,8 @@ docs-build: $(STAMP)
 ## Fails when the committed generated code differs from what `make protos` would write.
 check-generated: $(STAMP)
 	@tmp=$$(mktemp -d) && \
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --grpc_python_out=$$tmp \
-		--pyi_out=$$tmp $(PROTO_SRC) && touch $$tmp/switchboard/v1/__init__.py && \
+	$(CLIENT_PROTOC) $(call CLIENT_PROTOC_OUT,$$tmp) $(PROTO_SRC) && \
+	touch $$tmp/switchboard/v1/__init__.py $$tmp/switchboard/v1/py.typed && \
 	if ! diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ >/dev/null; then \
 		echo "generated code is stale: run 'make protos' and commit the result"; \
 		diff -r $$tmp/switchboard/v1 client/switchboard/v1 -x __pycache__ | head -20; \

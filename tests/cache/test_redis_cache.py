@@ -71,7 +71,7 @@ async def test_two_replicas_sharing_redis_and_the_database_read_their_writes(
             await clients[1].contacts.get(email="two@example.com")
     finally:
         for sb in clients:
-            await sb.close()
+            await sb.aclose()
 
 
 async def test_values_are_protobuf_bytes_with_a_ttl(
@@ -151,8 +151,8 @@ async def test_invalidations_missed_during_an_outage_are_replayed(
         assert (await sb.contacts.get(id=c.id)).first_name == "new"
         assert (await sb.contacts.get(email="replay@example.com")).first_name == "new"
     finally:
-        await sa.close()
-        await sb.close()
+        await sa.aclose()
+        await sb.aclose()
 
 
 async def test_workers_of_one_server_share_redis(
@@ -183,7 +183,7 @@ async def test_workers_of_one_server_share_redis(
                 assert (await sb.contacts.get(id=c.id)).first_name == f"v{version}"
     finally:
         for sb in clients:
-            await sb.close()
+            await sb.aclose()
         raw.close()
         server.kill()
 
@@ -209,5 +209,5 @@ async def test_a_write_while_redis_is_skipped_is_replayed_without_further_calls(
             await asyncio.sleep(0.05)
         assert (await sb.contacts.get(id=c.id)).first_name == "new"
     finally:
-        await sa.close()
-        await sb.close()
+        await sa.aclose()
+        await sb.aclose()

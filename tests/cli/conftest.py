@@ -8,16 +8,22 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 from tests.tooling.live import CLIENT_HEADERS, live_server
 
 Invoke = Callable[..., Result]
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The database of the module's server (its local development key sits beside it)."""
+    return tmp_path_factory.mktemp("cli") / "switchboard.db"
+
+
+@pytest.fixture(scope="module")
+def target(db_path: Path) -> Iterator[str]:
     """host:port of a `switchboard serve` child process shared by a test module."""
-    with live_server(tmp_path_factory.mktemp("cli") / "switchboard.db") as port:
+    with live_server(db_path) as port:
         yield f"127.0.0.1:{port}"
 
 

@@ -9,13 +9,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 from tests.cli.conftest import Invoke
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    # list_commands/get_command, not `.commands`: `serve` joins through an entry point.
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += _all_commands(command, (*prefix, name))
         else:
@@ -36,7 +39,8 @@ def test_all_issue_commands_exist() -> None:
     commands = {" ".join(p) for p in _all_commands(main)}
     expected = {
         "serve", "contacts import", "contacts export", "leads score", "trigger", "runs watch",
-        "connectors list", "dead-letters list", "dead-letters redrive",
+        "connectors list", "dead-letters list", "dead-letters redrive", "contacts get",
+        "runs list", "triggers list",
     }  # fmt: skip
     assert expected <= commands
 
@@ -154,3 +158,97 @@ def test_dead_letters_list_and_redrive(invoke: Invoke) -> None:
     assert redriven.exit_code == 0, redriven.output
     assert redriven.stdout.startswith(letters[0]["id"])
     assert "redriven: 1" in redriven.stderr
+
+
+def test_server_commands_join_through_entry_points() -> None:
+    from switchboard.server import cli as server_cli
+
+    ctx = click.Context(main)
+
+    assert "serve" not in main.commands  # not built into the client's group
+    assert main.get_command(ctx, "serve") is server_cli.serve
+    assert main.get_command(ctx, "new-api-key") is server_cli.new_api_key
+    assert main.get_command(ctx, "no-such-command") is None
+
+
+def test_contacts_get_by_email_and_id(invoke: Invoke) -> None:
+    invoke("trigger", "newsletter.signup", "--contact", "getme@example.com", "--wait")
+
+    text = invoke("contacts", "get", "getme@example.com")
+    data = json.loads(invoke("contacts", "get", "getme@example.com", "--json").stdout)
+    by_id = invoke("contacts", "get", data["id"], "--json")
+
+    assert text.exit_code == 0, text.output
+    assert f"id: {data['id']}" in text.stdout
+    assert "email: getme@example.com" in text.stdout
+    assert json.loads(by_id.stdout)["email"] == "getme@example.com"
+    missing = invoke("contacts", "get", "nobody-here@example.com")
+    assert missing.exit_code == 1
+    assert "NOT_FOUND" in missing.stderr
+
+
+def test_runs_list_filters_and_limits(invoke: Invoke) -> None:
+    buy = ("trigger", "purchase.completed", "--contact", "lister@example.com", "--wait")
+    for order in ("o-1", "o-2"):
+        invoke(*buy, "--attr", f"order_id={order}", "--attr", "sku=S", "--attr", "amount=1")
+    invoke(*buy)  # no order_id: the CRM step fails for good, and so does the run
+
+    two = invoke("runs", "list", "--contact", "lister@example.com", "--limit", "2", "--json")
+    succeeded = invoke("runs", "list", "--contact", "lister@example.com", "--status", "succeeded")
+    failed = invoke("runs", "list", "--contact", "lister@example.com", "--status", "failed")
+
+    assert two.exit_code == 0, two.output
+    runs = [json.loads(line) for line in two.stdout.splitlines()]
+    assert len(runs) == 2
+    assert {run["event"] for run in runs} == {"purchase.completed"}
+    assert succeeded.stdout.count("purchase.completed succeeded") == 2
+    assert failed.stdout.count("purchase.completed failed") == 1
+
+
+def test_triggers_list_shows_the_steps(invoke: Invoke) -> None:
+    every = invoke("triggers", "list")
+    one = invoke("triggers", "list", "newsletter.signup", "--json")
+
+    assert every.exit_code == 0, every.output
+    assert "purchase.completed" in every.stdout
+    assert "  0 crm contacts.upsert" in every.stdout
+    [trigger] = [json.loads(line) for line in one.stdout.splitlines()]
+    assert [step["connector"] for step in trigger["steps"]] == ["crm", "esp", "personalization"]
+
+
+def test_a_local_target_uses_the_development_key_and_says_where(target: str, db_path: Path) -> None:
+    env = {
+        "SWITCHBOARD_TARGET": target,
+        "SWITCHBOARD_API_KEY": None,
+        "SWITCHBOARD_DATABASE__PATH": str(db_path),
+    }
+
+    found = CliRunner(env=env).invoke(main, ["connectors", "list"])
+    elsewhere = CliRunner(env={**env, "SWITCHBOARD_DATABASE__PATH": str(db_path.parent / "x.db")})
+    refused = elsewhere.invoke(main, ["connectors", "list"])
+
+    assert found.exit_code == 0, found.output
+    assert f"using the local development key from {db_path}.local-api-key" in found.stderr
+    assert refused.exit_code == 1
+    assert "UNAUTHENTICATED" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param("switchboard tri", {"trigger", "triggers"}, id="client-command"),
+        pytest.param("switchboard se", {"serve"}, id="server-command-via-entry-point"),
+        pytest.param("switchboard runs list --status f", {"failed"}, id="choice"),
+    ],
+)
+def test_shell_completion_as_documented(words: str, expected: set[str]) -> None:
+    env = {
+        "_SWITCHBOARD_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+
+    result = CliRunner(env=env).invoke(main, [], prog_name="switchboard")
+
+    offered = {line.partition(",")[2] for line in result.stdout.splitlines()}
+    assert offered == expected, result.output

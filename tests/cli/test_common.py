@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from switchboard.client import FieldViolation, SwitchboardError
-from switchboard.server.commands._common import CommandError, Exit, run
+from switchboard.client.cli._common import CommandError, Exit, run
 
 
 async def _raise(exc: BaseException) -> None:

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Invoke
 
 CSV_TEXT = """\
@@ -31,8 +33,9 @@ def test_csv_import_maps_columns_and_writes_rejected_rows(invoke: Invoke, tmp_pa
     result = invoke("contacts", "import", source, "--map", "Email Address=email")
 
     assert result.exit_code == 3, result.output
-    assert "4 rows read, 3 sent: 2 created, 0 updated, 1 rejected by the server, 1 unreadable" in (
-        result.stdout
+    assert (
+        "4 rows read, 3 sent: 2 created, 0 updated, 0 unchanged, 1 rejected by the server, "
+        "1 unreadable" in result.stdout
     )
     with (tmp_path / "people.rejected.csv").open() as rejected_file:
         rejected = list(csv.DictReader(rejected_file))
@@ -91,7 +94,7 @@ def test_export_round_trips_through_import(invoke: Invoke, tmp_path: Path) -> No
     )
     again = invoke("contacts", "import", exported, "--map", "id=ignore")
     assert again.exit_code == 0, again.output
-    assert "1 sent: 0 created, 1 updated" in again.stdout
+    assert "1 sent: 0 created, 0 updated, 1 unchanged" in again.stdout
 
 
 def test_export_pages_through_every_contact(invoke: Invoke, tmp_path: Path) -> None:
@@ -105,3 +108,69 @@ def test_export_pages_through_every_contact(invoke: Invoke, tmp_path: Path) -> N
 
     emails = sorted(json.loads(line)["email"] for line in result.stdout.splitlines())
     assert emails == sorted(f"p{i}@example.com" for i in range(25))
+
+
+def test_reimporting_the_rejected_file_keeps_the_error_column_out(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    source = tmp_path / "retry.csv"
+    source.write_text("email,first_name\nretry-ok@example.com,Ok\nnot-an-email,Bad\nworse,Bad\n")
+    assert invoke("contacts", "import", source).exit_code == 3
+    rejected = tmp_path / "retry.rejected.csv"
+    fixed = tmp_path / "fixed.csv"
+    # The user fixes one row in the rejected file and imports it again, as the docs advise.
+    fixed.write_text(rejected.read_text().replace("not-an-email", "fixed@example.com"))
+
+    again = invoke("contacts", "import", fixed)
+
+    assert again.exit_code == 3, again.output
+    assert "1 created" in again.stdout
+    contacts = _export_jsonl(invoke)
+    assert "attributes" not in contacts["fixed@example.com"]
+    with (tmp_path / "fixed.rejected.csv").open() as rejected_again:
+        header = next(csv.reader(rejected_again))
+    assert header == ["email", "first_name", "error"]
+
+
+def test_the_summary_counts_unchanged_rows_apart(invoke: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "twice.csv"
+    source.write_text("email,company\ntwice-a@example.com,A\ntwice-b@example.com,B\n")
+    assert invoke("contacts", "import", source).exit_code == 0
+    source.write_text("email,company\ntwice-a@example.com,A\ntwice-b@example.com,B2\n")
+
+    again = invoke("contacts", "import", source)
+
+    assert again.exit_code == 0, again.output
+    assert "2 sent: 0 created, 1 updated, 1 unchanged" in again.stdout
+
+
+def test_progress_shows_rows_per_second_and_counts(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # a terminal wide enough for every column
+    source = tmp_path / "progress.csv"
+    source.write_text("email\n" + "".join(f"prog{i}@example.com\n" for i in range(30)) + "bad\n")
+
+    result = invoke("contacts", "import", source, "--progress", "--batch-size", "4")
+
+    assert result.exit_code == 3, result.output
+    assert "31 rows sent" in result.stderr
+    assert "rows/s" in result.stderr
+    assert "30 created, 0 updated, 0 unchanged, 1 rejected" in result.stderr
+    assert "rows/s" not in result.stdout  # the summary on stdout stays plain
+
+
+def test_many_parts_in_flight_keep_error_rows_in_place(invoke: Invoke, tmp_path: Path) -> None:
+    # Batches of 2 in parts of 20 rows: ten parts over four streams; the bad rows land in
+    # different parts, and the rejected file must still name the right ones.
+    rows = [f"part{i}@example.com" if i % 37 else f"bad-{i}" for i in range(1, 200)]
+    source = tmp_path / "parts.csv"
+    source.write_text("email\n" + "\n".join(rows) + "\n")
+
+    result = invoke("contacts", "import", source, "--batch-size", "2", "--streams", "4")
+
+    assert result.exit_code == 3, result.output
+    assert "199 sent: 194 created" in result.stdout
+    with (tmp_path / "parts.rejected.csv").open() as rejected_file:
+        rejected = [row["email"] for row in csv.DictReader(rejected_file)]
+    assert rejected == [f"bad-{i}" for i in (37, 74, 111, 148, 185)]

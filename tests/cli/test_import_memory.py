@@ -18,7 +18,7 @@ from tests.tooling.live import LOCAL_KEY
 _PEAK = re.compile(r"peak_rss_kb=(\d+)")
 _WRAPPER = """
 import resource, sys
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 try:
     main(sys.argv[1:], prog_name="switchboard")
 finally:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.commands.rows import (
+from switchboard.client.cli.rows import (
     ContactMapper,
     RowError,
     detect_format,
@@ -30,6 +30,18 @@ from switchboard.server.commands.rows import (
             {},
             {"email": "a@x.io", "attributes": {"plan": "pro"}},
             id="unknown-to-attributes-read-only-skipped",
+        ),
+        pytest.param(
+            {"email": "a@x.io", "error": "INVALID_ARGUMENT: x", "_error": "not JSON"},
+            {},
+            {"email": "a@x.io"},
+            id="rejected-file-reason-columns-skipped",
+        ),
+        pytest.param(
+            {"email": "a@x.io", "error": "kept"},
+            {"error": "attributes.error"},
+            {"email": "a@x.io", "attributes": {"error": "kept"}},
+            id="reason-column-kept-when-mapped",
         ),
         pytest.param(
             {"opt_in": "Yes", "source": "web", "lists": " a ; b ;"},

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import grpc
 import pytest
 
-from switchboard.client import Switchboard
-from switchboard.client._config import SERVICES, channel_options, open_channel, service_config
+from switchboard.client import Switchboard, TLSConfig
+from switchboard.client._config import SERVICES, channel_options, resolve_tls, service_config
 from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2
 
 from .fakes import Backend
@@ -59,13 +61,60 @@ def test_channel_options_enable_retries_and_keep_extra_options() -> None:
 
 
 async def test_certificates_need_tls() -> None:
-    with pytest.raises(ValueError, match="tls"):
-        open_channel("localhost:1", retries=3, root_certificates=b"pem")
+    with pytest.raises(ValueError, match="tls=False"):
+        Switchboard("localhost:1", root_certificates=b"pem")
 
 
 async def test_tls_opens_a_secure_channel() -> None:
     async with Switchboard("localhost:1", tls=True) as sb:
         assert isinstance(sb.channel, grpc.aio.Channel)
+
+
+def test_tls_true_means_the_default_tls_config() -> None:
+    assert resolve_tls(True) == TLSConfig()
+    assert resolve_tls(False) is None
+    given = TLSConfig(root_certificates=b"pem")
+    assert resolve_tls(given) is given
+
+
+def test_the_old_certificate_arguments_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="TLSConfig"):
+        tls = resolve_tls(True, b"root", b"chain", b"key")
+
+    assert tls == TLSConfig(b"root", b"chain", b"key")
+
+
+def test_a_client_certificate_needs_its_key() -> None:
+    with pytest.raises(ValueError, match="go together"):
+        TLSConfig(client_cert_chain=b"chain")
+
+
+def test_tls_config_reads_pem_files(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_bytes(b"root")
+    (tmp_path / "me.pem").write_bytes(b"chain")
+    (tmp_path / "me.key").write_bytes(b"key")
+
+    tls = TLSConfig.from_files(
+        tmp_path / "ca.pem",
+        client_cert_chain=tmp_path / "me.pem",
+        client_private_key=str(tmp_path / "me.key"),
+    )
+
+    assert tls == TLSConfig(b"root", b"chain", b"key")
+    with pytest.raises(FrozenInstanceError):
+        tls.root_certificates = None  # type: ignore[misc]
+
+
+async def test_aclose_closes_and_close_is_a_deprecated_alias(address: str) -> None:
+    sb = Switchboard(address)
+    await sb.connectors.list()
+    await sb.aclose()
+    with pytest.raises(RuntimeError, match="client is closed"):
+        await sb.connectors.list()
+
+    old = Switchboard(address)
+    with pytest.warns(DeprecationWarning, match="aclose"):
+        await old.close()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from switchboard.server.cli import main
+from switchboard.client.cli import main
 from switchboard.server.config.settings import Settings, load_settings
 from switchboard.server.config.show import MASK
 from tests.config.conftest import WriteToml

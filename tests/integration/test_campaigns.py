@@ -230,3 +230,22 @@ async def test_get_run_errors(sb: Switchboard, run_id: str, error: type[Exceptio
     with pytest.raises(error):
         async for _ in sb.campaigns.watch(run_id, timeout=5):
             pass
+
+
+async def test_list_triggers_shows_the_configured_flows(sb: Switchboard, app: App) -> None:
+    triggers = await sb.campaigns.list_triggers()
+
+    assert [t.event for t in triggers] == sorted(app.settings.triggers)
+    [signup] = await sb.campaigns.list_triggers("newsletter.signup")
+    assert [(s.index, s.connector, s.action) for s in signup.steps] == [
+        (0, "crm", "contacts.upsert"),
+        (1, "esp", "lists.subscribe"),
+        (2, "personalization", "offers.show"),
+    ]
+    assert signup.steps[2].fallback == "result"
+    assert signup.description
+
+
+async def test_list_triggers_of_an_unknown_event_is_not_found(sb: Switchboard) -> None:
+    with pytest.raises(NotFoundError, match=r"newsletter\.signup"):
+        await sb.campaigns.list_triggers("no.such.event")

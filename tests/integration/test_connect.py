@@ -125,6 +125,11 @@ async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
             lambda b: b["run"]["id"] == run["id"],
         ),
         (camp + "ListRuns", lambda: "{}", lambda b: b["runs"][0]["id"] == run["id"]),
+        (
+            camp + "ListTriggers",
+            lambda: "{}",
+            lambda b: "newsletter.signup" in {t["event"] for t in b["triggers"]},
+        ),
         (conn + "ListConnectors", lambda: "{}", lambda b: len(b["connectors"]) > 1),
         (
             conn + "InvokeConnector",

@@ -182,6 +182,17 @@ async def test_list_updated_after(sb: Switchboard) -> None:
     assert [c.email for c in page.contacts] == ["new@example.com"]
 
 
+async def test_import_counts_unchanged_rows_apart_from_updated(sb: Switchboard) -> None:
+    rows = [{"email": "same@example.com", "first_name": "Same"}, {"email": "up@example.com"}]
+    first = await sb.contacts.import_([rows])
+    again = await sb.contacts.import_(
+        [[rows[0], {"email": "up@example.com", "first_name": "Changed"}]]
+    )
+
+    assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
+    assert (again.received, again.created, again.updated, again.unchanged) == (2, 0, 1, 1)
+
+
 async def test_import_reports_bad_rows_and_keeps_going(sb: Switchboard) -> None:
     await sb.contacts.upsert(email="existing@example.com", first_name="Old")
     batches = [

@@ -42,7 +42,7 @@ async def _clients(server: ServerProcess) -> AsyncIterator[list[Switchboard]]:
         yield clients
     finally:
         for sb in clients:
-            await sb.close()
+            await sb.aclose()
 
 
 async def test_a_write_in_one_worker_is_seen_by_reads_in_every_worker(

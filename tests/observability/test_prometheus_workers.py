@@ -67,7 +67,7 @@ async def _calls(port: int) -> None:
         )
     finally:
         for sb in clients:
-            await sb.close()
+            await sb.aclose()
 
 
 @pytest.mark.slow

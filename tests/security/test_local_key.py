@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from switchboard.client import Switchboard, SwitchboardError
+from switchboard.client.cli import main
 from switchboard.server.app.build import App
 from switchboard.server.auth.api_keys import hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
-from switchboard.server.cli import main
 from switchboard.server.config.security import JwtSettings
 from switchboard.server.config.settings import Settings
 from tests.process import ServerProcess

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
-from switchboard.client import Switchboard, SwitchboardError
+from switchboard.client import Switchboard, SwitchboardError, TLSConfig
 from switchboard.server.app.build import App, StartupError, build_app
 from switchboard.server.config.security import TlsSettings
 from switchboard.server.config.settings import Settings
@@ -61,7 +61,7 @@ async def test_tls_client_trusting_the_ca_works(
     start_app: StartApp, tmp_path: Path, pki: Pki
 ) -> None:
     app = await _start(start_app, tmp_path, pki.server, None, False)
-    assert await _call(app, tls=True, root_certificates=pki.ca.pem) == grpc.StatusCode.OK
+    assert await _call(app, tls=TLSConfig(root_certificates=pki.ca.pem)) == grpc.StatusCode.OK
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ async def test_tls_client_trusting_the_ca_works(
 async def test_tls_refuses(start_app: StartApp, tmp_path: Path, pki: Pki, client: str) -> None:
     app = await _start(start_app, tmp_path, pki.server, None, False)
     tls: dict[str, Any] = (
-        {} if client == "plaintext" else {"tls": True, "root_certificates": pki.rogue.pem}
+        {} if client == "plaintext" else {"tls": TLSConfig(root_certificates=pki.rogue.pem)}
     )
     assert await _call(app, **tls) == grpc.StatusCode.UNAVAILABLE
 
@@ -84,15 +84,20 @@ async def test_expired_server_certificate_is_refused_by_the_client(
 ) -> None:
     expired = pki.ca.issue("localhost", server=True, expired=True)
     app = await _start(start_app, tmp_path, expired, None, False)
-    code = await _call(app, tls=True, root_certificates=pki.ca.pem)
+    code = await _call(app, tls=TLSConfig(root_certificates=pki.ca.pem))
     assert code == grpc.StatusCode.UNAVAILABLE
 
 
 def _client_tls(pki: Pki, client: Pem | None) -> dict[str, Any]:
-    tls: dict[str, Any] = {"tls": True, "root_certificates": pki.ca.pem}
-    if client is not None:
-        tls |= {"client_cert_chain": client.cert, "client_private_key": client.key}
-    return tls
+    if client is None:
+        return {"tls": TLSConfig(root_certificates=pki.ca.pem)}
+    return {
+        "tls": TLSConfig(
+            root_certificates=pki.ca.pem,
+            client_cert_chain=client.cert,
+            client_private_key=client.key,
+        )
+    }
 
 
 async def test_mtls_good_client_certificate_works(

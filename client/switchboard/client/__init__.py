@@ -9,13 +9,15 @@ async with Switchboard("localhost:50051", api_key="...") as sb:
 ```
 
 `SyncSwitchboard` offers the same calls to synchronous code. Every failed call raises a
-`SwitchboardError`; replies are the protobuf messages of `switchboard.v1`.
+`SwitchboardError`; replies are the protobuf messages of `switchboard.v1` (typed stubs).
+`switchboard.client.testing.FakeSwitchboard` is an in-memory server for callers' tests.
 """
 
 from __future__ import annotations
 
 from ._async import Switchboard
 from ._campaigns import Campaigns
+from ._config import TLSConfig
 from ._connectors import Connectors
 from ._contacts import Contacts
 from ._errors import (
@@ -58,6 +60,7 @@ __all__ = [
     "SyncContacts",
     "SyncLeads",
     "SyncSwitchboard",
+    "TLSConfig",
     "UnauthenticatedError",
     "UnavailableError",
 ]

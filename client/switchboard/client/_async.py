@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
@@ -9,7 +10,7 @@ from typing import Self
 import grpc
 
 from ._campaigns import Campaigns
-from ._config import ChannelOptions, call_metadata, open_channel
+from ._config import ChannelOptions, TLSConfig, call_metadata, open_channel, resolve_tls
 from ._connectors import Connectors
 from ._contacts import Contacts
 from ._leads import Leads
@@ -39,10 +40,11 @@ class Switchboard:
         timeout: Default deadline of unary calls in seconds; `None` for none. Streams
             (`import_`, `score_many`, `watch`) have no deadline unless given one.
         retries: Retries after an UNAVAILABLE status, 0 to 4.
-        tls: Use TLS (with the system's root certificates unless `root_certificates`).
-        root_certificates: PEM root certificates to verify the server with.
-        client_cert_chain: PEM certificate chain for mutual TLS.
-        client_private_key: PEM private key for mutual TLS.
+        tls: A `TLSConfig`, or `True` for TLS with the system's root certificates;
+            plaintext by default.
+        root_certificates: Deprecated: use `tls=TLSConfig(root_certificates=...)`.
+        client_cert_chain: Deprecated: use `tls=TLSConfig(client_cert_chain=...)`.
+        client_private_key: Deprecated: use `tls=TLSConfig(client_private_key=...)`.
         options: More gRPC channel options.
         channel: An open `grpc.aio.Channel` to use instead of `target`; the client does
             not close it, and the retry and TLS arguments do not apply to it.
@@ -56,7 +58,7 @@ class Switchboard:
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         timeout: float | None = 10.0,
         retries: int = 3,
-        tls: bool = False,
+        tls: bool | TLSConfig = False,
         root_certificates: bytes | None = None,
         client_cert_chain: bytes | None = None,
         client_private_key: bytes | None = None,
@@ -72,10 +74,7 @@ class Switchboard:
                 target,
                 retries=retries,
                 options=options,
-                tls=tls,
-                root_certificates=root_certificates,
-                client_cert_chain=client_cert_chain,
-                client_private_key=client_private_key,
+                tls=resolve_tls(tls, root_certificates, client_cert_chain, client_private_key),
             )
             self._owns_channel = True
         else:
@@ -87,10 +86,17 @@ class Switchboard:
         self.campaigns = Campaigns(transport)
         self.connectors = Connectors(transport)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Closes the channel (unless it was passed in), cancelling calls in progress."""
         if self._owns_channel:
             await self.channel.close()
+
+    async def close(self) -> None:
+        """Deprecated name of `aclose`."""
+        warnings.warn(
+            "Switchboard.close() is deprecated; use aclose()", DeprecationWarning, stacklevel=2
+        )
+        await self.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -101,4 +107,4 @@ class Switchboard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()

@@ -27,8 +27,7 @@ class Campaigns:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         channel = transport.channel
-        # Generated stubs carry no type hints; their methods are typed at `Transport`.
-        self._stub = campaigns_pb2_grpc.CampaignTriggersStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = campaigns_pb2_grpc.CampaignTriggersStub(channel)
 
     async def trigger(
         self,
@@ -155,6 +154,26 @@ class Campaigns:
         )
         async for run in pages:
             yield run
+
+    async def list_triggers(
+        self,
+        event: str | None = None,
+        *,
+        request: campaigns_pb2.ListTriggersRequest | None = None,
+        timeout: Timeout = USE_DEFAULT,
+    ) -> list[campaigns_pb2.Trigger]:
+        """Returns the configured triggers with their steps, ordered by event name.
+
+        Args:
+            event: Only this event's trigger (NOT_FOUND when none is configured).
+            request: A ready-made request, instead of the keyword fields.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+        """
+        request = pick(request, lambda: campaigns_pb2.ListTriggersRequest(event=event), event)
+        reply = await self._transport.call(
+            self._stub.ListTriggers, request, campaigns_pb2.ListTriggersResponse, timeout
+        )
+        return list(reply.triggers)
 
     async def watch(
         self, run_id: str, *, timeout: float | None = None

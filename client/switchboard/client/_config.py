@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -12,9 +15,11 @@ __all__ = [
     "MAX_RETRIES",
     "SERVICES",
     "ChannelOptions",
+    "TLSConfig",
     "call_metadata",
     "channel_options",
     "open_channel",
+    "resolve_tls",
     "service_config",
 ]
 
@@ -30,6 +35,82 @@ SERVICES = (
 MAX_RETRIES = 4
 
 ChannelOptions = Sequence[tuple[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """How the client verifies the server, and proves itself for mutual TLS.
+
+    `TLSConfig()` trusts the system's root certificates. Pass it as `tls=` (or `tls=True`
+    for the defaults).
+
+    Args:
+        root_certificates: PEM root certificates to verify the server with, instead of the
+            system's.
+        client_cert_chain: PEM certificate chain for mutual TLS (with `client_private_key`).
+        client_private_key: PEM private key for mutual TLS.
+    """
+
+    root_certificates: bytes | None = None
+    client_cert_chain: bytes | None = None
+    client_private_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert_chain is None) != (self.client_private_key is None):
+            raise ValueError("client_cert_chain and client_private_key go together")
+
+    @classmethod
+    def from_files(
+        cls,
+        root_certificates: str | Path | None = None,
+        *,
+        client_cert_chain: str | Path | None = None,
+        client_private_key: str | Path | None = None,
+    ) -> TLSConfig:
+        """A `TLSConfig` read from PEM files; `None` keeps a default."""
+        return cls(
+            root_certificates=_read(root_certificates),
+            client_cert_chain=_read(client_cert_chain),
+            client_private_key=_read(client_private_key),
+        )
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The gRPC channel credentials for this configuration."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.root_certificates,
+            private_key=self.client_private_key,
+            certificate_chain=self.client_cert_chain,
+        )
+
+
+def _read(path: str | Path | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()
+
+
+def resolve_tls(
+    tls: bool | TLSConfig,
+    root_certificates: bytes | None = None,
+    client_cert_chain: bytes | None = None,
+    client_private_key: bytes | None = None,
+) -> TLSConfig | None:
+    """The TLS configuration from `tls=` and the older certificate keyword arguments.
+
+    The keyword arguments still work (with a DeprecationWarning) when `tls` is `True`.
+    """
+    legacy = (root_certificates, client_cert_chain, client_private_key)
+    if all(value is None for value in legacy):
+        if isinstance(tls, TLSConfig):
+            return tls
+        return TLSConfig() if tls else None
+    if tls is not True:
+        raise ValueError("certificates were given but tls=False; pass tls=TLSConfig(...)")
+    warnings.warn(
+        "root_certificates=, client_cert_chain= and client_private_key= are deprecated; "
+        "pass tls=TLSConfig(...) instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return TLSConfig(*legacy)
 
 
 def service_config(retries: int) -> dict[str, Any]:
@@ -70,26 +151,13 @@ def open_channel(
     *,
     retries: int,
     options: ChannelOptions = (),
-    tls: bool = False,
-    root_certificates: bytes | None = None,
-    client_cert_chain: bytes | None = None,
-    client_private_key: bytes | None = None,
+    tls: TLSConfig | None = None,
 ) -> grpc.aio.Channel:
-    """Opens a `grpc.aio` channel to `target`: TLS when asked for, plaintext otherwise."""
+    """Opens a `grpc.aio` channel to `target`: TLS when `tls` is given, plaintext otherwise."""
     all_options = channel_options(retries, options)
-    uses_certificates = any(
-        value is not None for value in (root_certificates, client_cert_chain, client_private_key)
-    )
-    if uses_certificates and not tls:
-        raise ValueError("certificates were given but tls=False")
-    if not tls:
+    if tls is None:
         return grpc.aio.insecure_channel(target, options=all_options)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=root_certificates,
-        private_key=client_private_key,
-        certificate_chain=client_cert_chain,
-    )
-    return grpc.aio.secure_channel(target, credentials, options=all_options)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=all_options)
 
 
 def call_metadata(

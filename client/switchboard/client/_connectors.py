@@ -27,8 +27,7 @@ class Connectors:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         channel = transport.channel
-        # Generated stubs carry no type hints; their methods are typed at `Transport`.
-        self._stub = connectors_pb2_grpc.ConnectorsStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = connectors_pb2_grpc.ConnectorsStub(channel)
 
     async def list(
         self, *, timeout: Timeout = USE_DEFAULT

@@ -15,7 +15,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 
-from ._messages import ContactFields, enum_value, lookup, pick, to_contact, with_idempotency_key
+from ._messages import (
+    ContactFields,
+    enum_value,
+    lookup,
+    pick,
+    to_contact,
+    to_timestamp,
+    with_idempotency_key,
+)
 from ._paging import every_item
 from ._transport import USE_DEFAULT, Timeout, Transport
 
@@ -33,8 +41,7 @@ class Contacts:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         channel = transport.channel
-        # Generated stubs carry no type hints; their methods are typed at `Transport`.
-        self._stub = contacts_pb2_grpc.ContactSyncStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = contacts_pb2_grpc.ContactSyncStub(channel)
 
     async def upsert(
         self,
@@ -180,7 +187,10 @@ class Contacts:
         request = pick(
             request,
             lambda: contacts_pb2.ListContactsRequest(
-                list=list, page_size=page_size, page_token=page_token, updated_after=updated_after
+                list=list,
+                page_size=page_size,
+                page_token=page_token,
+                updated_after=to_timestamp(updated_after),
             ),
             list,
             page_size,

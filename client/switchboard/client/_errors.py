@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 __all__ = [
     "AbortedError",
@@ -150,15 +149,31 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> SwitchboardError:
     return error_type(code, exc.details() or "", _field_violations(exc))
 
 
+#: Trailing metadata key of the rich status (google.rpc.Status), as gRPC servers send it.
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _rich_status(exc: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status sent with the error, if any and if it belongs to it.
+
+    Read here rather than through `grpcio-status`, so the client needs one package less.
+    """
+    for key, value in exc.trailing_metadata() or ():
+        if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
+            try:
+                status = status_pb2.Status.FromString(value)
+            except DecodeError:
+                return None
+            # A rich status that disagrees with the call's own code or message was not
+            # written for this error (e.g. a proxy rewrote the status): ignore its details.
+            if status.code != exc.code().value[0] or status.message != (exc.details() or ""):
+                return None
+            return status
+    return None
+
+
 def _field_violations(exc: grpc.aio.AioRpcError) -> list[FieldViolation]:
-    try:
-        # AioRpcError offers the synchronous code(), details() and trailing_metadata()
-        # that `from_call` reads; the async variant needs a call object, not the error.
-        status: status_pb2.Status | None = rpc_status.from_call(cast(grpc.Call, exc))
-    except ValueError:
-        # The rich status disagrees with the call's own code or message: it was not
-        # written for this error (e.g. a proxy rewrote the status), so its details are ignored.
-        return []
+    status = _rich_status(exc)
     if status is None:
         return []
     violations: list[FieldViolation] = []

@@ -15,7 +15,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.v1 import leads_pb2, leads_pb2_grpc
 
-from ._messages import enum_value, lookup, pick, to_ref, to_struct, with_idempotency_key
+from ._messages import (
+    enum_value,
+    lookup,
+    pick,
+    to_ref,
+    to_struct,
+    to_timestamp,
+    with_idempotency_key,
+)
 from ._transport import USE_DEFAULT, Timeout, Transport
 
 __all__ = ["LeadRef", "Leads"]
@@ -33,8 +41,7 @@ class Leads:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         channel = transport.channel
-        # Generated stubs carry no type hints; their methods are typed at `Transport`.
-        self._stub = leads_pb2_grpc.LeadScoringStub(channel)  # type: ignore[no-untyped-call]
+        self._stub = leads_pb2_grpc.LeadScoringStub(channel)
 
     async def record_activity(
         self,
@@ -71,7 +78,7 @@ class Leads:
                 raise TypeError("record_activity() needs type=")
             activity = leads_pb2.Activity(
                 type=enum_value(leads_pb2.ActivityType, type),
-                occurred_at=occurred_at,
+                occurred_at=to_timestamp(occurred_at),
                 value=value,
                 attributes=to_struct(attributes),
             )

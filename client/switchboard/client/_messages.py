@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+if TYPE_CHECKING:
+    # The typed base of every generated enum wrapper (types-protobuf); its value type is
+    # the enum's `ValueType`, so a converted value fits the request field.
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 from switchboard.v1 import (
     campaigns_pb2,
@@ -25,6 +31,7 @@ __all__ = [
     "to_contact",
     "to_ref",
     "to_struct",
+    "to_timestamp",
     "with_idempotency_key",
 ]
 
@@ -110,7 +117,7 @@ def to_ref(value: str | leads_pb2.ContactRef) -> leads_pb2.ContactRef:
     return leads_pb2.ContactRef(id=value)
 
 
-def enum_value(enum_type: type[E], value: str | int) -> E:
+def enum_value(enum_type: _EnumTypeWrapper[E], value: str | int) -> E:
     """Returns the value of a generated enum given as a number or a name.
 
     Names may be short and in any case (`email_click`) or in full (`ACTIVITY_TYPE_EMAIL_CLICK`).
@@ -118,8 +125,7 @@ def enum_value(enum_type: type[E], value: str | int) -> E:
     """
     if isinstance(value, int):
         return cast(E, value)
-    # Generated enum classes are ints whose metaclass carries the descriptor.
-    descriptor = cast(EnumTypeWrapper, enum_type).DESCRIPTOR
+    descriptor = enum_type.DESCRIPTOR
     # Every enum of the contract names its zero value `<PREFIX>_UNSPECIFIED`.
     prefix = descriptor.values_by_number[0].name.removesuffix("UNSPECIFIED")
     name = value.upper()
@@ -128,7 +134,16 @@ def enum_value(enum_type: type[E], value: str | int) -> E:
     if name not in descriptor.values_by_name:
         choices = ", ".join(v.name.removeprefix(prefix).lower() for v in descriptor.values[1:])
         raise ValueError(f"unknown {descriptor.name} {value!r}; expected one of: {choices}")
-    return cast(E, descriptor.values_by_name[name].number)
+    return enum_type.Value(name)
+
+
+def to_timestamp(value: datetime | Timestamp | None) -> Timestamp | None:
+    """A `Timestamp` from a datetime (naive ones are taken as UTC), or `value` as it is."""
+    if value is None or isinstance(value, Timestamp):
+        return value
+    timestamp = Timestamp()
+    timestamp.FromDatetime(value)
+    return timestamp
 
 
 def to_struct(value: Mapping[str, Any] | Struct | None) -> Struct | None:

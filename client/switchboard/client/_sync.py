@@ -11,7 +11,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from ._async import Switchboard
 from ._campaigns import Campaigns
-from ._config import ChannelOptions
+from ._config import ChannelOptions, TLSConfig, resolve_tls
 from ._connectors import Connectors
 from ._contacts import Contacts
 from ._leads import Leads
@@ -139,6 +139,7 @@ class SyncCampaigns(_SyncNamespace[Campaigns]):
     get_run = _blocking(Campaigns.get_run)
     list_runs = _blocking(Campaigns.list_runs)
     iter_runs = _blocking_iter(Campaigns.iter_runs)
+    list_triggers = _blocking(Campaigns.list_triggers)
     watch = _blocking_iter(Campaigns.watch)
 
 
@@ -176,12 +177,15 @@ class SyncSwitchboard:
         metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         timeout: float | None = 10.0,
         retries: int = 3,
-        tls: bool = False,
+        tls: bool | TLSConfig = False,
         root_certificates: bytes | None = None,
         client_cert_chain: bytes | None = None,
         client_private_key: bytes | None = None,
         options: ChannelOptions = (),
     ) -> None:
+        # Resolved here, so a deprecation warning points at the caller's line.
+        tls_config = resolve_tls(tls, root_certificates, client_cert_chain, client_private_key)
+
         async def connect() -> Switchboard:
             # A grpc.aio channel belongs to the loop it is created on: create it there.
             return Switchboard(
@@ -190,10 +194,7 @@ class SyncSwitchboard:
                 metadata=metadata,
                 timeout=timeout,
                 retries=retries,
-                tls=tls,
-                root_certificates=root_certificates,
-                client_cert_chain=client_cert_chain,
-                client_private_key=client_private_key,
+                tls=tls_config or False,
                 options=options,
             )
 
@@ -213,7 +214,7 @@ class SyncSwitchboard:
         if self._portal.closed:
             return
         try:
-            self._portal.run(self._client.close())
+            self._portal.run(self._client.aclose())
         finally:
             self._portal.close()
 

@@ -67,6 +67,9 @@ class Transport:
             result = await method(request, timeout=self.deadline(timeout), metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from exc
+        except grpc.aio.UsageError as exc:
+            # grpc's own wording ("Channel is closed") names a part the caller never saw.
+            raise RuntimeError("the client is closed") from exc
         return cast(R, result)
 
     async def stream(
@@ -80,7 +83,10 @@ class Transport:
 
         The call starts at the first iteration, not when this is called.
         """
-        call = method(request, timeout=self.deadline(timeout), metadata=self._metadata)
+        try:
+            call = method(request, timeout=self.deadline(timeout), metadata=self._metadata)
+        except grpc.aio.UsageError as exc:
+            raise RuntimeError("the client is closed") from exc
         try:
             async for message in call:
                 yield cast(R, message)

@@ -56,6 +56,11 @@ class CampaignTriggersStub(object):
                 request_serializer=switchboard_dot_v1_dot_campaigns__pb2.WatchRunRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.WatchRunResponse.FromString,
                 _registered_method=True)
+        self.ListTriggers = channel.unary_unary(
+                '/switchboard.v1.CampaignTriggers/ListTriggers',
+                request_serializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignTriggersServicer(object):
@@ -94,6 +99,15 @@ class CampaignTriggersServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTriggers(self, request, context):
+        """Lists the configured triggers: each event a run can start for, with its
+        steps in order. Read from the server's settings; step parameters are not
+        shown (they may hold templates or secrets references).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignTriggersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +130,11 @@ def add_CampaignTriggersServicer_to_server(servicer, server):
                     servicer.WatchRun,
                     request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.WatchRunRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_campaigns__pb2.WatchRunResponse.SerializeToString,
+            ),
+            'ListTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggers,
+                    request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +247,33 @@ class CampaignTriggers(object):
             '/switchboard.v1.CampaignTriggers/WatchRun',
             switchboard_dot_v1_dot_campaigns__pb2.WatchRunRequest.SerializeToString,
             switchboard_dot_v1_dot_campaigns__pb2.WatchRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CampaignTriggers/ListTriggers',
+            switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.SerializeToString,
+            switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,

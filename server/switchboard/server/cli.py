@@ -1,4 +1,8 @@
-"""The `switchboard` command."""
+"""The server's commands of `switchboard`: `serve` and `new-api-key`.
+
+The `switchboard` group itself belongs to the client package (`switchboard.client.cli`);
+these commands join it through the `switchboard.cli` entry points in pyproject.toml.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from switchboard.server.app.build import StartupError, build_app
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cache.siblings import Siblings
-from switchboard.server.commands import register as register_client_commands
 from switchboard.server.common.scopes import ALL_SCOPES
 from switchboard.server.config.security import CallerSettings
 from switchboard.server.config.settings import (
@@ -31,13 +34,7 @@ from switchboard.server.process.workers import notify_ready, supervise
 LOCAL_CALLER = "local-dev"
 
 
-@click.group()
-@click.version_option(package_name="switchboard")
-def main() -> None:
-    """Switchboard: one gRPC endpoint for contact sync, lead scoring and campaign triggers."""
-
-
-@main.command()
+@click.command()
 @click.option(
     "--config",
     "config_path",
@@ -192,7 +189,7 @@ def _print_local_key(key: str, database_path: str, address: str) -> None:
     )
 
 
-@main.command("new-api-key")
+@click.command("new-api-key")
 @click.option("--caller", default="my-service", show_default=True, help="The caller's name.")
 @click.option(
     "--scope", "scopes", multiple=True, help="A scope to grant (repeat); default: every scope."
@@ -210,7 +207,7 @@ def new_api_key(caller: str, scopes: tuple[str, ...]) -> None:
     click.echo(f'key_sha256 = ["{hash_key(key)}"]')
 
 
-@main.group()
+@click.group()
 def config() -> None:
     """Show the effective settings, or check a settings file, without starting anything."""
 
@@ -250,8 +247,8 @@ def _config_problems(where: str, problems: list[str]) -> None:
     raise SystemExit(2)
 
 
-# The client commands (contacts, leads, trigger, runs, connectors) live in `commands/`.
-register_client_commands(main)
-
 if __name__ == "__main__":  # pragma: no cover
+    # `python -m switchboard.server.cli serve …`: the whole `switchboard` command.
+    from switchboard.client.cli import main
+
     sys.exit(main())

@@ -40,3 +40,8 @@ class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
     ) -> AsyncIterator[campaigns_pb2.WatchRunResponse]:
         async for run in self._campaigns.watch(request.id):
             yield campaigns_pb2.WatchRunResponse(run=run)
+
+    async def ListTriggers(
+        self, request: campaigns_pb2.ListTriggersRequest, context: Context
+    ) -> campaigns_pb2.ListTriggersResponse:
+        return self._campaigns.list_triggers(request)

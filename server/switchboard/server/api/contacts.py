@@ -25,7 +25,7 @@ class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
     ) -> contacts_pb2.UpsertContactResponse:
         return await self._contacts.upsert(request)
 
-    async def GetContact(  # answers with encoded bytes (see `decoding.message_field`)
+    async def GetContact(  # type: ignore[override]  # answers with encoded bytes (see `decoding.message_field`)
         self, request: contacts_pb2.GetContactRequest, context: Context
     ) -> bytes:
         return message_field(1, await self._contacts.get_wire(request))

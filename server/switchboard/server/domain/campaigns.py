@@ -10,7 +10,7 @@ from typing import Any
 
 from switchboard.server.cache.read_cache import ContactCache
 from switchboard.server.common.timeutil import now_us, to_us
-from switchboard.server.config.flow import TriggerSettings
+from switchboard.server.config.flow import StepSettings, TriggerSettings
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import apply_upsert
@@ -163,6 +163,22 @@ class CampaignService:
             resp.next_page_token = self._tokens.encode((to_us(last.created_at), last.id), scope)
         return resp
 
+    def list_triggers(
+        self, req: campaigns_pb2.ListTriggersRequest
+    ) -> campaigns_pb2.ListTriggersResponse:
+        """The configured triggers (or the one of `req.event`), ordered by event name."""
+        if req.event:
+            v = Violations()
+            check_length(v, "event", req.event, MAX_KEY_NAME)
+            v.raise_if_any()
+            self.trigger_for(req.event)  # NOT_FOUND, naming the configured events
+            events = [req.event]
+        else:
+            events = sorted(self._triggers)
+        return campaigns_pb2.ListTriggersResponse(
+            triggers=[_trigger_message(event, self._triggers[event]) for event in events]
+        )
+
     async def wait(self, run_id: str, budget_s: float | None) -> campaigns_pb2.Run:
         """The run once it ends, or as it stands when `budget_s` runs out."""
         run = await self.get_run(run_id)
@@ -186,3 +202,27 @@ class CampaignService:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), _WATCH_POLL_S)
+
+
+def _trigger_message(event: str, trigger: TriggerSettings) -> campaigns_pb2.Trigger:
+    # Step params are left out: they may hold templates or references to secrets.
+    return campaigns_pb2.Trigger(
+        event=event,
+        description=trigger.description,
+        steps=[_step_message(index, step) for index, step in enumerate(trigger.steps)],
+    )
+
+
+def _step_message(index: int, step: StepSettings) -> campaigns_pb2.TriggerStep:
+    message = campaigns_pb2.TriggerStep(index=index, connector=step.connector, action=step.action)
+    if step.fallback is not None:
+        fallback = step.fallback
+        message.fallback = (
+            "result"
+            if fallback.result is not None
+            else f"{fallback.connector or step.connector}/{fallback.action}"
+        )
+    if step.wait is not None:
+        message.wait_source = step.wait.source
+        message.wait_branches.extend(sorted(step.wait.branches))
+    return message

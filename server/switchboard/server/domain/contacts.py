@@ -234,9 +234,7 @@ class ContactService:
         """The same contact as protobuf bytes: a cache hit is returned without decoding."""
         which = req.WhichOneof("lookup")
         if which is None:
-            v = Violations()
-            require_lookup(v, req)
-            v.raise_if_any()
+            raise InvalidArgument([Violation("lookup", "set either id or email")])
         key = req.id if which == "id" else normalize_email(req.email)
         return await read_through(self._store, self._cache, which, key)
 
@@ -303,10 +301,11 @@ class ContactService:
                 _row_error(summary, index, email, result)
             elif result.created:
                 summary.created += 1
-            else:
+            elif result.changed:
                 summary.updated += 1
-                if result.changed:
-                    stale.extend((result.contact.id, result.contact.email, result.previous_email))
+                stale.extend((result.contact.id, result.contact.email, result.previous_email))
+            else:
+                summary.unchanged += 1
         await self._cache.invalidate(*stale)
 
     async def delete(

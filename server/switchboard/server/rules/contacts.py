@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.validation import (
@@ -23,7 +24,12 @@ from switchboard.v1 import contacts_pb2
 SCALARS = ("email", "phone", "first_name", "last_name", "company", "job_title", "country")
 COMPOSITES = ("consent", "lists", "attributes", "external_ids")
 MASKABLE = frozenset(SCALARS + COMPOSITES)
-_OUTPUT_ONLY = ("created_at", "updated_at", "version")
+# Literal types: the typed stubs accept only field names in ClearField.
+_OUTPUT_ONLY: tuple[Literal["created_at", "updated_at", "version"], ...] = (
+    "created_at",
+    "updated_at",
+    "version",
+)
 
 
 def email_hash(email: str) -> str:
@@ -41,8 +47,8 @@ def normalize_contact(
     """
     c = contacts_pb2.Contact()
     c.CopyFrom(contact)
-    for name in _OUTPUT_ONLY:
-        c.ClearField(name)  # output only: never trusted from a caller
+    for output_only in _OUTPUT_ONLY:
+        c.ClearField(output_only)  # output only: never trusted from a caller
     if c.id:
         check_id(v, prefix + "id", c.id, "c", required=False)
     if c.email:
@@ -97,7 +103,7 @@ def merge(
     out.CopyFrom(current)
     if mask:
         for path in mask:
-            out.ClearField(path)
+            out.ClearField(path)  # type: ignore[arg-type]  # mask paths are checked against MASKABLE
             if path in ("lists",):
                 out.lists.extend(incoming.lists)
             elif path in ("attributes", "external_ids"):
@@ -133,8 +139,9 @@ def same_data(a: contacts_pb2.Contact, b: contacts_pb2.Contact) -> bool:
         a_cmp.CopyFrom(a)
         b_cmp.CopyFrom(b)
         for c in (a_cmp, b_cmp):
-            for name in (*_OUTPUT_ONLY, "consent"):
+            for name in _OUTPUT_ONLY:
                 c.ClearField(name)
+            c.ClearField("consent")
         return a_cmp == b_cmp
     return False
 

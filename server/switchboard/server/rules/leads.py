@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.errors import FailedPrecondition
 from switchboard.server.rules.scoring import ScoreResult
@@ -25,7 +27,11 @@ _GRADES = {
 
 def status_name(status: int) -> str:
     """`LEAD_STATUS_MQL` → `mql`, the form scoring rules and connectors use."""
-    return Status.Name(status).removeprefix("LEAD_STATUS_").lower()
+    return (
+        Status.Name(cast("leads_pb2.LeadStatus.ValueType", status))
+        .removeprefix("LEAD_STATUS_")
+        .lower()
+    )
 
 
 def check_transition(current: int, target: int) -> None:

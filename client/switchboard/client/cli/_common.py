@@ -17,6 +17,8 @@ from google.protobuf.message import Message
 
 from switchboard.client import Switchboard, SwitchboardError
 
+from .local_key import find_local_key
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -55,9 +57,14 @@ class Connection:
     api_key: str | None
     timeout: float
 
-    def client(self) -> Switchboard:
-        """A new asynchronous client; use it with `async with`."""
-        return Switchboard(self.target, api_key=self.api_key, timeout=self.timeout)
+    def client(self, *, separate_connection: bool = False) -> Switchboard:
+        """A new asynchronous client; use it with `async with`.
+
+        With `separate_connection`, the client opens its own TCP connection instead of
+        sharing one with other clients of the same target (gRPC's default).
+        """
+        options = [("grpc.use_local_subchannel_pool", 1)] if separate_connection else []
+        return Switchboard(self.target, api_key=self.api_key, timeout=self.timeout, options=options)
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,7 +80,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--api-key",
         envvar="SWITCHBOARD_API_KEY",
-        help="Sent as `authorization: Bearer KEY` (env: SWITCHBOARD_API_KEY).",
+        help="Sent as `authorization: Bearer KEY` (env: SWITCHBOARD_API_KEY). Default for a "
+        "local target: the key `switchboard serve --local` wrote.",
     )
     @click.option(
         "--timeout",
@@ -84,9 +92,18 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(command)
     def wrapper(target: str, api_key: str | None, timeout: float, **kwargs: Any) -> Any:
-        return command(conn=Connection(target, api_key or None, timeout), **kwargs)
+        return command(conn=Connection(target, api_key or _local_key(target), timeout), **kwargs)
 
     return wrapper
+
+
+def _local_key(target: str) -> str | None:
+    found = find_local_key(target)
+    if found is None:
+        return None
+    key, path = found
+    click.echo(f"switchboard: using the local development key from {path}", err=True)
+    return key
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

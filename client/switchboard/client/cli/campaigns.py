@@ -1,8 +1,9 @@
-"""`switchboard trigger` and `switchboard runs watch`."""
+"""`switchboard trigger`, `switchboard runs watch|list` and `switchboard triggers list`."""
 
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any
 
 import click
@@ -75,6 +76,74 @@ async def watch(conn: Connection, run_id: str, as_json: bool) -> None:
         raise click.ClickException("the stream ended before the run did")
     if run.status != campaigns_pb2.RUN_STATUS_SUCCEEDED:
         raise SystemExit(Exit.RUN_FAILED)
+
+
+@runs.command("list")
+@click.option("--contact", help="Only runs of this contact (email or id).")
+@click.option("--event", help="Only runs of this event.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "running", "succeeded", "failed"]),
+    help="Only runs in this state.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many."
+)
+@json_option
+@connection_options
+@async_command
+async def list_runs(
+    conn: Connection,
+    contact: str | None,
+    event: str | None,
+    status: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first, with their steps."""
+    async with conn.client() as sb:
+        contact_id = contact
+        if contact is not None and "@" in contact:
+            contact_id = (await sb.contacts.get(email=contact)).id
+        found = sb.campaigns.iter_runs(
+            contact_id=contact_id, event=event, status=status, page_size=min(limit, 500)
+        )
+        async with aclosing(found):
+            count = 0
+            async for run in found:
+                _show(run, as_json)
+                count += 1
+                if count == limit:
+                    break
+
+
+@click.group()
+def triggers() -> None:
+    """See the configured triggers."""
+
+
+@triggers.command("list")
+@click.argument("event", required=False)
+@json_option
+@connection_options
+@async_command
+async def list_triggers(conn: Connection, event: str | None, as_json: bool) -> None:
+    """List the configured triggers (or EVENT's) with their steps in order."""
+    async with conn.client() as sb:
+        found = await sb.campaigns.list_triggers(event)
+    for trigger in found:
+        if as_json:
+            echo_json(trigger)
+            continue
+        about = f"  {trigger.description}" if trigger.description else ""
+        click.echo(f"{trigger.event}{about}")
+        for step in trigger.steps:
+            if step.wait_source:
+                branches = ", ".join(step.wait_branches)
+                click.echo(f"  {step.index} wait for {step.wait_source} ({branches})")
+                continue
+            fallback = f"  (fallback: {step.fallback})" if step.fallback else ""
+            click.echo(f"  {step.index} {step.connector} {step.action}{fallback}")
 
 
 def _show(run: campaigns_pb2.Run, as_json: bool) -> None:

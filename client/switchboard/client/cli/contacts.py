@@ -5,18 +5,38 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from switchboard.client import ContactFields
 from switchboard.v1 import common_pb2, contacts_pb2
 
-from ._common import Connection, Exit, as_dict, async_command, connection_options, run
-from .rows import ContactMapper, Format, Row, detect_format, parse_mapping, read_rows
+from ._common import (
+    Connection,
+    Exit,
+    as_dict,
+    async_command,
+    connection_options,
+    echo_json,
+    json_option,
+    run,
+)
+from .importer import Counts, Totals, import_parts, parts
+from .progress import ImportProgress
+from .rows import (
+    REASON_COLUMNS,
+    ContactMapper,
+    Format,
+    detect_format,
+    parse_mapping,
+    read_rows,
+)
+
+#: Batches per import stream: big enough that a stream's setup cost is small, small enough
+#: that a part held for a retry stays a few hundred kilobytes.
+PART_BATCHES = 10
 
 EXPORT_COLUMNS = (
     "id", "email", "phone", "first_name", "last_name", "company", "job_title", "country",
@@ -26,16 +46,7 @@ EXPORT_COLUMNS = (
 
 @click.group()
 def contacts() -> None:
-    """Import and export contacts."""
-
-
-@dataclass
-class ImportStats:
-    """What the local side of an import saw."""
-
-    sent: int = 0
-    unreadable: int = 0
-    columns: list[str] = field(default_factory=list)
+    """Get, import and export contacts."""
 
 
 @contacts.command("import")
@@ -50,6 +61,13 @@ class ImportStats:
 )
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, show_default=True)
 @click.option(
+    "--streams",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Import streams in flight at once, each on its own connection.",
+)
+@click.option(
     "--rejected",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Where rejected rows go, with the reason. Default: FILE.rejected.EXT beside FILE.",
@@ -62,6 +80,7 @@ def import_contacts(
     fmt: str | None,
     mapping: tuple[str, ...],
     batch_size: int,
+    streams: int,
     rejected: Path | None,
     progress: bool | None,
 ) -> None:
@@ -76,53 +95,29 @@ def import_contacts(
         mapper = ContactMapper(parse_mapping(mapping))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    stats = ImportStats()
+    counts = Counts()
+    columns: list[str] = []
     show = sys.stderr.isatty() if progress is None else progress
     with (
         file.open("rb") as stream,
-        click.progressbar(
-            length=file.stat().st_size, label="importing", file=sys.stderr, hidden=not show
-        ) as bar,
+        ImportProgress(file.stat().st_size, counts, show=show) as bar,
     ):
-        rows = read_rows(_counted(stream, bar.update), file_format, mapper, stats.columns)
-        summary = run(_send(conn, _batches(rows, batch_size, stats)))
-    failed = {error.index: error for error in summary.errors}
+        rows = read_rows(_counted(stream, bar.read), file_format, mapper, columns)
+        source = parts(rows, batch_size, batch_size * PART_BATCHES, counts)
+        totals = run(import_parts(conn, source, streams=streams, on_part=bar.confirmed))
     target = rejected or file.with_suffix(f".rejected{file.suffix or '.' + file_format}")
     written = 0
-    if failed or stats.unreadable:
-        written = _write_rejected(file, file_format, mapper, failed, target)
-    _report(summary, stats, written, target)
-    if written or summary.failed:
+    if totals.errors or counts.unreadable:
+        written = _write_rejected(file, file_format, mapper, totals.errors, target)
+    _report(totals, counts, written, target)
+    if written or totals.failed:
         raise SystemExit(Exit.PARTIAL)
 
 
-async def _send(
-    conn: Connection, batches: Iterator[list[ContactFields]]
-) -> contacts_pb2.ImportContactsResponse:
-    # The file is read (blocking, a line at a time) as gRPC asks for the next batch.
-    async with conn.client() as sb:
-        return await sb.contacts.import_(batches)
-
-
-def _counted(stream: IO[bytes], advance: Any) -> Iterator[bytes]:
+def _counted(stream: IO[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
     for line in stream:
         advance(len(line))
         yield line
-
-
-def _batches(rows: Iterable[Row], size: int, stats: ImportStats) -> Iterator[list[ContactFields]]:
-    batch: list[ContactFields] = []
-    for row in rows:
-        if row.contact is None:
-            stats.unreadable += 1
-            continue
-        batch.append(row.contact)
-        stats.sent += 1
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _write_rejected(
@@ -146,14 +141,17 @@ def _write_rejected(
                 if error is None:
                     continue
                 reason = f"{error.code}: {error.message}"
+            reason_column = REASON_COLUMNS[fmt]
             if fmt == "csv":
                 if writer is None:
-                    writer = csv.DictWriter(out, [*columns, "error"], extrasaction="ignore")
+                    # A rejected file imported again already has the column: reuse it.
+                    header = [*columns] + ([] if reason_column in columns else [reason_column])
+                    writer = csv.DictWriter(out, header, extrasaction="ignore")
                     writer.writeheader()
-                writer.writerow({**_as_mapping(row.raw), "error": reason})
+                writer.writerow({**_as_mapping(row.raw), reason_column: reason})
             else:
                 raw = row.raw if not isinstance(row.raw, str) else {"_line": row.raw}
-                out.write(json.dumps({**raw, "_error": reason}) + "\n")
+                out.write(json.dumps({**raw, reason_column: reason}) + "\n")
             written += 1
     return written
 
@@ -162,17 +160,51 @@ def _as_mapping(raw: Any) -> dict[str, Any]:
     return {key: value for key, value in raw.items() if key is not None}
 
 
-def _report(
-    summary: contacts_pb2.ImportContactsResponse, stats: ImportStats, written: int, target: Path
-) -> None:
+def _report(totals: Totals, counts: Counts, written: int, target: Path) -> None:
     click.echo(
-        f"{summary.received + stats.unreadable} rows read, {summary.received} sent: "
-        f"{summary.created} created, {summary.updated} updated, "
-        f"{summary.failed} rejected by the server, {stats.unreadable} unreadable"
+        f"{totals.received + counts.unreadable} rows read, {totals.received} sent: "
+        f"{totals.created} created, {totals.updated} updated, {totals.unchanged} unchanged, "
+        f"{totals.failed} rejected by the server, {counts.unreadable} unreadable"
     )
+    if totals.retried:
+        click.echo(
+            f"{totals.retried} part(s) sent again after UNAVAILABLE (rows the first attempt "
+            "wrote count as unchanged)",
+            err=True,
+        )
     if written:
-        note = " (the server listed only the first errors)" if summary.errors_truncated else ""
+        note = " (the server listed only the first errors)" if totals.errors_truncated else ""
         click.echo(f"{written} rejected rows written to {target}{note}")
+
+
+@contacts.command("get")
+@click.argument("contact", metavar="EMAIL|ID")
+@json_option
+@connection_options
+@async_command
+async def get_contact(conn: Connection, contact: str, as_json: bool) -> None:
+    """Print one contact, found by email or by id."""
+    async with conn.client() as sb:
+        if "@" in contact:
+            found = await sb.contacts.get(email=contact)
+        else:
+            found = await sb.contacts.get(id=contact)
+    if as_json:
+        echo_json(found)
+        return
+    data = as_dict(found)
+    for key in ("id", "email", "phone", "first_name", "last_name", "company", "job_title"):
+        if key in data:
+            click.echo(f"{key}: {data[key]}")
+    if "consent" in data:
+        consent = data["consent"]
+        source = f" ({consent['source']})" if consent.get("source") else ""
+        click.echo(f"opt_in: {str(consent.get('opt_in', False)).lower()}{source}")
+    if found.lists:
+        click.echo(f"lists: {', '.join(found.lists)}")
+    for key, value in sorted(found.attributes.items()):
+        click.echo(f"attributes.{key}: {value}")
+    click.echo(f"version: {found.version}, updated {data.get('updated_at', '')}")
 
 
 @contacts.command("export")

@@ -2,9 +2,10 @@
 
 A column (or JSON key) maps to the contact field of the same name. Aliases: `opt_in` for
 `consent`, `source` for `consent_source`. Read-only fields of an export (`version`,
-`created_at`, `updated_at`, `external_ids`) are skipped; any other column goes to
-`attributes`. `--map COLUMN=FIELD` overrides this, where FIELD is a contact field,
-`attributes.KEY` or `ignore`.
+`created_at`, `updated_at`, `external_ids`) are skipped, and so is the reason column a
+rejected-rows file adds (`error`, `_error`), so that file can be fixed and imported again;
+any other column goes to `attributes`. `--map COLUMN=FIELD` overrides this, where FIELD is a
+contact field, `attributes.KEY` or `ignore`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ TEXT_FIELDS = (
 FIELDS = (*TEXT_FIELDS, "lists", "consent", "consent_source", "attributes")
 ALIASES = {"opt_in": "consent", "source": "consent_source"}
 READ_ONLY = frozenset({"version", "created_at", "updated_at", "external_ids"})
+#: The reason column of a rejected-rows file: CSV (`error`) and JSON Lines (`_error`).
+REASON_COLUMNS = {"csv": "error", "jsonl": "_error"}
+SKIPPED = READ_ONLY | frozenset(REASON_COLUMNS.values())
 IGNORE = "ignore"
 LIST_SEPARATOR = ";"
 _TRUE = frozenset({"true", "yes", "y", "1"})
@@ -84,7 +88,7 @@ class ContactMapper:
         name = ALIASES.get(column, column)
         if name in FIELDS:
             return name
-        if name in READ_ONLY:
+        if name in SKIPPED:
             return IGNORE
         return f"attributes.{column}"
 
