@@ -13,6 +13,15 @@ A connector is the bridge from Switchboard to one marketing tool (CRM, ESP, pers
 - `health()`: raise if the tool is unreachable; return quickly.
 - `aclose()`: release resources.
 
+Optional, found with `isinstance` / `purposes_of`:
+
+- `BatchConnector`: a tool with a batch endpoint also implements `invoke_batch(action,
+  items)` and says how many items one vendor call may carry (`max_batch`). The dispatcher
+  coalesces due steps of one connector and action into such calls; each item keeps its own
+  outcome, attempts and idempotency key.
+- `purposes`: the consent purposes the connector serves (`email_marketing`, `analytics`,
+  `personalization`, `advertising`); an empty set serves no personal-data purpose.
+
 Adapters know nothing of gRPC. Built-in adapters keep their state through `ConnectorState`,
 which the store implements. A change that reads before it writes (a counter, a list, a
 "counted once per key" record) goes through `ConnectorState.transaction`, so concurrent
@@ -21,11 +30,11 @@ calls cannot lose each other's updates and a crash cannot keep half of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from switchboard.server.errors import PermanentConnectorError
+from switchboard.server.errors import ConnectorError, PermanentConnectorError
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
@@ -62,6 +71,43 @@ class Connector(Protocol):
     async def aclose(self) -> None:
         """Release resources held by the adapter."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One step inside a batch call: its payload and its own context (idempotency key...)."""
+
+    payload: JsonDict
+    ctx: InvokeContext
+
+
+#: One item's outcome in a batch: its result, or the error for that item alone.
+ItemOutcome = JsonDict | ConnectorError
+
+
+@runtime_checkable
+class BatchConnector(Connector, Protocol):
+    """A connector whose tool has a batch endpoint.
+
+    `invoke_batch` returns one outcome per item, in the items' order: a partial failure
+    fails only the items it names (a `RetryableConnectorError` item is retried alone, a
+    `PermanentConnectorError` item fails alone). Raise instead when the whole call failed
+    (e.g. 429 or 5xx for the request): every item is then retried or failed together.
+    """
+
+    def max_batch(self, action: str) -> int:
+        """Items one call of `action` may carry; 1 means `action` is not batched."""
+        ...
+
+    async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
+        """Perform `action` for every item in as few vendor calls as the tool allows."""
+        ...
+
+
+def purposes_of(connector: Connector) -> frozenset[str]:
+    """The consent purposes a connector serves (none declared: none)."""
+    purposes = getattr(connector, "purposes", frozenset())
+    return frozenset(purposes)
 
 
 class StateTx(Protocol):
