@@ -106,7 +106,7 @@ class BatchConnector(Connector, Protocol):
 
 def purposes_of(connector: Connector) -> frozenset[str]:
     """The consent purposes a connector serves (none declared: none)."""
-    purposes = getattr(connector, "purposes", frozenset())
+    purposes: Collection[str] = getattr(connector, "purposes", frozenset())
     return frozenset(purposes)
 
 
