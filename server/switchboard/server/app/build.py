@@ -1,17 +1,18 @@
 """Builds the gRPC server from settings, apart from running it (see `serve`).
 
 `build_app` wires store → cache → connectors → dispatcher → domain → servicers, adds health
-and reflection, and binds the port without blocking. `App.stop` is the graceful path:
-health NOT_SERVING while calls are still served for the drain period, then new calls are
-refused, in-flight calls finish within the grace period, and everything closes.
+and reflection, and binds the port without blocking. Every resource it opens is registered
+on an `AsyncExitStack`: a failure part-way closes what was opened, and the stack is handed
+to the `App` (`app.py`), whose `stop` closes it last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -23,10 +24,11 @@ from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.decoding import add_servicer
 from switchboard.server.api.health import SERVICE_NAME as HEALTH_SERVICE
-from switchboard.server.api.health import SERVING, HealthService
+from switchboard.server.api.health import HealthService
 from switchboard.server.api.leads import LeadScoringServicer
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.app import reflection
+from switchboard.server.app.app import SERVICE_NAMES, App, closing
 from switchboard.server.app.gauges import register_gauges
 from switchboard.server.app.transport import add_port, server_options, ssl_context
 from switchboard.server.auth.authenticator import Authenticator
@@ -35,7 +37,6 @@ from switchboard.server.cache.read_cache import ContactCache
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
-from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
@@ -58,7 +59,7 @@ from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, Ser
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
 from switchboard.server.store.retention import RetentionTask
-from switchboard.server.store.sqlite.store import SqliteStore
+from switchboard.server.store.sqlite.store import SchemaTooNew, SqliteStore
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -72,95 +73,9 @@ from switchboard.v1 import (
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES: tuple[str, ...] = (
-    contacts_pb2.DESCRIPTOR.services_by_name["ContactSync"].full_name,
-    leads_pb2.DESCRIPTOR.services_by_name["LeadScoring"].full_name,
-    campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
-    connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
-)
-
 
 class StartupError(Exception):
     """The server cannot start; the message says why."""
-
-
-@dataclass
-class App:
-    """A built, bound, not-yet-started server and everything it owns."""
-
-    settings: Settings
-    server: grpc.aio.Server
-    port: int
-    store: SqliteStore
-    cache: ContactCache
-    connectors: dict[str, Connector]
-    dispatcher: Dispatcher
-    health: HealthService
-    telemetry: Telemetry
-    retention: RetentionTask
-    owns_telemetry: bool = True
-    inbound: InboundServer | None = None
-    connect: ConnectServer | None = None
-
-    async def start(self) -> None:
-        """Start serving and delivering; mark every service SERVING."""
-        await self.server.start()
-        self.cache.watch_siblings()
-        if self.inbound is not None:
-            await self.inbound.start()
-        if self.connect is not None:
-            await self.connect.start()
-        self.dispatcher.start()
-        self.retention.start()
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, SERVING)
-        log.info(
-            "serving on port %d (tls %s, auth %s, telemetry %s)",
-            self.port,
-            "on" if self.settings.tls.enabled else "off",
-            "on" if self.settings.auth.enabled else "off",
-            self.settings.telemetry.exporter,
-        )
-        auth = self.settings.auth
-        if auth.enabled and not auth.callers and not auth.jwt.enabled:
-            log.warning(
-                "auth is on but no API-key caller or JWKS is configured: every call to a "
-                "Switchboard service will be refused (see auth.callers, auth.jwt)"
-            )
-
-    async def stop(self, grace_s: float | None = None, drain_s: float | None = None) -> None:
-        """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store.
-
-        For `drain_s` (default `settings.drain_period_s`) every service answers NOT_SERVING
-        while the port stays open and calls are still served, so that balancers watching
-        health stop sending calls here before they would be refused. Then new calls are
-        refused and in-flight ones get `grace_s` (default `settings.grace_period_s`).
-        """
-        grace = self.settings.grace_period_s if grace_s is None else grace_s
-        drain = self.settings.drain_period_s if drain_s is None else drain_s
-        if not self.health.shutting_down:  # a second stop does not drain again
-            await self.health.enter_graceful_shutdown()
-            if drain > 0:
-                log.info("draining: health NOT_SERVING for %gs before refusing calls", drain)
-                await asyncio.sleep(drain)
-        self.health.close()  # ends Watch streams, which would otherwise hold up the stop
-        if self.inbound is not None:
-            await self.inbound.stop()
-        if self.connect is not None:
-            await self.connect.stop()
-        await self.server.stop(grace)
-        await self.dispatcher.stop(grace)
-        await self.retention.stop()
-        for connector in self.connectors.values():
-            try:
-                await connector.aclose()
-            except Exception:
-                log.exception("closing connector %s failed", connector.name)
-        await self.cache.close()
-        if self.owns_telemetry:
-            # Flushing exporters blocks (network I/O): keep it off the event loop.
-            await asyncio.to_thread(self.telemetry.shutdown)
-        await self.store.close()
 
 
 def standard_interceptors(
@@ -213,13 +128,28 @@ async def build_app(
     """Open the store, build connectors and services, and bind the port (port 0: any free).
 
     `telemetry` defaults to the exporters in `settings.telemetry`; tests pass their own.
+    Whatever was opened before a failure is closed again before `StartupError` is raised.
     """
-    owns_telemetry = telemetry is None
+    async with contextlib.AsyncExitStack() as stack:
+        app = await _build(stack, settings, interceptors, siblings, telemetry)
+        app.resources = stack.pop_all()
+        return app
+
+
+async def _build(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    interceptors: Sequence[grpc.aio.ServerInterceptor],
+    siblings: Siblings | None,
+    telemetry: Telemetry | None,
+) -> App:
     if telemetry is None:
         try:
             telemetry = build_telemetry(settings.telemetry)
         except (OSError, ImportError) as exc:  # e.g. the Prometheus port is taken
             raise StartupError(f"cannot set up telemetry: {exc}") from exc
+        # Flushing exporters blocks (network I/O): keep it off the event loop.
+        closing(stack, "telemetry", partial(asyncio.to_thread, telemetry.shutdown))
     try:
         validate_rules(settings.scoring)
     except ValueError as exc:
@@ -230,21 +160,26 @@ async def build_app(
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
     store = SqliteStore(settings.database, telemetry.tracer)
-    await store.open()
+    try:
+        await store.open()
+    except SchemaTooNew as exc:
+        raise StartupError(str(exc)) from exc
+    closing(stack, "the store", store.close)
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
         check_steps(settings.triggers, connectors)
     except ValueError as exc:
-        await store.close()
         raise StartupError(str(exc)) from exc
+    for connector in connectors.values():
+        closing(stack, f"connector {connector.name}", connector.aclose)
     try:
         cache = ContactCache(settings.cache, siblings)
-        tokens = await load_page_tokens(settings.page_tokens, store)
     except CacheBackendError as exc:
-        await store.close()
         raise StartupError(str(exc)) from exc
+    closing(stack, "the cache", cache.close)
+    try:
+        tokens = await load_page_tokens(settings.page_tokens, store)
     except ValueError as exc:  # a page-token key reference that does not resolve
-        await store.close()
         raise StartupError(f"cannot set up page tokens: {exc}") from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
@@ -287,7 +222,6 @@ async def build_app(
     try:
         port = add_port(server, settings)
     except (RuntimeError, OSError) as exc:
-        await store.close()
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
     endpoint.port = port
     retention = RetentionTask(
@@ -303,24 +237,22 @@ async def build_app(
         try:
             connect = _connect_server(settings, registrations, chain)
         except OSError as exc:
-            await store.close()
             raise StartupError(
                 f"cannot listen on {settings.connect.listen} (connect.listen): {exc}"
             ) from exc
     return App(
-        settings,
-        server,
-        port,
-        store,
-        cache,
-        connectors,
-        dispatcher,
-        health_servicer,
-        telemetry,
-        retention,
-        owns_telemetry,
-        inbound,
-        connect,
+        settings=settings,
+        server=server,
+        port=port,
+        store=store,
+        cache=cache,
+        connectors=connectors,
+        dispatcher=dispatcher,
+        health=health_servicer,
+        telemetry=telemetry,
+        retention=retention,
+        inbound=inbound,
+        connect=connect,
     )
 
 
