@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import extract, inject
 
+from switchboard.server.connectors.base import Connector, InvokeContext, JsonDict
 from switchboard.server.errors import PermanentConnectorError
 from switchboard.server.observability.telemetry import SECONDS_BUCKETS
 
@@ -117,3 +118,37 @@ def _kind(exc: BaseException) -> str:
     if isinstance(exc, PermanentConnectorError):
         return "permanent"
     return "retryable"
+
+
+async def call_connector(
+    connector: Connector,
+    action: str,
+    payload: JsonDict,
+    *,
+    telemetry: AttemptTelemetry,
+    timeout_s: float,
+    idempotency_key: str,
+    run_id: str = "",
+    step_index: int = -1,
+    attempt: int = 1,
+) -> JsonDict:
+    """One connector call, the same for deliveries and `InvokeConnector`.
+
+    Its span (whose traceparent the adapter receives in `ctx.metadata`), its deadline and
+    its context are made here and nowhere else. Raises what the adapter raises, or
+    `TimeoutError` after `timeout_s`.
+    """
+    async with telemetry.attempt(
+        connector.name, action, run_id=run_id, attempt=attempt
+    ) as metadata:
+        ctx = InvokeContext(
+            idempotency_key=idempotency_key,
+            run_id=run_id,
+            step_index=step_index,
+            attempt=attempt,
+            deadline_s=timeout_s,
+            metadata=metadata,
+        )
+        # asyncio.timeout, not wait_for: wait_for runs the call in a task of its own.
+        async with asyncio.timeout(timeout_s):
+            return await connector.invoke(action, payload, ctx)

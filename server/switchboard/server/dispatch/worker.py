@@ -22,8 +22,8 @@ from opentelemetry import metrics, trace
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
-from switchboard.server.connectors.base import Connector, InvokeContext
-from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.connectors.base import Connector
+from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
@@ -298,22 +298,18 @@ class Dispatcher:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
-        timeout = self._connector_settings[name].timeout_s
         payload = {**item.plan.base, "step": item.step_index, "params": dict(params)}
-        async with self._telemetry.attempt(
-            name, action, run_id=item.run_id, attempt=attempt
-        ) as metadata:
-            ctx = InvokeContext(
-                idempotency_key=item.idempotency_key,
-                run_id=item.run_id,
-                step_index=item.step_index,
-                attempt=attempt,
-                deadline_s=timeout,
-                metadata=metadata,
-            )
-            # asyncio.timeout, not wait_for: wait_for runs the call in a task of its own.
-            async with asyncio.timeout(timeout):
-                return await connector.invoke(action, payload, ctx)
+        return await call_connector(
+            connector,
+            action,
+            payload,
+            telemetry=self._telemetry,
+            timeout_s=self._connector_settings[name].timeout_s,
+            idempotency_key=item.idempotency_key,
+            run_id=item.run_id,
+            step_index=item.step_index,
+            attempt=attempt,
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,8 +17,8 @@ from opentelemetry import metrics, trace
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.connectors.base import Connector, InvokeContext
-from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.connectors.base import Connector
+from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.domain.idempotency import request_hash
 from switchboard.server.errors import (
@@ -183,9 +183,14 @@ class ConnectorService:
         timeout = limit_s
         payload = json_format.MessageToDict(req.payload)
         try:
-            async with self._telemetry.attempt(req.connector, req.action) as metadata:
-                ctx = InvokeContext(idempotency_key=key, deadline_s=timeout, metadata=metadata)
-                result = await asyncio.wait_for(connector.invoke(req.action, payload, ctx), timeout)
+            result = await call_connector(
+                connector,
+                req.action,
+                payload,
+                telemetry=self._telemetry,
+                timeout_s=timeout,
+                idempotency_key=key,
+            )
             return True, result, None
         except ConnectorError as exc:
             return False, {}, exc
