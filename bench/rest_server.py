@@ -15,7 +15,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import settings_for_tests
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.errors import NotFound, SwitchboardError
@@ -46,7 +46,7 @@ def make_app(db_path: Path) -> FastAPI:
     """The REST app on its own SQLite file."""
     settings = settings_for_tests(db_path)
     store = SqliteStore(settings.database)
-    cache = ContactCache(settings.cache)
+    cache = ReadCache(settings.cache)
     # The REST app serves no listing, so a throwaway page-token key is enough.
     tokens = PageTokens([secrets.token_bytes(32)])
     contacts = ContactService(store, cache, {}, _NoDispatch(), tokens)  # type: ignore[arg-type]

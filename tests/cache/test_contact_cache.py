@@ -1,4 +1,4 @@
-"""ContactCache rules that hold for every backend: counters, the marker after a write, config."""
+"""ReadCache rules that hold for every backend: counters, the marker after a write, config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from switchboard.client import NotFoundError, Switchboard
 from switchboard.server.app.build import App, StartupError, build_app
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.memory import MemoryCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import (
     CacheSettings,
     Settings,
@@ -43,7 +44,7 @@ async def test_hit_ratio_counts_lookups_through_the_server(start_app: StartApp) 
 
 
 async def test_a_read_that_raced_a_write_cannot_cache_the_old_row() -> None:
-    cache = ContactCache(_memory())
+    cache = ReadCache(_memory())
     old = contacts_pb2.Contact(id="c_1", email="race@example.com", version=1)
     assert await cache.get("id", "c_1") is None  # a reader misses and reads version 1...
     await cache.invalidate("c_1", "race@example.com")  # ...a write lands meanwhile...
@@ -54,7 +55,7 @@ async def test_a_read_that_raced_a_write_cannot_cache_the_old_row() -> None:
 
 
 async def test_entries_are_cached_when_no_write_intervened() -> None:
-    cache = ContactCache(_memory())
+    cache = ReadCache(_memory())
     contact = contacts_pb2.Contact(id="c_2", email="calm@example.com", version=1)
     await cache.put(contact)
     assert await cache.get("email", "calm@example.com") == contact
@@ -63,7 +64,7 @@ async def test_entries_are_cached_when_no_write_intervened() -> None:
 
 
 async def test_max_entries_bounds_the_memory_backend() -> None:
-    cache = ContactCache(_memory(max_entries=2))
+    cache = ReadCache(_memory(max_entries=2))
     await cache.put(contacts_pb2.Contact(id="c_3", email="a@example.com"))
     await cache.put(contacts_pb2.Contact(id="c_4", email="b@example.com"))
     assert await cache.get("id", "c_3") is not None
@@ -107,19 +108,31 @@ async def test_redis_backend_without_the_redis_package_refuses_to_start(
         await build_app(settings)
 
 
-async def test_memory_hits_read_what_aiocache_itself_reads() -> None:
-    # Memory hits bypass aiocache's get (see ContactCache): both must see the same entries.
-    cache = ContactCache(_memory(invalidation_hold_s=0.05, ttl_s=0.2))
+async def test_memory_entries_expire_and_markers_block_re_adding() -> None:
+    cache = ReadCache(_memory(invalidation_hold_s=0.05, ttl_s=0.2))
     contact = contacts_pb2.Contact(id="c_9", email="same@example.com", first_name="A")
     await cache.put(contact)
-    for key in ("id:c_9", "email:same@example.com"):
-        assert await cache._cache.get(key) == contact.SerializeToString()
     assert await cache.get("id", "c_9") == contact
-    await cache.invalidate("c_9")  # a marker: a miss both ways
-    assert await cache._cache.get("id:c_9") is None
+    await cache.invalidate("c_9")  # a marker: a miss, and a put cannot bring the old row back
+    assert await cache.get("id", "c_9") is None
+    await cache.put(contact)
     assert await cache.get("id", "c_9") is None
     assert await cache.get("email", "same@example.com") == contact  # not dropped
-    await asyncio.sleep(0.3)  # past the TTL: aiocache expired it, and so does the fast read
-    assert await cache._cache.get("email:same@example.com") is None
+    await asyncio.sleep(0.3)  # past the TTL
     assert await cache.get("email", "same@example.com") is None
+    await cache.put(contact)  # the marker expired too: cached again
+    assert await cache.get("id", "c_9") == contact
     await cache.close()
+
+
+async def test_the_memory_backend_keeps_no_expired_entry_against_its_bound() -> None:
+    memory = MemoryCache()
+    assert await memory.add("a", b"1", ttl=0.05)
+    assert not await memory.add("a", b"2", ttl=0.05)  # SET NX
+    await memory.multi_set([("b", b"")], ttl=0.05)  # a marker is a live value, read as a miss
+    assert memory.peek("b") == b""
+    assert await memory.get("b") is None
+    await asyncio.sleep(0.1)
+    assert len(memory) == 2
+    assert memory.sweep() == 0
+    assert await memory.get("a") is None

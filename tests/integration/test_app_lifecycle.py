@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from switchboard.server.app.build import StartupError, build_app
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 
 
@@ -62,10 +62,10 @@ async def test_stop_closes_the_store_even_when_an_earlier_close_fails(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken_close(self: ContactCache) -> None:
+    async def broken_close(self: ReadCache) -> None:
         raise RuntimeError("cache backend went away")
 
-    monkeypatch.setattr(ContactCache, "close", broken_close)
+    monkeypatch.setattr(ReadCache, "close", broken_close)
     app = await build_app(make_settings())
     await app.start()
     assert _open(tmp_path / "switchboard.db")

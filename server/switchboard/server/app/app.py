@@ -20,7 +20,7 @@ import grpc
 from switchboard.server.api.connect import ConnectServer
 from switchboard.server.api.health import SERVING, HealthService
 from switchboard.server.api.webhooks import InboundServer
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
@@ -47,7 +47,7 @@ class App:
     server: grpc.aio.Server
     port: int
     store: Store
-    cache: ContactCache
+    cache: ReadCache
     connectors: dict[str, Connector]
     dispatcher: Dispatcher
     health: HealthService

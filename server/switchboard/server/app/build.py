@@ -33,7 +33,7 @@ from switchboard.server.app.gauges import register_gauges
 from switchboard.server.app.transport import add_port, server_options, ssl_context
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache.backends import CacheBackendError
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
@@ -173,7 +173,7 @@ async def _build(
     for connector in connectors.values():
         closing(stack, f"connector {connector.name}", connector.aclose)
     try:
-        cache = ContactCache(settings.cache, siblings)
+        cache = ReadCache(settings.cache, siblings)
     except CacheBackendError as exc:
         raise StartupError(str(exc)) from exc
     closing(stack, "the cache", cache.close)

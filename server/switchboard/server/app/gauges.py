@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.store.sqlite.store import SqliteStore
@@ -24,7 +24,7 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 def register_gauges(
     meter: metrics.Meter,
     store: SqliteStore,
-    cache: ContactCache,
+    cache: ReadCache,
     guards: Mapping[str, ConnectorGuard] | None = None,
 ) -> None:
     """Outbox depth and oldest wait, dead letters, breaker states, and the cache counters."""

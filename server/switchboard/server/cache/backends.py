@@ -1,7 +1,7 @@
-"""The aiocache backends behind `ContactCache`: process memory, or Redis shared by replicas.
+"""The backends behind `ReadCache`: process memory (`memory.py`), or Redis through aiocache.
 
 Both store protobuf wire bytes (never pickle), so a Redis value can be read by any protobuf
-runtime and never executes code when loaded; `ContactCache` encodes and decodes them. Zero
+runtime and never executes code when loaded; `ReadCache` encodes and decodes them. Zero
 bytes are the invalidation marker: every cached message has a required field set (a
 contact's id, a lead state's count or lead), so none encodes to nothing.
 """
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from aiocache import SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
+from switchboard.server.cache.memory import MemoryCache
 from switchboard.server.config.settings import CacheSettings
 
 INVALIDATED = b""
@@ -42,10 +42,10 @@ class CacheBackendError(Exception):
 
 @dataclass(frozen=True)
 class Backend:
-    """An aiocache instance plus what it raises when its server is unreachable."""
+    """A cache instance plus what it raises when its server is unreachable."""
 
     name: str
-    cache: Any
+    cache: Any  # MemoryCache, or aiocache's RedisCache
     errors: tuple[type[BaseException], ...]
     shared: bool  # one cache for every process (no sibling broadcasts needed)
 
@@ -66,10 +66,7 @@ def build_backend(settings: CacheSettings) -> Backend:
     """
     if settings.backend == "redis":
         return _redis(settings)
-    # timeout=None: a memory lookup never blocks, and aiocache's default 5 s timeout wraps
-    # every call in asyncio.wait_for (a new task per lookup).
-    memory = SimpleMemoryCache(serializer=WireSerializer(), namespace="contact:", timeout=None)
-    return Backend("memory", memory, (), shared=False)
+    return Backend("memory", MemoryCache(), (), shared=False)
 
 
 def _redis(settings: CacheSettings) -> Backend:

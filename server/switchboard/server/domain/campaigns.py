@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from switchboard.server.cache.read_cache import ContactCache
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us, to_us
 from switchboard.server.config.flow import StepSettings, TriggerSettings
 from switchboard.server.dispatch.notify import RunNotifier
@@ -47,7 +47,7 @@ class CampaignService:
     def __init__(
         self,
         store: Store,
-        cache: ContactCache,
+        cache: ReadCache,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
         notifier: RunNotifier,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.server.cache.read_cache import ContactCache, lead_key
+from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
@@ -162,7 +162,7 @@ def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], n
     tx.append_event(kind, c.id, json.dumps(body).encode(), now)
 
 
-async def read_through(store: Store, cache: ContactCache, which: str, key: str) -> bytes:
+async def read_through(store: Store, cache: ReadCache, which: str, key: str) -> bytes:
     """A live contact's bytes by `which` (`id` or normalized `email`): from the cache, else
     from the store, then cached. NOT_FOUND when there is none."""
     cached = await cache.get_wire(which, key)
@@ -184,7 +184,7 @@ class ContactService:
     def __init__(
         self,
         store: Store,
-        cache: ContactCache,
+        cache: ReadCache,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
         tokens: PageTokens,

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.cache.entries_pb2 import LeadState, StoredActivity
-from switchboard.server.cache.read_cache import ContactCache, lead_key
+from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.server.config.flow import TriggerSettings
@@ -78,7 +78,7 @@ class LeadService:
     def __init__(
         self,
         store: Store,
-        cache: ContactCache,
+        cache: ReadCache,
         rules: ScoringSettings,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
