@@ -77,6 +77,11 @@ class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus
     When it ends it is SUCCEEDED with `result.branch`, and the branch's steps
     follow it in `steps`.
     """
+    STEP_STATUS_SKIPPED: _StepStatus.ValueType  # 7
+    """Not sent, on purpose: e.g. the contact has not consented to the purpose the
+    connector serves, or the step's condition was false. `skip_reason` says why.
+    A normal outcome, never a dead letter.
+    """
 
 class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper):
     """State of a step."""
@@ -98,6 +103,11 @@ STEP_STATUS_WAITING: StepStatus.ValueType  # 6
 When it ends it is SUCCEEDED with `result.branch`, and the branch's steps
 follow it in `steps`.
 """
+STEP_STATUS_SKIPPED: StepStatus.ValueType  # 7
+"""Not sent, on purpose: e.g. the contact has not consented to the purpose the
+connector serves, or the step's condition was false. `skip_reason` says why.
+A normal outcome, never a dead letter.
+"""
 Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
 
 @_typing.final
@@ -114,6 +124,7 @@ class Step(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SKIP_REASON_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the run, from zero."""
     connector: _builtins.str
@@ -126,6 +137,8 @@ class Step(_message.Message):
     """Delivery attempts made so far."""
     error: _builtins.str
     """Last error, when the step failed or is retrying."""
+    skip_reason: _builtins.str
+    """Why a SKIPPED step was not sent, e.g. "no consent for email_marketing"."""
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
         """What the connector returned (or the fallback's result)."""
@@ -145,10 +158,11 @@ class Step(_message.Message):
         error: _builtins.str | None = ...,
         result: _struct_pb2.Struct | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        skip_reason: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "connector", b"connector", "error", b"error", "index", b"index", "result", b"result", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "connector", b"connector", "error", b"error", "index", b"index", "result", b"result", "skip_reason", b"skip_reason", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
