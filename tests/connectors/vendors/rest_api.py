@@ -39,7 +39,10 @@ class RestTool:
         self.valid_tokens.clear()
 
     async def _token(self, seen: Seen) -> web.StreamResponse:
-        if seen.headers.get("content-type", "").split(";")[0] != "application/x-www-form-urlencoded":
+        if (
+            seen.headers.get("content-type", "").split(";")[0]
+            != "application/x-www-form-urlencoded"
+        ):
             self.server.violation(seen, "token request must be form-encoded")
         form = dict(urllib.parse.parse_qsl(seen.body.decode()))
         basic = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -48,7 +51,9 @@ class RestTool:
         answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": 3600}
         if form.get("grant_type") == "refresh_token":
             if form.get("refresh_token") != self.refresh_token:
-                return Reply(400, {"error": "invalid_grant", "error_description": "stale"}).response()
+                return Reply(
+                    400, {"error": "invalid_grant", "error_description": "stale"}
+                ).response()
             self.refresh_token = f"rt-{next(self._serial)}"
             answer["refresh_token"] = self.refresh_token
         elif form.get("grant_type") != "client_credentials":

@@ -58,7 +58,9 @@ def _headers_ok(server: ContractServer, seen: Seen) -> bool:
     return True
 
 
-def _check_message(server: ContractServer, seen: Seen, message: dict[str, object], kind: str) -> None:
+def _check_message(
+    server: ContractServer, seen: Seen, message: dict[str, object], kind: str
+) -> None:
     if kind not in _METHODS:
         server.violation(seen, f"event type {kind!r} is not a Segment method")
     if len(json.dumps(message, separators=(",", ":")).encode()) > 32 * KB:

@@ -136,7 +136,9 @@ async def test_batch_is_split_at_500_kb_and_an_oversized_event_fails_alone(
             5.0,
             id="429-retry-after",
         ),
-        pytest.param(Reply(400, {"error": "invalid JSON"}), PermanentConnectorError, None, id="400"),
+        pytest.param(
+            Reply(400, {"error": "invalid JSON"}), PermanentConnectorError, None, id="400"
+        ),
         pytest.param(Reply(502, "bad gateway"), RetryableConnectorError, None, id="502"),
     ],
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.connectors.http.templates import JsonTemplate
+from switchboard.server.errors import PermanentConnectorError
 
 #: What a request template sees: the step's payload, its idempotency key, the secrets.
 REQUEST_NAMES = frozenset(
@@ -69,7 +70,14 @@ class Rule:
             status in self.statuses or status // 100 in self.classes
         ):
             return False
-        return self.when is None or bool(self.when.render(answer))
+        if self.when is None:
+            return True
+        try:
+            return bool(self.when.render(answer))
+        except PermanentConnectorError:
+            # A condition on a field the answer lacks (a 429 with an empty body) does not
+            # match: it must not turn a throttled call into a permanent failure.
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +146,7 @@ def _action(where: str, spec: Any, base_url: str, shared_headers: Mapping[str, A
         ),
         body=JsonTemplate(f"{where}.body", body, REQUEST_NAMES) if body is not None else None,
         rules=_rules(f"{where}.outcomes", table.get("outcomes", [])),
-        result=JsonTemplate(f"{where}.result", table["result"], ANSWER_NAMES)
+        result=JsonTemplate(f"{where}.result", table["result"], ANSWER_NAMES, lenient=True)
         if "result" in table
         else None,
         batch=_batch(f"{where}.batch", batch, base_url, shared_headers, body)
@@ -176,7 +184,9 @@ def _batch(
         item=JsonTemplate(f"{where}.item", item, REQUEST_NAMES),
         results=results.removeprefix("$").removeprefix("."),
         item_outcome=_expression(f"{where}.item_outcome", table.get("item_outcome"), ITEM_NAMES),
-        item_result=JsonTemplate(f"{where}.item_result", table["item_result"], ITEM_NAMES)
+        item_result=JsonTemplate(
+            f"{where}.item_result", table["item_result"], ITEM_NAMES, lenient=True
+        )
         if "item_result" in table
         else None,
     )
@@ -216,7 +226,7 @@ def _expression(where: str, source: Any, names: frozenset[str]) -> JsonTemplate 
         return None
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"{where} must be an expression, e.g. \"body.error == 'duplicate'\"")
-    return JsonTemplate(where, "{{ " + source + " }}", names)
+    return JsonTemplate(where, "{{ " + source + " }}", names, lenient=True)
 
 
 def _method(where: str, value: Any) -> str:
