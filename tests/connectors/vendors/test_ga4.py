@@ -81,7 +81,8 @@ async def test_event_names_are_made_valid_and_client_id_falls_back_to_a_pseudony
 
     body = ga4_server.received[0].json()
     assert body["events"] == [{"name": "newsletter_signup", "params": {}}]
-    assert body["client_id"].startswith("sb.") and "c_2" not in body["client_id"]
+    assert body["client_id"].startswith("sb.")
+    assert "c_2" not in body["client_id"]
     assert result["client_id"] == body["client_id"]
     assert ga4_server.violations == []
 

@@ -11,7 +11,7 @@ from switchboard.server.connectors.base import BatchItem, InvokeContext
 from switchboard.server.connectors.http import HttpConnector
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
-from tests.connectors.vendors.contract import ContractServer, Reply
+from tests.connectors.vendors.contract import Reply
 from tests.connectors.vendors.rest_api import CLIENT_ID, RestTool
 
 PAYLOAD = {
@@ -203,8 +203,8 @@ async def test_batch_maps_per_item_results_back(crm: HttpConnector, rest_tool: R
 
 
 async def test_a_missing_field_fails_the_step_not_the_server(crm: HttpConnector) -> None:
+    payload = {**PAYLOAD, "contact": {"id": "c_9"}}  # no email
     with pytest.raises(PermanentConnectorError, match=r"body.email: .* no attribute 'email'"):
-        payload = {**PAYLOAD, "contact": {"id": "c_9"}}  # no email
         await crm.invoke("contacts.upsert", payload, CTX)
 
 
