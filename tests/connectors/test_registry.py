@@ -46,9 +46,12 @@ def test_kinds_are_sorted_and_cover_the_builtins() -> None:
         "crm",
         "esp",
         "fake",
+        "ga4",
+        "http",
         "personalization",
         "recommendations",
         "scoring",
+        "segment",
         "webhook",
     }
 

@@ -16,9 +16,12 @@ from switchboard.server.connectors.base import Connector, ConnectorState
 from switchboard.server.connectors.crm import CrmConnector
 from switchboard.server.connectors.esp import EspConnector
 from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.connectors.ga4 import Ga4Connector
+from switchboard.server.connectors.http import HttpConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
+from switchboard.server.connectors.segment import SegmentConnector
 from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
@@ -36,9 +39,12 @@ _FACTORIES: dict[str, _Factory] = {
     "crm": _plain(CrmConnector),
     "esp": _plain(EspConnector),
     "fake": _plain(FakeConnector),
+    "ga4": _plain(Ga4Connector),
+    "http": _plain(HttpConnector),
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
+    "segment": _plain(SegmentConnector),
     "webhook": _plain(WebhookConnector),
 }
 
