@@ -37,6 +37,7 @@ from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
+from switchboard.server.connectors.vendor_limits import with_connector_defaults
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
@@ -234,6 +235,8 @@ async def build_app(
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
         check_steps(settings.triggers, connectors)
+        # A vendor adapter's documented limits apply where the configuration sets none.
+        connector_settings = with_connector_defaults(settings.connectors, connectors)
     except ValueError as exc:
         await store.close()
         raise StartupError(str(exc)) from exc
@@ -251,7 +254,7 @@ async def build_app(
     dispatcher = Dispatcher(
         store,
         connectors,
-        settings.connectors,
+        connector_settings,
         settings.dispatch,
         notifier,
         attempts,
@@ -266,7 +269,7 @@ async def build_app(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
+        ConnectorService(store, connectors, connector_settings, attempts, dispatcher.guards),
         DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.

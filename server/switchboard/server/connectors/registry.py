@@ -16,6 +16,8 @@ from switchboard.server.connectors.base import Connector, ConnectorState
 from switchboard.server.connectors.crm import CrmConnector
 from switchboard.server.connectors.esp import EspConnector
 from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.connectors.hubspot import HubSpotConnector
+from switchboard.server.connectors.mailchimp import MailchimpConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
@@ -36,6 +38,8 @@ _FACTORIES: dict[str, _Factory] = {
     "crm": _plain(CrmConnector),
     "esp": _plain(EspConnector),
     "fake": _plain(FakeConnector),
+    "hubspot": _plain(HubSpotConnector),
+    "mailchimp": _plain(MailchimpConnector),
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
