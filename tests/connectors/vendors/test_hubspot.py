@@ -1,4 +1,4 @@
-"""The HubSpot adapter against the HubSpot contract server: requests as documented, errors replayed."""
+"""The HubSpot adapter against its contract server: documented requests, replayed errors."""
 
 from __future__ import annotations
 
@@ -140,7 +140,8 @@ async def test_property_mapping_reaches_attributes_and_partial_failure_is_per_it
     outcomes = await connector.invoke_batch("contacts.upsert", items)
     [call] = hubspot.calls("POST", "/crm/v3/objects/contacts/batch/upsert")
     assert call.json()["inputs"][1]["properties"] == {"email": "b@example.com", "plan": "pro"}
-    assert isinstance(outcomes[0], dict) and isinstance(outcomes[2], dict)
+    assert isinstance(outcomes[0], dict)
+    assert isinstance(outcomes[2], dict)
     assert isinstance(outcomes[1], PermanentConnectorError)
     assert 'Property "plan" does not exist' in str(outcomes[1])
     assert set(hubspot.contacts) == {"a@example.com", "c@example.com"}
@@ -294,7 +295,8 @@ async def test_lists_add_resolves_record_ids_and_adds_members(
     [add] = hubspot.calls("PUT", "/crm/v3/lists/7/memberships/add")
     assert sorted(add.json()) == sorted([l1, "999"])
     assert outcomes[0] == {"list_id": "7", "external_id": l1, "added": True}
-    assert isinstance(outcomes[1], PermanentConnectorError) and "999 is missing" in str(outcomes[1])
+    assert isinstance(outcomes[1], PermanentConnectorError)
+    assert "999 is missing" in str(outcomes[1])
     assert isinstance(outcomes[2], RetryableConnectorError)
     assert hubspot.lists["7"] == {l1}
     await connector.aclose()
@@ -346,7 +348,7 @@ def test_secrets_by_reference_and_settings_errors(
     monkeypatch.delenv("HS_MISSING", raising=False)
     with pytest.raises(
         ValueError,
-        match=r"connector 'hs': option 'access_token': environment variable 'HS_MISSING' is not set",
+        match=r"connector 'hs': option 'access_token': environment variable 'HS_MISSING' is not",
     ):
         HubSpotConnector("hs", {"access_token": "env:HS_MISSING"}, InMemoryState())
     with pytest.raises(ValueError, match="needs access_token"):
@@ -364,5 +366,6 @@ def test_default_limits_keep_within_the_ten_second_window_unless_configured() ->
     }
     effective = with_connector_defaults(configs, {"hs": connector, "hs_pro": connector})
     rate, burst = effective["hs"].rate_per_s, effective["hs"].rate_burst
-    assert rate is not None and rate * 10 + burst <= 100
+    assert rate is not None
+    assert rate * 10 + burst <= 100
     assert effective["hs_pro"].rate_per_s == 18.0

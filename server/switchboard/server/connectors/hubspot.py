@@ -254,7 +254,9 @@ class HubSpotConnector:
             chosen = [items[i] for i in indexes]
             try:
                 results = await self._add_to_list(list_id, chosen, limit_s)
-            except ConnectorError as exc:
+            except PermanentConnectorError as exc:
+                # Throttling and outages (retryable) concern the whole call and propagate;
+                # a refusal of one list fails only its own items.
                 results = [exc] * len(chosen)
             for i, outcome in zip(indexes, results, strict=True):
                 outcomes[i] = outcome

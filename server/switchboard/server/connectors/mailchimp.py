@@ -128,6 +128,11 @@ class MailchimpConnector:
         )
         self._erasing = asyncio.Semaphore(MAX_CONNECTIONS)
 
+    @property
+    def base_url(self) -> str:
+        """The API host in use (from the key's data centre unless configured)."""
+        return self._base
+
     def max_batch(self, action: str) -> int:
         """Subscriptions go 500 to a call; erasures are sent 10 at once."""
         return MAX_BATCH_MEMBERS if action in _LIST_ACTIONS else MAX_CONNECTIONS
@@ -168,7 +173,9 @@ class MailchimpConnector:
                 chunk = members[start : start + MAX_BATCH_MEMBERS]
                 try:
                     results = await self._batch_members(list_id, [m for _, m in chunk], limit_s)
-                except ConnectorError as exc:
+                except PermanentConnectorError as exc:
+                    # Throttling and outages (retryable) concern the whole call and
+                    # propagate; a refusal of one audience fails only its own members.
                     results = [exc] * len(chunk)
                 for (i, _), outcome in zip(chunk, results, strict=True):
                     outcomes[i] = outcome
