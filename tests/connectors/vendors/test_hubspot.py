@@ -44,7 +44,7 @@ def item(email: str, key: str = "", **fields: Any) -> BatchItem:
 
 
 @pytest.fixture
-def make(hubspot: FakeHubSpot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+async def make(hubspot: FakeHubSpot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     monkeypatch.setenv("HS_TOKEN", TOKEN)
     monkeypatch.setenv("HS_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("HS_CLIENT_SECRET", CLIENT_SECRET)
@@ -67,7 +67,9 @@ def make(hubspot: FakeHubSpot, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         built.append(connector)
         return connector
 
-    return build  # type: ignore[return-value]
+    yield build
+    for connector in built:
+        await connector.aclose()
 
 
 async def test_upsert_sends_the_documented_batch_request(hubspot: FakeHubSpot, make: Any) -> None:
