@@ -212,9 +212,18 @@ class FakeHubSpot(ContractServer):
         if (refused := self._auth(request)) is not None:
             return refused
         body = await request.json()
-        if body.get("idProperty") != "email" or "objectId" not in body:
-            return reply(400, error("objectId and idProperty are required"))
-        email = str(body["objectId"]).lower()
+        # By email with idProperty "email", or by record id with objectId alone.
+        if "objectId" not in body or set(body) - {"objectId", "idProperty"}:
+            return reply(400, error("objectId is required"))
+        if body.get("idProperty", "email") != "email":
+            return reply(400, error("idProperty must be email in this test account"))
+        if "idProperty" in body:
+            email = str(body["objectId"]).lower()
+        else:
+            by_id = {c["id"]: e for e, c in self.contacts.items()}
+            email = by_id.get(str(body["objectId"]), "")
+            if not email:
+                return reply(404, error("Object not found", "OBJECT_NOT_FOUND"))
         self.contacts.pop(email, None)
         self.erased.append(email)
         return reply(204)

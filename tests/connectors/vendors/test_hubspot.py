@@ -371,3 +371,19 @@ def test_default_limits_keep_within_the_ten_second_window_unless_configured() ->
     assert rate is not None
     assert rate * 10 + burst <= 100
     assert effective["hs_pro"].rate_per_s == 18.0
+
+
+async def test_erase_without_email_uses_the_hubspot_id_or_fails_permanently(
+    hubspot: FakeHubSpot, make: Any
+) -> None:
+    connector = make()
+    await connector.invoke_batch("contacts.upsert", [item("idonly@example.com")])
+    stub = {"contact": {"id": "c1", "external_ids": {"hubspot": "101"}}}
+    assert await connector.invoke("contacts.erase", stub, InvokeContext("k")) == {"erased": True}
+    [call] = hubspot.calls("POST", "/crm/v3/objects/contacts/gdpr-delete")
+    assert call.json() == {"objectId": "101"}
+    assert hubspot.erased == ["idonly@example.com"]
+    with pytest.raises(
+        PermanentConnectorError, match="needs the contact's email or its HubSpot id"
+    ):
+        await connector.invoke("contacts.erase", {"contact": {"id": "c2"}}, InvokeContext("k2"))

@@ -246,3 +246,19 @@ async def test_a_step_without_a_list_fails_permanently(monkeypatch: pytest.Monke
     connector = MailchimpConnector("mc", {"api_key": "env:MC_KEY"}, InMemoryState())
     with pytest.raises(PermanentConnectorError, match=r"needs params\.list_id"):
         await connector.invoke("lists.subscribe", item("a@example.com").payload, InvokeContext("k"))
+
+
+async def test_erase_without_email_needs_the_member_id(
+    mailchimp: FakeMailchimp, make: Make
+) -> None:
+    connector = make()
+    await connector.invoke("lists.subscribe", item("m@example.com").payload, InvokeContext("k"))
+    stub = {"contact": {"id": "c1", "external_ids": {"mailchimp": md5("m@example.com")}}}
+    assert await connector.invoke("contacts.erase", stub, InvokeContext("k2")) == {
+        "list_id": "list1",
+        "erased": True,
+    }
+    with pytest.raises(
+        PermanentConnectorError, match="needs the contact's email or its Mailchimp id"
+    ):
+        await connector.invoke("contacts.erase", {"contact": {"id": "c2"}}, InvokeContext("k3"))

@@ -17,7 +17,8 @@ Endpoints (HubSpot developer documentation):
 - `contacts.erase`: `POST /crm/v3/objects/contacts/gdpr-delete` with
   `{"objectId": <email>, "idProperty": "email"}`: the contact and its associated content are
   deleted for good, and an email HubSpot does not know is blocklisted ("Permanently delete a
-  contact (GDPR-compliant)",
+  contact (GDPR-compliant)"; without an email, the HubSpot record id from
+  `external_ids` is sent as `objectId` alone,
   https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/gdpr-delete-contact).
 
 `purchases.record` is not offered: HubSpot has no purchase record on a contact; its
@@ -343,8 +344,20 @@ class HubSpotConnector:
 
     async def _erase(self, payload: JsonDict, limit_s: float | None) -> JsonDict:
         contact, _ = payload_contact(payload)
-        email: str = require(contact, "email")
-        body = {"objectId": email, "idProperty": "email"}
+        email = contact.get("email")
+        record = (contact.get("external_ids") or {}).get(self._external_key)
+        body: JsonDict
+        if isinstance(email, str) and email:
+            body = {"objectId": email, "idProperty": "email"}
+        elif record:
+            body = {"objectId": str(record)}
+        else:
+            # The `contact.erased` run may carry only Switchboard's id: nothing names the
+            # person in HubSpot, and no retry can change that.
+            raise PermanentConnectorError(
+                f"contacts.erase needs the contact's email or its HubSpot id "
+                f"(external_ids.{self._external_key})"
+            )
         path = "/crm/v3/objects/contacts/gdpr-delete"
         response = await self._call("POST", path, body, limit_s, allow=frozenset({404}))
         return {"erased": response.status != 404}

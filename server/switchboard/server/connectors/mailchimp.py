@@ -19,6 +19,8 @@ Endpoints (Mailchimp Marketing API reference, https://mailchimp.com/developer/ma
 - `contacts.erase`: `POST /3.0/lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent`
   (204): the member and its history are deleted from that audience for good, and the address
   cannot be imported again. Batches of erasures run member by member, at most 10 at once.
+  Without an email, the member id kept in `external_ids` stands in for the hash (the
+  reference accepts a member's contact id there).
 - `health`: `GET /3.0/ping`.
 
 Auth: HTTP Basic with any user name and the API key as password; the key ends in its data
@@ -70,7 +72,16 @@ from switchboard.server.errors import (
 )
 
 _OPTIONS = frozenset(
-    {"api_key", "base_url", "list_id", "merge_fields", "double_opt_in", "tags", "purposes"}
+    {
+        "api_key",
+        "base_url",
+        "list_id",
+        "merge_fields",
+        "double_opt_in",
+        "tags",
+        "purposes",
+        "external_id_key",
+    }
 )
 #: Mailchimp merge tag -> Switchboard contact path (the audience's default merge fields).
 DEFAULT_MERGE_FIELDS: Mapping[str, str] = {
@@ -99,6 +110,8 @@ class MailchimpConnector:
         double_opt_in: subscribe as `pending` (Mailchimp sends the confirmation email).
         tags: tag names added on every subscribe (a step's `params.tags` adds more).
         purposes: consent purposes served (default `["email_marketing"]`).
+        external_id_key: where the contact keeps its Mailchimp member id in `external_ids`
+            (default: the connector's name); erasure uses it when the email is absent.
     """
 
     kind: str = "mailchimp"
@@ -127,6 +140,7 @@ class MailchimpConnector:
             _names(name, "purposes", options.get("purposes", ["email_marketing"]))
         )
         self._erasing = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._external_key = str(options.get("external_id_key") or name)
 
     @property
     def base_url(self) -> str:
@@ -248,14 +262,26 @@ class MailchimpConnector:
 
     async def _erase(self, payload: JsonDict, limit_s: float | None) -> JsonDict:
         contact, _ = payload_contact(payload)
-        email: str = require(contact, "email")
+        email = contact.get("email")
+        # Mailchimp takes the member's contact id in place of the hash, so an erasure run
+        # that carries no email can still name the member by the id written back earlier.
+        member = (
+            subscriber_hash(email)
+            if isinstance(email, str) and email
+            else str((contact.get("external_ids") or {}).get(self._external_key) or "")
+        )
+        if not member:
+            raise PermanentConnectorError(
+                f"contacts.erase needs the contact's email or its Mailchimp id "
+                f"(external_ids.{self._external_key})"
+            )
         params = payload.get("params") or {}
         list_id = (params.get("list_id") if isinstance(params, dict) else None) or self._list_id
         if not list_id:
             raise PermanentConnectorError(
                 f"connector {self.name!r}: contacts.erase needs params.list_id (or option list_id)"
             )
-        path = f"/3.0/lists/{list_id}/members/{subscriber_hash(email)}/actions/delete-permanent"
+        path = f"/3.0/lists/{list_id}/members/{member}/actions/delete-permanent"
         response = await self._call("POST", path, None, limit_s, allow=frozenset({404}))
         return {"list_id": str(list_id), "erased": response.status != 404}
 
