@@ -1,4 +1,4 @@
-"""examples/real-tools.toml is a configuration the server accepts, and its secrets are references."""
+"""examples/real-tools.toml: the server accepts it, and its secrets are references."""
 
 from __future__ import annotations
 
