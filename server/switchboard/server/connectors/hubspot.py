@@ -42,7 +42,6 @@ its 99 neighbours.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.connectors.base import (
@@ -58,6 +57,11 @@ from switchboard.server.connectors.base import (
 )
 from switchboard.server.connectors.http_errors import error_for_status, parse_retry_after
 from switchboard.server.connectors.hubspot_auth import OAuthToken, StaticToken, TokenSource
+from switchboard.server.connectors.hubspot_results import (
+    UpsertInput,
+    upsert_outcomes,
+    vendor_message,
+)
 from switchboard.server.connectors.vendor_http import (
     VendorHttp,
     VendorResponse,
@@ -104,15 +108,6 @@ _UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 
 class _InvalidRequest(PermanentConnectorError):
     """HubSpot refused the request as invalid (400/422): a batch may be split to isolate it."""
-
-
-@dataclass
-class _Input:
-    """One distinct contact in an upsert call, and the items (steps) it answers for."""
-
-    trace: str
-    email: str
-    properties: dict[str, Any]
 
 
 class HubSpotConnector:
@@ -183,7 +178,7 @@ class HubSpotConnector:
 
     async def _upsert(self, items: Sequence[BatchItem], limit_s: float | None) -> list[ItemOutcome]:
         outcomes: list[ItemOutcome | None] = [None] * len(items)
-        inputs: dict[str, _Input] = {}
+        inputs: dict[str, UpsertInput] = {}
         item_key: list[str | None] = []
         for i, item in enumerate(items):
             try:
@@ -198,7 +193,7 @@ class HubSpotConnector:
             if key in inputs:
                 inputs[key].properties = properties
             else:
-                inputs[key] = _Input(str(len(inputs)), email, properties)
+                inputs[key] = UpsertInput(str(len(inputs)), email, properties)
             item_key.append(key)
         by_trace = await self._send_upsert(list(inputs.values()), limit_s) if inputs else {}
         for i, item_of in enumerate(item_key):
@@ -214,7 +209,7 @@ class HubSpotConnector:
         return email, properties
 
     async def _send_upsert(
-        self, inputs: list[_Input], limit_s: float | None
+        self, inputs: list[UpsertInput], limit_s: float | None
     ) -> dict[str, ItemOutcome]:
         body = {
             "inputs": [
@@ -235,7 +230,7 @@ class HubSpotConnector:
             middle = len(inputs) // 2
             first = await self._send_upsert(inputs[:middle], limit_s)
             return {**first, **await self._send_upsert(inputs[middle:], limit_s)}
-        return _upsert_outcomes(response.json_dict(), inputs)
+        return upsert_outcomes(response.json_dict(), inputs)
 
     # -- lists.add ----------------------------------------------------------------------
 
@@ -437,61 +432,6 @@ def _token_source(
         option_secret(name, options, "client_secret"),
         option_secret(name, options, "refresh_token"),
     )
-
-
-def vendor_message(body: Mapping[str, Any]) -> str:
-    """HubSpot's human-readable message, with the per-field details it lists."""
-    message = str(body.get("message") or "")
-    details = [
-        str(e.get("message"))
-        for e in body.get("errors") or []
-        if isinstance(e, dict) and e.get("message")
-    ]
-    if details:
-        message = f"{message} ({'; '.join(details)})" if message else "; ".join(details)
-    return message[:500]
-
-
-def _upsert_outcomes(body: JsonDict, inputs: list[_Input]) -> dict[str, ItemOutcome]:
-    by_email = {i.email.lower(): i.trace for i in inputs}
-    outcomes: dict[str, ItemOutcome] = {}
-    for result in body.get("results") or []:
-        trace = result.get("objectWriteTraceId")
-        if trace is None:
-            email = str((result.get("properties") or {}).get("email", "")).lower()
-            trace = by_email.get(email)
-        if trace is not None and result.get("id") is not None:
-            outcomes[str(trace)] = {
-                "external_id": str(result["id"]),
-                "created": bool(result.get("new")),
-            }
-    unmatched: list[str] = []
-    for error in body.get("errors") or []:
-        context = error.get("context") or {}
-        traces = [str(t) for t in context.get("objectWriteTraceId") or []]
-        traces += [
-            by_email[str(e).lower()] for e in context.get("ids") or [] if str(e).lower() in by_email
-        ]
-        failure = _item_error(error)
-        if not traces:
-            unmatched.append(vendor_message(error))
-        for trace in traces:
-            outcomes[trace] = failure
-    for i in inputs:
-        if i.trace not in outcomes:
-            outcomes[i.trace] = (
-                PermanentConnectorError(f"HubSpot rejected the contact: {'; '.join(unmatched)}")
-                if unmatched
-                else RetryableConnectorError("HubSpot answered no result for this contact")
-            )
-    return outcomes
-
-
-def _item_error(error: Mapping[str, Any]) -> ConnectorError:
-    message = f"HubSpot rejected the contact: {vendor_message(error)}"
-    if str(error.get("category", "")).upper() in {"RATE_LIMITS", "INTERNAL_ERROR"}:
-        return RetryableConnectorError(message)
-    return PermanentConnectorError(message)
 
 
 def _limit(items: Sequence[BatchItem]) -> float | None:
