@@ -48,6 +48,8 @@ def test_kinds_are_sorted_and_cover_the_builtins() -> None:
         "fake",
         "ga4",
         "http",
+        "hubspot",
+        "mailchimp",
         "personalization",
         "recommendations",
         "scoring",
@@ -57,10 +59,10 @@ def test_kinds_are_sorted_and_cover_the_builtins() -> None:
 
 
 def test_unknown_kind_is_rejected(settings: Settings) -> None:
-    configs = {"mail": ConnectorSettings(kind="mailchimp")}
+    configs = {"mail": ConnectorSettings(kind="constant_contact")}
 
     with pytest.raises(
-        ValueError, match=r"connector 'mail': unknown kind 'mailchimp'; known kinds: "
+        ValueError, match=r"connector 'mail': unknown kind 'constant_contact'; known kinds: "
     ):
         build_registry(configs, lambda _: InMemoryState(), settings.scoring)
 

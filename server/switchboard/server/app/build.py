@@ -38,6 +38,7 @@ from switchboard.server.cache.siblings import Siblings
 from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.registry import build_registry, check_steps
+from switchboard.server.connectors.vendor_limits import with_connector_defaults
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
@@ -168,6 +169,8 @@ async def _build(
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
         check_steps(settings.triggers, connectors)
+        # A vendor adapter's documented limits apply where the configuration sets none.
+        connector_settings = with_connector_defaults(settings.connectors, connectors)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     for connector in connectors.values():
@@ -186,7 +189,7 @@ async def _build(
     dispatcher = Dispatcher(
         store,
         connectors,
-        settings.connectors,
+        connector_settings,
         settings.dispatch,
         notifier,
         attempts,
@@ -201,7 +204,7 @@ async def _build(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
+        ConnectorService(store, connectors, connector_settings, attempts, dispatcher.guards),
         DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.

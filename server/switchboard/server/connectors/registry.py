@@ -18,6 +18,8 @@ from switchboard.server.connectors.esp import EspConnector
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.ga4 import Ga4Connector
 from switchboard.server.connectors.http import HttpConnector
+from switchboard.server.connectors.hubspot import HubSpotConnector
+from switchboard.server.connectors.mailchimp import MailchimpConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
@@ -41,6 +43,8 @@ _FACTORIES: dict[str, _Factory] = {
     "fake": _plain(FakeConnector),
     "ga4": _plain(Ga4Connector),
     "http": _plain(HttpConnector),
+    "hubspot": _plain(HubSpotConnector),
+    "mailchimp": _plain(MailchimpConnector),
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
