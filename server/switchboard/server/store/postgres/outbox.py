@@ -70,8 +70,9 @@ def _dead(row: Any) -> DeadLetter:
 class OutboxQueries:
     """Outbox and dead-letter statements; expects `self._db` from the concrete class."""
 
-    __slots__ = ("_notified",)  # a NOTIFY was sent in this transaction
+    __slots__ = ("_notified",)
     _db: psycopg.Connection[TupleRow]
+    _notified: bool  # a NOTIFY was sent in this transaction
 
     def enqueue_step(
         self,
