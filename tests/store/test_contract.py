@@ -106,7 +106,8 @@ async def test_leads_and_activities(any_store: AnyStore) -> None:
 
     await any_store.write(put)
     lead = await any_store.read(lambda tx: tx.lead("c1"))
-    assert lead is not None and lead.score == 7
+    assert lead is not None
+    assert lead.score == 7
     recent = await any_store.read(lambda tx: tx.recent_activities("c1", 2))
     assert recent == [ActivityRow("visit", 102, 1.5), ActivityRow("visit", 101, 1.5)]
     assert await any_store.read(lambda tx: tx.activity_count("c1")) == 3
@@ -138,7 +139,8 @@ async def test_runs_filters_cursor_plan_and_traceparent(any_store: AnyStore) -> 
     assert await ids(RunFilter(), (2_000_000, "r2")) == ["r1"]
     assert (await any_store.read(lambda tx: tx.run_plan("r2"))) == Plan({"k": 2}, ())
     item = await any_store.read(lambda tx: tx.outbox_item("r1", 0))
-    assert item is not None and (item.traceparent, item.contact_id) == (tp, "c1")
+    assert item is not None
+    assert (item.traceparent, item.contact_id) == (tp, "c1")
 
 
 async def test_outbox_retry_finish_and_depth(any_store: AnyStore) -> None:
@@ -211,7 +213,7 @@ async def test_connector_state_scan_in_key_order_by_prefix(any_store: AnyStore) 
 
 async def test_server_key_first_writer_wins(any_store: AnyStore) -> None:
     keys = await asyncio.gather(
-        *(any_store.write(lambda tx, i=i: tx.server_key("pages", bytes([i]) * 32)) for i in range(4))
+        *(any_store.write(lambda tx, i=i: tx.server_key("pages", bytes([i]) * 8)) for i in range(4))
     )
     assert len(set(keys)) == 1
     assert await any_store.write(lambda tx: tx.server_key("pages", b"later")) == keys[0]
@@ -260,11 +262,15 @@ async def test_erasure_removes_the_person_everywhere(any_store: AnyStore) -> Non
 
     after = await any_store.read(gather)
     assert (after["contact"], after["lead"], after["activities"]) == (None, None, 0)
-    assert after["tombstone"].contact_id == "c1" and after["tombstone_id"].deleted_us == 5
+    assert after["tombstone"].contact_id == "c1"
+    assert after["tombstone_id"].deleted_us == 5
     assert after["keys"] == ["k3"]
-    assert not after["run"].attributes and after["run"].steps[0].error == ERASED
-    assert after["plan"].base["contact"] == {"id": "c1"} and after["plan"].base["attributes"] == {}
-    assert after["waits"] == [] and after["lists"] == []
+    assert not after["run"].attributes
+    assert after["run"].steps[0].error == ERASED
+    assert after["plan"].base["contact"] == {"id": "c1"}
+    assert after["plan"].base["attributes"] == {}
+    assert after["waits"] == []
+    assert after["lists"] == []
     assert [d.last_error for d in after["letters"]] == [ERASED]
     assert after["crm"] is None
     assert after["sent"] == [None, {"to": "other@x.io"}]

@@ -50,7 +50,8 @@ async def _queue(store: PostgresStore, rows: list[tuple[str, str]], connector: s
     def work(tx: WriteTx) -> None:
         for run_id, contact_id in rows:
             if tx.run(run_id) is None:
-                tx.put_run(campaigns_pb2.Run(id=run_id, event="e", contact_id=contact_id), Plan({}, ()))
+                run = campaigns_pb2.Run(id=run_id, event="e", contact_id=contact_id)
+                tx.put_run(run, Plan({}, ()))
             step = sum(1 for r, _ in rows[: rows.index((run_id, contact_id))] if r == run_id)
             tx.enqueue_step(run_id, step, connector, f"{run_id}:{step}", 0)
 
@@ -99,8 +100,7 @@ async def test_concurrent_replicas_never_claim_a_row_twice_and_keep_contact_orde
         flt = ClaimFilter(budgets={}, default_budget=8)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            now = 1_000
-            items = await store.write(lambda tx: tx.claim_outbox(now, 10**15, 8, flt))
+            items = await store.write(lambda tx: tx.claim_outbox(1_000, 10**15, 8, flt))
             claimed_ids.extend(i.id for i in items)
             await asyncio.gather(*(deliver(store, i) for i in items))
             if not items and await store.read(lambda tx: tx.outbox_depth()) == 0:
