@@ -21,7 +21,7 @@ CLIENT_PROTOC_OUT = --python_out=$(1) --grpc_python_out=$(1) \
 PYTHON ?= python3
 
 .PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
-	release-contract check-generated pytest bench clean
+	release-contract check-generated pytest bench clean deps-system
 
 install: $(STAMP)
 
@@ -110,7 +110,16 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
+## Debian packages the tests start as real servers: PostgreSQL (the PostgreSQL store suite).
+## Idempotent; installs only as root (CI), otherwise says what is missing and the tests that
+## need it skip with that reason.
+deps-system:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		postgresql >/dev/null; } || \
+		echo "PostgreSQL (Debian postgresql) unavailable: the PostgreSQL store tests will skip"
+
+pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP) deps-system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## The whole suite: contract lint and breaking check, generated-code drift, the strict docs

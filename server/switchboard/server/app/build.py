@@ -49,6 +49,7 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.errors import Unavailable
 from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
@@ -59,8 +60,11 @@ from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBucke
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.store.base import SchemaTooNew
+from switchboard.server.store.postgres.migrate import SchemaTooOld
+from switchboard.server.store.postgres.store import PostgresStore
 from switchboard.server.store.retention import RetentionTask
-from switchboard.server.store.sqlite.store import SchemaTooNew, SqliteStore
+from switchboard.server.store.select import build_store
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -160,11 +164,13 @@ async def _build(
         chain = standard_interceptors(settings, telemetry, endpoint)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
-    store = SqliteStore(settings.database, telemetry.tracer)
+    store = build_store(settings.database, telemetry.tracer)
     try:
         await store.open()
-    except SchemaTooNew as exc:
-        raise StartupError(str(exc)) from exc
+    except (Unavailable, SchemaTooNew, SchemaTooOld) as exc:
+        raise StartupError(f"cannot open the store: {exc}") from exc
+    except ValueError as exc:  # a database password reference that does not resolve
+        raise StartupError(f"cannot open the store: database.password: {exc}") from exc
     closing(stack, "the store", store.close)
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
@@ -195,6 +201,9 @@ async def _build(
         attempts,
         RunMetrics(telemetry.meter),
     )
+    if isinstance(store, PostgresStore):
+        # Steps queued by other replicas wake this dispatcher at once, not at its next poll.
+        store.on_enqueue(dispatcher.wake)
     register_gauges(telemetry.meter, store, cache, dispatcher.guards)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],

@@ -12,7 +12,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.dispatch.guard import ConnectorGuard
-from switchboard.server.store.sqlite.store import SqliteStore
+from switchboard.server.store.select import AnyStore
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 def register_gauges(
     meter: metrics.Meter,
-    store: SqliteStore,
+    store: AnyStore,
     cache: ReadCache,
     guards: Mapping[str, ConnectorGuard] | None = None,
 ) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.config.settings import Settings
 from switchboard.server.config.telemetry import TelemetrySettings
-from switchboard.server.store.sqlite.store import prepare_database
+from switchboard.server.store.select import prepare_database
 
 log = logging.getLogger(__name__)
 WorkerMain = Callable[[Settings, Siblings | None, int], None]
