@@ -38,6 +38,8 @@ from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.dispatch.guard import build_guards
+from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
@@ -248,6 +250,8 @@ async def build_app(
         raise StartupError(f"cannot set up page tokens: {exc}") from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
+    guards = build_guards(settings.connectors, settings.dispatch)
+    limits = await build_limits(settings, guards, store, several_workers=siblings is not None)
     dispatcher = Dispatcher(
         store,
         connectors,
@@ -256,8 +260,11 @@ async def build_app(
         notifier,
         attempts,
         RunMetrics(telemetry.meter),
+        guards=guards,
+        limits=limits,
+        lane_of=lane_rule(settings),
     )
-    register_gauges(telemetry.meter, store, cache, dispatcher.guards)
+    register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
@@ -266,7 +273,9 @@ async def build_app(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
+        ConnectorService(
+            store, connectors, settings.connectors, attempts, dispatcher.guards, limits
+        ),
         DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
