@@ -291,14 +291,18 @@ class RedisLimits:
         for name, reply in zip(names, replies, strict=True):
             values = [int(v) for v in reply]
             self._open_until[name] = values[-1] / 1e6
-            out[name] = [self._ticket(values[i : i + 5]) for i in range(0, len(values) - 1, 5)]
+            lanes = asks[name]
+            out[name] = [
+                self._ticket(values[5 * i : 5 * i + 5], lane) for i, lane in enumerate(lanes)
+            ]
         return out
 
-    def _ticket(self, v: list[int]) -> Ticket:
+    def _ticket(self, v: list[int], lane: Lane) -> Ticket:
         ok, delay_us, probe, reason, retry_us = v
         if ok:
             return Ticket(True, delay_s=delay_us / 1e6, probe=bool(probe), source=self)
-        return Ticket(False, reason=_REASONS[reason], retry_in_s=retry_us / 1e6, source=self)
+        why = _REASONS[reason] + (f" ({lane} lane)" if reason == 2 else "")
+        return Ticket(False, reason=why, retry_in_s=retry_us / 1e6, source=self)
 
     async def claim(self, store: Store, claim: ClaimFn, lane_of: LaneOf) -> Claimed:
         """Peek, claim in the store, take."""
@@ -337,6 +341,10 @@ class RedisLimits:
         self._pending.append(op)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def flush(self) -> None:
+        """Send the queued reports and releases now."""
+        await self._flush()
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, []

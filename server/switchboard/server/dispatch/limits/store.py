@@ -108,7 +108,24 @@ class StoreLimits:
 
     async def budgets(self) -> Budgets:
         """Budgets from the shared state (a write: expired slots and refills are saved)."""
-        return await self._store.write(lambda tx: self._budgets_tx(tx, self._clock())[0])
+
+        def run(tx: WriteTx) -> Budgets:
+            now = self._clock()
+            budgets, states = self._budgets_tx(tx, now)
+            for name, (state, before) in states.items():
+                self._save_if_changed(tx, name, state, before, now)
+            return budgets
+
+        return await self._store.write(run)
+
+    def _save_if_changed(
+        self, tx: WriteTx, name: str, state: SharedState, before: set[str], now: float
+    ) -> None:
+        # The bucket's refill needs no write (it follows from the saved time); a renewed
+        # lease or an expired holder does.
+        renewed = rules.renew(state, self._holder, now, self._lease_s)
+        if renewed or state.slots.keys() != before:
+            self._save(tx, name, state, before)
 
     def _budgets_tx(
         self, tx: WriteTx, now: float
@@ -120,6 +137,7 @@ class StoreLimits:
             state = self._load(tx, name)
             before = set(state.slots)
             counts[name], hint = rules.budget(state, spec, now)
+            self._open_until[name] = state.open_until
             if hint is not None:
                 wake = hint if wake is None else min(wake, hint)
             states[name] = (state, before)
@@ -163,13 +181,12 @@ class StoreLimits:
             tickets: dict[str, list[Ticket]] = {}
             for name, (state, before) in states.items():
                 lanes = asks.get(name, [])
-                tickets[name] = self._take(state, name, lanes, now) if lanes else []
-                if (
-                    lanes
-                    or rules.renew(state, self._holder, now, self._lease_s)
-                    or (state.slots.keys() != before)
-                ):
+                if lanes:
+                    tickets[name] = self._take(state, name, lanes, now)
                     self._save(tx, name, state, before)
+                else:
+                    tickets[name] = []
+                    self._save_if_changed(tx, name, state, before, now)
             return Claimed(pair(items, tickets), budgets.wake_in_s)
 
         try:
@@ -212,6 +229,10 @@ class StoreLimits:
         self._pending.append(op)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def flush(self) -> None:
+        """Write the queued reports and releases now."""
+        await self._flush()
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, []
