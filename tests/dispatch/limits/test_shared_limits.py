@@ -25,7 +25,8 @@ async def test_bucket_hands_out_the_burst_then_spaces_calls_at_the_rate(
     assert delays[3] == pytest.approx(0.2, abs=0.02)
     budgets = await limits.budgets()
     assert budgets.counts["c"] == 0
-    assert budgets.wake_in_s is not None and 0.2 < budgets.wake_in_s <= 0.32
+    assert budgets.wake_in_s is not None
+    assert 0.2 < budgets.wake_in_s <= 0.32
 
 
 async def test_bucket_refills_with_time(make_limits: MakeLimits) -> None:
@@ -53,7 +54,8 @@ async def test_slots_are_shared_and_freed(make_limits: MakeLimits) -> None:
     held = (await a.take({"c": ["interactive", "interactive"]}))["c"]
     assert (await b.budgets()).counts["c"] == 0
     refused = (await b.take({"c": ["interactive"]}))["c"][0]
-    assert not refused.ok and refused.reason == "no free concurrency slot"
+    assert not refused.ok
+    assert refused.reason == "no free concurrency slot"
     a.release("c", held[0])
     await a.flush()
     assert (await b.budgets()).counts["c"] == 1
@@ -91,11 +93,14 @@ async def test_breaker_opens_probes_once_and_closes(make_limits: MakeLimits) -> 
     assert (await a.budgets()).counts["c"] == 0
     assert a.circuit("c") == "open"
     refused = (await a.take({"c": ["interactive"]}))["c"][0]
-    assert not refused.ok and refused.reason == "circuit open" and refused.retry_in_s > 0
+    assert not refused.ok
+    assert refused.reason == "circuit open"
+    assert refused.retry_in_s > 0
     await asyncio.sleep(0.35)
     assert (await a.budgets()).counts["c"] == 1  # half open: one probe
     probe, extra = (await a.take({"c": ["interactive", "interactive"]}))["c"]
-    assert probe.ok and probe.probe
+    assert probe.ok
+    assert probe.probe
     assert not extra.ok  # only one probe, across processes too
     assert not (await b.take({"c": ["interactive"]}))["c"][0].ok
     a.report("c", False, probe)  # the probe failed: open for a new cool-down
@@ -127,7 +132,8 @@ async def test_quota_keeps_the_interactive_reserve_from_bulk(make_limits: MakeLi
     a, b = await make_limits(specs, "a"), await make_limits(specs, "b")
     bulk = (await a.take({"c": ["bulk"] * 5}))["c"] + (await b.take({"c": ["bulk"] * 5}))["c"]
     assert [t.ok for t in bulk] == [True] * 8 + [False] * 2
-    assert "bulk lane" in bulk[-1].reason and bulk[-1].retry_in_s > 0
+    assert "bulk lane" in bulk[-1].reason
+    assert bulk[-1].retry_in_s > 0
     assert (await a.budgets()).counts["c"] == 2  # the interactive lane still has its reserve
     interactive = (await b.take({"c": ["interactive"] * 3}))["c"]
     assert [t.ok for t in interactive] == [True, True, False]

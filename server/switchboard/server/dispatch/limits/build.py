@@ -84,10 +84,13 @@ async def build_limits(
     which = backend_name(settings, several_workers)
     holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     lease = settings.dispatch.lease_s
+    # Claim the tokens due before the next poll (they wait for their time): the rate is
+    # then reached, not just not exceeded, by processes that do not wake each other.
+    lookahead = settings.dispatch.poll_interval_s
     if which == "store":
         from switchboard.server.dispatch.limits.store import StoreLimits
 
-        return StoreLimits(store, specs, holder, lease)
+        return StoreLimits(store, specs, holder, lease, lookahead_s=lookahead)
     if which == "redis":
         from redis.exceptions import RedisError
 
@@ -96,7 +99,9 @@ async def build_limits(
 
         namespace = settings.cache.namespace
         client = client_for(redis_url(settings), limits.redis_timeout_s)
-        shared = RedisLimits(client, specs, holder, lease, namespace, time.monotonic)
+        shared = RedisLimits(
+            client, specs, holder, lease, namespace, time.monotonic, lookahead_s=lookahead
+        )
         errors = (RedisError, OSError, TimeoutError)
         degrading = Degrading(shared, local, errors, limits.redis_retry_s)
         try:

@@ -61,6 +61,7 @@ local holder = ARGV[6]
 local lease = tonumber(ARGV[7])
 local mode = ARGV[8]
 local lanes = ARGV[9]
+local lookahead = tonumber(ARGV[10])
 local st = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'open_until', 'probe_until', 'day', 'used')
 local tokens = tonumber(st[1])
 local at = tonumber(st[2]) or now
@@ -99,8 +100,9 @@ if mode == 'peek' then
   local rate_room = 1000000
   local wake = -1
   if rate > 0 then
-    rate_room = math.max(0, math.floor(tokens))
-    if rate_room == 0 then wake = math.floor((1 - tokens) / rate * 1000000) end
+    local ahead = tokens + rate * lookahead
+    rate_room = math.max(0, math.floor(ahead))
+    if rate_room == 0 then wake = math.floor((1 - ahead) / rate * 1000000) end
   end
   local room = math.min(rate_room, math.max(0, maxc - busy), breaker_room(), quota_left('i'))
   return {room, wake, math.floor(open_until * 1000000)}
@@ -226,12 +228,14 @@ class RedisLimits:
         lease_s: float,
         namespace: str,
         monotonic_now: Callable[[], float],
+        lookahead_s: float = 0.0,
     ) -> None:
         self._client = client
         self._specs = dict(specs)
         self._holder = holder
         self._lease_s = lease_s
         self._namespace = namespace
+        self._lookahead_s = lookahead_s
         self._take = client.register_script(TAKE)
         self._done = client.register_script(DONE)
         self._pending: list[_Done] = []
@@ -257,6 +261,7 @@ class RedisLimits:
             self._lease_s,
             mode,
             lanes,
+            self._lookahead_s,
         ]
 
     async def budgets(self) -> Budgets:

@@ -116,10 +116,18 @@ def _quota_left(state: SharedState, spec: LimitSpec, lane: Lane, now: float) -> 
     return max(0, spec.daily_quota - reserve - state.used)
 
 
-def budget(state: SharedState, spec: LimitSpec, now: float) -> tuple[int, float | None]:
-    """Calls that may start now (interactive lane), and seconds until the next token."""
+def budget(
+    state: SharedState, spec: LimitSpec, now: float, lookahead_s: float = 0.0
+) -> tuple[int, float | None]:
+    """Calls that may start now (interactive lane), and seconds until the next token.
+
+    Tokens due within `lookahead_s` count: their calls are claimed now and wait for their
+    token (`Ticket.delay_s`), so a process that looks again only every poll still keeps
+    the connector busy at its full rate, and never above it.
+    """
     tokens = _refill(state, spec, now)
-    rate_room = UNLIMITED if spec.rate_per_s is None else max(0, math.floor(tokens))
+    ahead = 0.0 if spec.rate_per_s is None else tokens + spec.rate_per_s * lookahead_s
+    rate_room = UNLIMITED if spec.rate_per_s is None else max(0, math.floor(ahead))
     room = min(
         rate_room,
         _free_slots(state, spec, now),
@@ -128,7 +136,7 @@ def budget(state: SharedState, spec: LimitSpec, now: float) -> tuple[int, float 
     )
     wake = None
     if rate_room == 0 and spec.rate_per_s is not None:
-        wake = (1.0 - tokens) / spec.rate_per_s
+        wake = (1.0 - ahead) / spec.rate_per_s
     return room, wake
 
 

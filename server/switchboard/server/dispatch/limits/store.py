@@ -59,12 +59,14 @@ class StoreLimits:
         holder: str,
         lease_s: float,
         clock: Callable[[], float] = time.time,
+        lookahead_s: float = 0.0,
     ) -> None:
         self._store = store
         self._specs = dict(specs)
         self._holder = holder
         self._lease_s = lease_s
         self._clock = clock
+        self._lookahead_s = lookahead_s
         self._pending: list[_Pending] = []
         self._flushing: asyncio.Task[None] | None = None
         self._open_until: dict[str, float] = {}
@@ -136,7 +138,7 @@ class StoreLimits:
         for name, spec in self._specs.items():
             state = self._load(tx, name)
             before = set(state.slots)
-            counts[name], hint = rules.budget(state, spec, now)
+            counts[name], hint = rules.budget(state, spec, now, self._lookahead_s)
             self._open_until[name] = state.open_until
             if hint is not None:
                 wake = hint if wake is None else min(wake, hint)
