@@ -21,7 +21,7 @@ CLIENT_PROTOC_OUT = --python_out=$(1) --grpc_python_out=$(1) \
 PYTHON ?= python3
 
 .PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
-	release-contract check-generated pytest bench clean
+	release-contract check-generated pytest test-packages bench clean
 
 install: $(STAMP)
 
@@ -110,7 +110,14 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
+## Debian packages that tests start as real servers: redis-server (the Redis cache and the
+## connector limits shared through Redis). Installed when missing and root.
+test-packages:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
+		echo "redis-server unavailable: the Redis tests will be skipped"
+
+pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP) test-packages
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## The whole suite: contract lint and breaking check, generated-code drift, the strict docs

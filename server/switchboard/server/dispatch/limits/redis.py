@@ -287,18 +287,17 @@ class RedisLimits:
             return {}
         async with self._client.pipeline(transaction=False) as pipe:
             for name in names:
-                lanes = "".join("b" if lane == "bulk" else "i" for lane in asks[name])
+                codes = "".join("b" if lane == "bulk" else "i" for lane in asks[name])
                 await self._take(
-                    self.keys(name), self._args(self._specs[name], "take", lanes), pipe
+                    self.keys(name), self._args(self._specs[name], "take", codes), pipe
                 )
             replies = await pipe.execute()
         out: dict[str, list[Ticket]] = {}
         for name, reply in zip(names, replies, strict=True):
             values = [int(v) for v in reply]
             self._open_until[name] = values[-1] / 1e6
-            lanes = asks[name]
             out[name] = [
-                self._ticket(values[5 * i : 5 * i + 5], lane) for i, lane in enumerate(lanes)
+                self._ticket(values[5 * i : 5 * i + 5], lane) for i, lane in enumerate(asks[name])
             ]
         return out
 
