@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -47,3 +49,27 @@ async def test_open_circuit_refuses_invoke_with_unavailable(start_app: StartApp)
     assert refused.value.code == grpc.StatusCode.UNAVAILABLE
     assert "circuit open" in str(refused.value)
     assert len(app.connectors["fake"].calls) == 1  # type: ignore[attr-defined]
+
+
+async def test_concurrent_invokes_queue_for_the_connector_slots(start_app: StartApp) -> None:
+    connectors = {"fake": {"kind": "fake", "max_concurrency": 2, "options": {"latency_s": 0.1}}}
+    app = await start_app(connectors=connectors, triggers={})
+    fake = app.connectors["fake"]
+    invoke = fake.invoke
+    running = [0]
+    peak = [0]
+
+    async def spy(action: str, payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        try:
+            return await invoke(action, payload, ctx)
+        finally:
+            running[0] -= 1
+
+    fake.invoke = spy  # type: ignore[method-assign]
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+        await asyncio.gather(
+            *(sb.connectors.invoke("fake", "echo", payload={"i": i}) for i in range(6))
+        )
+    assert peak[0] == 2  # all six answered, never more than two at the tool at once

@@ -20,7 +20,7 @@ from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.connectors.base import Connector, InvokeContext
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from switchboard.server.dispatch.guard import ConnectorGuard
-from switchboard.server.dispatch.limits.base import Limits
+from switchboard.server.dispatch.limits.base import Limits, Ticket
 from switchboard.server.domain.idempotency import request_hash
 from switchboard.server.errors import (
     ConnectorError,
@@ -193,9 +193,11 @@ class ConnectorService:
         if guard is None or self._limits is None:
             return await self._call(connector, req, key, limit_s)
         name = req.connector
-        ticket = await self._limits.acquire(name, "interactive")
+        started = time.monotonic()
+        ticket = await self._acquire(self._limits, name, limit_s)
         if not ticket.ok:
             raise _refused(name, ticket.reason, ticket.retry_in_s)
+        limit_s = max(0.001, limit_s - (time.monotonic() - started))
         guard.in_flight += 1
         try:
             if ticket.delay_s >= limit_s:
@@ -213,6 +215,22 @@ class ConnectorService:
         finally:
             guard.in_flight -= 1
             self._limits.release(name, ticket)
+
+    @staticmethod
+    async def _acquire(limits: Limits, name: str, limit_s: float) -> Ticket:
+        """A ticket; while every slot is busy, wait for one as long as the deadline allows
+        (concurrent callers queue as they did before limits applied here). An open circuit
+        or a used-up quota is answered at once."""
+        give_up = time.monotonic() + limit_s
+        pause = 0.005
+        while True:
+            ticket = await limits.acquire(name, "interactive")
+            if ticket.ok or ticket.reason != "no free concurrency slot":
+                return ticket
+            if time.monotonic() + pause >= give_up:
+                return ticket
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def _call(
         self,
