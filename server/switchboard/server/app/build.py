@@ -40,6 +40,8 @@ from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.connectors.vendor_limits import with_connector_defaults
 from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.dispatch.guard import build_guards
+from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
@@ -192,6 +194,10 @@ async def _build(
         raise StartupError(f"cannot set up page tokens: {exc}") from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
+    # Vendor adapters' documented limits fill what the operator left unset.
+    effective = settings.model_copy(update={"connectors": connector_settings})
+    guards = build_guards(connector_settings, settings.dispatch)
+    limits = await build_limits(effective, guards, store, several_workers=siblings is not None)
     dispatcher = Dispatcher(
         store,
         connectors,
@@ -200,11 +206,14 @@ async def _build(
         notifier,
         attempts,
         RunMetrics(telemetry.meter),
+        guards=guards,
+        limits=limits,
+        lane_of=lane_rule(settings),
     )
     if isinstance(store, PostgresStore):
         # Steps queued by other replicas wake this dispatcher at once, not at its next poll.
         store.on_enqueue(dispatcher.wake)
-    register_gauges(telemetry.meter, store, cache, dispatcher.guards)
+    register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
@@ -213,7 +222,9 @@ async def _build(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, connector_settings, attempts, dispatcher.guards),
+        ConnectorService(
+            store, connectors, connector_settings, attempts, dispatcher.guards, limits
+        ),
         DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.

@@ -25,6 +25,12 @@ class ConnectorSettings(FrozenModel):
         default=None, gt=0, description="Calls per second (token bucket); none: unlimited."
     )
     rate_burst: int = Field(default=1, ge=1, description="Calls allowed at once above the rate.")
+    daily_quota: int | None = Field(
+        default=None,
+        ge=1,
+        description="Calls per UTC day (interactive before bulk, see "
+        "connector_limits.interactive_share); none: no quota.",
+    )
     breaker_failures: int | None = Field(default=None, ge=1, description="Overrides dispatch.")
     breaker_cooldown_s: float | None = Field(default=None, gt=0, description="Overrides dispatch.")
     ordered: bool | None = Field(

@@ -216,6 +216,52 @@ class CacheSettings(FrozenModel):
         return value
 
 
+class ConnectorLimitsSettings(FrozenModel):
+    """Where connectors' rate limits, slots, breakers and daily quotas live (docs:
+    reliable-delivery.md, "Limits shared across workers and replicas")."""
+
+    backend: Literal["auto", "local", "store", "redis"] = Field(
+        default="auto",
+        description="`local`: each process its own (N workers allow N times the limits); "
+        "`store`: shared through the database; `redis`: shared through Redis, local "
+        "while it is unreachable; `auto`: `redis` when a Redis URL is configured (here or "
+        "`cache.backend = redis`), else `store` with several workers, else `local`.",
+    )
+    redis_url: str = Field(
+        default="",
+        description="`redis://host:port/db` for the shared limits; empty: the cache's "
+        "`redis_url` when `cache.backend` is `redis`.",
+    )
+    redis_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Connect and reply timeout for one Redis round trip; past it the "
+        "process falls back to its own limits.",
+    )
+    redis_retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="While Redis is unreachable, how often to try it again.",
+    )
+    interactive_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Share of each connector's `daily_quota` kept for interactive calls: "
+        "bulk calls (events in `bulk_events`) stop when only this much is left.",
+    )
+    bulk_events: list[str] = Field(
+        default_factory=lambda: ["contact.changed", "contact.erased"],
+        description="Events whose steps use the bulk lane of the daily quota; all other "
+        "steps and InvokeConnector calls are interactive.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return CacheSettings._redis_url(value) if value else value
+
+
 class DispatchSettings(FrozenModel):
     """The outbox worker."""
 
@@ -352,6 +398,7 @@ class Settings(FrozenModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    connector_limits: ConnectorLimitsSettings = Field(default_factory=ConnectorLimitsSettings)
     connectors: dict[str, ConnectorSettings] = Field(
         default_factory=built_in_connectors, description="Adapters by name."
     )

@@ -25,6 +25,9 @@ from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
+from switchboard.server.dispatch.limits.base import LaneOf, Limits, Ticket
+from switchboard.server.dispatch.limits.build import LaneRule, specs_from
+from switchboard.server.dispatch.limits.local import LocalLimits
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
 from switchboard.server.dispatch.run_metrics import RunMetrics
@@ -32,7 +35,7 @@ from switchboard.server.errors import PermanentConnectorError, RetryableConnecto
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
 from switchboard.server.runs.waits import WAIT_CONNECTOR
-from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
+from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ class Dispatcher:
         notifier: RunNotifier,
         telemetry: AttemptTelemetry | None = None,
         runs: RunMetrics | None = None,
+        guards: Mapping[str, ConnectorGuard] | None = None,
+        limits: Limits | None = None,
+        lane_of: LaneOf | None = None,
     ) -> None:
         self._store = store
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
@@ -59,16 +65,27 @@ class Dispatcher:
         self._connector_settings = connector_settings
         self._settings = settings
         self._notifier = notifier
-        self._guards = build_guards(connector_settings, settings)
+        self._guards = guards if guards is not None else build_guards(connector_settings, settings)
+        # Rate, slots, breaker and quota: this process's own unless a shared backend is given.
+        self._limits: Limits = limits or LocalLimits(
+            self._guards, specs_from(connector_settings, settings, 0.2)
+        )
+        self._lane_of: LaneOf = lane_of or LaneRule(frozenset())
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wake_in_s: float | None = None
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
         """Each connector's breaker, limits and retry policy (read-only use)."""
         return self._guards
+
+    @property
+    def limits(self) -> Limits:
+        """The connectors' limits, shared with InvokeConnector calls."""
+        return self._limits
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
@@ -103,6 +120,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._limits.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -112,10 +130,15 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
             if claimed == 0:
+                # Sooner than the poll when a rate token comes back earlier (shared limits:
+                # another process's claims do not wake this one).
+                wait = self._settings.poll_interval_s
+                if self._wake_in_s is not None:
+                    wait = max(0.001, min(wait, self._wake_in_s))
                 # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancel
                 # that arrives as the wake-up fires, and `stop` then waits on this loop forever.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.poll_interval_s):
+                    async with asyncio.timeout(wait):
                         await self._wake.wait()
                 self._wake.clear()
 
@@ -125,44 +148,53 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             return 1
         limit = min(free, self._settings.batch_size)
-        flt = ClaimFilter(
-            budgets={name: g.budget() for name, g in self._guards.items()},
-            default_budget=limit,
-            unordered=frozenset(
-                [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
-            ),
+        unordered = frozenset(
+            [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
         )
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
-        items = await self._store.write(lambda tx: tx.claim_outbox(now, lease, limit, flt))
-        for item in items:
+
+        def claim(tx: WriteTx, budgets: Mapping[str, int]) -> list[OutboxItem]:
+            flt = ClaimFilter(dict(budgets), default_budget=limit, unordered=unordered)
+            return tx.claim_outbox(now, lease, limit, flt)
+
+        # Budgets, the claim and each step's ticket (slot, rate token, quota) are taken
+        # together, so the next claim, here or in another process, sees them gone.
+        claimed = await self._limits.claim(self._store, claim, self._lane_of)
+        self._wake_in_s = claimed.wake_in_s
+        for item, ticket in claimed.items:
             guard = self._guards.get(item.connector)
-            delay = 0.0
-            if guard is not None:
-                # Slot and rate token are taken now, not when the task runs, so the next
-                # claim sees them gone and never takes more than the connector may start.
+            if guard is not None and ticket is not None and ticket.ok:
                 guard.in_flight += 1
-                delay = guard.bucket.take()
             # In the trace of the call that started the run (none when telemetry is off).
             context = self._telemetry.task_context(item.traceparent)
-            task = asyncio.create_task(self._deliver(item, guard, delay), context=context)
+            task = asyncio.create_task(self._deliver(item, guard, ticket), context=context)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(items)
+        return len(claimed.items)
 
-    async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None, delay: float) -> None:
+    async def _deliver(
+        self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None
+    ) -> None:
+        holds = guard is not None and ticket is not None and ticket.ok
         try:
-            if delay:
-                await asyncio.sleep(delay)
-            outcome = await self._attempt(item, guard)
+            if ticket is not None and ticket.delay_s:
+                await asyncio.sleep(ticket.delay_s)
+            outcome = await self._attempt(item, guard, ticket)
+            if holds and guard is not None and ticket is not None:
+                # Before the outcome's write, so a shared backend's release can join its commit.
+                holds = False
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
             now = now_us()
             run = await self._store.write(lambda tx: record(tx, item, outcome, now))
         except Exception:
             log.exception("recording step %s of run %s failed", item.step_index, item.run_id)
             return
         finally:
-            if guard is not None:
+            if holds and guard is not None and ticket is not None:
                 guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
         if run is not None:
             self._runs.recorded(item, run, now)
             if outcome.status == StepStatus.STEP_STATUS_FAILED:
@@ -170,7 +202,9 @@ class Dispatcher:
             self._notifier.publish(run.id)
         self.wake()
 
-    async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
+    async def _attempt(
+        self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None = None
+    ) -> Outcome:
         step = item.plan.steps[item.step_index]
         if item.connector == WAIT_CONNECTOR:
             branch = step.wait.timeout_branch if step.wait else "timeout"
@@ -187,26 +221,38 @@ class Dispatcher:
                 "(the server stopped during it); not tried again"
             )
             return await self._give_up(item, step, item.attempts, error, "retries_exhausted")
-        if not guard.breaker.allow():
-            # Not a failed attempt: the step waits, its attempt budget untouched.
-            delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)
-            return Outcome(
-                StepStatus.STEP_STATUS_RETRYING,
-                item.attempts,
-                error=f"circuit open for connector {guard.name!r}; not called",
-                retry_at_us=now_us() + int(delay * 1_000_000),
-            )
+        if ticket is not None and not ticket.ok:
+            # Refused at the claim (another process took the last slot, the daily quota is
+            # used up, the circuit opened): not an attempt, the step waits.
+            return self._held(item, guard, ticket.reason, ticket.retry_in_s)
+        if not self._limits.admit(guard.name, ticket):
+            return self._held(item, guard, "circuit open", guard.breaker.reopens_in_s())
         attempt = item.attempts + 1
         try:
-            result = await self._guarded_invoke(guard, step, item, attempt)
+            result = await self._guarded_invoke(guard, step, item, attempt, ticket)
         except Exception as exc:
             return await self._failed(item, step, guard, attempt, exc)
         return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
 
+    def _held(self, item: OutboxItem, guard: ConnectorGuard, why: str, wait_s: float) -> Outcome:
+        """Not a failed attempt: the step waits, its attempt budget untouched."""
+        delay = max(wait_s, self._settings.poll_interval_s)
+        return Outcome(
+            StepStatus.STEP_STATUS_RETRYING,
+            item.attempts,
+            error=f"{why} for connector {guard.name!r}; not called",
+            retry_at_us=now_us() + int(delay * 1_000_000),
+        )
+
     async def _guarded_invoke(
-        self, guard: ConnectorGuard, step: PlanStep, item: OutboxItem, attempt: int
+        self,
+        guard: ConnectorGuard,
+        step: PlanStep,
+        item: OutboxItem,
+        attempt: int,
+        ticket: Ticket | None = None,
     ) -> dict[str, Any]:
-        return await self._through(guard, step.action, step.params, item, attempt)
+        return await self._through(guard, step.action, step.params, item, attempt, ticket)
 
     async def _through(
         self,
@@ -215,21 +261,20 @@ class Dispatcher:
         params: Mapping[str, Any],
         item: OutboxItem,
         attempt: int,
+        ticket: Ticket | None = None,
     ) -> dict[str, Any]:
         """Invoke and tell the connector's breaker how it went."""
+        report = self._limits.report
         try:
             result = await self._invoke(guard.name, action, params, item, attempt)
         except asyncio.CancelledError:
-            guard.breaker.failure()  # frees a half-open probe slot; the row is re-offered
+            report(guard.name, False, ticket)  # frees a half-open probe; the row is re-offered
             raise
         except Exception as exc:
             # A permanent error is an answer: the tool is up, so it does not trip the breaker.
-            if is_retryable(exc):
-                guard.breaker.failure()
-            else:
-                guard.breaker.success()
+            report(guard.name, not is_retryable(exc), ticket)
             raise
-        guard.breaker.success()
+        report(guard.name, True, ticket)
         return result
 
     async def _failed(
@@ -279,7 +324,7 @@ class Dispatcher:
         try:
             if guard is None:
                 result = await self._invoke(connector, action, fallback.params, item, 1)
-            elif guard.breaker.allow():
+            elif self._limits.admit(connector, None):
                 result = await self._through(guard, action, fallback.params, item, 1)
             else:
                 raise RetryableConnectorError(f"circuit open for connector {connector!r}")

@@ -170,7 +170,9 @@ def _supervise(
             continue
         code = os.waitstatus_to_exitcode(status)
         if stopping:
-            failed |= code != 0
+            # A worker still starting up (e.g. just restarted) dies of the SIGTERM we sent
+            # before its graceful handler is in place: it stopped as asked.
+            failed |= code not in (0, -signal.SIGTERM)
             continue
         log.error("worker %d (pid %d) exited with %d; restarting it", index, pid, code)
         time.sleep(_RESTART_PAUSE_S)
