@@ -19,6 +19,7 @@ from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
+from switchboard.server.connectors.ses import SesConnector
 from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
@@ -39,6 +40,7 @@ _FACTORIES: dict[str, _Factory] = {
     "personalization": _plain(PersonalizationConnector),
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
+    "ses": _plain(SesConnector),
     "webhook": _plain(WebhookConnector),
 }
 
