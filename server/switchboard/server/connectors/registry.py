@@ -10,6 +10,7 @@ from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
 from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
@@ -32,6 +33,7 @@ def _plain(cls: _Plain) -> _Factory:
 
 
 _FACTORIES: dict[str, _Factory] = {
+    "amqp": _plain(AmqpConnector),
     "analytics": _plain(AnalyticsConnector),
     "automation": _plain(AutomationConnector),
     "crm": _plain(CrmConnector),
