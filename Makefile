@@ -110,14 +110,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-## Debian packages the tests start as real servers: PostgreSQL (the PostgreSQL store suite)
-## and redis-server (the Redis cache and the connector limits shared through Redis).
-## Idempotent; installs only as root (CI), otherwise says what is missing and the tests that
-## need it skip with that reason.
+## Debian packages the tests start as real servers: PostgreSQL (the PostgreSQL store suite),
+## redis-server (the Redis cache and the connector limits shared through Redis) and
+## rabbitmq-server (the amqp connector). Idempotent; installs only as root (CI), otherwise
+## says what is missing and the tests that need it skip with that reason.
 deps-system:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
 		echo "unavailable:$$missing: the tests that need it will skip"

@@ -41,6 +41,7 @@ def test_builds_every_default_connector_and_the_default_triggers_check(
 def test_kinds_are_sorted_and_cover_the_builtins() -> None:
     assert list(KINDS) == sorted(KINDS)
     assert set(KINDS) == {
+        "amqp",
         "analytics",
         "automation",
         "crm",
@@ -54,6 +55,7 @@ def test_kinds_are_sorted_and_cover_the_builtins() -> None:
         "recommendations",
         "scoring",
         "segment",
+        "ses",
         "webhook",
     }
 

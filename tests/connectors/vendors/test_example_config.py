@@ -15,6 +15,9 @@ SECRETS = {
     "SEGMENT_WRITE_KEY": "test-segment",
     "GA4_API_SECRET": "test-ga4",
     "LOYALTY_CLIENT_SECRET": "test-loyalty",
+    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "secret-example",
+    "AMQP_URL": "amqp://switchboard:secret@rabbit.internal:5672/marketing",
 }
 
 
@@ -25,7 +28,7 @@ def test_example_builds_every_connector_and_flow(monkeypatch: pytest.MonkeyPatch
     assert result.problems == []
     assert result.settings is not None
     kinds = {c.kind for c in result.settings.connectors.values()}
-    assert {"hubspot", "mailchimp", "segment", "ga4", "http"} <= kinds
+    assert {"hubspot", "mailchimp", "segment", "ga4", "http", "ses", "amqp"} <= kinds
     assert "loyalty.signup" in result.settings.triggers
 
 
@@ -35,6 +38,7 @@ def test_example_without_its_secrets_names_each_missing_variable(
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
     problems = check_config(EXAMPLE).problems
-    for name in SECRETS:
+    # SES without both AWS variables falls back to the instance role: not a problem.
+    for name in SECRETS.keys() - {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}:
         assert any(name in p for p in problems), name
     assert any(p.startswith("connectors.hubspot") and "HUBSPOT_ACCESS_TOKEN" in p for p in problems)

@@ -28,6 +28,7 @@ from switchboard.server.connectors.base import (
     require,
     require_action,
 )
+from switchboard.server.connectors.consent import check_marketing_opt_in
 from switchboard.server.errors import PermanentConnectorError
 
 _OPTIONS = frozenset({"smtp", "templates"})
@@ -74,7 +75,7 @@ class EspConnector:
             raise PermanentConnectorError("payload field 'params' must be a dict")
         list_name: str = require(params, "list")
         if action == "lists.subscribe":
-            _check_consent(contact, contact_id, params)
+            check_marketing_opt_in(contact, contact_id, params)
             return await self._subscribe(contact_id, list_name)
         return await self._unsubscribe(contact_id, list_name)
 
@@ -97,7 +98,7 @@ class EspConnector:
         template = self._templates.get(name)
         if template is None:
             raise PermanentConnectorError(f"connector {self.name!r} has no template {name!r}")
-        _check_consent(contact, contact_id, params)
+        check_marketing_opt_in(contact, contact_id, params)
         to: str = require(contact, "email")
         fields = {k: v for k, v in contact.items() if isinstance(v, str)}
         fields.update({k: str(v) for k, v in params.items()})
@@ -136,13 +137,3 @@ def _lists(state: StateTx, contact_id: str) -> list[str]:
     record = state.get("subscriptions", contact_id)
     return list(record["lists"]) if record else []
 
-
-def _check_consent(contact: JsonDict, contact_id: str, params: JsonDict) -> None:
-    required = params.get("require_consent", True)
-    if not isinstance(required, bool):
-        raise PermanentConnectorError("payload field 'params.require_consent' must be a bool")
-    consent = contact.get("consent")
-    # Only an explicit opt-in counts: a missing or malformed consent record is a refusal.
-    opted_in = isinstance(consent, dict) and consent.get("opt_in") is True
-    if required and not opted_in:
-        raise PermanentConnectorError(f"contact {contact_id} has not opted in to marketing email")

@@ -10,6 +10,7 @@ from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
 from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
@@ -24,6 +25,7 @@ from switchboard.server.connectors.personalization import PersonalizationConnect
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
 from switchboard.server.connectors.segment import SegmentConnector
+from switchboard.server.connectors.ses import SesConnector
 from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
@@ -36,6 +38,7 @@ def _plain(cls: _Plain) -> _Factory:
 
 
 _FACTORIES: dict[str, _Factory] = {
+    "amqp": _plain(AmqpConnector),
     "analytics": _plain(AnalyticsConnector),
     "automation": _plain(AutomationConnector),
     "crm": _plain(CrmConnector),
@@ -49,6 +52,7 @@ _FACTORIES: dict[str, _Factory] = {
     "recommendations": _plain(RecommendationsConnector),
     "scoring": ScoringConnector,
     "segment": _plain(SegmentConnector),
+    "ses": _plain(SesConnector),
     "webhook": _plain(WebhookConnector),
 }
 
