@@ -165,7 +165,8 @@ def test_unknown_kind_is_rejected(settings: Settings) -> None:
 
 
 def test_bad_options_name_the_connector(settings: Settings) -> None:
-    configs = {"recs": ConnectorSettings(kind="sandbox_recommendations", options={"max_suggestions": 0})}
+    options = {"max_suggestions": 0}
+    configs = {"recs": ConnectorSettings(kind="sandbox_recommendations", options=options)}
 
     with pytest.raises(ValueError, match=r"connector 'recs': option 'max_suggestions'"):
         build_registry(configs, lambda _: InMemoryState(), settings.scoring)

@@ -1,4 +1,4 @@
-"""Consent per destination, through a real server: SKIPPED steps, withdrawal, purposes, direct calls."""
+"""Consent per destination through a real server: SKIPPED steps, withdrawal, direct calls."""
 
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ async def test_consent_withdrawn_after_the_trigger_stops_the_steps_still_to_come
     steps = [{"connector": "slow", "action": "echo"}, {"connector": "mailer", "action": "echo"}]
     app = await start_app(connectors=connectors, triggers={"promo": {"steps": steps}})
     async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
-        kept = await sb.campaigns.trigger("promo", email="kept@example.com", contact={"consent": True})
-        gone = await sb.campaigns.trigger("promo", email="gone@example.com", contact={"consent": True})
+        opted_in: Any = {"consent": True}
+        kept = await sb.campaigns.trigger("promo", email="kept@example.com", contact=opted_in)
+        gone = await sb.campaigns.trigger("promo", email="gone@example.com", contact=opted_in)
         # While step 0 is still running: the run's snapshot says yes, the store now says no.
         await sb.contacts.upsert(email="gone@example.com", consent=False, consent_source="unsub")
         kept_run = await _finished(sb, kept.id)
@@ -249,7 +250,9 @@ async def test_invoke_goes_with_consent_or_when_none_is_needed(sb: Switchboard) 
     assert crm
 
 
-async def test_skip_consent_check_is_an_operators_explicit_bypass(sb: Switchboard, app: App) -> None:
+async def test_skip_consent_check_is_an_operators_explicit_bypass(
+    sb: Switchboard, app: App
+) -> None:
     contact_id = await _contact(sb, "repair@example.com")
     request = connectors_pb2.InvokeConnectorRequest(
         connector="esp", action="lists.subscribe", skip_consent_check=True
