@@ -283,7 +283,7 @@ class ConnectorInfo(_message.Message):
     name: _builtins.str
     """Name from configuration, used in trigger steps."""
     kind: _builtins.str
-    """Adapter kind, e.g. `crm`, `esp`, `webhook`, `fake`."""
+    """Adapter kind, e.g. `sandbox_crm`, `sandbox_esp`, `webhook`, `fake`."""
     health: Global___ConnectorHealth.ValueType
     """Result of the last health check."""
     health_detail: _builtins.str
