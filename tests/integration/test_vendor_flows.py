@@ -8,7 +8,7 @@ import pytest
 
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App
-from switchboard.v1 import campaigns_pb2
+from switchboard.v1 import campaigns_pb2, contacts_pb2
 from tests.connectors.vendors.hubspot_server import FakeHubSpot
 from tests.connectors.vendors.mailchimp_server import API_KEY, FakeMailchimp, md5
 from tests.connectors.vendors.recording_server import Canned
@@ -70,8 +70,11 @@ async def test_signup_reaches_hubspot_and_mailchimp(
         }
     }
     app = await start_app(connectors=connectors, triggers=triggers)
+    opted_in = contacts_pb2.Contact(consent=contacts_pb2.Consent(opt_in=True, source="web"))
     async with Switchboard(f"127.0.0.1:{app.port}") as sb:
-        run = await sb.campaigns.trigger("newsletter.signup", email="E2E@example.com", wait=True)
+        run = await sb.campaigns.trigger(
+            "newsletter.signup", email="E2E@example.com", contact=opted_in, wait=True
+        )
     assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED, run
     assert [s.attempts for s in run.steps] == [2, 1, 1]
     record = hubspot.contacts["e2e@example.com"]
@@ -101,7 +104,10 @@ async def test_a_vendor_validation_error_dead_letters_with_the_vendors_message(
     app = await start_app(connectors=connectors, triggers=triggers)
     async with Switchboard(f"127.0.0.1:{app.port}") as sb:
         await sb.contacts.upsert(email="bad@example.com", first_name="Bad")
-        run = await sb.campaigns.trigger("signup", email="bad@example.com", wait=True)
+        opted_in = contacts_pb2.Contact(consent=contacts_pb2.Consent(opt_in=True, source="web"))
+        run = await sb.campaigns.trigger(
+            "signup", email="bad@example.com", contact=opted_in, wait=True
+        )
         [letter] = (await sb.connectors.list_dead_letters(connector="mail")).dead_letters
     assert run.status == campaigns_pb2.RUN_STATUS_FAILED
     assert "Your merge fields were invalid" in letter.last_error

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App
-from switchboard.v1 import campaigns_pb2
+from switchboard.v1 import campaigns_pb2, contacts_pb2
 from tests.connectors.vendors.contract import ContractServer, Reply
 from tests.connectors.vendors.rest_api import CLIENT_ID, RestTool
 
@@ -55,7 +55,17 @@ async def test_signup_reaches_segment_and_a_declared_rest_tool(
     }
     app = await start_app(connectors=connectors, triggers=triggers)
     async with Switchboard(f"127.0.0.1:{app.port}") as sb:
-        run = await sb.campaigns.trigger("signup", email="e2e@example.com", wait=True)
+        # Both tools serve a consent purpose: the person has given both.
+        consents = {
+            purpose: contacts_pb2.Consent(opt_in=True, source="signup form")
+            for purpose in ("analytics", "email_marketing")
+        }
+        run = await sb.campaigns.trigger(
+            "signup",
+            email="e2e@example.com",
+            contact=contacts_pb2.Contact(consents=consents),
+            wait=True,
+        )
 
     assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
     assert [s.attempts for s in run.steps] == [2, 1]  # the 503 was retried

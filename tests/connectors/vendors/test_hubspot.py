@@ -361,7 +361,7 @@ def test_secrets_by_reference_and_settings_errors(
 
 def test_default_limits_keep_within_the_ten_second_window_unless_configured() -> None:
     connector = HubSpotConnector("hs", {"access_token": "x"}, InMemoryState())
-    assert purposes_of(connector) == {"crm"}
+    assert purposes_of(connector) == frozenset()  # record keeping: no consent purpose
     configs = {
         "hs": ConnectorSettings(kind="hubspot"),
         "hs_pro": ConnectorSettings(kind="hubspot", rate_per_s=18.0),

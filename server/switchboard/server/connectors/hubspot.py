@@ -124,7 +124,8 @@ class HubSpotConnector:
         list_id: the list `lists.add` uses when the step's params give no `list_id`.
         external_id_key: where the contact keeps its HubSpot record id in `external_ids`
             (default: the connector's name).
-        purposes: consent purposes served (default `["crm"]`).
+        purposes: consent purposes served (default none: keeping the customer record rests
+            on the contract or legitimate interest, like the sandbox crm; see docs/consent.md).
     """
 
     kind: str = "hubspot"
@@ -140,7 +141,7 @@ class HubSpotConnector:
         self._properties = parse_mapping(name, options, "properties", DEFAULT_PROPERTIES)
         self._list_id = str(options.get("list_id", "")) or None
         self._external_key = str(options.get("external_id_key") or name)
-        purposes = options.get("purposes", ["crm"])
+        purposes = options.get("purposes", [])
         if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
             raise ValueError(f"connector {name!r}: option 'purposes' must be a list of names")
         self.purposes: frozenset[str] = frozenset(purposes)

@@ -24,6 +24,7 @@ from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
+from switchboard.server.dispatch.consent import ConsentGate, run_contact_id
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.limits.base import LaneOf, Limits, Ticket
 from switchboard.server.dispatch.limits.build import LaneRule, specs_from
@@ -71,6 +72,7 @@ class Dispatcher:
             self._guards, specs_from(connector_settings, settings, 0.2)
         )
         self._lane_of: LaneOf = lane_of or LaneRule(frozenset())
+        self._consent = ConsentGate(store, connectors, connector_settings)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -210,6 +212,8 @@ class Dispatcher:
             branch = step.wait.timeout_branch if step.wait else "timeout"
             result = {"branch": branch, "timed_out": True}
             return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, 1, result=result, branch=branch)
+        if (skipped := await self._consent.skip(item, step)) is not None:
+            return skipped
         if guard is None:
             error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
@@ -321,6 +325,10 @@ class Dispatcher:
         connector = fallback.connector or step.connector
         guard = self._guards.get(connector)
         action = fallback.action or ""
+        refused = await self._consent.refusal(connector, action, run_contact_id(item))
+        if refused is not None:
+            error = f"{error}; fallback {connector} {action} not sent: {refused}"
+            return Outcome(StepStatus.STEP_STATUS_FAILED, attempts, error=error, dead_reason=reason)
         try:
             if guard is None:
                 result = await self._invoke(connector, action, fallback.params, item, 1)

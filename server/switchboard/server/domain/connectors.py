@@ -19,9 +19,11 @@ from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
+from switchboard.server.dispatch.consent import ConsentGate
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Limits, Ticket
 from switchboard.server.domain.idempotency import request_hash
+from switchboard.server.domain.invoke_consent import require_consent
 from switchboard.server.errors import (
     ConnectorError,
     IdempotencyConflict,
@@ -75,6 +77,7 @@ class ConnectorService:
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
         self._guards = guards or {}
         self._limits = limits
+        self._consent = ConsentGate(store, connectors, settings)
         self._checked: dict[str, _Checked] = {}
 
     async def list(self) -> connectors_pb2.ListConnectorsResponse:
@@ -90,6 +93,7 @@ class ConnectorService:
                 actions=sorted(c.actions),
                 health=check.health,
                 health_detail=check.detail,
+                purposes=sorted(self._consent.purposes(name)),
             )
             set_ts(info.checked_at, check.at_us)
             guard = self._guards.get(name)
@@ -143,6 +147,7 @@ class ConnectorService:
             replay = await self._replay(req.idempotency_key, digest)
             if replay is not None:
                 return replay
+        await require_consent(self._consent, req)
         timeout = self._settings[req.connector].timeout_s
         if time_left_s is not None:
             timeout = max(0.001, min(timeout, time_left_s - _ANSWER_MARGIN_S))
@@ -282,6 +287,7 @@ class ConnectorService:
             "action": req.action,
             "ok": ok,
             "permanent": isinstance(error, PermanentConnectorError),
+            "consent_check_skipped": req.skip_consent_check,
         }
         tx.append_event("connector.invoked", req.connector, json.dumps(body).encode(), now)
         # Only successes are replayed: a failed call may succeed when retried with the same key.
