@@ -58,6 +58,7 @@ from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBucke
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.runs.sync import check_destinations
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.sqlite.store import SchemaTooNew, SqliteStore
 from switchboard.v1 import (
@@ -168,6 +169,7 @@ async def _build(
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
         check_steps(settings.triggers, connectors)
+        check_destinations(settings.sync, connectors)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     for connector in connectors.values():
@@ -191,13 +193,16 @@ async def _build(
         notifier,
         attempts,
         RunMetrics(telemetry.meter),
+        cache=cache,
     )
     register_gauges(telemetry.meter, store, cache, dispatcher.guards)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
     )
-    contacts = ContactService(store, cache, settings.triggers, dispatcher, tokens)
+    contacts = ContactService(
+        store, cache, settings.triggers, dispatcher, tokens, sync=settings.sync
+    )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
