@@ -76,7 +76,8 @@ async def test_an_upsert_starts_one_run_with_a_step_per_destination(start_app: S
     [(action, payload, _)] = list(_tool(app).calls)
     assert action == "contacts.upsert"
     assert payload["event"] == "contact.changed"
-    assert payload["params"] == {"mode": "upsert", "version": 1}
+    assert payload["params"] == {"mode": "upsert"}
+    assert payload["attributes"]["version"] == 1
     assert payload["contact"]["email"] == "ada@example.com"
 
 

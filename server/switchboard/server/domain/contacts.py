@@ -38,7 +38,7 @@ from switchboard.server.rules.validation import (
     require_lookup,
 )
 from switchboard.server.runs.start import start_run
-from switchboard.server.runs.sync import erasure_trigger, skip_pending_changes, sync_change
+from switchboard.server.runs.sync import SyncFanout, erasure_trigger, skip_pending_changes
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.v1 import common_pb2, contacts_pb2
 
@@ -201,19 +201,18 @@ class ContactService:
         self._triggers = triggers
         self._dispatcher = dispatcher
         self._tokens = tokens
-        self._sync = sync or SyncSettings(destinations={})
+        self._sync = SyncFanout(sync or SyncSettings(destinations={}))
         # The erasure flow: the `contact.erased` trigger's steps plus the sync destinations'.
-        self._erasure = erasure_trigger(triggers.get(ERASED_EVENT), self._sync)
+        self._erasure = erasure_trigger(triggers.get(ERASED_EVENT), self._sync.settings)
 
     def _sync_change(
         self, tx: WriteTx, out: UpsertOutcome, now: int, traceparent: str
     ) -> str | None:
         """The sync run of an accepted write that changed something (None: none started)."""
-        if not out.changed or not self._sync.destinations:
+        if not out.changed:
             return None
-        return sync_change(
+        return self._sync.change(
             tx,
-            self._sync,
             out.contact,
             list(out.fields),
             now,

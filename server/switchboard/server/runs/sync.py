@@ -17,9 +17,12 @@ erased contact are skipped rather than sent with what erasure left of the person
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
@@ -40,76 +43,104 @@ RunStatus = campaigns_pb2.RunStatus
 StepStatus = campaigns_pb2.StepStatus
 
 
-def change_steps(sync: SyncSettings, contact: contacts_pb2.Contact) -> tuple[PlanStep, ...]:
-    """The steps a change of `contact` makes: one per destination that takes it."""
-    steps = []
-    for dest in sync.destinations.values():
-        if "changed" not in dest.events:
-            continue
-        if dest.mode == "update_only" and not contact.external_ids.get(dest.connector):
-            continue  # the tool does not know this person yet
-        params = {**dest.params, "mode": dest.mode, "version": contact.version}
-        steps.append(
-            PlanStep(dest.connector, dest.action, params, sync=StepSync.from_settings(dest))
+class SyncFanout:
+    """The `sync` section, made ready for the write path: each change's steps and run shape
+    are worked out once per set of destinations, not once per contact (an import starts
+    thousands of runs in one transaction)."""
+
+    def __init__(self, sync: SyncSettings) -> None:
+        self.settings = sync
+        self._dests = [d for d in sync.destinations.values() if "changed" in d.events]
+        self._shapes: dict[tuple[bool, ...], _Shape] = {}
+
+    def _shape(self, contact: contacts_pb2.Contact) -> _Shape | None:
+        # update_only: only a tool that already knows the person (an external id) is sent to.
+        known = tuple(
+            d.mode != "update_only" or bool(contact.external_ids.get(d.connector))
+            for d in self._dests
         )
-    return tuple(steps)
+        shape = self._shapes.get(known)
+        if shape is None:
+            dests = [d for d, take in zip(self._dests, known, strict=True) if take]
+            shape = self._shapes[known] = _Shape(dests) if dests else _NO_SHAPE
+        return None if shape is _NO_SHAPE else shape
+
+    def change(
+        self,
+        tx: WriteTx,
+        contact: contacts_pb2.Contact,
+        fields: list[str],
+        now: int,
+        *,
+        created: bool,
+        traceparent: str = "",
+    ) -> str | None:
+        """Start (or coalesce into) the `contact.changed` run for this accepted write.
+
+        Returns the event when a new run was started (for the dispatcher's count), else None.
+        """
+        shape = self._shape(contact)
+        if shape is None:
+            return None
+        # A contact created by this write has no runs yet: no lookup.
+        if self.settings.coalesce and not created and _coalesce(tx, contact, shape, fields, now):
+            return None
+        attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
+        run = shape.new_run(contact.id, attributes, now)
+        plan = Plan(_base(run.id, contact, attributes), shape.steps)
+        tx.put_run(run, plan, traceparent)
+        queue_step(tx, run, plan, 0, now)
+        body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
+        tx.append_event("run.started", run.id, body.encode(), now)
+        return CHANGED_EVENT
 
 
-def sync_change(
-    tx: WriteTx,
-    sync: SyncSettings,
-    contact: contacts_pb2.Contact,
-    fields: list[str],
-    now: int,
-    *,
-    created: bool,
-    traceparent: str = "",
-) -> str | None:
-    """Start (or coalesce into) the `contact.changed` run for this accepted write.
+class _Shape:
+    """The steps of a change run for one set of destinations, and its run record's form."""
 
-    Returns the event when a new run was started (for the dispatcher's count), else None.
-    """
-    steps = change_steps(sync, contact)
-    if not steps:
-        return None
-    # A contact created by this write has no runs yet: no lookup.
-    if sync.coalesce and not created and _coalesce(tx, contact, steps, fields, now):
-        return None
-    attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
-    _start(tx, contact, steps, attributes, now, traceparent)
-    return CHANGED_EVENT
-
-
-def _start(
-    tx: WriteTx,
-    contact: contacts_pb2.Contact,
-    steps: tuple[PlanStep, ...],
-    attributes: dict[str, Any],
-    now: int,
-    traceparent: str,
-) -> None:
-    run = campaigns_pb2.Run(
-        id=new_id("r"),
-        event=CHANGED_EVENT,
-        contact_id=contact.id,
-        status=RunStatus.RUN_STATUS_PENDING,
-    )
-    run.attributes.update(attributes)
-    set_ts(run.created_at, now)
-    set_ts(run.updated_at, now)
-    for index, step in enumerate(steps):
-        added = run.steps.add(
-            index=index,
-            connector=step.connector,
-            action=step.action,
-            status=StepStatus.STEP_STATUS_PENDING,
+    def __init__(self, dests: list[SyncDestinationSettings]) -> None:
+        self.steps = tuple(
+            PlanStep(
+                d.connector,
+                d.action,
+                {**d.params, "mode": d.mode},
+                sync=StepSync.from_settings(d),
+            )
+            for d in dests
         )
-        set_ts(added.updated_at, now)
-    plan = Plan(_base(run.id, contact, attributes), steps)
-    tx.put_run(run, plan, traceparent)
-    queue_step(tx, run, plan, 0, now)
-    body = {"event": CHANGED_EVENT, "contact_id": contact.id}
-    tx.append_event("run.started", run.id, json.dumps(body).encode(), now)
+        self.template = campaigns_pb2.Run(event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
+        for index, step in enumerate(self.steps):
+            self.template.steps.add(
+                index=index,
+                connector=step.connector,
+                action=step.action,
+                status=StepStatus.STEP_STATUS_PENDING,
+            )
+
+    def new_run(self, contact_id: str, attributes: dict[str, Any], now: int) -> campaigns_pb2.Run:
+        """A PENDING run of these steps (a C-level copy of the template, then its own data)."""
+        run = campaigns_pb2.Run()
+        run.CopyFrom(self.template)
+        run.id = new_id("r")
+        run.contact_id = contact_id
+        fields = tuple(attributes["fields"])
+        run.attributes.MergeFromString(_attributes(attributes["version"], fields, 1))
+        set_ts(run.created_at, now)
+        set_ts(run.updated_at, now)
+        for step in run.steps:
+            step.updated_at.CopyFrom(run.created_at)
+        return run
+
+
+_NO_SHAPE = _Shape([])
+
+
+@functools.lru_cache(maxsize=4096)
+def _attributes(version: int, fields: tuple[str, ...], changes: int) -> bytes:
+    """A change run's attributes as Struct bytes: an import repeats a handful of shapes."""
+    struct = Struct()
+    struct.update({"version": version, "fields": list(fields), "changes": changes})
+    return struct.SerializeToString()
 
 
 def _base(run_id: str, contact: contacts_pb2.Contact, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +155,7 @@ def _base(run_id: str, contact: contacts_pb2.Contact, attributes: dict[str, Any]
 def _coalesce(
     tx: WriteTx,
     contact: contacts_pb2.Contact,
-    steps: tuple[PlanStep, ...],
+    shape: _Shape,
     fields: list[str],
     now: int,
 ) -> bool:
@@ -134,6 +165,7 @@ def _coalesce(
     if not pending:
         return False
     run = pending[0]
+    steps = shape.steps
     if [(s.connector, s.action) for s in run.steps] != [(s.connector, s.action) for s in steps]:
         return False  # another set of destinations (an update_only tool learnt the person)
     item = tx.outbox_item(run.id, 0)
