@@ -72,7 +72,8 @@ async def test_an_upsert_starts_one_run_with_a_step_per_destination(start_app: S
     ]
     assert run.steps[0].result["external_id"] == external_id_for(created.id)
     stored = await app.store.connector_state("crm").get("contacts", created.id)
-    assert stored is not None and stored["contact"]["first_name"] == "Ada"
+    assert stored is not None
+    assert stored["contact"]["first_name"] == "Ada"
     [(action, payload, _)] = list(_tool(app).calls)
     assert action == "contacts.upsert"
     assert payload["event"] == "contact.changed"
@@ -155,7 +156,8 @@ async def test_rapid_changes_coalesce_and_the_latest_wins(start_app: StartApp) -
         runs = await _finished(sb, created.id, "contact.changed", count=2)
     assert len(runs) == 2  # five changes, two deliveries
     newest, first = runs
-    assert newest.attributes["changes"] == 4 and newest.attributes["version"] == 5
+    assert newest.attributes["changes"] == 4
+    assert newest.attributes["version"] == 5
     names = [payload["contact"]["first_name"] for _, payload, _ in _tool(app).calls]
     assert names == ["v1", "v5"]  # in order, and the latest snapshot won
     keys = [ctx.idempotency_key for _, _, ctx in _tool(app).calls]
