@@ -28,6 +28,7 @@ def test_named_tables_are_found_from_the_models() -> None:
         ("triggers",),
         ("auth", "callers"),
         ("inbound", "sources"),
+        ("sync", "destinations"),
     } == NAMED_TABLES
 
 
@@ -69,9 +70,12 @@ crm = false
 "newsletter.signup" = false
 "purchase.completed" = false
 "contact.erased" = false
+[sync.destinations]
+crm = false
 """
     settings = load_settings(write_toml(text))
     assert "crm" not in settings.connectors
+    assert settings.sync.destinations == {}
     assert set(settings.triggers) == {"lead.status_updated"}
 
 

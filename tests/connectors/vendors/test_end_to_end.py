@@ -53,7 +53,8 @@ async def test_signup_reaches_segment_and_a_declared_rest_tool(
             ]
         }
     }
-    app = await start_app(connectors=connectors, triggers=triggers)
+    # "crm" here is a declared REST tool with no erase action: no contact sync to it.
+    app = await start_app(connectors=connectors, triggers=triggers, sync={"destinations": {}})
     async with Switchboard(f"127.0.0.1:{app.port}") as sb:
         # Both tools serve a consent purpose: the person has given both.
         consents = {

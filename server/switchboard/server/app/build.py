@@ -62,6 +62,7 @@ from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBucke
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.runs.sync import check_destinations
 from switchboard.server.store.base import SchemaTooNew
 from switchboard.server.store.postgres.migrate import SchemaTooOld
 from switchboard.server.store.postgres.store import PostgresStore
@@ -179,6 +180,7 @@ async def _build(
         check_steps(settings.triggers, connectors)
         # A vendor adapter's documented limits apply where the configuration sets none.
         connector_settings = with_connector_defaults(settings.connectors, connectors)
+        check_destinations(settings.sync, connectors)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     for connector in connectors.values():
@@ -209,6 +211,7 @@ async def _build(
         guards=guards,
         limits=limits,
         lane_of=lane_rule(settings),
+        cache=cache,
     )
     if isinstance(store, PostgresStore):
         # Steps queued by other replicas wake this dispatcher at once, not at its next poll.
@@ -218,7 +221,9 @@ async def _build(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
     )
-    contacts = ContactService(store, cache, settings.triggers, dispatcher, tokens)
+    contacts = ContactService(
+        store, cache, settings.triggers, dispatcher, tokens, sync=settings.sync
+    )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(

@@ -53,6 +53,7 @@ from switchboard.server.config.security import (
     PageTokenSettings,
     TlsSettings,
 )
+from switchboard.server.config.sync import SyncSettings, default_destinations
 from switchboard.server.config.telemetry import TelemetrySettings
 
 ENV_PREFIX = "SWITCHBOARD_"
@@ -406,6 +407,7 @@ class Settings(FrozenModel):
         default_factory=reference_triggers, description="Event name to ordered steps."
     )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     keepalive: KeepaliveSettings = Field(default_factory=KeepaliveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -445,6 +447,28 @@ class Settings(FrozenModel):
                         f"trigger {event!r} step {i} waits on inbound source "
                         f"{step.wait.source!r}, which is not configured with a correlation_field"
                     )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sync_needs_its_connector(cls, data: Any) -> Any:
+        # The default destination is the embedded `crm`: settings built in code with other
+        # connectors and no `sync` of their own (tests, tools) get no destination rather
+        # than an error. A loaded file always carries `sync` (the defaults are dumped).
+        if isinstance(data, dict) and "sync" not in data and "connectors" in data:
+            wanted = {d.connector for d in default_destinations().values()}
+            if not wanted <= set(data["connectors"] or {}):
+                data = {**data, "sync": {"destinations": {}}}
+        return data
+
+    @model_validator(mode="after")
+    def _sync_uses_configured_connectors(self) -> Settings:
+        for name, dest in self.sync.destinations.items():
+            if dest.connector not in self.connectors:
+                raise ValueError(
+                    f"sync destination {name!r} uses connector {dest.connector!r}, which is "
+                    f"not configured (configured: {', '.join(sorted(self.connectors))})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
@@ -58,8 +59,10 @@ class Dispatcher:
         guards: Mapping[str, ConnectorGuard] | None = None,
         limits: Limits | None = None,
         lane_of: LaneOf | None = None,
+        cache: ReadCache | None = None,
     ) -> None:
         self._store = store
+        self._cache = cache  # dropped entries after a sync step's write-back
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
         self._runs = runs or RunMetrics(metrics.NoOpMeter(""))
         self._connectors = connectors
@@ -199,10 +202,20 @@ class Dispatcher:
                 self._limits.release(guard.name, ticket)
         if run is not None:
             self._runs.recorded(item, run, now)
+            await self._after_write_back(item, outcome)
             if outcome.status == StepStatus.STEP_STATUS_FAILED:
                 _log_dead_letter(item, outcome)
             self._notifier.publish(run.id)
         self.wake()
+
+    async def _after_write_back(self, item: OutboxItem, outcome: Outcome) -> None:
+        """A sync step's write-back may have changed the contact: drop its cached copies."""
+        sync = item.plan.steps[item.step_index].sync
+        if self._cache is None or sync is None or not sync.write_back:
+            return
+        if outcome.status == StepStatus.STEP_STATUS_SUCCEEDED:
+            contact = item.plan.base.get("contact") or {}
+            await self._cache.invalidate(item.contact_id, str(contact.get("email") or ""))
 
     async def _attempt(
         self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None = None
@@ -351,7 +364,7 @@ class Dispatcher:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
-        payload = {**item.plan.base, "step": item.step_index, "params": dict(params)}
+        payload = item.plan.step_payload(item.step_index, params)
         return await call_connector(
             connector,
             action,

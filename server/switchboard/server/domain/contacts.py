@@ -12,6 +12,7 @@ from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
+from switchboard.server.config.sync import SyncSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.idempotency import write_once
 from switchboard.server.errors import (
@@ -37,6 +38,7 @@ from switchboard.server.rules.validation import (
     require_lookup,
 )
 from switchboard.server.runs.start import start_run
+from switchboard.server.runs.sync import SyncFanout, erasure_trigger, skip_pending_changes
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.v1 import common_pb2, contacts_pb2
 
@@ -56,6 +58,7 @@ class UpsertOutcome:
     created: bool
     previous_email: str
     changed: bool = True  # False: the stored contact already held this data (nothing written)
+    fields: tuple[str, ...] = ()  # the caller-settable fields this write changed
 
 
 def find_contact(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact | None:
@@ -108,8 +111,9 @@ def apply_upsert(
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
     tx.put_contact(merged, lists_changed=list(merged.lists) != list(current.lists))
-    _event(tx, "contact.updated", merged, rules.changed_fields(current, merged), now)
-    return UpsertOutcome(merged, False, current.email)
+    fields = rules.changed_fields(current, merged)
+    _event(tx, "contact.updated", merged, fields, now)
+    return UpsertOutcome(merged, False, current.email, fields=tuple(fields))
 
 
 def _create(
@@ -142,8 +146,9 @@ def _create(
     set_ts(contact.created_at, now)
     set_ts(contact.updated_at, now)
     tx.put_contact(contact, lists_changed=bool(contact.lists), created=True)
-    _event(tx, "contact.created", contact, rules.changed_fields(None, contact), now)
-    return UpsertOutcome(contact, True, "")
+    fields = rules.changed_fields(None, contact)
+    _event(tx, "contact.created", contact, fields, now)
+    return UpsertOutcome(contact, True, "", fields=tuple(fields))
 
 
 def _copy(incoming: contacts_pb2.Contact, now: int) -> contacts_pb2.Contact:
@@ -187,12 +192,32 @@ class ContactService:
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
         tokens: PageTokens,
+        *,
+        sync: SyncSettings | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
         self._triggers = triggers
         self._dispatcher = dispatcher
         self._tokens = tokens
+        self._sync = SyncFanout(sync or SyncSettings(destinations={}))
+        # The erasure flow: the `contact.erased` trigger's steps plus the sync destinations'.
+        self._erasure = erasure_trigger(triggers.get(ERASED_EVENT), self._sync.settings)
+
+    def _sync_change(
+        self, tx: WriteTx, out: UpsertOutcome, now: int, traceparent: str
+    ) -> str | None:
+        """The sync run of an accepted write that changed something (None: none started)."""
+        if not out.changed:
+            return None
+        return self._sync.change(
+            tx,
+            out.contact,
+            list(out.fields),
+            now,
+            created=out.created,
+            traceparent=traceparent,
+        )
 
     async def upsert(
         self, req: contacts_pb2.UpsertContactRequest
@@ -206,9 +231,14 @@ class ContactService:
         if not incoming.id and not incoming.email:
             v.add("contact", "set contact.id to update, or contact.email to create or update")
         v.raise_if_any()
+        traceparent = current_traceparent()
+        started: list[str] = []
 
         def work(tx: WriteTx, now: int) -> tuple[contacts_pb2.UpsertContactResponse, str | None]:
+            started.clear()  # a transaction that is run again starts afresh
             out = apply_upsert(tx, incoming, now, mask, req.expected_version, req.mode)
+            if (event := self._sync_change(tx, out, now, traceparent)) is not None:
+                started.append(event)
             resp = contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
             return resp, out.previous_email if out.changed else None
 
@@ -223,6 +253,8 @@ class ContactService:
         )
         if previous is not None:  # else nothing was written: unchanged, or a replayed key
             await self._cache.invalidate(resp.contact.id, resp.contact.email, previous)
+        for event in started:
+            self._dispatcher.started(event)
         return resp
 
     async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:
@@ -284,14 +316,22 @@ class ContactService:
         valid: list[tuple[int, contacts_pb2.Contact]],
         summary: contacts_pb2.ImportContactsResponse,
     ) -> None:
+        traceparent = current_traceparent()
+        started: list[str] = []
+
         def work(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
             now = now_us()
+            started.clear()
             out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
             for index, contact in valid:
                 try:
-                    out.append((index, contact.email, apply_upsert(tx, contact, now)))
+                    result = apply_upsert(tx, contact, now)
                 except SwitchboardError as exc:
                     out.append((index, contact.email, exc))
+                    continue
+                if (event := self._sync_change(tx, result, now, traceparent)) is not None:
+                    started.append(event)
+                out.append((index, contact.email, result))
             return out
 
         stale: list[str] = []
@@ -306,6 +346,8 @@ class ContactService:
             else:
                 summary.unchanged += 1
         await self._cache.invalidate(*stale)
+        for event in started:
+            self._dispatcher.started(event)
 
     async def delete(
         self, req: contacts_pb2.DeleteContactRequest
@@ -335,11 +377,13 @@ class ContactService:
                 set_ts(resp.deleted_at, stone.deleted_us)
                 return resp
             erased_email.append(contact.email)
+            # Changes not yet sent are not sent: the erasure run below tells the tools.
+            skip_pending_changes(tx, contact.id, now)
             tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
             )
-            trigger = self._triggers.get(ERASED_EVENT)
+            trigger = self._erasure
             if trigger is not None:
                 stub = contacts_pb2.Contact(id=contact.id)
                 start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from switchboard.server.config.flow import BranchStepSettings, FallbackSettings, StepSettings
+from switchboard.server.rules.sync import StepSync, map_contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,17 @@ class PlanWait:
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:
-    """One connector call of a run, or a wait (then `wait` is set and `connector` empty)."""
+    """One connector call of a run, or a wait (then `wait` is set and `connector` empty).
+
+    `sync` is set on a contact-sync step: the destination's mapping and write-back rules.
+    """
 
     connector: str
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
     fallback: PlanFallback | None = None
     wait: PlanWait | None = None
+    sync: StepSync | None = None
 
     @classmethod
     def from_settings(cls, step: StepSettings | BranchStepSettings) -> PlanStep:
@@ -104,23 +109,28 @@ class PlanStep:
         """Read a stored step."""
         fallback = data.get("fallback")
         wait = data.get("wait")
+        sync = data.get("sync")
         return cls(
             data.get("connector", ""),
             data.get("action", ""),
             data.get("params") or {},
             PlanFallback.from_json(fallback) if fallback else None,
             PlanWait.from_json(wait) if wait else None,
+            StepSync.from_json(sync) if sync else None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form."""
-        return {
+        """The stored form (`sync` only when set: plans stored before it read the same)."""
+        out = {
             "connector": self.connector,
             "action": self.action,
             "params": dict(self.params),
             "fallback": self.fallback.to_json() if self.fallback else None,
             "wait": self.wait.to_json() if self.wait else None,
         }
+        if self.sync is not None:
+            out["sync"] = self.sync.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,16 @@ class Plan:
         """The stored form: compact JSON."""
         body = {"base": self.base, "steps": [s.to_json() for s in self.steps]}
         return json.dumps(body, separators=(",", ":"))
+
+    def step_payload(self, index: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What step `index`'s connector receives, with `params` (the step's or its
+        fallback's): the base, the step index and the params; a sync step's `contact` is
+        the destination's mapped record, made now from the base's contact."""
+        payload = {**self.base, "step": index, "params": dict(params)}
+        sync = self.steps[index].sync
+        if sync is not None:
+            payload["contact"] = map_contact(self.base.get("contact") or {}, sync)
+        return payload
 
     def with_branch(self, index: int, branch: str) -> Plan:
         """This plan with the steps of wait step `index`'s `branch` inserted after it."""

@@ -12,6 +12,7 @@ from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.plan import Plan
 from switchboard.server.runs.waits import start_wait, take_branch
+from switchboard.server.runs.write_back import write_back
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
 from switchboard.v1 import campaigns_pb2
 
@@ -66,6 +67,9 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
     else:
         if outcome.result is not None:
             step.result.CopyFrom(_struct(outcome.result))
+            sync = item.plan.steps[item.step_index].sync
+            if sync is not None and outcome.status == StepStatus.STEP_STATUS_SUCCEEDED:
+                write_back(tx, run.contact_id, sync, outcome.result, run.id, now)
         tx.finish_outbox(item.id)
         if outcome.status == StepStatus.STEP_STATUS_FAILED:
             _dead_letter(tx, run, item, outcome, now)

@@ -1,0 +1,258 @@
+"""Contact sync runs: a contact change fanned out to the `sync` destinations, in the writing
+transaction.
+
+A change starts a `contact.changed` run with one step per destination, in the order they
+are configured. Rapid changes coalesce: when the contact's newest `contact.changed` run is
+still PENDING and its first step was never claimed (its outbox row has no attempt), the new
+snapshot replaces that run's plan instead of queuing another run. The row keeps its place in
+the outbox, so the contact's deliveries stay in order, and as no tool has seen the row's
+idempotency key yet, reusing it for the newer snapshot is safe. Once a step was claimed, its
+run is left alone and the change starts a new run behind it.
+
+Erasure joins the `contact.erased` trigger: the destinations with `erased` in their events
+are added as steps after the trigger's own, unless the trigger already calls that
+connector's erase action (sent once, not twice). Unclaimed `contact.changed` steps of the
+erased contact are skipped rather than sent with what erasure left of the person.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+
+from switchboard.server.common.ids import new_id
+from switchboard.server.common.timeutil import set_ts
+from switchboard.server.config.flow import StepSettings, TriggerSettings
+from switchboard.server.config.sync import SyncDestinationSettings, SyncSettings
+from switchboard.server.connectors.base import Connector
+from switchboard.server.rules.payloads import contact_payload, struct_dict
+from switchboard.server.rules.plan import Plan, PlanStep
+from switchboard.server.rules.sync import StepSync
+from switchboard.server.runs.outcome import queue_step
+from switchboard.server.store.base import RunFilter, WriteTx
+from switchboard.v1 import campaigns_pb2, contacts_pb2
+
+CHANGED_EVENT = "contact.changed"
+ERASED_EVENT = "contact.erased"
+ERASED_SKIP = "the contact was erased before this change was sent"
+RunStatus = campaigns_pb2.RunStatus
+StepStatus = campaigns_pb2.StepStatus
+
+
+class SyncFanout:
+    """The `sync` section, made ready for the write path: each change's steps and run shape
+    are worked out once per set of destinations, not once per contact (an import starts
+    thousands of runs in one transaction)."""
+
+    def __init__(self, sync: SyncSettings) -> None:
+        self.settings = sync
+        self._dests = [d for d in sync.destinations.values() if "changed" in d.events]
+        self._shapes: dict[tuple[bool, ...], _Shape] = {}
+
+    def _shape(self, contact: contacts_pb2.Contact) -> _Shape | None:
+        # update_only: only a tool that already knows the person (an external id) is sent to.
+        known = tuple(
+            d.mode != "update_only" or bool(contact.external_ids.get(d.connector))
+            for d in self._dests
+        )
+        shape = self._shapes.get(known)
+        if shape is None:
+            dests = [d for d, take in zip(self._dests, known, strict=True) if take]
+            shape = self._shapes[known] = _Shape(dests) if dests else _NO_SHAPE
+        return None if shape is _NO_SHAPE else shape
+
+    def change(
+        self,
+        tx: WriteTx,
+        contact: contacts_pb2.Contact,
+        fields: list[str],
+        now: int,
+        *,
+        created: bool,
+        traceparent: str = "",
+    ) -> str | None:
+        """Start (or coalesce into) the `contact.changed` run for this accepted write.
+
+        Returns the event when a new run was started (for the dispatcher's count), else None.
+        """
+        shape = self._shape(contact)
+        if shape is None:
+            return None
+        # A contact created by this write has no runs yet: no lookup.
+        if self.settings.coalesce and not created and _coalesce(tx, contact, shape, fields, now):
+            return None
+        attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
+        run = shape.new_run(contact.id, attributes, now)
+        plan = Plan(_base(run.id, contact, attributes), shape.steps)
+        tx.put_run(run, plan, traceparent)
+        queue_step(tx, run, plan, 0, now)
+        body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
+        tx.append_event("run.started", run.id, body.encode(), now)
+        return CHANGED_EVENT
+
+
+class _Shape:
+    """The steps of a change run for one set of destinations, and its run record's form."""
+
+    def __init__(self, dests: list[SyncDestinationSettings]) -> None:
+        self.steps = tuple(
+            PlanStep(
+                d.connector,
+                d.action,
+                {**d.params, "mode": d.mode},
+                sync=StepSync.from_settings(d),
+            )
+            for d in dests
+        )
+        self.template = campaigns_pb2.Run(event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
+        for index, step in enumerate(self.steps):
+            self.template.steps.add(
+                index=index,
+                connector=step.connector,
+                action=step.action,
+                status=StepStatus.STEP_STATUS_PENDING,
+            )
+
+    def new_run(self, contact_id: str, attributes: dict[str, Any], now: int) -> campaigns_pb2.Run:
+        """A PENDING run of these steps (a C-level copy of the template, then its own data)."""
+        run = campaigns_pb2.Run()
+        run.CopyFrom(self.template)
+        run.id = new_id("r")
+        run.contact_id = contact_id
+        fields = tuple(attributes["fields"])
+        run.attributes.MergeFromString(_attributes(attributes["version"], fields, 1))
+        set_ts(run.created_at, now)
+        set_ts(run.updated_at, now)
+        for step in run.steps:
+            step.updated_at.CopyFrom(run.created_at)
+        return run
+
+
+_NO_SHAPE = _Shape([])
+
+
+@functools.lru_cache(maxsize=4096)
+def _attributes(version: int, fields: tuple[str, ...], changes: int) -> bytes:
+    """A change run's attributes as Struct bytes: an import repeats a handful of shapes."""
+    struct = Struct()
+    struct.update({"version": version, "fields": list(fields), "changes": changes})
+    return struct.SerializeToString()
+
+
+def _base(run_id: str, contact: contacts_pb2.Contact, attributes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event": CHANGED_EVENT,
+        "run_id": run_id,
+        "contact": contact_payload(contact),
+        "attributes": attributes,
+    }
+
+
+def _coalesce(
+    tx: WriteTx,
+    contact: contacts_pb2.Contact,
+    shape: _Shape,
+    fields: list[str],
+    now: int,
+) -> bool:
+    """Fold this change into the contact's newest unclaimed sync run, if there is one."""
+    flt = RunFilter(contact_id=contact.id, event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
+    pending = tx.list_runs(flt, None, 1)
+    if not pending:
+        return False
+    run = pending[0]
+    steps = shape.steps
+    if [(s.connector, s.action) for s in run.steps] != [(s.connector, s.action) for s in steps]:
+        return False  # another set of destinations (an update_only tool learnt the person)
+    item = tx.outbox_item(run.id, 0)
+    if item is None or item.attempts:
+        return False  # claimed: a tool may have seen this step's key; queue behind it
+    before = struct_dict(run.attributes)
+    seen = [str(f) for f in before.get("fields") or []]
+    attributes: dict[str, Any] = {
+        "version": contact.version,
+        "fields": seen + [f for f in fields if f not in seen],
+        "changes": int(before.get("changes", 1)) + 1,
+    }
+    run.attributes.Clear()
+    run.attributes.update(attributes)
+    set_ts(run.updated_at, now)
+    tx.update_plan(run.id, Plan(_base(run.id, contact, attributes), steps))
+    tx.put_run(run)
+    body = {"run_id": run.id, "version": contact.version}
+    tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
+    return True
+
+
+def erasure_trigger(trigger: TriggerSettings | None, sync: SyncSettings) -> TriggerSettings | None:
+    """The `contact.erased` steps: the trigger's, then each destination's erase action
+    that the trigger does not already call. None when nothing is to be told."""
+    steps = list(trigger.steps) if trigger else []
+    calls = {(s.connector, s.action) for s in steps}
+    for dest in sync.destinations.values():
+        if "erased" not in dest.events or dest.erase_action is None:
+            continue
+        if (dest.connector, dest.erase_action) in calls:
+            continue
+        calls.add((dest.connector, dest.erase_action))
+        steps.append(StepSettings(connector=dest.connector, action=dest.erase_action))
+    if not steps:
+        return None
+    description = trigger.description if trigger else "Erasure sent to the sync destinations."
+    return TriggerSettings(description=description, steps=steps)
+
+
+def skip_pending_changes(tx: WriteTx, contact_id: str, now: int) -> None:
+    """Skip the erased contact's `contact.changed` steps that no worker has claimed."""
+    for status in (RunStatus.RUN_STATUS_PENDING, RunStatus.RUN_STATUS_RUNNING):
+        flt = RunFilter(contact_id=contact_id, event=CHANGED_EVENT, status=status)
+        for run in tx.list_runs(flt, None, 1000):
+            _skip_rest(tx, run, now)
+
+
+def _skip_rest(tx: WriteTx, run: campaigns_pb2.Run, now: int) -> None:
+    waiting = (StepStatus.STEP_STATUS_PENDING,)
+    current = next((s.index for s in run.steps if s.status in waiting), None)
+    if current is None:
+        return
+    item = tx.outbox_item(run.id, current)
+    if item is None or item.attempts:
+        return  # in flight or retrying: it ends on its own
+    tx.finish_outbox(item.id)
+    for step in run.steps[current:]:
+        step.status = StepStatus.STEP_STATUS_SKIPPED
+        step.skip_reason = ERASED_SKIP
+        set_ts(step.updated_at, now)
+    failed = any(s.status == StepStatus.STEP_STATUS_FAILED for s in run.steps)
+    run.status = RunStatus.RUN_STATUS_FAILED if failed else RunStatus.RUN_STATUS_SUCCEEDED
+    set_ts(run.updated_at, now)
+    set_ts(run.finished_at, now)
+    tx.put_run(run)
+
+
+def check_destinations(sync: SyncSettings, registry: Mapping[str, Connector]) -> None:
+    """Check that every destination's connector is configured and has its actions.
+
+    Raises:
+        ValueError: naming the destination, the connector and the action.
+    """
+    for name, dest in sync.destinations.items():
+        connector = registry.get(dest.connector)
+        where = f"sync destination {name!r}: connector {dest.connector!r}"
+        if connector is None:
+            raise ValueError(f"{where} is not configured")
+        for action in _actions(dest):
+            if action not in connector.actions:
+                known = ", ".join(sorted(connector.actions))
+                raise ValueError(f"{where} has no action {action!r} (its actions: {known})")
+
+
+def _actions(dest: SyncDestinationSettings) -> list[str]:
+    actions = [dest.action] if "changed" in dest.events else []
+    if "erased" in dest.events and dest.erase_action:
+        actions.append(dest.erase_action)
+    return actions
