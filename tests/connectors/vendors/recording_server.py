@@ -6,7 +6,6 @@ next API requests get instead of the normal handling (to replay documented error
 
 from __future__ import annotations
 
-import json
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,19 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-
-@dataclass
-class Seen:
-    """One request the server received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+from tests.connectors.vendors.contract import Seen
 
 
 @dataclass
