@@ -7,6 +7,10 @@ or the tool's Retry-After, up to the attempt cap), a circuit breaker, a concurre
 and a rate limit. A claim takes only what each connector may take now, so a slow or
 failing connector holds its own slots and never the others'. A step that gives up uses its
 fallback (a fixed result or another action), or fails and becomes a dead letter.
+
+Steps for a batch-capable connector are coalesced into batch calls (`batching.py`): the
+connector's concurrency and rate limits then count calls, not steps, and each step in a
+batch still gets its own outcome, attempt count, retry, fallback or dead letter.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -22,8 +26,18 @@ from opentelemetry import metrics, trace
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
-from switchboard.server.connectors.base import Connector
-from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
+from switchboard.server.connectors.base import (
+    BatchConnector,
+    Connector,
+    ItemOutcome,
+    batch_limits,
+)
+from switchboard.server.dispatch.attempts import (
+    AttemptTelemetry,
+    call_connector,
+    call_connector_batch,
+)
+from switchboard.server.dispatch.batching import BatchEntry, Coalescer, batch_entry
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
@@ -32,7 +46,7 @@ from switchboard.server.errors import PermanentConnectorError, RetryableConnecto
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
 from switchboard.server.runs.waits import WAIT_CONNECTOR
-from switchboard.server.store.base import ClaimFilter, OutboxItem, Store
+from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
 
 log = logging.getLogger(__name__)
@@ -64,6 +78,15 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Batch-capable connectors with a guard, and the most items one of their calls takes.
+        self._batching = {
+            name: (c, size)
+            for name, c in connectors.items()
+            if name in self._guards
+            and isinstance(c, BatchConnector)
+            and (size := max((batch_limits(c, a)[0] for a in c.actions), default=1)) > 1
+        }
+        self._coalescer = Coalescer(settings.batch_linger_ms / 1000, self._send_batch)
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -98,6 +121,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        self._coalescer.flush_all()  # claimed steps go out within the grace period
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:
@@ -125,17 +149,33 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
             return 1
         limit = min(free, self._settings.batch_size)
-        flt = ClaimFilter(
-            budgets={name: g.budget() for name, g in self._guards.items()},
-            default_budget=limit,
-            unordered=frozenset(
-                [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
-            ),
+        unordered = frozenset(
+            [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
         )
+        batched = self._batch_budgets(free)
+        flt = ClaimFilter(
+            budgets={name: g.budget() for name, g in self._guards.items()}
+            | dict.fromkeys(batched, 0),
+            default_budget=limit,
+            unordered=unordered,
+        )
+        # Batch connectors are claimed apart, in the same transaction: their budgets count
+        # items (calls x batch size), which must not eat into the other connectors' limit.
+        batch_flt = ClaimFilter(budgets=batched, default_budget=0, unordered=unordered)
+        batch_limit = sum(batched.values())
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
-        items = await self._store.write(lambda tx: tx.claim_outbox(now, lease, limit, flt))
+
+        def claim(tx: WriteTx) -> list[OutboxItem]:
+            items = tx.claim_outbox(now, lease, limit, flt)
+            if batch_limit:
+                items += tx.claim_outbox(now, lease, batch_limit, batch_flt)
+            return items
+
+        items = await self._store.write(claim)
         for item in items:
+            if self._coalesce(item):
+                continue
             guard = self._guards.get(item.connector)
             delay = 0.0
             if guard is not None:
@@ -148,7 +188,154 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(item, guard, delay), context=context)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._coalescer.settle()
         return len(items)
+
+    def _batch_budgets(self, free: int) -> dict[str, int]:
+        """Items each batch connector may be handed now: free calls x batch size, less the
+        items already waiting in its open batches."""
+        budgets: dict[str, int] = {}
+        for name, (_, size) in self._batching.items():
+            calls = min(self._guards[name].budget(), free)
+            budgets[name] = max(0, calls * size - self._coalescer.pending(name))
+        return budgets
+
+    def _coalesce(self, item: OutboxItem) -> bool:
+        """Put `item` in its open batch if its connector batches its action."""
+        batching = self._batching.get(item.connector)
+        if batching is None:
+            return False
+        step = item.plan.steps[item.step_index]
+        max_items, max_bytes = batch_limits(batching[0], step.action)
+        if max_items <= 1 or step.wait is not None:
+            return False
+        payload = {**item.plan.base, "step": item.step_index, "params": dict(step.params)}
+        entry = batch_entry(item, payload, count_bytes=bool(max_bytes))
+        self._coalescer.add(item.connector, step.action, entry, max_items, max_bytes)
+        return True
+
+    def _send_batch(self, connector: str, action: str, entries: list[BatchEntry]) -> None:
+        guard = self._guards[connector]
+        guard.in_flight += 1  # one call: concurrency and rate count vendor calls
+        delay = guard.bucket.take()
+        task = asyncio.create_task(self._deliver_batch(guard, action, entries, delay))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_batch(
+        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry], delay: float
+    ) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            outcomes = await self._attempt_batch(guard, action, entries)
+            now = now_us()
+            # One commit for the whole batch (group commit), not one per step.
+            runs = await self._store.write(
+                lambda tx: [
+                    record(tx, e.item, o, now) for e, o in zip(entries, outcomes, strict=True)
+                ]
+            )
+        except Exception:
+            log.exception("recording a batch of %d steps for %s failed", len(entries), guard.name)
+            return
+        finally:
+            guard.in_flight -= 1
+        for entry, outcome, run in zip(entries, outcomes, runs, strict=True):
+            self._recorded(entry.item, outcome, run, now)
+        self.wake()
+
+    async def _attempt_batch(
+        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry]
+    ) -> list[Outcome]:
+        """Each entry's outcome from one batch call (entries out of attempts skip the call)."""
+        outcomes: dict[int, Outcome] = {}
+        live: list[int] = []
+        for i, entry in enumerate(entries):
+            item = entry.item
+            if item.attempts >= guard.policy.max_attempts:
+                step = item.plan.steps[item.step_index]
+                outcomes[i] = await self._give_up(
+                    item, step, item.attempts, _interrupted(item, guard), "retries_exhausted"
+                )
+            else:
+                live.append(i)
+        if live and not guard.breaker.allow():
+            for i in live:
+                outcomes[i] = self._circuit_open(entries[i].item, guard)
+            live = []
+        if live:
+            results = await self._through_batch(guard, action, [entries[i] for i in live])
+            done = await asyncio.gather(
+                *(
+                    self._item_outcome(entries[i].item, guard, r)
+                    for i, r in zip(live, results, strict=True)
+                )
+            )
+            outcomes.update(zip(live, done, strict=True))
+        return [outcomes[i] for i in range(len(entries))]
+
+    async def _through_batch(
+        self, guard: ConnectorGuard, action: str, entries: Sequence[BatchEntry]
+    ) -> list[ItemOutcome | Exception]:
+        """One batch call; a raise fails every item alike. Tells the breaker how it went."""
+        connector = self._batching[guard.name][0]
+        try:
+            results: list[ItemOutcome | Exception] = list(
+                await call_connector_batch(
+                    connector,
+                    action,
+                    [e.call for e in entries],
+                    telemetry=self._telemetry,
+                    timeout_s=self._connector_settings[guard.name].timeout_s,
+                )
+            )
+        except asyncio.CancelledError:
+            guard.breaker.failure()
+            raise
+        except Exception as exc:
+            if is_retryable(exc):
+                guard.breaker.failure()
+            else:
+                guard.breaker.success()
+            return [exc] * len(entries)
+        # The tool answered; only a call in which every item failed transiently counts
+        # against it, as a failed single call would.
+        if all(isinstance(r, Exception) and is_retryable(r) for r in results):
+            guard.breaker.failure()
+        else:
+            guard.breaker.success()
+        return results
+
+    async def _item_outcome(
+        self, item: OutboxItem, guard: ConnectorGuard, result: ItemOutcome | Exception
+    ) -> Outcome:
+        attempt = item.attempts + 1
+        if isinstance(result, Exception):
+            step = item.plan.steps[item.step_index]
+            return await self._failed(item, step, guard, attempt, result)
+        return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+
+    def _circuit_open(self, item: OutboxItem, guard: ConnectorGuard) -> Outcome:
+        # Not a failed attempt: the step waits, its attempt budget untouched.
+        delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)
+        return Outcome(
+            StepStatus.STEP_STATUS_RETRYING,
+            item.attempts,
+            error=f"circuit open for connector {guard.name!r}; not called",
+            retry_at_us=now_us() + int(delay * 1_000_000),
+        )
+
+    def _recorded(
+        self, item: OutboxItem, outcome: Outcome, run: campaigns_pb2.Run | None, now: int
+    ) -> None:
+        """After the commit: metrics, the dead-letter log line, and the run's watchers."""
+        if run is None:
+            return
+        self._runs.recorded(item, run, now)
+        if outcome.status == StepStatus.STEP_STATUS_FAILED:
+            _log_dead_letter(item, outcome)
+        self._notifier.publish(run.id)
 
     async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None, delay: float) -> None:
         try:
@@ -163,11 +350,7 @@ class Dispatcher:
         finally:
             if guard is not None:
                 guard.in_flight -= 1
-        if run is not None:
-            self._runs.recorded(item, run, now)
-            if outcome.status == StepStatus.STEP_STATUS_FAILED:
-                _log_dead_letter(item, outcome)
-            self._notifier.publish(run.id)
+        self._recorded(item, outcome, run, now)
         self.wake()
 
     async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
@@ -180,22 +363,10 @@ class Dispatcher:
             error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
         if item.attempts >= guard.policy.max_attempts:
-            # The claim that started the last allowed attempt counted it, then the server
-            # stopped before its outcome was recorded: the budget is spent.
-            error = (
-                f"attempt {item.attempts} of {guard.policy.max_attempts} was interrupted "
-                "(the server stopped during it); not tried again"
-            )
+            error = _interrupted(item, guard)
             return await self._give_up(item, step, item.attempts, error, "retries_exhausted")
         if not guard.breaker.allow():
-            # Not a failed attempt: the step waits, its attempt budget untouched.
-            delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)
-            return Outcome(
-                StepStatus.STEP_STATUS_RETRYING,
-                item.attempts,
-                error=f"circuit open for connector {guard.name!r}; not called",
-                retry_at_us=now_us() + int(delay * 1_000_000),
-            )
+            return self._circuit_open(item, guard)
         attempt = item.attempts + 1
         try:
             result = await self._guarded_invoke(guard, step, item, attempt)
@@ -310,6 +481,15 @@ class Dispatcher:
             step_index=item.step_index,
             attempt=attempt,
         )
+
+
+def _interrupted(item: OutboxItem, guard: ConnectorGuard) -> str:
+    # The claim that started the last allowed attempt counted it, then the server stopped
+    # before its outcome was recorded: the budget is spent.
+    return (
+        f"attempt {item.attempts} of {guard.policy.max_attempts} was interrupted "
+        "(the server stopped during it); not tried again"
+    )
 
 
 def _describe(exc: BaseException) -> str:
