@@ -87,6 +87,9 @@ class Dispatcher:
             and (size := max((batch_limits(c, a)[0] for a in c.actions), default=1)) > 1
         }
         self._coalescer = Coalescer(settings.batch_linger_ms / 1000, self._send_batch)
+        # (connector, action) -> batch limits: a Protocol isinstance check per step costs
+        # more than the rest of coalescing it.
+        self._limits: dict[tuple[str, str], tuple[int, int | None]] = {}
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -206,7 +209,11 @@ class Dispatcher:
         if batching is None:
             return False
         step = item.plan.steps[item.step_index]
-        max_items, max_bytes = batch_limits(batching[0], step.action)
+        key = (item.connector, step.action)
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = batch_limits(batching[0], step.action)
+        max_items, max_bytes = limits
         if max_items <= 1 or step.wait is not None:
             return False
         payload = {**item.plan.base, "step": item.step_index, "params": dict(step.params)}
@@ -266,13 +273,18 @@ class Dispatcher:
             live = []
         if live:
             results = await self._through_batch(guard, action, [entries[i] for i in live])
+            failed: list[tuple[int, Exception]] = []
+            for i, result in zip(live, results, strict=True):
+                if isinstance(result, Exception):
+                    failed.append((i, result))
+                    continue
+                attempt = entries[i].item.attempts + 1
+                outcomes[i] = Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+            # Failures may call a fallback each: those calls go out together.
             done = await asyncio.gather(
-                *(
-                    self._item_outcome(entries[i].item, guard, r)
-                    for i, r in zip(live, results, strict=True)
-                )
+                *(self._failed_item(entries[i].item, guard, exc) for i, exc in failed)
             )
-            outcomes.update(zip(live, done, strict=True))
+            outcomes.update(zip((i for i, _ in failed), done, strict=True))
         return [outcomes[i] for i in range(len(entries))]
 
     async def _through_batch(
@@ -307,14 +319,11 @@ class Dispatcher:
             guard.breaker.success()
         return results
 
-    async def _item_outcome(
-        self, item: OutboxItem, guard: ConnectorGuard, result: ItemOutcome | Exception
+    async def _failed_item(
+        self, item: OutboxItem, guard: ConnectorGuard, exc: Exception
     ) -> Outcome:
-        attempt = item.attempts + 1
-        if isinstance(result, Exception):
-            step = item.plan.steps[item.step_index]
-            return await self._failed(item, step, guard, attempt, result)
-        return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+        step = item.plan.steps[item.step_index]
+        return await self._failed(item, step, guard, item.attempts + 1, exc)
 
     def _circuit_open(self, item: OutboxItem, guard: ConnectorGuard) -> Outcome:
         # Not a failed attempt: the step waits, its attempt budget untouched.
