@@ -45,7 +45,8 @@ async def hook(peer: HttpPeer) -> AsyncIterator[WebhookConnector]:
 async def test_one_signed_post_carries_every_item_with_its_key(
     peer: HttpPeer, hook: WebhookConnector
 ) -> None:
-    assert isinstance(hook, BatchConnector) and hook.max_batch("webhook.post") == 50
+    assert isinstance(hook, BatchConnector)
+    assert hook.max_batch("webhook.post") == 50
     outcomes = await hook.invoke_batch("webhook.post", _items("r1:0", "r2:0"))
     assert outcomes == [{"status": 200}, {"status": 200}]
     [seen] = peer.received
@@ -84,8 +85,10 @@ async def test_per_item_results_fail_only_the_items_they_name(
     peer.script.append(Reply(body=json.dumps({"results": results}).encode()))
     ok, later, bad = await hook.invoke_batch("webhook.post", _items("a", "b", "c"))
     assert ok == {"status": 200, "body": {"id": "crm-1"}}
-    assert isinstance(later, RetryableConnectorError) and "rate limited" in str(later)
-    assert isinstance(bad, PermanentConnectorError) and "invalid email" in str(bad)
+    assert isinstance(later, RetryableConnectorError)
+    assert "rate limited" in str(later)
+    assert isinstance(bad, PermanentConnectorError)
+    assert "invalid email" in str(bad)
 
 
 @pytest.mark.parametrize(

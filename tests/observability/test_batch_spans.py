@@ -56,7 +56,8 @@ async def test_a_batch_from_one_trace_is_a_child_in_it(
     span = _only(exporter)
     assert span.parent is not None
     assert f"{span.parent.trace_id:032x}" == TRACE_A.split("-")[1]
-    assert span.attributes is not None and span.attributes["switchboard.batch.items"] == 2
+    assert span.attributes is not None
+    assert span.attributes["switchboard.batch.items"] == 2
     assert not span.links
 
 
