@@ -21,7 +21,7 @@ CLIENT_PROTOC_OUT = --python_out=$(1) --grpc_python_out=$(1) \
 PYTHON ?= python3
 
 .PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
-	release-contract check-generated pytest bench clean
+	release-contract check-generated pytest bench clean deps-system
 
 install: $(STAMP)
 
@@ -110,7 +110,20 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP)
+## Debian packages the tests start as real servers: PostgreSQL (the PostgreSQL store suite),
+## redis-server (the Redis cache and the connector limits shared through Redis) and
+## rabbitmq-server (the amqp connector). Idempotent; installs only as root (CI), otherwise
+## says what is missing and the tests that need it skip with that reason.
+deps-system:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		echo "unavailable:$$missing: the tests that need it will skip"
+
+pytest: $(STAMP) $(NODE_STAMP) $(NODE_EXAMPLE_STAMP) deps-system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## The whole suite: contract lint and breaking check, generated-code drift, the strict docs

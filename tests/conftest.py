@@ -1,8 +1,9 @@
-"""Shared fixtures: a real server on 127.0.0.1:0 with the embedded defaults and a private DB."""
+"""Shared fixtures: a real server on 127.0.0.1:0 with the embedded defaults and a private DB,
+and the store under test on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App, build_app
-from switchboard.server.config.settings import Settings, defaults, settings_for_tests
+from switchboard.server.config.settings import (
+    DatabaseSettings,
+    Settings,
+    defaults,
+    settings_for_tests,
+)
+from switchboard.server.store.select import AnyStore, build_store
+from tests.postgres_server import PostgresServer, find_postgres
 
 FAST_DISPATCH = {
     **defaults()["dispatch"],
@@ -70,3 +78,46 @@ async def channel(app: App) -> AsyncIterator[grpc.aio.Channel]:
     """A raw channel to `app`, for tests that speak protobuf directly."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
         yield ch
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (tests keep apart by database); skips, saying
+    why, only when the Debian package is missing and cannot be installed."""
+    bindir, why = find_postgres()
+    if bindir is None:
+        pytest.skip(why)
+    server = PostgresServer(bindir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres.create_database()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        # A real server process: slow, like every test that spawns one.
+        pytest.param("postgres", id="postgres", marks=pytest.mark.slow),
+    ]
+)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """`database` settings for each store: an SQLite file, or a fresh PostgreSQL database."""
+    values: dict[str, Any] = {"path": str(tmp_path / "store.db"), "busy_timeout_ms": 10_000}
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        values["url"] = server.create_database()
+    return values
+
+
+@pytest.fixture
+async def any_store(database: dict[str, Any]) -> AsyncIterator[AnyStore]:
+    """An open store of each kind (the same contract tests run against both)."""
+    store = build_store(DatabaseSettings(**database))
+    await store.open()
+    yield store
+    await store.close()

@@ -43,9 +43,9 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process: no persistence, loopback only, in its own directory."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, port: int | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = port or _free_port()
         self._log = (workdir / "redis.log").open("w")
         self.proc = subprocess.Popen(
             [

@@ -66,13 +66,17 @@ def test_trigger_wait_exit_code_follows_the_run(invoke: Invoke, tmp_path: Path) 
     assert ok.exit_code == 0, ok.output
 
     succeeded = invoke("trigger", "newsletter.signup", "--contact", "opt@example.com", "--wait")
-    # No consent: the ESP refuses the subscription permanently, so the run fails.
-    failed = invoke("trigger", "newsletter.signup", "--contact", "no@example.com", "--wait")
+    # No consent: the marketing steps are skipped, a normal outcome.
+    skipped = invoke("trigger", "newsletter.signup", "--contact", "no@example.com", "--wait")
+    # No order id: the CRM refuses the purchase permanently, so the run fails.
+    failed = invoke("trigger", "purchase.completed", "--contact", "no@example.com", "--wait")
 
     assert succeeded.exit_code == 0, succeeded.output
     assert " succeeded" in succeeded.stdout.splitlines()[0]
+    assert skipped.exit_code == 0, skipped.output
+    assert "esp lists.subscribe: skipped (no consent for email_marketing)" in skipped.stdout
     assert failed.exit_code == 5, failed.output
-    assert "esp lists.subscribe: failed (permanent:" in failed.stdout
+    assert "crm purchases.record: failed (permanent:" in failed.stdout
 
 
 def test_runs_watch_streams_until_the_run_ends(invoke: Invoke) -> None:
@@ -139,16 +143,16 @@ def test_bad_map_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
 
 
 def test_dead_letters_list_and_redrive(invoke: Invoke) -> None:
-    # No consent: the ESP refuses for good and the step becomes a dead letter.
-    failed = invoke("trigger", "newsletter.signup", "--contact", "dl@example.com", "--wait")
+    # No order id: the CRM refuses for good and the step becomes a dead letter.
+    failed = invoke("trigger", "purchase.completed", "--contact", "dl@example.com", "--wait")
     assert failed.exit_code == 5, failed.output
 
-    listed = invoke("dead-letters", "list", "--connector", "esp", "--json")
+    listed = invoke("dead-letters", "list", "--connector", "crm", "--json")
     assert listed.exit_code == 0, listed.output
     letters = [json.loads(line) for line in listed.stdout.splitlines()]
     assert letters
-    assert all(letter["connector"] == "esp" for letter in letters)
-    assert any("opted in" in letter["last_error"] for letter in letters)
+    assert all(letter["connector"] == "crm" for letter in letters)
+    assert any("order_id" in letter["last_error"] for letter in letters)
 
     usage = invoke("dead-letters", "redrive")
     assert usage.exit_code == 2

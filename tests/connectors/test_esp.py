@@ -1,4 +1,4 @@
-"""The embedded ESP adapter: consent-checked subscriptions, unsubscribe and erasure."""
+"""The sandbox ESP adapter: subscriptions, unsubscribe and erasure."""
 
 from __future__ import annotations
 
@@ -36,27 +36,14 @@ async def test_subscribe_is_idempotent(esp: EspConnector) -> None:
     assert again == {"list": "newsletter", "subscribed": True, "already_subscribed": True}
 
 
-@pytest.mark.parametrize(
-    "opt_in",
-    [
-        pytest.param(False, id="opted-out"),
-        pytest.param(None, id="missing"),
-        pytest.param("yes", id="not-a-bool"),
-    ],
-)
-async def test_subscribe_without_opt_in_is_refused(esp: EspConnector, opt_in: Any) -> None:
-    with pytest.raises(
-        PermanentConnectorError, match=r"contact c1 has not opted in to marketing email"
-    ):
-        await esp.invoke("lists.subscribe", payload(opt_in=opt_in), CTX)
-
-
-async def test_consent_check_can_be_waived_per_step(esp: EspConnector) -> None:
-    body = payload(opt_in=False, require_consent=False)
-
-    result = await esp.invoke("lists.subscribe", body, CTX)
+async def test_consent_is_left_to_the_gate_the_purpose_declares_it(esp: EspConnector) -> None:
+    # The dispatcher and InvokeConnector check consent from the stored contact (a payload's
+    # copy may be stale); the adapter only says what it serves.
+    result = await esp.invoke("lists.subscribe", payload(opt_in=False), CTX)
 
     assert result["subscribed"] is True
+    assert esp.purposes == frozenset({"email_marketing"})
+    assert esp.kind == "sandbox_esp"
 
 
 async def test_unsubscribe_reports_whether_it_was_subscribed(esp: EspConnector) -> None:
@@ -86,7 +73,6 @@ async def test_erase_removes_every_subscription_of_the_contact(esp: EspConnector
         pytest.param({"contact": {"id": "c1"}, "params": {}}, "list", id="no-list"),
         pytest.param({"contact": {"id": "c1"}}, "list", id="no-params"),
         pytest.param({"params": {"list": "x"}}, "contact", id="no-contact"),
-        pytest.param(payload(require_consent="no"), "params.require_consent", id="bad-flag"),
     ],
 )
 async def test_bad_payload_fails_permanently(esp: EspConnector, body: JsonDict, field: str) -> None:

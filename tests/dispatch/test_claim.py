@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from switchboard.server.config.settings import DatabaseSettings
 from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ClaimFilter, OutboxItem, WriteTx
-from switchboard.server.store.sqlite.store import SqliteStore
+from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2
 
 NOW = 1_000_000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(DatabaseSettings(path=str(tmp_path / "claim.db")))
-    await s.open()
-    yield s
-    await s.close()
+def store(any_store: AnyStore) -> AnyStore:
+    """Each store kind (SQLite, PostgreSQL): the claim rules are the store contract's."""
+    return any_store
 
 
-async def _queue(store: SqliteStore, rows: list[tuple[str, str, str]]) -> None:
+async def _queue(store: AnyStore, rows: list[tuple[str, str, str]]) -> None:
     """Queue (run_id, contact_id, connector) rows in this order."""
 
     def work(tx: WriteTx) -> None:
@@ -37,18 +31,18 @@ async def _queue(store: SqliteStore, rows: list[tuple[str, str, str]]) -> None:
     await store.write(work)
 
 
-async def _claim(store: SqliteStore, flt: ClaimFilter, limit: int = 100) -> list[OutboxItem]:
+async def _claim(store: AnyStore, flt: ClaimFilter, limit: int = 100) -> list[OutboxItem]:
     return await store.write(lambda tx: tx.claim_outbox(NOW, NOW + 10, limit, flt))
 
 
-async def test_budgets_cap_each_connector_and_zero_blocks(store: SqliteStore) -> None:
+async def test_budgets_cap_each_connector_and_zero_blocks(store: AnyStore) -> None:
     await _queue(store, [(f"r{i}", f"c{i}", "a") for i in range(5)] + [("rb", "cb", "b")])
     await _queue(store, [("rz", "cz", "z")])
     claimed = await _claim(store, ClaimFilter(budgets={"a": 2, "b": 5, "z": 0}, default_budget=9))
     assert sorted(i.connector for i in claimed) == ["a", "a", "b"]
 
 
-async def test_a_contacts_later_rows_wait_for_its_earlier_one(store: SqliteStore) -> None:
+async def test_a_contacts_later_rows_wait_for_its_earlier_one(store: AnyStore) -> None:
     await _queue(
         store, [("r1", "c1", "a"), ("r2", "c1", "a"), ("r3", "c2", "a"), ("r4", "c1", "b")]
     )
@@ -58,13 +52,13 @@ async def test_a_contacts_later_rows_wait_for_its_earlier_one(store: SqliteStore
     assert again == []  # r2 is still blocked while r1 is in flight
 
 
-async def test_unordered_connectors_skip_the_wait(store: SqliteStore) -> None:
+async def test_unordered_connectors_skip_the_wait(store: AnyStore) -> None:
     await _queue(store, [("r1", "c1", "a"), ("r2", "c1", "a")])
     flt = ClaimFilter(budgets={}, default_budget=9, unordered=frozenset({"a"}))
     assert [i.run_id for i in await _claim(store, flt)] == ["r1", "r2"]
 
 
-async def test_a_claim_counts_its_attempt_durably(store: SqliteStore) -> None:
+async def test_a_claim_counts_its_attempt_durably(store: AnyStore) -> None:
     await _queue(store, [("r1", "c1", "a")])
     first = await _claim(store, ClaimFilter(budgets={}, default_budget=9))
     # The lease runs out with no outcome recorded, as after a crash mid-attempt.

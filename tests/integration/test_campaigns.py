@@ -23,7 +23,12 @@ async def test_newsletter_signup_flow(sb: Switchboard, app: App) -> None:
     run = await sb.campaigns.trigger(
         "newsletter.signup",
         email="new@example.com",
-        contact={"first_name": "Nia", "consent": True, "consent_source": "footer-form"},
+        contact={
+            "first_name": "Nia",
+            "consent": True,
+            "consents": {"personalization": True},
+            "consent_source": "footer-form",
+        },
         wait=True,
     )
     assert run.status == OK
@@ -41,14 +46,21 @@ async def test_newsletter_signup_flow(sb: Switchboard, app: App) -> None:
     assert crm is not None
 
 
-async def test_signup_without_consent_fails_the_subscribe_step(sb: Switchboard) -> None:
+async def test_signup_without_consent_skips_the_marketing_steps(sb: Switchboard, app: App) -> None:
+    # Was: a FAILED run and a dead letter for the subscribe step (the ESP refused), and
+    # the personalization step went out anyway. Now nothing is sent without consent.
     run = await sb.campaigns.trigger("newsletter.signup", email="noconsent@example.com", wait=True)
-    assert run.status == campaigns_pb2.RUN_STATUS_FAILED
-    subscribe = run.steps[1]
-    assert subscribe.status == campaigns_pb2.STEP_STATUS_FAILED
-    assert subscribe.attempts == 1  # a permanent refusal is not retried
-    assert "opted in" in subscribe.error
-    assert run.steps[2].status == campaigns_pb2.STEP_STATUS_SUCCEEDED
+
+    assert run.status == OK
+    assert [(s.connector, s.status, s.skip_reason, s.attempts) for s in run.steps] == [
+        ("crm", campaigns_pb2.STEP_STATUS_SUCCEEDED, "", 1),
+        ("esp", campaigns_pb2.STEP_STATUS_SKIPPED, "no consent for email_marketing", 0),
+        ("personalization", campaigns_pb2.STEP_STATUS_SKIPPED, "no consent for personalization", 0),
+    ]
+    assert not run.steps[1].error
+    assert not (await sb.connectors.list_dead_letters()).dead_letters
+    assert await app.store.connector_state("esp").get("subscriptions", run.contact_id) is None
+    assert await app.store.connector_state("personalization").get("shown", run.contact_id) is None
 
 
 async def test_signup_falls_back_to_default_offer(start_app: StartApp) -> None:
@@ -103,9 +115,11 @@ async def test_exhausted_retries_fail_the_step(start_app: StartApp) -> None:
 
 
 async def test_purchase_flow(sb: Switchboard) -> None:
+    consents = {"consents": {"analytics": True, "personalization": True}}
     await sb.campaigns.trigger(
         "purchase.completed",
         email="other@example.com",
+        contact=consents,
         wait=True,
         attributes={
             "order_id": "o-0",
@@ -116,6 +130,7 @@ async def test_purchase_flow(sb: Switchboard) -> None:
     run = await sb.campaigns.trigger(
         "purchase.completed",
         email="buyer@example.com",
+        contact=consents,
         wait=True,
         attributes={
             "order_id": "o-1",

@@ -135,7 +135,7 @@ async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
             conn + "InvokeConnector",
             lambda: (
                 '{"connector": "analytics", "action": "events.track", '
-                '"payload": {"event": "connect.test"}}'
+                '"payload": {"event": "connect.test"}, "skipConsentCheck": true}'
             ),
             lambda b: b["result"] == {"event": "connect.test", "count": 1},
         ),

@@ -2,6 +2,8 @@
 
 Each test fires calls at once through a real server (`InvokeConnector`), so their state
 reads and writes interleave as they do when the dispatcher delivers many steps together.
+The payloads name made-up contacts, so the calls skip the consent check (tested in
+`test_consent.py`): what is under test here is the adapters' state.
 """
 
 from __future__ import annotations
@@ -9,19 +11,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from google.protobuf.struct_pb2 import Struct
+
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App
+from switchboard.v1 import connectors_pb2
 
 CALLS = 8
+
+
+async def _invoke(
+    sb: Switchboard, connector: str, action: str, payload: dict[str, Any], key: str = ""
+) -> Struct:
+    request = connectors_pb2.InvokeConnectorRequest(
+        connector=connector, action=action, idempotency_key=key, skip_consent_check=True
+    )
+    request.payload.update(payload)
+    return await sb.connectors.invoke(request=request)
 
 
 async def _invoke_all(sb: Switchboard, connector: str, action: str, calls: list[Any]) -> list[Any]:
     return list(
         await asyncio.gather(
-            *(
-                sb.connectors.invoke(connector, action, payload=payload, idempotency_key=key)
-                for key, payload in calls
-            )
+            *(_invoke(sb, connector, action, payload, key) for key, payload in calls)
         )
     )
 
@@ -33,9 +45,7 @@ async def test_concurrent_conversions_are_each_counted_once(sb: Switchboard) -> 
     await _invoke_all(
         sb, "analytics", "conversions.track", [(f"k{i}", body) for i in range(1, CALLS + 1)] * 2
     )
-    last = await sb.connectors.invoke(
-        "analytics", "conversions.track", payload=body, idempotency_key="k9"
-    )
+    last = await _invoke(sb, "analytics", "conversions.track", body, "k9")
     assert last["conversions"] == CALLS + 1
     assert last["revenue"] == 10 * (CALLS + 1)
 
@@ -43,7 +53,7 @@ async def test_concurrent_conversions_are_each_counted_once(sb: Switchboard) -> 
 async def test_concurrent_events_are_each_counted_once(sb: Switchboard) -> None:
     body = {"params": {"name": "checkout"}}
     await _invoke_all(sb, "analytics", "events.track", [(f"e{i}", body) for i in range(CALLS)] * 2)
-    last = await sb.connectors.invoke("analytics", "events.track", payload=body)
+    last = await _invoke(sb, "analytics", "events.track", body)
     assert last["count"] == CALLS + 1
 
 

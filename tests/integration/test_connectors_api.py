@@ -33,7 +33,7 @@ async def test_list_connectors_with_actions_and_health(sb: Switchboard, app: App
     _fake(app).set_healthy(False)
     infos = {c.name: c for c in await sb.connectors.list()}
     assert set(infos) == set(defaults()["connectors"])
-    assert infos["esp"].kind == "esp"
+    assert infos["esp"].kind == "sandbox_esp"
     assert "lists.subscribe" in infos["esp"].actions
     assert infos["crm"].health == connectors_pb2.CONNECTOR_HEALTH_SERVING
     assert infos["fake"].health == connectors_pb2.CONNECTOR_HEALTH_NOT_SERVING
@@ -59,10 +59,11 @@ async def test_invoke_returns_the_result_and_passes_the_key(sb: Switchboard, app
 
 
 async def test_invoke_a_builtin_action(sb: Switchboard) -> None:
+    stored = await sb.contacts.upsert(email="x@example.com", consents={"personalization": True})
     result = await sb.connectors.invoke(
         "personalization",
         "offers.show",
-        payload={"contact": {"id": "c_x"}, "params": {"segment": "customer"}},
+        payload={"contact": {"id": stored.contact.id}, "params": {"segment": "customer"}},
     )
     assert result["offer"] == "LOYALTY15"
 

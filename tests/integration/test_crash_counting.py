@@ -35,10 +35,11 @@ async def _trigger_all(port: int) -> list[str]:
         stub = campaigns_pb2_grpc.CampaignTriggersStub(ch)
 
         async def one(i: int) -> str:
-            req = campaigns_pb2.TriggerCampaignRequest(
-                event="purchase.completed",
-                contact=contacts_pb2.Contact(email=f"buyer{i}@example.com"),
-            )
+            # Consent to what recommendations and analytics serve, or they are skipped.
+            contact = contacts_pb2.Contact(email=f"buyer{i}@example.com")
+            for purpose in ("analytics", "personalization"):
+                contact.consents[purpose].opt_in = True
+            req = campaigns_pb2.TriggerCampaignRequest(event="purchase.completed", contact=contact)
             req.attributes.update(
                 {"order_id": f"o{i}", "amount": AMOUNT, "items": [{"sku": "mug", "price": AMOUNT}]}
             )

@@ -130,11 +130,11 @@ async def test_dead_letters_and_breaker_state_gauges(observed: Observed) -> None
     assert set(states()) == set(observed.app.connectors)
     assert set(states().values()) == {0}
     assert [p.value for p in observed.points("switchboard.dead_letters")] == [0]
-    # No marketing consent: the ESP refuses for good, and the step becomes a dead letter.
+    # No order id: the CRM refuses for good, and the step becomes a dead letter.
     run = await observed.sb.campaigns.trigger(
-        "newsletter.signup", email="ada@example.com", wait=True
+        "purchase.completed", email="ada@example.com", wait=True
     )
-    assert run.steps[1].error
+    assert run.steps[0].error
     assert [p.value for p in observed.points("switchboard.dead_letters")] == [1]
     breaker = observed.app.dispatcher.guards["crm"].breaker
     for _ in range(observed.app.settings.dispatch.breaker_failures):
@@ -144,7 +144,7 @@ async def test_dead_letters_and_breaker_state_gauges(observed: Observed) -> None
 
 
 async def test_runs_steps_and_time_to_delivery(observed: Observed) -> None:
-    # crm and personalization deliver; the ESP refuses for good (no marketing consent).
+    # crm delivers; the ESP and personalization steps are skipped (no consent).
     await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
     started = [(dict(p.attributes), p.value) for p in observed.points("switchboard.runs.started")]
     finished = [(dict(p.attributes), p.value) for p in observed.points("switchboard.runs.finished")]
@@ -156,10 +156,10 @@ async def test_runs_steps_and_time_to_delivery(observed: Observed) -> None:
     delivered = {p.attributes["connector"]: p.count for p in delivery.data.data_points}
     assert (started, finished, steps, delivery.unit, delivered) == (
         [({"event": "newsletter.signup"}, 1)],
-        [({"event": "newsletter.signup", "status": "failed"}, 1)],
-        {("crm", "succeeded"): 1, ("esp", "failed"): 1, ("personalization", "succeeded"): 1},
+        [({"event": "newsletter.signup", "status": "succeeded"}, 1)],
+        {("crm", "succeeded"): 1, ("esp", "skipped"): 1, ("personalization", "skipped"): 1},
         "s",
-        {"crm": 1, "personalization": 1},
+        {"crm": 1},
     )
 
 

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from switchboard.client import Switchboard
+from switchboard.client import ContactFields, Switchboard
 from switchboard.server.app.build import App
 from tests.conftest import FAST_DISPATCH
 from tests.observability.conftest import Observed, eventually
@@ -28,10 +28,14 @@ DELIVERIES = {
 }
 
 StartApp = Callable[..., Awaitable[App]]
+# Consent to every purpose the signup's steps serve, so that each one is delivered.
+CONSENTED: ContactFields = {"consent": True, "consents": {"personalization": True}}
 
 
 async def test_every_delivery_is_a_child_of_the_trigger_call(observed: Observed) -> None:
-    await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
+    await observed.sb.campaigns.trigger(
+        "newsletter.signup", email="ada@example.com", contact=CONSENTED, wait=True
+    )
     (rpc,) = await eventually(lambda: observed.finished(TRIGGER))
     attempts = [s for s in observed.spans.get_finished_spans() if s.name in DELIVERIES]
     assert {s.name for s in attempts} == DELIVERIES
@@ -42,7 +46,9 @@ async def test_every_delivery_is_a_child_of_the_trigger_call(observed: Observed)
 
 async def test_a_later_delivery_stays_in_the_trigger_trace(observed: Observed) -> None:
     await observed.app.dispatcher.stop(1.0)  # deliver after the call has answered
-    run = await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com")
+    run = await observed.sb.campaigns.trigger(
+        "newsletter.signup", email="ada@example.com", contact=CONSENTED
+    )
     (rpc,) = await eventually(lambda: observed.finished(TRIGGER))
     observed.app.dispatcher.start()
     async for _ in observed.sb.campaigns.watch(run.id, timeout=10.0):
@@ -109,7 +115,9 @@ async def test_an_otlp_consumer_gets_one_trace_for_a_trigger_and_its_deliveries(
         dispatch={**FAST_DISPATCH, "purge_interval_s": 0.05},
     )
     async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
-        await sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
+        await sb.campaigns.trigger(
+            "newsletter.signup", email="ada@example.com", contact=CONSENTED, wait=True
+        )
     await asyncio.sleep(0.3)  # idle polls and purges: they must not add traces
     await app.stop(grace_s=1.0)  # flushes the exporter
     names = {name for _, name in receiver.spans}

@@ -8,7 +8,7 @@ import contextlib
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 
-from switchboard.client import NotFoundError, SwitchboardError
+from switchboard.client import ContactFields, NotFoundError, SwitchboardError
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.dispatch.attempts import AttemptTelemetry
 from tests.observability.conftest import Observed, eventually
@@ -16,6 +16,8 @@ from tests.observability.conftest import Observed, eventually
 UPSERT = "switchboard.v1.ContactSync/UpsertContact"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+# Consent to every purpose the signup's steps serve, so that each one is delivered.
+CONSENTED: ContactFields = {"consent": True, "consents": {"personalization": True}}
 
 
 async def test_rpc_span_follows_the_current_rpc_conventions(observed: Observed) -> None:
@@ -103,7 +105,9 @@ async def test_caller_traceparent_is_continued(observed: Observed) -> None:
 
 
 async def test_dispatched_steps_get_connector_spans(observed: Observed) -> None:
-    await observed.sb.campaigns.trigger("newsletter.signup", email="ada@example.com", wait=True)
+    await observed.sb.campaigns.trigger(
+        "newsletter.signup", email="ada@example.com", contact=CONSENTED, wait=True
+    )
     names = {s.name for s in observed.spans.get_finished_spans()}
     assert {"connector crm contacts.upsert", "connector esp lists.subscribe"} <= names
 

@@ -237,9 +237,36 @@ README: list[tuple[str, Check]] = [
     ("switchboard.v1.LeadScoring/ScoreLead", check_score),
     (CAMPAIGNS + "TriggerCampaign", check_trigger_wait),
 ]
+
+
+def check_consents(result: Result, s: Session) -> None:
+    _ok(result)
+    consents = result.message()["contact"]["consents"]
+    assert consents["analytics"]["opt_in"] is True
+    assert "opt_in" not in consents["personalization"]  # false is left out of the JSON
+
+
+def check_trigger_skipped(result: Result, s: Session) -> None:
+    _ok(result)
+    run = result.message()["run"]
+    assert run["status"] == "RUN_STATUS_SUCCEEDED"
+    steps = {step["connector"]: (step["status"], step.get("skip_reason")) for step in run["steps"]}
+    assert steps == {
+        "crm": ("STEP_STATUS_SUCCEEDED", None),
+        "recommendations": ("STEP_STATUS_SKIPPED", "no consent for personalization"),
+        "analytics": ("STEP_STATUS_SUCCEEDED", None),
+    }
+
+
+#: docs/consent.md: consent per purpose, and a purchase that skips what was not agreed to.
+CONSENT: list[tuple[str, Check]] = [
+    (CONTACTS + "UpsertContact", check_consents),
+    (CAMPAIGNS + "TriggerCampaign", check_trigger_skipped),
+]
 #: Every page with grpcurl examples, relative to the repository root.
 PAGES: dict[str, list[tuple[str, Check]]] = {
     "README.md": README,
+    "docs/consent.md": CONSENT,
     "docs/quickstart.md": QUICKSTART,
 }
 

@@ -53,8 +53,10 @@ W = TypeVar(
 class ContactFields(TypedDict, total=False):
     """A contact as keyword arguments or a dict; every key is optional.
 
-    `consent` is the opt-in flag and `consent_source` where it was given; the other keys
-    are the `Contact` message's fields of the same name.
+    `consent` is the marketing-email opt-in flag and `consent_source` where it was given;
+    `consents` maps consent purposes (`analytics`, `personalization`, ...) to opt-in flags,
+    given at `consent_source` too; the other keys are the `Contact` message's fields of the
+    same name.
     """
 
     id: str
@@ -69,6 +71,7 @@ class ContactFields(TypedDict, total=False):
     attributes: Mapping[str, str]
     consent: bool
     consent_source: str
+    consents: Mapping[str, bool]
 
 
 _CONTACT_KEYS = ContactFields.__optional_keys__
@@ -85,8 +88,9 @@ def to_contact(value: contacts_pb2.Contact | ContactFields) -> contacts_pb2.Cont
         raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
     consent = value.get("consent")
     source = value.get("consent_source")
-    if consent is None and source is not None:
-        raise ValueError("consent_source needs consent=True or consent=False")
+    consents = value.get("consents") or {}
+    if consent is None and not consents and source is not None:
+        raise ValueError("consent_source needs consent= or consents=")
     return contacts_pb2.Contact(
         id=value.get("id"),
         email=value.get("email"),
@@ -99,6 +103,10 @@ def to_contact(value: contacts_pb2.Contact | ContactFields) -> contacts_pb2.Cont
         lists=value.get("lists"),
         attributes=value.get("attributes"),
         consent=None if consent is None else contacts_pb2.Consent(opt_in=consent, source=source),
+        consents={
+            purpose: contacts_pb2.Consent(opt_in=opt_in, source=source)
+            for purpose, opt_in in consents.items()
+        },
     )
 
 

@@ -35,7 +35,9 @@ class _RunStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunStatus.V
     RUN_STATUS_RUNNING: _RunStatus.ValueType  # 2
     """Some steps finished, others remain."""
     RUN_STATUS_SUCCEEDED: _RunStatus.ValueType  # 3
-    """Every step succeeded (possibly through its fallback)."""
+    """Every step succeeded (possibly through its fallback) or was SKIPPED on
+    purpose (e.g. no consent): a skipped step is a normal outcome.
+    """
     RUN_STATUS_FAILED: _RunStatus.ValueType  # 4
     """Finished, and at least one step failed."""
 
@@ -49,7 +51,9 @@ RUN_STATUS_PENDING: RunStatus.ValueType  # 1
 RUN_STATUS_RUNNING: RunStatus.ValueType  # 2
 """Some steps finished, others remain."""
 RUN_STATUS_SUCCEEDED: RunStatus.ValueType  # 3
-"""Every step succeeded (possibly through its fallback)."""
+"""Every step succeeded (possibly through its fallback) or was SKIPPED on
+purpose (e.g. no consent): a skipped step is a normal outcome.
+"""
 RUN_STATUS_FAILED: RunStatus.ValueType  # 4
 """Finished, and at least one step failed."""
 Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015

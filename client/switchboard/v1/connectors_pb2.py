@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fswitchboard/v1/connectors.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cswitchboard/v1/options.proto\"\x91\x02\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nstep_index\x18\x03 \x01(\x05\x12\x11\n\tconnector\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x12\n\ncontact_id\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x30\n\x06reason\x18\x08 \x01(\x0e\x32 .switchboard.v1.DeadLetterReason\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x12\n\nlast_error\x18\n \x01(\t\x12+\n\x07\x64\x65\x61\x64_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x16ListDeadLettersRequest\x12\x11\n\tconnector\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListDeadLettersResponse\x12\x30\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x19RedriveDeadLettersRequest\x12,\n\x03ids\x18\x01 \x01(\x0b\x32\x1d.switchboard.v1.DeadLetterIdsH\x00\x12\x13\n\tconnector\x18\x02 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x03 \x01(\x08H\x00\x42\n\n\x08selector\"\x1c\n\rDeadLetterIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"J\n\x1aRedriveDeadLettersResponse\x12,\n\x08redriven\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.DeadLetter\"\xd8\x01\n\rConnectorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63tions\x18\x03 \x03(\t\x12/\n\x06health\x18\x04 \x01(\x0e\x32\x1f.switchboard.v1.ConnectorHealth\x12\x15\n\rhealth_detail\x18\x05 \x01(\t\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ircuit\x18\x07 \x01(\t\x12\x11\n\tin_flight\x18\x08 \x01(\x05\"\x17\n\x15ListConnectorsRequest\"K\n\x16ListConnectorsResponse\x12\x31\n\nconnectors\x18\x01 \x03(\x0b\x32\x1d.switchboard.v1.ConnectorInfo\"~\n\x16InvokeConnectorRequest\x12\x11\n\tconnector\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"B\n\x17InvokeConnectorResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct*\x88\x01\n\x10\x44\x65\x61\x64LetterReason\x12\"\n\x1e\x44\x45\x41\x44_LETTER_REASON_UNSPECIFIED\x10\x00\x12(\n$DEAD_LETTER_REASON_RETRIES_EXHAUSTED\x10\x01\x12&\n\"DEAD_LETTER_REASON_PERMANENT_ERROR\x10\x02*s\n\x0f\x43onnectorHealth\x12 \n\x1c\x43ONNECTOR_HEALTH_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTOR_HEALTH_SERVING\x10\x01\x12 \n\x1c\x43ONNECTOR_HEALTH_NOT_SERVING\x10\x02\x32\xfa\x03\n\nConnectors\x12t\n\x0eListConnectors\x12%.switchboard.v1.ListConnectorsRequest\x1a&.switchboard.v1.ListConnectorsResponse\"\x13\x8a\xb5\x18\x0f\x63onnectors:read\x12x\n\x0fInvokeConnector\x12&.switchboard.v1.InvokeConnectorRequest\x1a\'.switchboard.v1.InvokeConnectorResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:admin\x12x\n\x0fListDeadLetters\x12&.switchboard.v1.ListDeadLettersRequest\x1a\'.switchboard.v1.ListDeadLettersResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:admin\x12\x81\x01\n\x12RedriveDeadLetters\x12).switchboard.v1.RedriveDeadLettersRequest\x1a*.switchboard.v1.RedriveDeadLettersResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:adminB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fswitchboard/v1/connectors.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cswitchboard/v1/options.proto\"\x91\x02\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nstep_index\x18\x03 \x01(\x05\x12\x11\n\tconnector\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x12\n\ncontact_id\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x30\n\x06reason\x18\x08 \x01(\x0e\x32 .switchboard.v1.DeadLetterReason\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x12\n\nlast_error\x18\n \x01(\t\x12+\n\x07\x64\x65\x61\x64_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x16ListDeadLettersRequest\x12\x11\n\tconnector\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListDeadLettersResponse\x12\x30\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x19RedriveDeadLettersRequest\x12,\n\x03ids\x18\x01 \x01(\x0b\x32\x1d.switchboard.v1.DeadLetterIdsH\x00\x12\x13\n\tconnector\x18\x02 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x03 \x01(\x08H\x00\x42\n\n\x08selector\"\x1c\n\rDeadLetterIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"J\n\x1aRedriveDeadLettersResponse\x12,\n\x08redriven\x18\x01 \x03(\x0b\x32\x1a.switchboard.v1.DeadLetter\"\xea\x01\n\rConnectorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63tions\x18\x03 \x03(\t\x12/\n\x06health\x18\x04 \x01(\x0e\x32\x1f.switchboard.v1.ConnectorHealth\x12\x15\n\rhealth_detail\x18\x05 \x01(\t\x12.\n\nchecked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ircuit\x18\x07 \x01(\t\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x10\n\x08purposes\x18\t \x03(\t\"\x17\n\x15ListConnectorsRequest\"K\n\x16ListConnectorsResponse\x12\x31\n\nconnectors\x18\x01 \x03(\x0b\x32\x1d.switchboard.v1.ConnectorInfo\"\x9a\x01\n\x16InvokeConnectorRequest\x12\x11\n\tconnector\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1a\n\x12skip_consent_check\x18\x05 \x01(\x08\"B\n\x17InvokeConnectorResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct*\x88\x01\n\x10\x44\x65\x61\x64LetterReason\x12\"\n\x1e\x44\x45\x41\x44_LETTER_REASON_UNSPECIFIED\x10\x00\x12(\n$DEAD_LETTER_REASON_RETRIES_EXHAUSTED\x10\x01\x12&\n\"DEAD_LETTER_REASON_PERMANENT_ERROR\x10\x02*s\n\x0f\x43onnectorHealth\x12 \n\x1c\x43ONNECTOR_HEALTH_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTOR_HEALTH_SERVING\x10\x01\x12 \n\x1c\x43ONNECTOR_HEALTH_NOT_SERVING\x10\x02\x32\xfa\x03\n\nConnectors\x12t\n\x0eListConnectors\x12%.switchboard.v1.ListConnectorsRequest\x1a&.switchboard.v1.ListConnectorsResponse\"\x13\x8a\xb5\x18\x0f\x63onnectors:read\x12x\n\x0fInvokeConnector\x12&.switchboard.v1.InvokeConnectorRequest\x1a\'.switchboard.v1.InvokeConnectorResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:admin\x12x\n\x0fListDeadLetters\x12&.switchboard.v1.ListDeadLettersRequest\x1a\'.switchboard.v1.ListDeadLettersResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:admin\x12\x81\x01\n\x12RedriveDeadLetters\x12).switchboard.v1.RedriveDeadLettersRequest\x1a*.switchboard.v1.RedriveDeadLettersResponse\"\x14\x8a\xb5\x18\x10\x63onnectors:adminB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONNECTORS'].methods_by_name['ListDeadLetters']._serialized_options = b'\212\265\030\020connectors:admin'
   _globals['_CONNECTORS'].methods_by_name['RedriveDeadLetters']._loaded_options = None
   _globals['_CONNECTORS'].methods_by_name['RedriveDeadLetters']._serialized_options = b'\212\265\030\020connectors:admin'
-  _globals['_DEADLETTERREASON']._serialized_start=1353
-  _globals['_DEADLETTERREASON']._serialized_end=1489
-  _globals['_CONNECTORHEALTH']._serialized_start=1491
-  _globals['_CONNECTORHEALTH']._serialized_end=1606
+  _globals['_DEADLETTERREASON']._serialized_start=1400
+  _globals['_DEADLETTERREASON']._serialized_end=1536
+  _globals['_CONNECTORHEALTH']._serialized_start=1538
+  _globals['_CONNECTORHEALTH']._serialized_end=1653
   _globals['_DEADLETTER']._serialized_start=145
   _globals['_DEADLETTER']._serialized_end=418
   _globals['_LISTDEADLETTERSREQUEST']._serialized_start=420
@@ -60,15 +60,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_start=759
   _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_end=833
   _globals['_CONNECTORINFO']._serialized_start=836
-  _globals['_CONNECTORINFO']._serialized_end=1052
-  _globals['_LISTCONNECTORSREQUEST']._serialized_start=1054
-  _globals['_LISTCONNECTORSREQUEST']._serialized_end=1077
-  _globals['_LISTCONNECTORSRESPONSE']._serialized_start=1079
-  _globals['_LISTCONNECTORSRESPONSE']._serialized_end=1154
-  _globals['_INVOKECONNECTORREQUEST']._serialized_start=1156
-  _globals['_INVOKECONNECTORREQUEST']._serialized_end=1282
-  _globals['_INVOKECONNECTORRESPONSE']._serialized_start=1284
-  _globals['_INVOKECONNECTORRESPONSE']._serialized_end=1350
-  _globals['_CONNECTORS']._serialized_start=1609
-  _globals['_CONNECTORS']._serialized_end=2115
+  _globals['_CONNECTORINFO']._serialized_end=1070
+  _globals['_LISTCONNECTORSREQUEST']._serialized_start=1072
+  _globals['_LISTCONNECTORSREQUEST']._serialized_end=1095
+  _globals['_LISTCONNECTORSRESPONSE']._serialized_start=1097
+  _globals['_LISTCONNECTORSRESPONSE']._serialized_end=1172
+  _globals['_INVOKECONNECTORREQUEST']._serialized_start=1175
+  _globals['_INVOKECONNECTORREQUEST']._serialized_end=1329
+  _globals['_INVOKECONNECTORRESPONSE']._serialized_start=1331
+  _globals['_INVOKECONNECTORRESPONSE']._serialized_end=1397
+  _globals['_CONNECTORS']._serialized_start=1656
+  _globals['_CONNECTORS']._serialized_end=2162
 # @@protoc_insertion_point(module_scope)

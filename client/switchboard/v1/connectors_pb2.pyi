@@ -279,10 +279,11 @@ class ConnectorInfo(_message.Message):
     CHECKED_AT_FIELD_NUMBER: _builtins.int
     CIRCUIT_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    PURPOSES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name from configuration, used in trigger steps."""
     kind: _builtins.str
-    """Adapter kind, e.g. `crm`, `esp`, `webhook`, `fake`."""
+    """Adapter kind, e.g. `sandbox_crm`, `sandbox_esp`, `webhook`, `fake`."""
     health: Global___ConnectorHealth.ValueType
     """Result of the last health check."""
     health_detail: _builtins.str
@@ -301,6 +302,12 @@ class ConnectorInfo(_message.Message):
     def checked_at(self) -> _timestamp_pb2.Timestamp:
         """When health was last checked."""
 
+    @_builtins.property
+    def purposes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Consent purposes it serves, e.g. `email_marketing`: its steps are sent only
+        for contacts who opted in to every one of them. Empty: sent for everyone.
+        """
+
     def __init__(
         self,
         *,
@@ -312,10 +319,11 @@ class ConnectorInfo(_message.Message):
         checked_at: _timestamp_pb2.Timestamp | None = ...,
         circuit: _builtins.str | None = ...,
         in_flight: _builtins.int | None = ...,
+        purposes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "checked_at", b"checked_at", "circuit", b"circuit", "health", b"health", "health_detail", b"health_detail", "in_flight", b"in_flight", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "checked_at", b"checked_at", "circuit", b"circuit", "health", b"health", "health_detail", b"health_detail", "in_flight", b"in_flight", "kind", b"kind", "name", b"name", "purposes", b"purposes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -366,6 +374,7 @@ class InvokeConnectorRequest(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    SKIP_CONSENT_CHECK_FIELD_NUMBER: _builtins.int
     connector: _builtins.str
     """Connector name."""
     action: _builtins.str
@@ -373,6 +382,10 @@ class InvokeConnectorRequest(_message.Message):
     idempotency_key: _builtins.str
     """Passed to the connector so that a retried call is applied once; see
     UpsertContactRequest.idempotency_key.
+    """
+    skip_consent_check: _builtins.bool
+    """Call without checking the contact's consent (an operator's repair or test
+    call). The call's record says the check was skipped.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -385,10 +398,11 @@ class InvokeConnectorRequest(_message.Message):
         action: _builtins.str | None = ...,
         payload: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str | None = ...,
+        skip_consent_check: _builtins.bool | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "connector", b"connector", "idempotency_key", b"idempotency_key", "payload", b"payload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "connector", b"connector", "idempotency_key", b"idempotency_key", "payload", b"payload", "skip_consent_check", b"skip_consent_check"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

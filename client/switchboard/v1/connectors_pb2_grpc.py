@@ -72,6 +72,9 @@ class ConnectorsServicer(object):
         """Calls one action of one connector synchronously and returns its result.
         The call is recorded. Unknown connector or action: NOT_FOUND; a connector
         that fails: UNAVAILABLE (retryable) or FAILED_PRECONDITION (permanent).
+        When the connector serves a consent purpose, `payload.contact` must name a
+        stored contact (by `id` or `email`) that has opted in to it, otherwise
+        FAILED_PRECONDITION (see `skip_consent_check`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

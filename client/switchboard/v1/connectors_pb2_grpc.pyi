@@ -39,6 +39,9 @@ class ConnectorsStub:
     """Calls one action of one connector synchronously and returns its result.
     The call is recorded. Unknown connector or action: NOT_FOUND; a connector
     that fails: UNAVAILABLE (retryable) or FAILED_PRECONDITION (permanent).
+    When the connector serves a consent purpose, `payload.contact` must name a
+    stored contact (by `id` or `email`) that has opted in to it, otherwise
+    FAILED_PRECONDITION (see `skip_consent_check`).
     """
     ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_connectors_pb2.ListDeadLettersRequest, _connectors_pb2.ListDeadLettersResponse]
     """Lists dead letters: steps that exhausted their retries or failed for good
@@ -62,6 +65,9 @@ class ConnectorsAsyncStub(ConnectorsStub):
     """Calls one action of one connector synchronously and returns its result.
     The call is recorded. Unknown connector or action: NOT_FOUND; a connector
     that fails: UNAVAILABLE (retryable) or FAILED_PRECONDITION (permanent).
+    When the connector serves a consent purpose, `payload.contact` must name a
+    stored contact (by `id` or `email`) that has opted in to it, otherwise
+    FAILED_PRECONDITION (see `skip_consent_check`).
     """
     ListDeadLetters: _aio.UnaryUnaryMultiCallable[_connectors_pb2.ListDeadLettersRequest, _connectors_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
     """Lists dead letters: steps that exhausted their retries or failed for good
@@ -94,6 +100,9 @@ class ConnectorsServicer(metaclass=_abc_1.ABCMeta):
         """Calls one action of one connector synchronously and returns its result.
         The call is recorded. Unknown connector or action: NOT_FOUND; a connector
         that fails: UNAVAILABLE (retryable) or FAILED_PRECONDITION (permanent).
+        When the connector serves a consent purpose, `payload.contact` must name a
+        stored contact (by `id` or `email`) that has opted in to it, otherwise
+        FAILED_PRECONDITION (see `skip_consent_check`).
         """
 
     @_abc_1.abstractmethod

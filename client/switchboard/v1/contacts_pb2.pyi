@@ -52,7 +52,9 @@ Global___UpsertMode: _TypeAlias = UpsertMode  # noqa: Y015
 
 @_typing.final
 class Consent(_message.Message):
-    """Marketing consent as given by the person."""
+    """Consent as given by the person: to marketing email (`Contact.consent`), or to
+    one purpose (`Contact.consents`).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -60,7 +62,7 @@ class Consent(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     opt_in: _builtins.bool
-    """True when the person opted in to marketing messages."""
+    """True when the person opted in (to marketing email, or to the purpose)."""
     source: _builtins.str
     """Where consent was collected, e.g. `newsletter_form`, `checkout`. At most 128 characters."""
     @_builtins.property
@@ -128,6 +130,27 @@ class Contact(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ConsentsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___Consent: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str | None = ...,
+            value: Global___Consent | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
@@ -143,6 +166,7 @@ class Contact(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CONSENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned, stable identifier (`c_` followed by 26 characters). Output only
     on create; set it on update to address the contact.
@@ -171,7 +195,9 @@ class Contact(_message.Message):
     """
     @_builtins.property
     def consent(self) -> Global___Consent:
-        """Marketing consent."""
+        """Marketing email consent: the same record as `consents["email_marketing"]`.
+        Writing either one writes both; they never disagree.
+        """
 
     @_builtins.property
     def lists(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -195,6 +221,16 @@ class Contact(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the contact last changed."""
 
+    @_builtins.property
+    def consents(self) -> _containers.MessageMap[_builtins.str, Global___Consent]:
+        """Consent per purpose, keyed by purpose name: `email_marketing`,
+        `sms_marketing`, `analytics`, `personalization`, `advertising`. A step whose
+        connector serves a purpose the contact has not opted in to is not sent (it
+        ends SKIPPED). A purpose missing here counts as no consent. Without
+        `update_mask`, entries are merged into the stored ones by purpose; with
+        `consents` in the mask, the map is replaced.
+        """
+
     def __init__(
         self,
         *,
@@ -213,10 +249,11 @@ class Contact(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int | None = ...,
+        consents: _abc.Mapping[_builtins.str, Global___Consent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "company", b"company", "consent", b"consent", "country", b"country", "created_at", b"created_at", "email", b"email", "external_ids", b"external_ids", "first_name", b"first_name", "id", b"id", "job_title", b"job_title", "last_name", b"last_name", "lists", b"lists", "phone", b"phone", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "company", b"company", "consent", b"consent", "consents", b"consents", "country", b"country", "created_at", b"created_at", "email", b"email", "external_ids", b"external_ids", "first_name", b"first_name", "id", b"id", "job_title", b"job_title", "last_name", b"last_name", "lists", b"lists", "phone", b"phone", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

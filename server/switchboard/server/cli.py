@@ -1,4 +1,4 @@
-"""The server's commands of `switchboard`: `serve` and `new-api-key`.
+"""The server's commands of `switchboard`: `serve`, `new-api-key`, `config` and `db`.
 
 The `switchboard` group itself belongs to the client package (`switchboard.client.cli`);
 these commands join it through the `switchboard.cli` entry points in pyproject.toml.
@@ -30,6 +30,9 @@ from switchboard.server.observability.logs import configure_logging
 from switchboard.server.process.preflight import check_config, show_config
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop
 from switchboard.server.process.workers import notify_ready, supervise
+from switchboard.server.store.base import SchemaTooNew
+from switchboard.server.store.select import describe as describe_store
+from switchboard.server.store.select import prepare_database
 
 LOCAL_CALLER = "local-dev"
 
@@ -121,7 +124,8 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
     if siblings is None:
         click.echo(
             f"switchboard: serving gRPC on {host}:{app.port} "
-            f"(store {settings.database.path}, {len(app.connectors)} connectors); Ctrl-C stops",
+            f"(store {describe_store(settings.database)}, {len(app.connectors)} connectors); "
+            "Ctrl-C stops",
             err=True,
         )
         _print_auth_notice(settings, local_key, f"{host}:{app.port}")
@@ -245,6 +249,43 @@ def _config_problems(where: str, problems: list[str]) -> None:
     for problem in problems:
         click.echo(f"  {problem}", err=True)
     raise SystemExit(2)
+
+
+@click.group()
+def db() -> None:
+    """The store's schema: bring it up to date before (or instead of) serving."""
+
+
+@db.command("upgrade")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SWITCHBOARD_CONFIG",
+    help="TOML settings file (env: SWITCHBOARD_CONFIG).",
+)
+def db_upgrade(config_path: Path | None) -> None:
+    """Apply pending schema migrations to the configured store, then exit.
+
+    Safe while replicas run or start: migrations take a lock and each applies once.
+    """
+    try:
+        settings = load_settings(config_path)
+    except SettingsError as exc:
+        _config_problems(str(config_path or "settings"), exc.problems)
+    where = describe_store(settings.database)
+    try:
+        before, after = prepare_database(settings.database)
+    except SchemaTooNew as exc:
+        raise click.ClickException(f"{where}: {exc}") from exc
+    except ValueError as exc:  # a password reference that does not resolve
+        raise click.ClickException(f"{where}: database.password: {exc}") from exc
+    except Exception as exc:  # unreachable server, refused login, unwritable file
+        raise click.ClickException(f"{where}: cannot migrate: {exc}") from exc
+    if before == after:
+        click.echo(f"{where}: schema is up to date (version {after})")
+    else:
+        click.echo(f"{where}: schema upgraded from version {before} to {after}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,7 +153,8 @@ def _show(run: campaigns_pb2.Run, as_json: bool) -> None:
     status = short_enum(campaigns_pb2.RunStatus.Name(run.status))
     click.echo(f"run {run.id} {run.event} {status}")
     for step in run.steps:
-        detail = f" ({step.error})" if step.error else ""
+        why = step.error or step.skip_reason
+        detail = f" ({why})" if why else ""
         click.echo(
             f"  {step.index} {step.connector} {step.action}: "
             f"{short_enum(campaigns_pb2.StepStatus.Name(step.status))}{detail}"

@@ -25,8 +25,8 @@ from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.observability.telemetry import Telemetry
-from switchboard.server.store.base import Store
 from switchboard.server.store.retention import RetentionTask
+from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class App:
     settings: Settings
     server: grpc.aio.Server
     port: int
-    store: Store
+    store: AnyStore
     cache: ReadCache
     connectors: dict[str, Connector]
     dispatcher: Dispatcher

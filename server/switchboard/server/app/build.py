@@ -38,7 +38,10 @@ from switchboard.server.cache.siblings import Siblings
 from switchboard.server.common.scopes import SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.registry import build_registry, check_steps
+from switchboard.server.connectors.vendor_limits import with_connector_defaults
 from switchboard.server.dispatch.attempts import AttemptTelemetry
+from switchboard.server.dispatch.guard import build_guards
+from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
@@ -48,6 +51,7 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.errors import Unavailable
 from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
 from switchboard.server.interceptors.authz import AuthorizationGuard
@@ -58,8 +62,11 @@ from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBucke
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.store.base import SchemaTooNew
+from switchboard.server.store.postgres.migrate import SchemaTooOld
+from switchboard.server.store.postgres.store import PostgresStore
 from switchboard.server.store.retention import RetentionTask
-from switchboard.server.store.sqlite.store import SchemaTooNew, SqliteStore
+from switchboard.server.store.select import build_store
 from switchboard.v1 import (
     campaigns_pb2,
     campaigns_pb2_grpc,
@@ -159,15 +166,19 @@ async def _build(
         chain = standard_interceptors(settings, telemetry, endpoint)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
-    store = SqliteStore(settings.database, telemetry.tracer)
+    store = build_store(settings.database, telemetry.tracer)
     try:
         await store.open()
-    except SchemaTooNew as exc:
-        raise StartupError(str(exc)) from exc
+    except (Unavailable, SchemaTooNew, SchemaTooOld) as exc:
+        raise StartupError(f"cannot open the store: {exc}") from exc
+    except ValueError as exc:  # a database password reference that does not resolve
+        raise StartupError(f"cannot open the store: database.password: {exc}") from exc
     closing(stack, "the store", store.close)
     try:
         connectors = build_registry(settings.connectors, store.connector_state, settings.scoring)
         check_steps(settings.triggers, connectors)
+        # A vendor adapter's documented limits apply where the configuration sets none.
+        connector_settings = with_connector_defaults(settings.connectors, connectors)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     for connector in connectors.values():
@@ -183,16 +194,26 @@ async def _build(
         raise StartupError(f"cannot set up page tokens: {exc}") from exc
     notifier = RunNotifier()
     attempts = AttemptTelemetry(telemetry.tracer, telemetry.meter)
+    # Vendor adapters' documented limits fill what the operator left unset.
+    effective = settings.model_copy(update={"connectors": connector_settings})
+    guards = build_guards(connector_settings, settings.dispatch)
+    limits = await build_limits(effective, guards, store, several_workers=siblings is not None)
     dispatcher = Dispatcher(
         store,
         connectors,
-        settings.connectors,
+        connector_settings,
         settings.dispatch,
         notifier,
         attempts,
         RunMetrics(telemetry.meter),
+        guards=guards,
+        limits=limits,
+        lane_of=lane_rule(settings),
     )
-    register_gauges(telemetry.meter, store, cache, dispatcher.guards)
+    if isinstance(store, PostgresStore):
+        # Steps queued by other replicas wake this dispatcher at once, not at its next poll.
+        store.on_enqueue(dispatcher.wake)
+    register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=server_options(settings),
@@ -201,7 +222,9 @@ async def _build(
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
     connector_servicer = ConnectorsServicer(
-        ConnectorService(store, connectors, settings.connectors, attempts, dispatcher.guards),
+        ConnectorService(
+            store, connectors, connector_settings, attempts, dispatcher.guards, limits
+        ),
         DeadLetterService(store, dispatcher, notifier, tokens),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.

@@ -4,7 +4,7 @@ breaker states and the cache hit ratio."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -12,7 +12,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.dispatch.guard import ConnectorGuard
-from switchboard.server.store.sqlite.store import SqliteStore
+from switchboard.server.store.select import AnyStore
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,16 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 def register_gauges(
     meter: metrics.Meter,
-    store: SqliteStore,
+    store: AnyStore,
     cache: ReadCache,
     guards: Mapping[str, ConnectorGuard] | None = None,
+    circuit: Callable[[str], str] | None = None,
 ) -> None:
-    """Outbox depth and oldest wait, dead letters, breaker states, and the cache counters."""
+    """Outbox depth and oldest wait, dead letters, breaker states, and the cache counters.
+
+    `circuit` reads a connector's breaker state (the shared one when limits are shared);
+    without it, each guard's own breaker.
+    """
 
     def outbox(index: int) -> Iterable[Observation]:
         try:
@@ -68,8 +73,11 @@ def register_gauges(
             return []
 
     def breakers(_: CallbackOptions) -> Iterable[Observation]:
+        def state(name: str, guard: ConnectorGuard) -> str:
+            return circuit(name) if circuit is not None else guard.breaker.state
+
         return [
-            Observation(BREAKER_STATES[guard.breaker.state], {"connector": name})
+            Observation(BREAKER_STATES[state(name, guard)], {"connector": name})
             for name, guard in (guards or {}).items()
         ]
 

@@ -66,24 +66,28 @@ STATUS_POINTS: dict[str, float] = {
 def built_in_connectors() -> dict[str, ConnectorSettings]:
     """Connectors that keep their state in the store, so the flows work on a fresh machine.
 
+    They are the `sandbox_*` simulations under the plain names flows and callers use
+    (`crm`, `esp`, ...): pointing a name at a real tool is a change of kind, not of flows.
     `esp` sends mail once `options.smtp` is set (`{host, port, sender, ...}`); `fake` is
     scriptable, for tests and demos.
     """
     offers = {"newsletter": "WELCOME10", "customer": "LOYALTY15"}
     return {
-        "crm": ConnectorSettings(kind="crm"),
-        "esp": ConnectorSettings(kind="esp", options={"templates": {"welcome": dict(_WELCOME)}}),
+        "crm": ConnectorSettings(kind="sandbox_crm"),
+        "esp": ConnectorSettings(
+            kind="sandbox_esp", options={"templates": {"welcome": dict(_WELCOME)}}
+        ),
         "personalization": ConnectorSettings(
-            kind="personalization",
+            kind="sandbox_personalization",
             options={"default_offer": "WELCOME-DEFAULT", "offers": offers},
         ),
         "recommendations": ConnectorSettings(
-            kind="recommendations", options={"max_suggestions": 5}
+            kind="sandbox_recommendations", options={"max_suggestions": 5}
         ),
-        "analytics": ConnectorSettings(kind="analytics"),
-        "scoring": ConnectorSettings(kind="scoring"),
+        "analytics": ConnectorSettings(kind="sandbox_analytics"),
+        "scoring": ConnectorSettings(kind="sandbox_scoring"),
         "automation": ConnectorSettings(
-            kind="automation",
+            kind="sandbox_automation",
             options={"followups": {status: list(v) for status, v in _FOLLOWUPS.items()}},
         ),
         "fake": ConnectorSettings(kind="fake"),

@@ -13,7 +13,10 @@ from switchboard.server.config.base import FrozenModel
 class ConnectorSettings(FrozenModel):
     """One configured adapter."""
 
-    kind: str = Field(description="Adapter type: crm, esp, personalization, ... or fake.")
+    kind: str = Field(
+        description="Adapter type: sandbox_crm, sandbox_esp, ..., webhook or fake "
+        "(the old sandbox names crm, esp, ... still load, with a warning)."
+    )
     timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt timeout.")
     max_attempts: int | None = Field(default=None, ge=1, le=100, description="Overrides dispatch.")
     base_backoff_s: float | None = Field(default=None, ge=0, description="Overrides dispatch.")
@@ -25,12 +28,23 @@ class ConnectorSettings(FrozenModel):
         default=None, gt=0, description="Calls per second (token bucket); none: unlimited."
     )
     rate_burst: int = Field(default=1, ge=1, description="Calls allowed at once above the rate.")
+    daily_quota: int | None = Field(
+        default=None,
+        ge=1,
+        description="Calls per UTC day (interactive before bulk, see "
+        "connector_limits.interactive_share); none: no quota.",
+    )
     breaker_failures: int | None = Field(default=None, ge=1, description="Overrides dispatch.")
     breaker_cooldown_s: float | None = Field(default=None, gt=0, description="Overrides dispatch.")
     ordered: bool | None = Field(
         default=None, description="Per-contact ordering; overrides dispatch.per_contact_ordering."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
+    purposes: list[str] | None = Field(
+        default=None,
+        description="Consent purposes it serves (email_marketing, sms_marketing, analytics, "
+        "personalization, advertising); replaces the kind's own; [] serves none.",
+    )
 
 
 class FallbackSettings(FrozenModel):

@@ -86,8 +86,39 @@ class ConnectSettings(FrozenModel):
 
 
 class DatabaseSettings(FrozenModel):
-    """The SQLite store."""
+    """The store: an SQLite file (the default), or PostgreSQL when `url` is set."""
 
+    url: str = Field(
+        default="",
+        description="`postgresql://[user@]host[:port]/dbname[?options]`: use the PostgreSQL "
+        "store (docs/postgresql.md). Empty: the SQLite file at `path`.",
+    )
+    password: str = Field(
+        default="",
+        description="PostgreSQL password as `env:NAME` or `file:PATH` (or the password "
+        "itself); empty: the URL's own password, or libpq's `PGPASSFILE` / `~/.pgpass`.",
+    )
+    pool_min: int = Field(
+        default=2, ge=0, le=256, description="PostgreSQL connections kept open."
+    )
+    pool_max: int = Field(
+        default=10,
+        ge=1,
+        le=256,
+        description="Most PostgreSQL connections (each transaction holds one, on its own "
+        "thread, for its duration).",
+    )
+    pool_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a transaction waits for a free PostgreSQL connection before "
+        "the call fails with UNAVAILABLE.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Apply pending PostgreSQL schema migrations at start-up; false: refuse "
+        "to start until `switchboard db upgrade` has run.",
+    )
     path: str = Field(
         default="data/switchboard.db",
         description="SQLite file; `:memory:` is not supported (use a temp file).",
@@ -108,6 +139,26 @@ class DatabaseSettings(FrozenModel):
         description="Run small indexed lookups on the event loop instead of a reader thread "
         "(faster; turn off if the disk is slow enough to stall the loop).",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must look like postgresql://user@host:5432/dbname (or be empty)")
+        try:
+            parts.port  # noqa: B018 - raises ValueError when the port is not a number
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("pool_min must not exceed pool_max")
+        return self
 
 
 class CacheSettings(FrozenModel):
@@ -163,6 +214,52 @@ class CacheSettings(FrozenModel):
         if db and not db.isdigit():
             raise ValueError("the path must be a database number, e.g. /0")
         return value
+
+
+class ConnectorLimitsSettings(FrozenModel):
+    """Where connectors' rate limits, slots, breakers and daily quotas live (docs:
+    reliable-delivery.md, "Limits shared across workers and replicas")."""
+
+    backend: Literal["auto", "local", "store", "redis"] = Field(
+        default="auto",
+        description="`local`: each process its own (N workers allow N times the limits); "
+        "`store`: shared through the database; `redis`: shared through Redis, local "
+        "while it is unreachable; `auto`: `redis` when a Redis URL is configured (here or "
+        "`cache.backend = redis`), else `store` with several workers, else `local`.",
+    )
+    redis_url: str = Field(
+        default="",
+        description="`redis://host:port/db` for the shared limits; empty: the cache's "
+        "`redis_url` when `cache.backend` is `redis`.",
+    )
+    redis_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Connect and reply timeout for one Redis round trip; past it the "
+        "process falls back to its own limits.",
+    )
+    redis_retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="While Redis is unreachable, how often to try it again.",
+    )
+    interactive_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Share of each connector's `daily_quota` kept for interactive calls: "
+        "bulk calls (events in `bulk_events`) stop when only this much is left.",
+    )
+    bulk_events: list[str] = Field(
+        default_factory=lambda: ["contact.changed", "contact.erased"],
+        description="Events whose steps use the bulk lane of the daily quota; all other "
+        "steps and InvokeConnector calls are interactive.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return CacheSettings._redis_url(value) if value else value
 
 
 class DispatchSettings(FrozenModel):
@@ -310,6 +407,7 @@ class Settings(FrozenModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    connector_limits: ConnectorLimitsSettings = Field(default_factory=ConnectorLimitsSettings)
     connectors: dict[str, ConnectorSettings] = Field(
         default_factory=built_in_connectors, description="Adapters by name."
     )

@@ -31,7 +31,9 @@ _TOTALS = "totals"
 class AnalyticsConnector:
     """Counts events and conversions. Takes no options."""
 
-    kind: str = "analytics"
+    kind: str = "sandbox_analytics"
+    #: Measures behaviour and conversions: needs analytics consent.
+    purposes: frozenset[str] = frozenset({"analytics"})
     actions: frozenset[str] = frozenset({"events.track", "conversions.track"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:

@@ -30,7 +30,10 @@ class AutomationConnector:
         followups: mapping from lead status to the follow-up names to start on it.
     """
 
-    kind: str = "automation"
+    kind: str = "sandbox_automation"
+    #: Sales follow-ups for a lead (legitimate interest); set `purposes` in its settings
+    #: when your automation tool sends marketing email.
+    purposes: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset({"followups.start"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:

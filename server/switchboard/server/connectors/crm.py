@@ -30,7 +30,10 @@ from switchboard.server.errors import PermanentConnectorError
 class CrmConnector:
     """Keeps contacts and their purchases. Takes no options."""
 
-    kind: str = "crm"
+    kind: str = "sandbox_crm"
+    #: The customer record and purchases, kept to serve the customer (contract, legitimate
+    #: interest): not a consent purpose.
+    purposes: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset({"contacts.upsert", "contacts.erase", "purchases.record"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:

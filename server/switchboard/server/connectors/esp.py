@@ -1,4 +1,4 @@
-"""Embedded ESP: list subscriptions with a consent check, and templated email over SMTP.
+"""Sandbox ESP: list subscriptions, and templated email over SMTP.
 
 Collection `subscriptions`, keyed by contact id: {"lists": [sorted list names]}.
 Collection `sent`, keyed by step idempotency key: the result of each email sent, so a step
@@ -8,8 +8,13 @@ the send and the record sends once more, with the same Message-ID (see `smtp_mai
 List changes are each one state transaction: concurrent calls cannot drop a list.
 
 `email.send` is offered only when the `smtp` option is set; sending lives in `smtp_mail`.
-It is an action of this adapter rather than a separate `smtp` kind because list consent,
-subscriptions and the welcome email belong to the same tool in a marketing stack.
+It is an action of this adapter rather than a separate `smtp` kind because subscriptions
+and the welcome email belong to the same tool in a marketing stack.
+
+Consent is not checked here: the connector serves `email_marketing`, and the dispatcher
+(and InvokeConnector) send nothing to it for a contact who has not opted in to that purpose
+(see `rules/consent.py`). For transactional mail, configure a second connector of this
+kind with `purposes = []`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ _LIST_ACTIONS = frozenset({"lists.subscribe", "lists.unsubscribe", "contacts.era
 
 
 class EspConnector:
-    """Subscribes contacts to lists, only with marketing consent; sends templated email.
+    """Subscribes contacts to lists; sends templated email.
 
     Options:
         smtp: {host, port, sender, security = "starttls"|"tls"|"none", username, password,
@@ -43,7 +48,9 @@ class EspConnector:
         templates: {name: {subject, text}} with `$first_name`-style placeholders.
     """
 
-    kind: str = "esp"
+    kind: str = "sandbox_esp"
+    #: List subscriptions and marketing email: needs email_marketing consent.
+    purposes: frozenset[str] = frozenset({"email_marketing"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:
         reject_unknown_options(name, self.kind, options, _OPTIONS)
@@ -74,7 +81,6 @@ class EspConnector:
             raise PermanentConnectorError("payload field 'params' must be a dict")
         list_name: str = require(params, "list")
         if action == "lists.subscribe":
-            _check_consent(contact, contact_id, params)
             return await self._subscribe(contact_id, list_name)
         return await self._unsubscribe(contact_id, list_name)
 
@@ -97,7 +103,6 @@ class EspConnector:
         template = self._templates.get(name)
         if template is None:
             raise PermanentConnectorError(f"connector {self.name!r} has no template {name!r}")
-        _check_consent(contact, contact_id, params)
         to: str = require(contact, "email")
         fields = {k: v for k, v in contact.items() if isinstance(v, str)}
         fields.update({k: str(v) for k, v in params.items()})
@@ -136,13 +141,3 @@ def _lists(state: StateTx, contact_id: str) -> list[str]:
     record = state.get("subscriptions", contact_id)
     return list(record["lists"]) if record else []
 
-
-def _check_consent(contact: JsonDict, contact_id: str, params: JsonDict) -> None:
-    required = params.get("require_consent", True)
-    if not isinstance(required, bool):
-        raise PermanentConnectorError("payload field 'params.require_consent' must be a bool")
-    consent = contact.get("consent")
-    # Only an explicit opt-in counts: a missing or malformed consent record is a refusal.
-    opted_in = isinstance(consent, dict) and consent.get("opt_in") is True
-    if required and not opted_in:
-        raise PermanentConnectorError(f"contact {contact_id} has not opted in to marketing email")

@@ -35,7 +35,9 @@ class PersonalizationConnector:
         offers: mapping from segment to offer code.
     """
 
-    kind: str = "personalization"
+    kind: str = "sandbox_personalization"
+    #: Offers tailored to the person: needs personalization consent.
+    purposes: frozenset[str] = frozenset({"personalization"})
     actions: frozenset[str] = frozenset({"offers.show"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:

@@ -36,7 +36,9 @@ class RecommendationsConnector:
         max_suggestions: how many skus to suggest, 1..50 (default 5).
     """
 
-    kind: str = "recommendations"
+    kind: str = "sandbox_recommendations"
+    #: Suggestions from the person's purchases: needs personalization consent.
+    purposes: frozenset[str] = frozenset({"personalization"})
     actions: frozenset[str] = frozenset({"suggestions.refresh"})
 
     def __init__(self, name: str, options: Mapping[str, Any], state: ConnectorState) -> None:

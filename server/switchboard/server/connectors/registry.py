@@ -1,24 +1,37 @@
 """The connector registry: one function builds every configured adapter from settings.
 
 Adding an adapter kind is one module plus one line in `_FACTORIES`.
+
+The embedded simulations are kinds `sandbox_*`: they keep their state in Switchboard's own
+store, so `make run` needs no account, and their name says they reach no real tool. Their
+old kind names (`crm`, `esp`, ...) still load, with a warning at start-up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
 from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector
 from switchboard.server.connectors.base import Connector, ConnectorState
 from switchboard.server.connectors.crm import CrmConnector
 from switchboard.server.connectors.esp import EspConnector
 from switchboard.server.connectors.fake import FakeConnector
+from switchboard.server.connectors.ga4 import Ga4Connector
+from switchboard.server.connectors.http import HttpConnector
+from switchboard.server.connectors.hubspot import HubSpotConnector
+from switchboard.server.connectors.mailchimp import MailchimpConnector
 from switchboard.server.connectors.personalization import PersonalizationConnector
+from switchboard.server.connectors.purposes import check_purposes
 from switchboard.server.connectors.recommendations import RecommendationsConnector
 from switchboard.server.connectors.scoring import ScoringConnector
+from switchboard.server.connectors.segment import SegmentConnector
+from switchboard.server.connectors.ses import SesConnector
 from switchboard.server.connectors.webhook import WebhookConnector
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
@@ -30,19 +43,36 @@ def _plain(cls: _Plain) -> _Factory:
     return lambda name, options, state, _rules: cls(name, options, state)
 
 
+log = logging.getLogger(__name__)
+
 _FACTORIES: dict[str, _Factory] = {
-    "analytics": _plain(AnalyticsConnector),
-    "automation": _plain(AutomationConnector),
-    "crm": _plain(CrmConnector),
-    "esp": _plain(EspConnector),
+    "amqp": _plain(AmqpConnector),
     "fake": _plain(FakeConnector),
-    "personalization": _plain(PersonalizationConnector),
-    "recommendations": _plain(RecommendationsConnector),
-    "scoring": ScoringConnector,
+    "ga4": _plain(Ga4Connector),
+    "http": _plain(HttpConnector),
+    "hubspot": _plain(HubSpotConnector),
+    "mailchimp": _plain(MailchimpConnector),
+    "sandbox_analytics": _plain(AnalyticsConnector),
+    "sandbox_automation": _plain(AutomationConnector),
+    "sandbox_crm": _plain(CrmConnector),
+    "sandbox_esp": _plain(EspConnector),
+    "sandbox_personalization": _plain(PersonalizationConnector),
+    "sandbox_recommendations": _plain(RecommendationsConnector),
+    "sandbox_scoring": ScoringConnector,
+    "segment": _plain(SegmentConnector),
+    "ses": _plain(SesConnector),
     "webhook": _plain(WebhookConnector),
 }
 
 KINDS: tuple[str, ...] = tuple(sorted(_FACTORIES))
+
+#: Deprecated kind names of the sandbox simulations, and what they now are.
+DEPRECATED_KINDS: dict[str, str] = {
+    old: f"sandbox_{old}"
+    for old in (
+        "analytics", "automation", "crm", "esp", "personalization", "recommendations", "scoring"
+    )
+}
 
 
 def build_registry(
@@ -62,13 +92,31 @@ def build_registry(
     """
     registry: dict[str, Connector] = {}
     for name, config in configs.items():
-        factory = _FACTORIES.get(config.kind)
+        factory = _FACTORIES.get(_current_kind(name, config.kind))
         if factory is None:
             raise ValueError(
                 f"connector {name!r}: unknown kind {config.kind!r}; known kinds: {', '.join(KINDS)}"
             )
-        registry[name] = factory(name, config.options, state_for(name), scoring)
+        connector = factory(name, config.options, state_for(name), scoring)
+        check_purposes(name, config, connector)
+        registry[name] = connector
     return registry
+
+
+def _current_kind(name: str, kind: str) -> str:
+    """`kind`, or what its deprecated name now is (with a warning saying so)."""
+    current = DEPRECATED_KINDS.get(kind)
+    if current is None:
+        return kind
+    log.warning(
+        "connector %r: kind %r is deprecated; it is the simulation %r (write kind = %r)",
+        name,
+        kind,
+        current,
+        current,
+        extra={"fields": {"connector": name, "kind": kind, "replacement": current}},
+    )
+    return current
 
 
 def check_steps(triggers: Mapping[str, TriggerSettings], registry: Mapping[str, Connector]) -> None:

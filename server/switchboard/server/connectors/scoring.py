@@ -25,7 +25,9 @@ from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, Scorin
 class ScoringConnector:
     """Scores leads with the configured rules. Takes no options."""
 
-    kind: str = "scoring"
+    kind: str = "sandbox_scoring"
+    #: Switchboard's own lead scoring (legitimate interest): sends nothing out.
+    purposes: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset({"leads.score"})
 
     def __init__(

@@ -20,6 +20,7 @@ _STEP_DONE = {
     StepStatus.STEP_STATUS_SUCCEEDED: "succeeded",
     StepStatus.STEP_STATUS_FALLBACK: "fallback",
     StepStatus.STEP_STATUS_FAILED: "failed",
+    StepStatus.STEP_STATUS_SKIPPED: "skipped",
 }
 _DELIVERED = (StepStatus.STEP_STATUS_SUCCEEDED, StepStatus.STEP_STATUS_FALLBACK)
 _RUN_STATUS = {
@@ -46,7 +47,8 @@ class RunMetrics:
         self._steps = meter.create_counter(
             "switchboard.steps",
             unit="{step}",
-            description="Steps that ended, by connector and status (succeeded, fallback, failed).",
+            description="Steps that ended, by connector and status "
+            "(succeeded, fallback, failed, skipped).",
         )
         self._delivery = meter.create_histogram(
             "switchboard.delivery.duration",

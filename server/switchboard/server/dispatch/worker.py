@@ -38,7 +38,11 @@ from switchboard.server.dispatch.attempts import (
     call_connector_batch,
 )
 from switchboard.server.dispatch.batching import BatchEntry, Coalescer, batch_entry
+from switchboard.server.dispatch.consent import ConsentGate, run_contact_id
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
+from switchboard.server.dispatch.limits.base import Lane, LaneOf, Limits, Ticket
+from switchboard.server.dispatch.limits.build import LaneRule, specs_from
+from switchboard.server.dispatch.limits.local import LocalLimits
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.retry import is_retryable
 from switchboard.server.dispatch.run_metrics import RunMetrics
@@ -65,6 +69,9 @@ class Dispatcher:
         notifier: RunNotifier,
         telemetry: AttemptTelemetry | None = None,
         runs: RunMetrics | None = None,
+        guards: Mapping[str, ConnectorGuard] | None = None,
+        limits: Limits | None = None,
+        lane_of: LaneOf | None = None,
     ) -> None:
         self._store = store
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
@@ -73,7 +80,13 @@ class Dispatcher:
         self._connector_settings = connector_settings
         self._settings = settings
         self._notifier = notifier
-        self._guards = build_guards(connector_settings, settings)
+        self._guards = guards if guards is not None else build_guards(connector_settings, settings)
+        # Rate, slots, breaker and quota: this process's own unless a shared backend is given.
+        self._limits: Limits = limits or LocalLimits(
+            self._guards, specs_from(connector_settings, settings, 0.2)
+        )
+        self._lane_of: LaneOf = lane_of or LaneRule(frozenset())
+        self._consent = ConsentGate(store, connectors, connector_settings)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -89,12 +102,21 @@ class Dispatcher:
         self._coalescer = Coalescer(settings.batch_linger_ms / 1000, self._send_batch)
         # (connector, action) -> batch limits: a Protocol isinstance check per step costs
         # more than the rest of coalescing it.
-        self._limits: dict[tuple[str, str], tuple[int, int | None]] = {}
+        self._batch_sizes: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # Items of batches handed to a task that has not yet got the call's ticket: the
+        # next claim must still count them against the connector.
+        self._batch_waiting: dict[str, int] = {}
+        self._wake_in_s: float | None = None
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
         """Each connector's breaker, limits and retry policy (read-only use)."""
         return self._guards
+
+    @property
+    def limits(self) -> Limits:
+        """The connectors' limits, shared with InvokeConnector calls."""
+        return self._limits
 
     def start(self) -> None:
         """Begin claiming and delivering in the background."""
@@ -130,6 +152,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._limits.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -139,10 +162,15 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
             if claimed == 0:
+                # Sooner than the poll when a rate token comes back earlier (shared limits:
+                # another process's claims do not wake this one).
+                wait = self._settings.poll_interval_s
+                if self._wake_in_s is not None:
+                    wait = max(0.001, min(wait, self._wake_in_s))
                 # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancel
                 # that arrives as the wake-up fires, and `stop` then waits on this loop forever.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.poll_interval_s):
+                    async with asyncio.timeout(wait):
                         await self._wake.wait()
                 self._wake.clear()
 
@@ -155,53 +183,58 @@ class Dispatcher:
         unordered = frozenset(
             [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
         )
-        batched = self._batch_budgets(free)
-        flt = ClaimFilter(
-            budgets={name: g.budget() for name, g in self._guards.items()}
-            | dict.fromkeys(batched, 0),
-            default_budget=limit,
-            unordered=unordered,
-        )
-        # Batch connectors are claimed apart, in the same transaction: their budgets count
-        # items (calls x batch size), which must not eat into the other connectors' limit.
-        batch_flt = ClaimFilter(budgets=batched, default_budget=0, unordered=unordered)
-        batch_limit = sum(batched.values())
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
 
-        def claim(tx: WriteTx) -> list[OutboxItem]:
+        batching = self._batching
+        waiting = {name: self._batch_items_waiting(name) for name in batching}
+        batch_items: list[OutboxItem] = []
+
+        def claim(tx: WriteTx, budgets: Mapping[str, int]) -> list[OutboxItem]:
+            # Batch connectors are claimed apart, in the same transaction, and not returned:
+            # their budgets count items (free calls x batch size), and their call takes its
+            # one ticket when the batch goes out (`_deliver_batch`), not one per item.
+            plain = dict(budgets) | dict.fromkeys(batching, 0)
+            flt = ClaimFilter(plain, default_budget=limit, unordered=unordered)
             items = tx.claim_outbox(now, lease, limit, flt)
-            if batch_limit:
-                items += tx.claim_outbox(now, lease, batch_limit, batch_flt)
+            per_item = {
+                name: max(0, min(budgets.get(name, free), free) * size - waiting[name])
+                for name, (_, size) in batching.items()
+            }
+            batch_limit = sum(per_item.values())
+            batch_flt = ClaimFilter(per_item, default_budget=0, unordered=unordered)
+            # Assigned, not extended: a store may run this function again after a conflict.
+            batch_items[:] = (
+                tx.claim_outbox(now, lease, batch_limit, batch_flt) if batch_limit else []
+            )
             return items
 
-        items = await self._store.write(claim)
-        for item in items:
-            if self._coalesce(item):
-                continue
-            guard = self._guards.get(item.connector)
-            delay = 0.0
-            if guard is not None:
-                # Slot and rate token are taken now, not when the task runs, so the next
-                # claim sees them gone and never takes more than the connector may start.
-                guard.in_flight += 1
-                delay = guard.bucket.take()
-            # In the trace of the call that started the run (none when telemetry is off).
-            context = self._telemetry.task_context(item.traceparent)
-            task = asyncio.create_task(self._deliver(item, guard, delay), context=context)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        # Budgets, the claim and each step's ticket (slot, rate token, quota) are taken
+        # together, so the next claim, here or in another process, sees them gone.
+        claimed = await self._limits.claim(self._store, claim, self._lane_of)
+        self._wake_in_s = claimed.wake_in_s
+        for item, ticket in claimed.items:
+            self._start(item, ticket)
+        for item in batch_items:
+            if not self._coalesce(item):
+                # A step the connector does not batch (its action, a wait): one call of its own.
+                self._start(item, await self._limits.acquire(item.connector, self._lane_of(item)))
         self._coalescer.settle()
-        return len(items)
+        return len(claimed.items) + len(batch_items)
 
-    def _batch_budgets(self, free: int) -> dict[str, int]:
-        """Items each batch connector may be handed now: free calls x batch size, less the
-        items already waiting in its open batches."""
-        budgets: dict[str, int] = {}
-        for name, (_, size) in self._batching.items():
-            calls = min(self._guards[name].budget(), free)
-            budgets[name] = max(0, calls * size - self._coalescer.pending(name))
-        return budgets
+    def _start(self, item: OutboxItem, ticket: Ticket | None) -> None:
+        guard = self._guards.get(item.connector)
+        if guard is not None and ticket is not None and ticket.ok:
+            guard.in_flight += 1
+        # In the trace of the call that started the run (none when telemetry is off).
+        context = self._telemetry.task_context(item.traceparent)
+        task = asyncio.create_task(self._deliver(item, guard, ticket), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _batch_items_waiting(self, name: str) -> int:
+        """Items of `name` claimed but not yet in a call that holds its ticket."""
+        return self._coalescer.pending(name) + self._batch_waiting.get(name, 0)
 
     def _coalesce(self, item: OutboxItem) -> bool:
         """Put `item` in its open batch if its connector batches its action."""
@@ -210,10 +243,10 @@ class Dispatcher:
             return False
         step = item.plan.steps[item.step_index]
         key = (item.connector, step.action)
-        limits = self._limits.get(key)
-        if limits is None:
-            limits = self._limits[key] = batch_limits(batching[0], step.action)
-        max_items, max_bytes = limits
+        sizes = self._batch_sizes.get(key)
+        if sizes is None:
+            sizes = self._batch_sizes[key] = batch_limits(batching[0], step.action)
+        max_items, max_bytes = sizes
         if max_items <= 1 or step.wait is not None:
             return False
         payload = {**item.plan.base, "step": item.step_index, "params": dict(step.params)}
@@ -222,76 +255,128 @@ class Dispatcher:
         return True
 
     def _send_batch(self, connector: str, action: str, entries: list[BatchEntry]) -> None:
-        guard = self._guards[connector]
-        guard.in_flight += 1  # one call: concurrency and rate count vendor calls
-        delay = guard.bucket.take()
-        task = asyncio.create_task(self._deliver_batch(guard, action, entries, delay))
+        self._batch_waiting[connector] = self._batch_waiting.get(connector, 0) + len(entries)
+        task = asyncio.create_task(self._deliver_batch(self._guards[connector], action, entries))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver_batch(
-        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry], delay: float
+        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry]
     ) -> None:
+        waiting = len(entries)  # counted by `_send_batch` until the call holds its ticket
+        ticket: Ticket | None = None
         try:
-            if delay:
-                await asyncio.sleep(delay)
-            outcomes = await self._attempt_batch(guard, action, entries)
+            outcomes, live = await self._screen_batch(guard, entries)
+            if live:
+                ticket = await self._batch_ticket(guard, [entries[i] for i in live])
+            self._batch_waiting[guard.name] -= waiting
+            waiting = 0
+            if ticket is not None:
+                await self._call_batch(guard, action, entries, live, ticket, outcomes)
+            if ticket is not None and ticket.ok:
+                # Before the outcomes' write, so a shared backend's release can join its commit.
+                held, ticket = ticket, None
+                guard.in_flight -= 1
+                self._limits.release(guard.name, held)
             now = now_us()
+            ordered = [outcomes[i] for i in range(len(entries))]
             # One commit for the whole batch (group commit), not one per step.
             runs = await self._store.write(
                 lambda tx: [
-                    record(tx, e.item, o, now) for e, o in zip(entries, outcomes, strict=True)
+                    record(tx, e.item, o, now) for e, o in zip(entries, ordered, strict=True)
                 ]
             )
         except Exception:
             log.exception("recording a batch of %d steps for %s failed", len(entries), guard.name)
             return
         finally:
-            guard.in_flight -= 1
-        for entry, outcome, run in zip(entries, outcomes, runs, strict=True):
+            self._batch_waiting[guard.name] -= waiting
+            if ticket is not None and ticket.ok:
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
+        for entry, outcome, run in zip(entries, ordered, runs, strict=True):
             self._recorded(entry.item, outcome, run, now)
         self.wake()
 
-    async def _attempt_batch(
-        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry]
-    ) -> list[Outcome]:
-        """Each entry's outcome from one batch call (entries out of attempts skip the call)."""
+    async def _screen_batch(
+        self, guard: ConnectorGuard, entries: list[BatchEntry]
+    ) -> tuple[dict[int, Outcome], list[int]]:
+        """Outcomes of the entries that skip the call (the contact's consent refuses it, or
+        no attempt is left), and the indexes of those that go in it."""
         outcomes: dict[int, Outcome] = {}
         live: list[int] = []
-        for i, entry in enumerate(entries):
+        skips = await asyncio.gather(
+            *(self._consent.skip(e.item, e.item.plan.steps[e.item.step_index]) for e in entries)
+        )
+        for i, (entry, skipped) in enumerate(zip(entries, skips, strict=True)):
             item = entry.item
-            if item.attempts >= guard.policy.max_attempts:
+            if skipped is not None:
+                outcomes[i] = skipped
+            elif item.attempts >= guard.policy.max_attempts:
                 step = item.plan.steps[item.step_index]
                 outcomes[i] = await self._give_up(
                     item, step, item.attempts, _interrupted(item, guard), "retries_exhausted"
                 )
             else:
                 live.append(i)
-        if live and not guard.breaker.allow():
+        return outcomes, live
+
+    async def _batch_ticket(self, guard: ConnectorGuard, entries: list[BatchEntry]) -> Ticket:
+        """The one ticket of a batch call: one slot, one rate token, one unit of quota."""
+        lanes = {self._lane_of(e.item) for e in entries}
+        lane: Lane = "interactive" if "interactive" in lanes else "bulk"
+        ticket = await self._limits.acquire(guard.name, lane)
+        if ticket.ok:
+            guard.in_flight += 1
+        return ticket
+
+    async def _call_batch(
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        entries: list[BatchEntry],
+        live: list[int],
+        ticket: Ticket,
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Fill in the outcomes of the `live` entries: held, or from one batch call."""
+        held: tuple[str, float] | None = None
+        if not ticket.ok:
+            # Refused (another process took the last slot, the daily quota is used up, the
+            # circuit is open): not an attempt, the steps wait.
+            held = (ticket.reason, ticket.retry_in_s)
+        elif not self._limits.admit(guard.name, ticket):
+            held = ("circuit open", guard.breaker.reopens_in_s())
+        if held is not None:
             for i in live:
-                outcomes[i] = self._circuit_open(entries[i].item, guard)
-            live = []
-        if live:
-            results = await self._through_batch(guard, action, [entries[i] for i in live])
-            failed: list[tuple[int, Exception]] = []
-            for i, result in zip(live, results, strict=True):
-                if isinstance(result, Exception):
-                    failed.append((i, result))
-                    continue
-                attempt = entries[i].item.attempts + 1
-                outcomes[i] = Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
-            # Failures may call a fallback each: those calls go out together.
-            done = await asyncio.gather(
-                *(self._failed_item(entries[i].item, guard, exc) for i, exc in failed)
-            )
-            outcomes.update(zip((i for i, _ in failed), done, strict=True))
-        return [outcomes[i] for i in range(len(entries))]
+                outcomes[i] = self._held(entries[i].item, guard, *held)
+            return
+        if ticket.delay_s:
+            await asyncio.sleep(ticket.delay_s)
+        results = await self._through_batch(guard, action, [entries[i] for i in live], ticket)
+        failed: list[tuple[int, Exception]] = []
+        for i, result in zip(live, results, strict=True):
+            if isinstance(result, Exception):
+                failed.append((i, result))
+                continue
+            attempt = entries[i].item.attempts + 1
+            outcomes[i] = Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+        # Failures may call a fallback each: those calls go out together.
+        done = await asyncio.gather(
+            *(self._failed_item(entries[i].item, guard, exc) for i, exc in failed)
+        )
+        outcomes.update(zip((i for i, _ in failed), done, strict=True))
 
     async def _through_batch(
-        self, guard: ConnectorGuard, action: str, entries: Sequence[BatchEntry]
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        entries: Sequence[BatchEntry],
+        ticket: Ticket | None,
     ) -> list[ItemOutcome | Exception]:
         """One batch call; a raise fails every item alike. Tells the breaker how it went."""
         connector = self._batching[guard.name][0]
+        report = self._limits.report
         try:
             results: list[ItemOutcome | Exception] = list(
                 await call_connector_batch(
@@ -303,20 +388,15 @@ class Dispatcher:
                 )
             )
         except asyncio.CancelledError:
-            guard.breaker.failure()
+            report(guard.name, False, ticket)  # frees a half-open probe; the rows are re-offered
             raise
         except Exception as exc:
-            if is_retryable(exc):
-                guard.breaker.failure()
-            else:
-                guard.breaker.success()
+            report(guard.name, not is_retryable(exc), ticket)
             return [exc] * len(entries)
         # The tool answered; only a call in which every item failed transiently counts
         # against it, as a failed single call would.
-        if all(isinstance(r, Exception) and is_retryable(r) for r in results):
-            guard.breaker.failure()
-        else:
-            guard.breaker.success()
+        all_transient = all(isinstance(r, Exception) and is_retryable(r) for r in results)
+        report(guard.name, not all_transient, ticket)
         return results
 
     async def _failed_item(
@@ -324,16 +404,6 @@ class Dispatcher:
     ) -> Outcome:
         step = item.plan.steps[item.step_index]
         return await self._failed(item, step, guard, item.attempts + 1, exc)
-
-    def _circuit_open(self, item: OutboxItem, guard: ConnectorGuard) -> Outcome:
-        # Not a failed attempt: the step waits, its attempt budget untouched.
-        delay = max(guard.breaker.reopens_in_s(), self._settings.poll_interval_s)
-        return Outcome(
-            StepStatus.STEP_STATUS_RETRYING,
-            item.attempts,
-            error=f"circuit open for connector {guard.name!r}; not called",
-            retry_at_us=now_us() + int(delay * 1_000_000),
-        )
 
     def _recorded(
         self, item: OutboxItem, outcome: Outcome, run: campaigns_pb2.Run | None, now: int
@@ -346,47 +416,79 @@ class Dispatcher:
             _log_dead_letter(item, outcome)
         self._notifier.publish(run.id)
 
-    async def _deliver(self, item: OutboxItem, guard: ConnectorGuard | None, delay: float) -> None:
+    async def _deliver(
+        self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None
+    ) -> None:
+        holds = guard is not None and ticket is not None and ticket.ok
         try:
-            if delay:
-                await asyncio.sleep(delay)
-            outcome = await self._attempt(item, guard)
+            if ticket is not None and ticket.delay_s:
+                await asyncio.sleep(ticket.delay_s)
+            outcome = await self._attempt(item, guard, ticket)
+            if holds and guard is not None and ticket is not None:
+                # Before the outcome's write, so a shared backend's release can join its commit.
+                holds = False
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
             now = now_us()
             run = await self._store.write(lambda tx: record(tx, item, outcome, now))
         except Exception:
             log.exception("recording step %s of run %s failed", item.step_index, item.run_id)
             return
         finally:
-            if guard is not None:
+            if holds and guard is not None and ticket is not None:
                 guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
         self._recorded(item, outcome, run, now)
         self.wake()
 
-    async def _attempt(self, item: OutboxItem, guard: ConnectorGuard | None) -> Outcome:
+    async def _attempt(
+        self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None = None
+    ) -> Outcome:
         step = item.plan.steps[item.step_index]
         if item.connector == WAIT_CONNECTOR:
             branch = step.wait.timeout_branch if step.wait else "timeout"
             result = {"branch": branch, "timed_out": True}
             return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, 1, result=result, branch=branch)
+        if (skipped := await self._consent.skip(item, step)) is not None:
+            return skipped
         if guard is None:
             error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
         if item.attempts >= guard.policy.max_attempts:
             error = _interrupted(item, guard)
             return await self._give_up(item, step, item.attempts, error, "retries_exhausted")
-        if not guard.breaker.allow():
-            return self._circuit_open(item, guard)
+        if ticket is not None and not ticket.ok:
+            # Refused at the claim (another process took the last slot, the daily quota is
+            # used up, the circuit opened): not an attempt, the step waits.
+            return self._held(item, guard, ticket.reason, ticket.retry_in_s)
+        if not self._limits.admit(guard.name, ticket):
+            return self._held(item, guard, "circuit open", guard.breaker.reopens_in_s())
         attempt = item.attempts + 1
         try:
-            result = await self._guarded_invoke(guard, step, item, attempt)
+            result = await self._guarded_invoke(guard, step, item, attempt, ticket)
         except Exception as exc:
             return await self._failed(item, step, guard, attempt, exc)
         return Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
 
+    def _held(self, item: OutboxItem, guard: ConnectorGuard, why: str, wait_s: float) -> Outcome:
+        """Not a failed attempt: the step waits, its attempt budget untouched."""
+        delay = max(wait_s, self._settings.poll_interval_s)
+        return Outcome(
+            StepStatus.STEP_STATUS_RETRYING,
+            item.attempts,
+            error=f"{why} for connector {guard.name!r}; not called",
+            retry_at_us=now_us() + int(delay * 1_000_000),
+        )
+
     async def _guarded_invoke(
-        self, guard: ConnectorGuard, step: PlanStep, item: OutboxItem, attempt: int
+        self,
+        guard: ConnectorGuard,
+        step: PlanStep,
+        item: OutboxItem,
+        attempt: int,
+        ticket: Ticket | None = None,
     ) -> dict[str, Any]:
-        return await self._through(guard, step.action, step.params, item, attempt)
+        return await self._through(guard, step.action, step.params, item, attempt, ticket)
 
     async def _through(
         self,
@@ -395,21 +497,20 @@ class Dispatcher:
         params: Mapping[str, Any],
         item: OutboxItem,
         attempt: int,
+        ticket: Ticket | None = None,
     ) -> dict[str, Any]:
         """Invoke and tell the connector's breaker how it went."""
+        report = self._limits.report
         try:
             result = await self._invoke(guard.name, action, params, item, attempt)
         except asyncio.CancelledError:
-            guard.breaker.failure()  # frees a half-open probe slot; the row is re-offered
+            report(guard.name, False, ticket)  # frees a half-open probe; the row is re-offered
             raise
         except Exception as exc:
             # A permanent error is an answer: the tool is up, so it does not trip the breaker.
-            if is_retryable(exc):
-                guard.breaker.failure()
-            else:
-                guard.breaker.success()
+            report(guard.name, not is_retryable(exc), ticket)
             raise
-        guard.breaker.success()
+        report(guard.name, True, ticket)
         return result
 
     async def _failed(
@@ -456,10 +557,14 @@ class Dispatcher:
         connector = fallback.connector or step.connector
         guard = self._guards.get(connector)
         action = fallback.action or ""
+        refused = await self._consent.refusal(connector, action, run_contact_id(item))
+        if refused is not None:
+            error = f"{error}; fallback {connector} {action} not sent: {refused}"
+            return Outcome(StepStatus.STEP_STATUS_FAILED, attempts, error=error, dead_reason=reason)
         try:
             if guard is None:
                 result = await self._invoke(connector, action, fallback.params, item, 1)
-            elif guard.breaker.allow():
+            elif self._limits.admit(connector, None):
                 result = await self._through(guard, action, fallback.params, item, 1)
             else:
                 raise RetryableConnectorError(f"circuit open for connector {connector!r}")

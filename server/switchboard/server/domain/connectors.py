@@ -19,13 +19,17 @@ from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
+from switchboard.server.dispatch.consent import ConsentGate
 from switchboard.server.dispatch.guard import ConnectorGuard
+from switchboard.server.dispatch.limits.base import Limits, Ticket
 from switchboard.server.domain.idempotency import request_hash
+from switchboard.server.domain.invoke_consent import require_consent
 from switchboard.server.errors import (
     ConnectorError,
     IdempotencyConflict,
     NotFound,
     PermanentConnectorError,
+    ResourceExhausted,
     SwitchboardError,
     Unavailable,
 )
@@ -65,12 +69,15 @@ class ConnectorService:
         settings: Mapping[str, ConnectorSettings],
         telemetry: AttemptTelemetry | None = None,
         guards: Mapping[str, ConnectorGuard] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
         self._connectors = connectors
         self._settings = settings
         self._telemetry = telemetry or AttemptTelemetry(trace.NoOpTracer(), metrics.NoOpMeter(""))
         self._guards = guards or {}
+        self._limits = limits
+        self._consent = ConsentGate(store, connectors, settings)
         self._checked: dict[str, _Checked] = {}
 
     async def list(self) -> connectors_pb2.ListConnectorsResponse:
@@ -86,11 +93,14 @@ class ConnectorService:
                 actions=sorted(c.actions),
                 health=check.health,
                 health_detail=check.detail,
+                purposes=sorted(self._consent.purposes(name)),
             )
             set_ts(info.checked_at, check.at_us)
             guard = self._guards.get(name)
             if guard is not None:
-                info.circuit = guard.breaker.state
+                info.circuit = (
+                    self._limits.circuit(name) if self._limits else guard.breaker.state
+                )
                 info.in_flight = guard.in_flight
         return resp
 
@@ -137,10 +147,11 @@ class ConnectorService:
             replay = await self._replay(req.idempotency_key, digest)
             if replay is not None:
                 return replay
+        await require_consent(self._consent, req)
         timeout = self._settings[req.connector].timeout_s
         if time_left_s is not None:
             timeout = max(0.001, min(timeout, time_left_s - _ANSWER_MARGIN_S))
-        ok, result, error = await self._call(connector, req, key, timeout)
+        ok, result, error = await self._limited_call(connector, req, key, timeout)
         resp = connectors_pb2.InvokeConnectorResponse()
         if ok:
             resp.result.CopyFrom(_struct(result))
@@ -172,6 +183,59 @@ class ConnectorService:
                 f"{record.method} request; use a new key for a new request"
             )
         return connectors_pb2.InvokeConnectorResponse.FromString(record.response)
+
+    async def _limited_call(
+        self,
+        connector: Connector,
+        req: connectors_pb2.InvokeConnectorRequest,
+        key: str,
+        limit_s: float,
+    ) -> tuple[bool, dict[str, Any], SwitchboardError | None]:
+        """The call within the connector's limits (shared with the dispatcher's deliveries):
+        a slot, the daily quota's interactive lane, a rate token (waited for while the
+        caller's deadline allows) and a closed circuit."""
+        guard = self._guards.get(req.connector)
+        if guard is None or self._limits is None:
+            return await self._call(connector, req, key, limit_s)
+        name = req.connector
+        started = time.monotonic()
+        ticket = await self._acquire(self._limits, name, limit_s)
+        if not ticket.ok:
+            raise _refused(name, ticket.reason, ticket.retry_in_s)
+        limit_s = max(0.001, limit_s - (time.monotonic() - started))
+        guard.in_flight += 1
+        try:
+            if ticket.delay_s >= limit_s:
+                raise Unavailable(
+                    f"connector {name!r} is at its rate limit; retry in {ticket.delay_s:.2g}s"
+                )
+            if not self._limits.admit(name, ticket):
+                raise _refused(name, "circuit open", guard.breaker.reopens_in_s())
+            if ticket.delay_s:
+                await asyncio.sleep(ticket.delay_s)
+            ok, result, error = await self._call(connector, req, key, limit_s - ticket.delay_s)
+            # A permanent error is an answer: the tool is up (as in the dispatcher).
+            self._limits.report(name, ok or isinstance(error, PermanentConnectorError), ticket)
+            return ok, result, error
+        finally:
+            guard.in_flight -= 1
+            self._limits.release(name, ticket)
+
+    @staticmethod
+    async def _acquire(limits: Limits, name: str, limit_s: float) -> Ticket:
+        """A ticket; while every slot is busy, wait for one as long as the deadline allows
+        (concurrent callers queue as they did before limits applied here). An open circuit
+        or a used-up quota is answered at once."""
+        give_up = time.monotonic() + limit_s
+        pause = 0.005
+        while True:
+            ticket = await limits.acquire(name, "interactive")
+            if ticket.ok or ticket.reason != "no free concurrency slot":
+                return ticket
+            if time.monotonic() + pause >= give_up:
+                return ticket
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def _call(
         self,
@@ -223,6 +287,7 @@ class ConnectorService:
             "action": req.action,
             "ok": ok,
             "permanent": isinstance(error, PermanentConnectorError),
+            "consent_check_skipped": req.skip_consent_check,
         }
         tx.append_event("connector.invoked", req.connector, json.dumps(body).encode(), now)
         # Only successes are replayed: a failed call may succeed when retried with the same key.
@@ -231,6 +296,15 @@ class ConnectorService:
                 "InvokeConnector", digest, resp.SerializeToString(), _payload_contact_id(req)
             )
             tx.put_idempotency(req.idempotency_key, record, now)
+
+
+def _refused(name: str, reason: str, retry_in_s: float) -> SwitchboardError:
+    """The status for a call its connector's limits refuse (none of it reached the tool)."""
+    when = f"; retry in {retry_in_s:.3g}s" if retry_in_s > 0 else ""
+    message = f"connector {name!r} refused the call: {reason}{when}"
+    if reason.startswith("daily quota") or reason.startswith("no free"):
+        return ResourceExhausted(message)
+    return Unavailable(message)
 
 
 def _payload_contact_id(req: connectors_pb2.InvokeConnectorRequest) -> str:

@@ -150,8 +150,7 @@ def _copy(incoming: contacts_pb2.Contact, now: int) -> contacts_pb2.Contact:
     """What merging a normalized contact into an empty one gives, in one C-level copy."""
     contact = contacts_pb2.Contact()
     contact.CopyFrom(incoming)
-    if incoming.HasField("consent") and not incoming.consent.HasField("updated_at"):
-        set_ts(contact.consent.updated_at, now)
+    rules.stamp_consents(contact, now)
     return contact
 
 

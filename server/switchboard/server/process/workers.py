@@ -30,7 +30,7 @@ from pathlib import Path
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.config.settings import Settings
 from switchboard.server.config.telemetry import TelemetrySettings
-from switchboard.server.store.sqlite.store import prepare_database
+from switchboard.server.store.select import prepare_database
 
 log = logging.getLogger(__name__)
 WorkerMain = Callable[[Settings, Siblings | None, int], None]
@@ -170,7 +170,9 @@ def _supervise(
             continue
         code = os.waitstatus_to_exitcode(status)
         if stopping:
-            failed |= code != 0
+            # A worker still starting up (e.g. just restarted) dies of the SIGTERM we sent
+            # before its graceful handler is in place: it stopped as asked.
+            failed |= code not in (0, -signal.SIGTERM)
             continue
         log.error("worker %d (pid %d) exited with %d; restarting it", index, pid, code)
         time.sleep(_RESTART_PAUSE_S)

@@ -6,6 +6,7 @@ import hashlib
 from typing import Literal
 
 from switchboard.server.common.timeutil import set_ts
+from switchboard.server.rules.consent import EMAIL_MARKETING, describe_unknown, unknown_purposes
 from switchboard.server.rules.validation import (
     MAX_LIST_NAME,
     MAX_MASK_PATHS,
@@ -22,7 +23,7 @@ from switchboard.server.rules.validation import (
 from switchboard.v1 import contacts_pb2
 
 SCALARS = ("email", "phone", "first_name", "last_name", "company", "job_title", "country")
-COMPOSITES = ("consent", "lists", "attributes", "external_ids")
+COMPOSITES = ("consent", "lists", "attributes", "external_ids", "consents")
 MASKABLE = frozenset(SCALARS + COMPOSITES)
 # Literal types: the typed stubs accept only field names in ClearField.
 _OUTPUT_ONLY: tuple[Literal["created_at", "updated_at", "version"], ...] = (
@@ -67,6 +68,8 @@ def normalize_contact(
                 check_length(v, prefix + name, stripped, MAX_NAME)
     if len(c.consent.source) > MAX_LIST_NAME:
         check_length(v, prefix + "consent.source", c.consent.source, MAX_LIST_NAME)
+    if c.consents or c.HasField("consent"):
+        _check_consents(c, v, prefix)
     if c.lists:
         names = check_names(v, prefix + "lists", c.lists)
         if names != list(c.lists):
@@ -80,6 +83,32 @@ def normalize_contact(
 
 
 _NAMES = ("first_name", "last_name", "company", "job_title")
+
+
+def _check_consents(c: contacts_pb2.Contact, v: Violations, prefix: str) -> None:
+    """Known purposes only; `consent` and `consents["email_marketing"]` made one record.
+
+    A caller may write either (old clients know only `consent`); the incoming contact then
+    carries both, so every later step (merge, compare, store) sees them agree.
+    """
+    if unknown := unknown_purposes(sorted(c.consents)):
+        v.add(prefix + "consents", describe_unknown(unknown))
+    for purpose, record in c.consents.items():
+        if len(record.source) > MAX_LIST_NAME:
+            check_length(v, f"{prefix}consents[{purpose}].source", record.source, MAX_LIST_NAME)
+    marketing = c.consents.get(EMAIL_MARKETING)
+    if marketing is None:
+        if c.HasField("consent"):
+            c.consents[EMAIL_MARKETING].CopyFrom(c.consent)
+    elif not c.HasField("consent"):
+        c.consent.CopyFrom(marketing)
+    elif marketing.opt_in != c.consent.opt_in:
+        v.add(
+            prefix + "consents",
+            f"[{EMAIL_MARKETING!r}] says opt_in={str(marketing.opt_in).lower()} but consent "
+            f"says opt_in={str(c.consent.opt_in).lower()}: they are the same record; "
+            "send one of them, or both equal",
+        )
 
 
 def check_mask(paths: list[str], v: Violations) -> None:
@@ -111,8 +140,11 @@ def merge(
             elif path == "consent":
                 if incoming.HasField("consent"):
                     _set_consent(out, incoming, now_us)
+            elif path == "consents":
+                _merge_consents(out, incoming, now_us)
             else:
                 setattr(out, path, getattr(incoming, path))
+        _mirror_marketing(out, "consent" in mask, "consents" in mask)
         return out
     for name in SCALARS:
         value = getattr(incoming, name)
@@ -120,6 +152,7 @@ def merge(
             setattr(out, name, value)
     if incoming.HasField("consent"):
         _set_consent(out, incoming, now_us)
+    _merge_consents(out, incoming, now_us)
     out.lists.extend(name for name in incoming.lists if name not in out.lists)
     out.attributes.update(incoming.attributes)
     out.external_ids.update(incoming.external_ids)
@@ -132,9 +165,52 @@ def _set_consent(out: contacts_pb2.Contact, incoming: contacts_pb2.Contact, now_
         set_ts(out.consent.updated_at, now_us)
 
 
+def _merge_consents(out: contacts_pb2.Contact, incoming: contacts_pb2.Contact, now_us: int) -> None:
+    for purpose, record in incoming.consents.items():
+        into = out.consents[purpose]
+        into.CopyFrom(record)
+        if not record.HasField("updated_at"):
+            set_ts(into.updated_at, now_us)
+
+
+def _mirror_marketing(out: contacts_pb2.Contact, consent: bool, consents: bool) -> None:
+    """After a masked write of one of the two, make the other say the same."""
+    if consent and not consents:
+        if out.HasField("consent"):
+            out.consents[EMAIL_MARKETING].CopyFrom(out.consent)
+        else:
+            out.consents.pop(EMAIL_MARKETING, None)
+    elif consents and not consent:
+        if EMAIL_MARKETING in out.consents:
+            out.consent.CopyFrom(out.consents[EMAIL_MARKETING])
+        else:
+            out.ClearField("consent")  # the replaced map no longer grants it: withdrawn
+
+
+def stamp_consents(contact: contacts_pb2.Contact, now_us: int) -> None:
+    """Give every consent record without a time the time of the write."""
+    if contact.HasField("consent") and not contact.consent.HasField("updated_at"):
+        set_ts(contact.consent.updated_at, now_us)
+    for record in contact.consents.values():
+        if not record.HasField("updated_at"):
+            set_ts(record.updated_at, now_us)
+
+
+def _same_consents(a: contacts_pb2.Contact, b: contacts_pb2.Contact) -> bool:
+    """Equal opt-ins and sources (times ignored: re-sending a consent changes nothing)."""
+    if (a.consent.opt_in, a.consent.source) != (b.consent.opt_in, b.consent.source):
+        return False
+    if set(a.consents) != set(b.consents):
+        return False
+    return all(
+        (r.opt_in, r.source) == (b.consents[p].opt_in, b.consents[p].source)
+        for p, r in a.consents.items()
+    )
+
+
 def same_data(a: contacts_pb2.Contact, b: contacts_pb2.Contact) -> bool:
     """True when nothing a caller can set differs (timestamps and version ignored)."""
-    if a.consent.opt_in == b.consent.opt_in and a.consent.source == b.consent.source:
+    if _same_consents(a, b):
         a_cmp, b_cmp = contacts_pb2.Contact(), contacts_pb2.Contact()
         a_cmp.CopyFrom(a)
         b_cmp.CopyFrom(b)
@@ -142,6 +218,7 @@ def same_data(a: contacts_pb2.Contact, b: contacts_pb2.Contact) -> bool:
             for name in _OUTPUT_ONLY:
                 c.ClearField(name)
             c.ClearField("consent")
+            c.ClearField("consents")
         return a_cmp == b_cmp
     return False
 

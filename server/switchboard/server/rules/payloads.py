@@ -28,6 +28,14 @@ def contact_payload(c: contacts_pb2.Contact) -> dict[str, Any]:
             "source": c.consent.source,
             "updated_at": iso(consent_at),
         },
+        "consents": {
+            purpose: {
+                "opt_in": record.opt_in,
+                "source": record.source,
+                "updated_at": iso(to_us(record.updated_at) if record.HasField("updated_at") else 0),
+            }
+            for purpose, record in sorted(c.consents.items())
+        },
         "lists": list(c.lists),
         "attributes": dict(c.attributes),
         "external_ids": dict(c.external_ids),

@@ -21,6 +21,7 @@ _DONE = (
     StepStatus.STEP_STATUS_SUCCEEDED,
     StepStatus.STEP_STATUS_FALLBACK,
     StepStatus.STEP_STATUS_FAILED,
+    StepStatus.STEP_STATUS_SKIPPED,
 )
 TERMINAL_RUN = (RunStatus.RUN_STATUS_SUCCEEDED, RunStatus.RUN_STATUS_FAILED)
 
@@ -36,6 +37,7 @@ class Outcome:
     retry_at_us: int = 0
     dead_reason: str = ""  # set on FAILED: "retries_exhausted" or "permanent_error"
     branch: str | None = None  # set when a wait step ends: the branch to take
+    skip_reason: str = ""  # set on SKIPPED: why the step was not sent
 
 
 def step_key(run_id: str, index: int) -> str:
@@ -56,6 +58,7 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
     step = run.steps[item.step_index]
     step.attempts = outcome.attempts
     step.error = outcome.error
+    step.skip_reason = outcome.skip_reason
     set_ts(step.updated_at, now)
     step.status = outcome.status  # type: ignore[assignment]  # an int from StepStatus
     if outcome.status == StepStatus.STEP_STATUS_RETRYING:

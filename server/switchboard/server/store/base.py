@@ -21,6 +21,10 @@ from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 T = TypeVar("T")
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release; this one must not write to it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tombstone:
     """What is left of an erased contact: no personal data, only the fact and the time."""

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from switchboard.server.config.settings import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
-from switchboard.server.store.base import ReadTx, WriteTx
+from switchboard.server.store.base import ReadTx, SchemaTooNew, WriteTx
 from switchboard.server.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer import WriteBatcher
@@ -46,10 +46,6 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # leave the person readable in the file (with a hex editor or a recovery tool).
     db.execute("PRAGMA secure_delete = ON")
     return db
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer release; this one must not write to it."""
 
 
 def migrate(db: sqlite3.Connection) -> None:

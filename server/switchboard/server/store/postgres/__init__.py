@@ -1,0 +1,1 @@
+"""The PostgreSQL store: the same contract as `sqlite/`, for several replicas on one database."""

@@ -1,0 +1,297 @@
+"""SQL for every store operation, over one psycopg connection (see `base.ReadTx`/`WriteTx`).
+
+The statements mirror `sqlite/tx.py` one for one; the store owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from switchboard.server.rules.plan import Plan
+from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.postgres.erasure import (
+    ERASED_ERROR,
+    forget_connector_state,
+    forget_idempotency,
+    scrub_runs,
+)
+from switchboard.server.store.postgres.outbox import OutboxQueries
+from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
+
+
+def _us(ts: Any) -> int:
+    return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
+
+
+class PostgresTx(OutboxQueries):
+    """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: psycopg.Connection[TupleRow]) -> None:
+        self._db = db
+        self._notified = False
+
+    # -- contacts ------------------------------------------------------------------------
+    def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:
+        row = self._db.execute("SELECT data FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+        return None if row is None else contacts_pb2.Contact.FromString(row[0])
+
+    def contact_by_email(self, email: str) -> contacts_pb2.Contact | None:
+        row = self._db.execute("SELECT data FROM contacts WHERE email = %s", (email,)).fetchone()
+        return None if row is None else contacts_pb2.Contact.FromString(row[0])
+
+    def tombstone_by_id(self, contact_id: str) -> Tombstone | None:
+        row = self._db.execute(
+            "SELECT contact_id, deleted_us FROM tombstones WHERE contact_id = %s", (contact_id,)
+        ).fetchone()
+        return Tombstone(row[0], row[1]) if row else None
+
+    def tombstone_by_email_hash(self, email_hash: str) -> Tombstone | None:
+        row = self._db.execute(
+            "SELECT contact_id, deleted_us FROM tombstones WHERE email_hash = %s", (email_hash,)
+        ).fetchone()
+        return Tombstone(row[0], row[1]) if row else None
+
+    def list_contacts(
+        self, list_name: str, updated_after_us: int, cursor: tuple[int, str] | None, limit: int
+    ) -> list[contacts_pb2.Contact]:
+        after = cursor or (updated_after_us, "")
+        if cursor and updated_after_us > cursor[0]:
+            after = (updated_after_us, "")
+        if list_name:
+            rows = self._db.execute(
+                "SELECT c.data FROM contact_lists l JOIN contacts c ON c.id = l.contact_id "
+                "WHERE l.list = %s AND (c.updated_us, c.id) > (%s, %s) "
+                "ORDER BY c.updated_us, c.id LIMIT %s",
+                (list_name, after[0], after[1], limit),
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT data FROM contacts WHERE (updated_us, id) > (%s, %s) "
+                "ORDER BY updated_us, id LIMIT %s",
+                (after[0], after[1], limit),
+            )
+        return [contacts_pb2.Contact.FromString(r[0]) for r in rows]
+
+    def put_contact(
+        self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO contacts (id, email, updated_us, data) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET email = excluded.email, "
+            "updated_us = excluded.updated_us, data = excluded.data",
+            (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
+        )
+        if not lists_changed:
+            return  # the list index is already right: most syncs change other fields
+        if not created:
+            self._db.execute("DELETE FROM contact_lists WHERE contact_id = %s", (contact.id,))
+        if contact.lists:
+            self._db.execute(
+                "INSERT INTO contact_lists (list, contact_id) "
+                "SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+                (list(contact.lists), contact.id),
+            )
+
+    def erase_contact(self, contact_id: str, email: str, email_hash: str, deleted_us: int) -> None:
+        for table, column in (
+            ("contacts", "id"),
+            ("contact_lists", "contact_id"),
+            ("activities", "contact_id"),
+            ("leads", "contact_id"),
+        ):
+            self._db.execute(f"DELETE FROM {table} WHERE {column} = %s".encode(), (contact_id,))
+        self._db.execute(
+            "INSERT INTO tombstones (contact_id, email_hash, deleted_us) VALUES (%s, %s, %s)",
+            (contact_id, email_hash, deleted_us),
+        )
+        forget_idempotency(self._db, contact_id, email)
+        run_ids = scrub_runs(self._db, contact_id)
+        # A wait may be keyed by the person's data: the run ends on its timeout branch.
+        self._db.execute(
+            "DELETE FROM waits WHERE run_id IN (SELECT id FROM runs WHERE contact_id = %s)",
+            (contact_id,),
+        )
+        self._db.execute(
+            "UPDATE dead_letters SET last_error = %s WHERE contact_id = %s",
+            (ERASED_ERROR, contact_id),
+        )
+        forget_connector_state(self._db, contact_id, email, run_ids)
+
+    # -- events and idempotency ----------------------------------------------------------
+    def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int:
+        row = self._db.execute(
+            "INSERT INTO events (type, aggregate_id, at_us, payload) VALUES (%s, %s, %s, %s) "
+            "RETURNING seq",
+            (type_, aggregate_id, at_us, payload),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def events(self, aggregate_id: str) -> list[tuple[str, bytes]]:
+        rows = self._db.execute(
+            "SELECT type, payload FROM events WHERE aggregate_id = %s ORDER BY seq",
+            (aggregate_id,),
+        )
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        row = self._db.execute(
+            "SELECT method, request_hash, response FROM idempotency WHERE key = %s", (key,)
+        ).fetchone()
+        return IdempotencyRecord(row[0], row[1], bytes(row[2])) if row else None
+
+    def put_idempotency(self, key: str, record: IdempotencyRecord, at_us: int) -> None:
+        self._db.execute(
+            "INSERT INTO idempotency (key, method, request_hash, response, at_us, contact_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (key, record.method, record.request_hash, record.response, at_us, record.contact_id),
+        )
+
+    def purge_idempotency(self, before_us: int, limit: int) -> int:
+        cur = self._db.execute(
+            "DELETE FROM idempotency WHERE key IN "
+            "(SELECT key FROM idempotency WHERE at_us < %s ORDER BY at_us LIMIT %s)",
+            (before_us, limit),
+        )
+        return cur.rowcount
+
+    # -- leads ---------------------------------------------------------------------------
+    def lead(self, contact_id: str) -> leads_pb2.Lead | None:
+        row = self._db.execute(
+            "SELECT data FROM leads WHERE contact_id = %s", (contact_id,)
+        ).fetchone()
+        return leads_pb2.Lead.FromString(row[0]) if row else None
+
+    def put_lead(self, lead: leads_pb2.Lead) -> None:
+        self._db.execute(
+            "INSERT INTO leads (contact_id, data) VALUES (%s, %s) "
+            "ON CONFLICT (contact_id) DO UPDATE SET data = excluded.data",
+            (lead.contact_id, lead.SerializeToString()),
+        )
+
+    def add_activity(
+        self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO activities (id, contact_id, type, occurred_us, value, attributes) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (activity_id, contact_id, row.type, row.occurred_us, row.value, attributes),
+        )
+
+    def recent_activities(self, contact_id: str, limit: int) -> list[ActivityRow]:
+        rows = self._db.execute(
+            "SELECT type, occurred_us, value FROM activities WHERE contact_id = %s "
+            "ORDER BY occurred_us DESC LIMIT %s",
+            (contact_id, limit),
+        )
+        return [ActivityRow(r[0], r[1], r[2]) for r in rows]
+
+    def activity_count(self, contact_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM activities WHERE contact_id = %s", (contact_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- runs ----------------------------------------------------------------------------
+    def run(self, run_id: str) -> campaigns_pb2.Run | None:
+        row = self._db.execute("SELECT data FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return campaigns_pb2.Run.FromString(row[0]) if row else None
+
+    def run_plan(self, run_id: str) -> Plan | None:
+        row = self._db.execute("SELECT plan FROM runs WHERE id = %s", (run_id,)).fetchone()
+        return Plan.from_json(row[0]) if row else None
+
+    def list_runs(
+        self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
+    ) -> list[campaigns_pb2.Run]:
+        # Empty filters match everything; the planner drops the always-true arms.
+        rows = self._db.execute(
+            "SELECT data FROM runs "
+            "WHERE (%(contact)s = '' OR contact_id = %(contact)s) "
+            "AND (%(event)s = '' OR event = %(event)s) "
+            "AND (%(status)s = 0 OR status = %(status)s) "
+            "AND (%(cursor)s IS FALSE OR (created_us, id) < (%(created)s, %(id)s)) "
+            "ORDER BY created_us DESC, id DESC LIMIT %(limit)s",
+            {
+                "contact": flt.contact_id,
+                "event": flt.event,
+                "status": flt.status,
+                "cursor": cursor is not None,
+                "created": cursor[0] if cursor else 0,
+                "id": cursor[1] if cursor else "",
+                "limit": limit,
+            },
+        )
+        return [campaigns_pb2.Run.FromString(r[0]) for r in rows]
+
+    def put_run(
+        self, run: campaigns_pb2.Run, plan: Plan | None = None, traceparent: str = ""
+    ) -> None:
+        data = run.SerializeToString()
+        if plan is not None:
+            self._db.execute(
+                "INSERT INTO runs (id, event, contact_id, status, created_us, data, plan, "
+                "traceparent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    run.id,
+                    run.event,
+                    run.contact_id,
+                    run.status,
+                    _us(run.created_at),
+                    data,
+                    plan.to_json(),
+                    traceparent,
+                ),
+            )
+        else:
+            self._db.execute(
+                "UPDATE runs SET status = %s, data = %s WHERE id = %s", (run.status, data, run.id)
+            )
+
+    # -- connector state -----------------------------------------------------------------
+    def state_get(self, connector: str, collection: str, key: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT value FROM connector_state "
+            "WHERE connector = %s AND collection = %s AND key = %s",
+            (connector, collection, key),
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def state_scan(
+        self, connector: str, collection: str, prefix: str, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT value FROM connector_state WHERE connector = %s AND collection = %s "
+            "AND key >= %s AND left(key, %s) = %s ORDER BY key LIMIT %s",
+            (connector, collection, prefix, len(prefix), prefix, limit),
+        )
+        return [dict(json.loads(r[0])) for r in rows]
+
+    def state_put(self, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO connector_state (connector, collection, key, value) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (connector, collection, key) "
+            "DO UPDATE SET value = excluded.value",
+            (connector, collection, key, json.dumps(value, separators=(",", ":"))),
+        )
+
+    def state_delete(self, connector: str, collection: str, key: str) -> bool:
+        cur = self._db.execute(
+            "DELETE FROM connector_state WHERE connector = %s AND collection = %s AND key = %s",
+            (connector, collection, key),
+        )
+        return cur.rowcount > 0
+
+    def server_key(self, name: str, fresh: bytes) -> bytes:
+        self._db.execute(
+            "INSERT INTO server_keys (name, key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (name, fresh),
+        )
+        row = self._db.execute("SELECT key FROM server_keys WHERE name = %s", (name,)).fetchone()
+        assert row is not None  # inserted just above, or already there
+        return bytes(row[0])
