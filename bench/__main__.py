@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
+from bench.sync_case import sync_rate
 from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
 from switchboard.v1 import contacts_pb2
@@ -35,6 +36,7 @@ WARMUP = 0.5 if QUICK else 1.0
 LEVELS = (1, 64) if QUICK else (1, 16, 64)
 CONTACTS = 1000
 IMPORT_ROWS = 20_000 if QUICK else 100_000
+SYNC_ROWS = int(os.environ.get("BENCH_SYNC_ROWS", "20000" if QUICK else "100000"))
 MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
 # Comma-separated case-name prefixes (e.g. "grpc/echo,grpc/get_contact"): measure only
@@ -350,9 +352,11 @@ def main() -> None:
             for target in targets.values():
                 target.stop()
         memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS and not ONLY else None
+        sync = sync_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
     rates = ratios(results)
     report = {
         "memory": memory,
+        "sync": sync,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -373,6 +377,8 @@ def main() -> None:
     print(f"{'import_contacts_per_s':34} {report['import_contacts_per_s']}")
     if memory:
         print(f"{'memory':34} {memory}")
+    if sync:
+        print(f"{'sync':34} {sync}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

@@ -17,7 +17,8 @@ async def test_signup_reaches_segment_and_a_declared_rest_tool(
     start_app: StartApp, segment_server: ContractServer, rest_tool: RestTool
 ) -> None:
     url = segment_server.url  # one contract server carries both vendors' routes
-    segment_server.script["/v1/identify"].append(Reply(503, "try later"))
+    # The dispatcher batches Segment events: the identify goes out through /v1/batch.
+    segment_server.script["/v1/batch"].append(Reply(503, "try later"))
     connectors = {
         "segment": {
             "kind": "segment",
@@ -70,8 +71,9 @@ async def test_signup_reaches_segment_and_a_declared_rest_tool(
 
     assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
     assert [s.attempts for s in run.steps] == [2, 1]  # the 503 was retried
-    identifies = segment_server.calls("/v1/identify")
-    assert [c.json()["messageId"] for c in identifies] == [f"{run.id}:0"] * 2
-    assert identifies[-1].json()["traits"]["email"] == "e2e@example.com"
+    identifies = [e for c in segment_server.calls("/v1/batch") for e in c.json()["batch"]]
+    assert [e["type"] for e in identifies] == ["identify"] * 2
+    assert [e["messageId"] for e in identifies] == [f"{run.id}:0"] * 2
+    assert identifies[-1]["traits"]["email"] == "e2e@example.com"
     assert rest_tool.people[run.contact_id]["email"] == "e2e@example.com"
     assert segment_server.violations == []

@@ -325,6 +325,15 @@ class DispatchSettings(FrozenModel):
         default=True,
         description="Default: deliver a contact's steps for one connector one at a time, in order.",
     )
+    batch_linger_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description=(
+            "How long a part-filled batch for a batch-capable connector waits for more "
+            "steps before it is sent (0: send what one claim found)."
+        ),
+    )
     idempotency_retention_s: float = Field(
         default=172800.0,
         ge=86400,

@@ -18,7 +18,9 @@ Optional, found with `isinstance` / `purposes_of`:
 - `BatchConnector`: a tool with a batch endpoint also implements `invoke_batch(action,
   items)` and says how many items one vendor call may carry (`max_batch`). The dispatcher
   coalesces due steps of one connector and action into such calls; each item keeps its own
-  outcome, attempts and idempotency key.
+  outcome, attempts and idempotency key. A batch connector may also define
+  `max_batch_bytes(action) -> int | None`: the most JSON payload bytes one call may carry
+  (found with `batch_limits`; None or absent: no byte limit).
 - `purposes`: the consent purposes the connector serves (`email_marketing`, `analytics`,
   `personalization`, `advertising`); an empty set serves no personal-data purpose.
 
@@ -102,6 +104,20 @@ class BatchConnector(Connector, Protocol):
     async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
         """Perform `action` for every item in as few vendor calls as the tool allows."""
         ...
+
+
+def batch_limits(connector: Connector, action: str) -> tuple[int, int | None]:
+    """Items and payload bytes one call of `action` may carry: (1, None) when not batched.
+
+    `max_batch_bytes` is optional (added after `BatchConnector`), so it is looked up here
+    rather than required by the protocol.
+    """
+    if not isinstance(connector, BatchConnector):
+        return 1, None
+    count = max(1, connector.max_batch(action))
+    max_bytes = getattr(connector, "max_batch_bytes", None)
+    limit: int | None = max_bytes(action) if callable(max_bytes) else None
+    return count, limit
 
 
 def purposes_of(connector: Connector) -> frozenset[str]:

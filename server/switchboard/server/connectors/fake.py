@@ -3,6 +3,10 @@
 Configured through options (so a settings file can make it slow, flaky or down) and, in
 tests, through `script()` and `set_healthy()`. The most recent `RECORDED_CALLS`
 invocations are recorded in `calls`.
+
+With `max_batch` above 1 it is also a `BatchConnector`: `invoke_batch` records each call's
+items in `batch_calls`, fails whole calls through `script_batch()` or `fail_times`, and
+single items through `fail_item()`.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from switchboard.server.connectors.base import (
+    BatchItem,
     ConnectorState,
     InvokeContext,
+    ItemOutcome,
     JsonDict,
     reject_unknown_options,
     require_action,
@@ -28,7 +34,9 @@ from switchboard.server.errors import (
 
 Outcome = JsonDict | Exception
 RECORDED_CALLS = 1000
-_OPTIONS = frozenset({"actions", "fail_times", "fail_mode", "latency_s", "healthy"})
+_OPTIONS = frozenset(
+    {"actions", "fail_times", "fail_mode", "latency_s", "healthy", "max_batch", "max_batch_bytes"}
+)
 
 
 class FakeConnector:
@@ -40,6 +48,8 @@ class FakeConnector:
         fail_mode: "retryable" or "permanent": how those invocations fail.
         latency_s: seconds to wait before answering (default 0).
         healthy: whether `health()` passes (default true).
+        max_batch: items one `invoke_batch` call may carry (default 1: not batched).
+        max_batch_bytes: payload bytes one batch call may carry (default 0: no limit).
     """
 
     kind: str = "fake"
@@ -62,6 +72,16 @@ class FakeConnector:
         # grow by ~4 KB a call.
         self.calls: deque[tuple[str, JsonDict, InvokeContext]] = deque(maxlen=RECORDED_CALLS)
         self._scripts: dict[str, deque[Outcome]] = {}
+        self._max_batch = max(
+            1, int(_non_negative(name, "max_batch", options.get("max_batch", 1), int))
+        )
+        self._max_batch_bytes = int(
+            _non_negative(name, "max_batch_bytes", options.get("max_batch_bytes", 0), int)
+        )
+        #: Each batch call: its action and its items' idempotency keys, in order.
+        self.batch_calls: deque[tuple[str, list[str]]] = deque(maxlen=RECORDED_CALLS)
+        self._batch_scripts: dict[str, deque[Exception]] = {}
+        self._item_failures: dict[str, deque[ConnectorError]] = {}
         self._invocations = 0
         self._state = state
 
@@ -70,6 +90,43 @@ class FakeConnector:
         if action not in self.actions:
             raise ValueError(f"connector {self.name!r} has no action {action!r}")
         self._scripts.setdefault(action, deque()).extend(outcomes)
+
+    def script_batch(self, action: str, *failures: Exception) -> None:
+        """Make the next batch calls of `action` raise these, one call each (whole-batch)."""
+        self._batch_scripts.setdefault(action, deque()).extend(failures)
+
+    def fail_item(self, idempotency_key: str, *errors: ConnectorError) -> None:
+        """Fail the item with this key in its next batch calls, one error per call."""
+        self._item_failures.setdefault(idempotency_key, deque()).extend(errors)
+
+    def max_batch(self, action: str) -> int:
+        """The `max_batch` option, for every action."""
+        return self._max_batch
+
+    def max_batch_bytes(self, action: str) -> int | None:
+        """The `max_batch_bytes` option (None when unset)."""
+        return self._max_batch_bytes or None
+
+    async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
+        """Record the call; fail it whole or per item as scripted, else echo each item."""
+        self.batch_calls.append((action, [item.ctx.idempotency_key for item in items]))
+        self._invocations += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        require_action(self, action)
+        if self._invocations <= self.fail_times:
+            raise self._failure(f"connector {self.name!r}: scripted failure {self._invocations}")
+        scripted = self._batch_scripts.get(action)
+        if scripted:
+            raise scripted.popleft()
+        return [self._item_outcome(action, item) for item in items]
+
+    def _item_outcome(self, action: str, item: BatchItem) -> ItemOutcome:
+        failures = self._item_failures.get(item.ctx.idempotency_key)
+        if failures:
+            return failures.popleft()
+        echo = copy.deepcopy(item.payload.get("params", {}))
+        return {"ok": True, "action": action, "attempt": item.ctx.attempt, "echo": echo}
 
     def set_healthy(self, healthy: bool) -> None:
         """Make `health()` pass or fail from now on."""

@@ -12,6 +12,8 @@ TLS certificates are verified (against `ca_file` when given), redirects are refu
 than followed (a redirect could carry a signed body elsewhere), and at most
 `max_response_bytes` of the answer are read. httpx errors and HTTP statuses are translated
 here into `RetryableConnectorError` / `PermanentConnectorError`.
+
+With the `max_batch` option above 1, steps go out many to a POST (`webhook_batch.py`).
 """
 
 from __future__ import annotations
@@ -19,25 +21,38 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from switchboard.server.common.signing import decode_secret, sign
 from switchboard.server.connectors.base import (
+    BatchItem,
     ConnectorState,
     InvokeContext,
+    ItemOutcome,
     JsonDict,
     reject_unknown_options,
     require_action,
 )
 from switchboard.server.connectors.http_errors import error_for_status
+from switchboard.server.connectors.webhook_batch import batch_body, batch_id, item_outcomes
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 
 if TYPE_CHECKING:
     import httpx
 
 _OPTIONS = frozenset(
-    {"url", "secret", "actions", "ca_file", "max_response_bytes", "headers", "health_url"}
+    {
+        "url",
+        "secret",
+        "actions",
+        "ca_file",
+        "max_response_bytes",
+        "headers",
+        "health_url",
+        "max_batch",
+        "max_batch_bytes",
+    }
 )
 _DEFAULT_MAX_RESPONSE = 64 * 1024
 
@@ -53,6 +68,8 @@ class WebhookConnector:
         max_response_bytes: answer bytes read at most (default 65536).
         headers: extra static request headers.
         health_url: a URL whose GET must answer 2xx for `health()` to pass (optional).
+        max_batch: steps one POST may carry (default 1: one step a POST).
+        max_batch_bytes: payload bytes one POST may carry (default 0: no limit).
     """
 
     kind: str = "webhook"
@@ -77,6 +94,8 @@ class WebhookConnector:
         self._ca_file: str | None = options.get("ca_file")
         self._health_url: str | None = options.get("health_url")
         self._http: httpx.AsyncClient | None = None
+        self._max_batch = _count(name, "max_batch", options.get("max_batch", 1), minimum=1)
+        self._max_batch_bytes = _count(name, "max_batch_bytes", options.get("max_batch_bytes", 0))
 
     def _client(self) -> httpx.AsyncClient:
         import httpx  # only a configured webhook connector needs the HTTP client
@@ -106,6 +125,32 @@ class WebhookConnector:
             "idempotency-key": ctx.idempotency_key,
         }
         return await self._post(body, headers, ctx.deadline_s)
+
+    def max_batch(self, action: str) -> int:
+        """The `max_batch` option (1: this connector does not batch)."""
+        return self._max_batch
+
+    def max_batch_bytes(self, action: str) -> int | None:
+        """The `max_batch_bytes` option (None when unset)."""
+        return self._max_batch_bytes or None
+
+    async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
+        """POST the steps as one signed batch; per-item results from `results` if given."""
+        require_action(self, action)
+        timestamp = int(time.time())
+        body = batch_body(action, timestamp, items)
+        webhook_id = batch_id(items)
+        headers = {
+            **self._headers,
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._key, webhook_id, timestamp, body),
+            "idempotency-key": webhook_id,
+        }
+        deadline = min((i.ctx.deadline_s for i in items if i.ctx.deadline_s), default=None)
+        answer = await self._post(body, headers, deadline)
+        return item_outcomes(f"webhook {self.name!r}", answer, len(items))
 
     async def _post(self, body: bytes, headers: dict[str, str], limit_s: float | None) -> JsonDict:
         import httpx
@@ -163,6 +208,12 @@ class WebhookConnector:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _count(name: str, option: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"connector {name!r}: option {option!r} must be an integer >= {minimum}")
+    return value
 
 
 def _is_certificate_error(exc: BaseException) -> bool:

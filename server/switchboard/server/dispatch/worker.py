@@ -7,6 +7,10 @@ or the tool's Retry-After, up to the attempt cap), a circuit breaker, a concurre
 and a rate limit. A claim takes only what each connector may take now, so a slow or
 failing connector holds its own slots and never the others'. A step that gives up uses its
 fallback (a fixed result or another action), or fails and becomes a dead letter.
+
+Steps for a batch-capable connector are coalesced into batch calls (`batching.py`): the
+connector's concurrency and rate limits then count calls, not steps, and each step in a
+batch still gets its own outcome, attempt count, retry, fallback or dead letter.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -23,11 +27,21 @@ from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.settings import DispatchSettings
-from switchboard.server.connectors.base import Connector
-from switchboard.server.dispatch.attempts import AttemptTelemetry, call_connector
+from switchboard.server.connectors.base import (
+    BatchConnector,
+    Connector,
+    ItemOutcome,
+    batch_limits,
+)
+from switchboard.server.dispatch.attempts import (
+    AttemptTelemetry,
+    call_connector,
+    call_connector_batch,
+)
+from switchboard.server.dispatch.batching import BatchEntry, Coalescer, batch_entry
 from switchboard.server.dispatch.consent import ConsentGate, run_contact_id
 from switchboard.server.dispatch.guard import ConnectorGuard, build_guards
-from switchboard.server.dispatch.limits.base import LaneOf, Limits, Ticket
+from switchboard.server.dispatch.limits.base import Lane, LaneOf, Limits, Ticket
 from switchboard.server.dispatch.limits.build import LaneRule, specs_from
 from switchboard.server.dispatch.limits.local import LocalLimits
 from switchboard.server.dispatch.notify import RunNotifier
@@ -80,6 +94,21 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Batch-capable connectors with a guard, and the most items one of their calls takes.
+        self._batching = {
+            name: (c, size)
+            for name, c in connectors.items()
+            if name in self._guards
+            and isinstance(c, BatchConnector)
+            and (size := max((batch_limits(c, a)[0] for a in c.actions), default=1)) > 1
+        }
+        self._coalescer = Coalescer(settings.batch_linger_ms / 1000, self._send_batch)
+        # (connector, action) -> batch limits: a Protocol isinstance check per step costs
+        # more than the rest of coalescing it.
+        self._batch_sizes: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # Items of batches handed to a task that has not yet got the call's ticket: the
+        # next claim must still count them against the connector.
+        self._batch_waiting: dict[str, int] = {}
         self._wake_in_s: float | None = None
 
     @property
@@ -120,6 +149,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        self._coalescer.flush_all()  # claimed steps go out within the grace period
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:
@@ -159,24 +189,238 @@ class Dispatcher:
         now = now_us()
         lease = now + int(self._settings.lease_s * 1_000_000)
 
+        batching = self._batching
+        waiting = {name: self._batch_items_waiting(name) for name in batching}
+        batch_items: list[OutboxItem] = []
+
         def claim(tx: WriteTx, budgets: Mapping[str, int]) -> list[OutboxItem]:
-            flt = ClaimFilter(dict(budgets), default_budget=limit, unordered=unordered)
-            return tx.claim_outbox(now, lease, limit, flt)
+            # Batch connectors are claimed apart, in the same transaction, and not returned:
+            # their budgets count items (free calls x batch size), and their call takes its
+            # one ticket when the batch goes out (`_deliver_batch`), not one per item.
+            plain = dict(budgets) | dict.fromkeys(batching, 0)
+            flt = ClaimFilter(plain, default_budget=limit, unordered=unordered)
+            items = tx.claim_outbox(now, lease, limit, flt)
+            per_item = {
+                name: max(0, min(budgets.get(name, free), free) * size - waiting[name])
+                for name, (_, size) in batching.items()
+            }
+            batch_limit = sum(per_item.values())
+            batch_flt = ClaimFilter(per_item, default_budget=0, unordered=unordered)
+            # Assigned, not extended: a store may run this function again after a conflict.
+            batch_items[:] = (
+                tx.claim_outbox(now, lease, batch_limit, batch_flt) if batch_limit else []
+            )
+            return items
 
         # Budgets, the claim and each step's ticket (slot, rate token, quota) are taken
         # together, so the next claim, here or in another process, sees them gone.
         claimed = await self._limits.claim(self._store, claim, self._lane_of)
         self._wake_in_s = claimed.wake_in_s
         for item, ticket in claimed.items:
-            guard = self._guards.get(item.connector)
-            if guard is not None and ticket is not None and ticket.ok:
-                guard.in_flight += 1
-            # In the trace of the call that started the run (none when telemetry is off).
-            context = self._telemetry.task_context(item.traceparent)
-            task = asyncio.create_task(self._deliver(item, guard, ticket), context=context)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return len(claimed.items)
+            self._start(item, ticket)
+        for item in batch_items:
+            if not self._coalesce(item):
+                # A step the connector does not batch (its action, a wait): one call of its own.
+                self._start(item, await self._limits.acquire(item.connector, self._lane_of(item)))
+        self._coalescer.settle()
+        return len(claimed.items) + len(batch_items)
+
+    def _start(self, item: OutboxItem, ticket: Ticket | None) -> None:
+        guard = self._guards.get(item.connector)
+        if guard is not None and ticket is not None and ticket.ok:
+            guard.in_flight += 1
+        # In the trace of the call that started the run (none when telemetry is off).
+        context = self._telemetry.task_context(item.traceparent)
+        task = asyncio.create_task(self._deliver(item, guard, ticket), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _batch_items_waiting(self, name: str) -> int:
+        """Items of `name` claimed but not yet in a call that holds its ticket."""
+        return self._coalescer.pending(name) + self._batch_waiting.get(name, 0)
+
+    def _coalesce(self, item: OutboxItem) -> bool:
+        """Put `item` in its open batch if its connector batches its action."""
+        batching = self._batching.get(item.connector)
+        if batching is None:
+            return False
+        step = item.plan.steps[item.step_index]
+        key = (item.connector, step.action)
+        sizes = self._batch_sizes.get(key)
+        if sizes is None:
+            sizes = self._batch_sizes[key] = batch_limits(batching[0], step.action)
+        max_items, max_bytes = sizes
+        if max_items <= 1 or step.wait is not None:
+            return False
+        # The same payload a single call gets (a sync step's field mapping included).
+        payload = item.plan.step_payload(item.step_index, step.params)
+        entry = batch_entry(item, payload, count_bytes=bool(max_bytes))
+        self._coalescer.add(item.connector, step.action, entry, max_items, max_bytes)
+        return True
+
+    def _send_batch(self, connector: str, action: str, entries: list[BatchEntry]) -> None:
+        self._batch_waiting[connector] = self._batch_waiting.get(connector, 0) + len(entries)
+        task = asyncio.create_task(self._deliver_batch(self._guards[connector], action, entries))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_batch(
+        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry]
+    ) -> None:
+        waiting = len(entries)  # counted by `_send_batch` until the call holds its ticket
+        ticket: Ticket | None = None
+        try:
+            outcomes, live = await self._screen_batch(guard, entries)
+            if live:
+                ticket = await self._batch_ticket(guard, [entries[i] for i in live])
+            self._batch_waiting[guard.name] -= waiting
+            waiting = 0
+            if ticket is not None:
+                await self._call_batch(guard, action, entries, live, ticket, outcomes)
+            if ticket is not None and ticket.ok:
+                # Before the outcomes' write, so a shared backend's release can join its commit.
+                held, ticket = ticket, None
+                guard.in_flight -= 1
+                self._limits.release(guard.name, held)
+            now = now_us()
+            ordered = [outcomes[i] for i in range(len(entries))]
+            # One commit for the whole batch (group commit), not one per step.
+            runs = await self._store.write(
+                lambda tx: [
+                    record(tx, e.item, o, now) for e, o in zip(entries, ordered, strict=True)
+                ]
+            )
+        except Exception:
+            log.exception("recording a batch of %d steps for %s failed", len(entries), guard.name)
+            return
+        finally:
+            self._batch_waiting[guard.name] -= waiting
+            if ticket is not None and ticket.ok:
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
+        for entry, outcome, run in zip(entries, ordered, runs, strict=True):
+            self._recorded(entry.item, outcome, run, now)
+            if run is not None:
+                await self._after_write_back(entry.item, outcome)
+        self.wake()
+
+    async def _screen_batch(
+        self, guard: ConnectorGuard, entries: list[BatchEntry]
+    ) -> tuple[dict[int, Outcome], list[int]]:
+        """Outcomes of the entries that skip the call (the contact's consent refuses it, or
+        no attempt is left), and the indexes of those that go in it."""
+        outcomes: dict[int, Outcome] = {}
+        live: list[int] = []
+        skips = await asyncio.gather(
+            *(self._consent.skip(e.item, e.item.plan.steps[e.item.step_index]) for e in entries)
+        )
+        for i, (entry, skipped) in enumerate(zip(entries, skips, strict=True)):
+            item = entry.item
+            if skipped is not None:
+                outcomes[i] = skipped
+            elif item.attempts >= guard.policy.max_attempts:
+                step = item.plan.steps[item.step_index]
+                outcomes[i] = await self._give_up(
+                    item, step, item.attempts, _interrupted(item, guard), "retries_exhausted"
+                )
+            else:
+                live.append(i)
+        return outcomes, live
+
+    async def _batch_ticket(self, guard: ConnectorGuard, entries: list[BatchEntry]) -> Ticket:
+        """The one ticket of a batch call: one slot, one rate token, one unit of quota."""
+        lanes = {self._lane_of(e.item) for e in entries}
+        lane: Lane = "interactive" if "interactive" in lanes else "bulk"
+        ticket = await self._limits.acquire(guard.name, lane)
+        if ticket.ok:
+            guard.in_flight += 1
+        return ticket
+
+    async def _call_batch(
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        entries: list[BatchEntry],
+        live: list[int],
+        ticket: Ticket,
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Fill in the outcomes of the `live` entries: held, or from one batch call."""
+        held: tuple[str, float] | None = None
+        if not ticket.ok:
+            # Refused (another process took the last slot, the daily quota is used up, the
+            # circuit is open): not an attempt, the steps wait.
+            held = (ticket.reason, ticket.retry_in_s)
+        elif not self._limits.admit(guard.name, ticket):
+            held = ("circuit open", guard.breaker.reopens_in_s())
+        if held is not None:
+            for i in live:
+                outcomes[i] = self._held(entries[i].item, guard, *held)
+            return
+        if ticket.delay_s:
+            await asyncio.sleep(ticket.delay_s)
+        results = await self._through_batch(guard, action, [entries[i] for i in live], ticket)
+        failed: list[tuple[int, Exception]] = []
+        for i, result in zip(live, results, strict=True):
+            if isinstance(result, Exception):
+                failed.append((i, result))
+                continue
+            attempt = entries[i].item.attempts + 1
+            outcomes[i] = Outcome(StepStatus.STEP_STATUS_SUCCEEDED, attempt, result=result)
+        # Failures may call a fallback each: those calls go out together.
+        done = await asyncio.gather(
+            *(self._failed_item(entries[i].item, guard, exc) for i, exc in failed)
+        )
+        outcomes.update(zip((i for i, _ in failed), done, strict=True))
+
+    async def _through_batch(
+        self,
+        guard: ConnectorGuard,
+        action: str,
+        entries: Sequence[BatchEntry],
+        ticket: Ticket | None,
+    ) -> list[ItemOutcome | Exception]:
+        """One batch call; a raise fails every item alike. Tells the breaker how it went."""
+        connector = self._batching[guard.name][0]
+        report = self._limits.report
+        try:
+            results: list[ItemOutcome | Exception] = list(
+                await call_connector_batch(
+                    connector,
+                    action,
+                    [e.call for e in entries],
+                    telemetry=self._telemetry,
+                    timeout_s=self._connector_settings[guard.name].timeout_s,
+                )
+            )
+        except asyncio.CancelledError:
+            report(guard.name, False, ticket)  # frees a half-open probe; the rows are re-offered
+            raise
+        except Exception as exc:
+            report(guard.name, not is_retryable(exc), ticket)
+            return [exc] * len(entries)
+        # The tool answered; only a call in which every item failed transiently counts
+        # against it, as a failed single call would.
+        all_transient = all(isinstance(r, Exception) and is_retryable(r) for r in results)
+        report(guard.name, not all_transient, ticket)
+        return results
+
+    async def _failed_item(
+        self, item: OutboxItem, guard: ConnectorGuard, exc: Exception
+    ) -> Outcome:
+        step = item.plan.steps[item.step_index]
+        return await self._failed(item, step, guard, item.attempts + 1, exc)
+
+    def _recorded(
+        self, item: OutboxItem, outcome: Outcome, run: campaigns_pb2.Run | None, now: int
+    ) -> None:
+        """After the commit: metrics, the dead-letter log line, and the run's watchers."""
+        if run is None:
+            return
+        self._runs.recorded(item, run, now)
+        if outcome.status == StepStatus.STEP_STATUS_FAILED:
+            _log_dead_letter(item, outcome)
+        self._notifier.publish(run.id)
 
     async def _deliver(
         self, item: OutboxItem, guard: ConnectorGuard | None, ticket: Ticket | None
@@ -200,12 +444,9 @@ class Dispatcher:
             if holds and guard is not None and ticket is not None:
                 guard.in_flight -= 1
                 self._limits.release(guard.name, ticket)
+        self._recorded(item, outcome, run, now)
         if run is not None:
-            self._runs.recorded(item, run, now)
             await self._after_write_back(item, outcome)
-            if outcome.status == StepStatus.STEP_STATUS_FAILED:
-                _log_dead_letter(item, outcome)
-            self._notifier.publish(run.id)
         self.wake()
 
     async def _after_write_back(self, item: OutboxItem, outcome: Outcome) -> None:
@@ -231,12 +472,7 @@ class Dispatcher:
             error = f"permanent: connector {step.connector!r} is not configured"
             return await self._give_up(item, step, item.attempts + 1, error, "permanent_error")
         if item.attempts >= guard.policy.max_attempts:
-            # The claim that started the last allowed attempt counted it, then the server
-            # stopped before its outcome was recorded: the budget is spent.
-            error = (
-                f"attempt {item.attempts} of {guard.policy.max_attempts} was interrupted "
-                "(the server stopped during it); not tried again"
-            )
+            error = _interrupted(item, guard)
             return await self._give_up(item, step, item.attempts, error, "retries_exhausted")
         if ticket is not None and not ticket.ok:
             # Refused at the claim (another process took the last slot, the daily quota is
@@ -376,6 +612,15 @@ class Dispatcher:
             step_index=item.step_index,
             attempt=attempt,
         )
+
+
+def _interrupted(item: OutboxItem, guard: ConnectorGuard) -> str:
+    # The claim that started the last allowed attempt counted it, then the server stopped
+    # before its outcome was recorded: the budget is spent.
+    return (
+        f"attempt {item.attempts} of {guard.policy.max_attempts} was interrupted "
+        "(the server stopped during it); not tried again"
+    )
 
 
 def _describe(exc: BaseException) -> str:
