@@ -179,12 +179,16 @@ class PostgresStore:
             try:
                 with pool.connection() as conn:
                     return self._once(conn, fn, read_only)
-            except _RETRYABLE:
+            except _RETRYABLE as exc:
                 if attempt == MAX_TRIES:
-                    raise
+                    # Nothing was committed, so the caller may safely try again later.
+                    log.warning("write still conflicting after %d tries: %s", attempt, exc)
+                    raise Unavailable(
+                        "the database is busy with conflicting writes; try again"
+                    ) from exc
                 self.retries += 1
                 # Jittered and growing: conflicting replicas should not collide again.
-                time.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
             except PoolTimeout as exc:
                 log.error("no database connection within %gs: %s", pool.timeout, exc)
                 raise Unavailable("the database is not answering; try again") from exc
