@@ -84,6 +84,16 @@ def pending_steps(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def transaction_counts(database_url: str) -> tuple[int, int]:
+    """Transactions committed and rolled back in this database since the server started."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def expected_keys(result: LoadResult) -> set[str]:
     """The step keys of every accepted run: `<run id>:<step index>`."""
     return {f"{run_id}:{i}" for run_id in result.runs.values() for i in range(STEPS)}

@@ -109,6 +109,8 @@ class ProofReport:
     killed_pid: int
     down_s: float
     settle_s: float
+    commits: int  # PostgreSQL transactions committed / rolled back in the run's database
+    rollbacks: int
 
     @property
     def rate_within_10_percent(self) -> bool:
@@ -148,6 +150,8 @@ class ProofReport:
             f"connector limit: {self.measured_rate:.2f} calls/s at the peer for "
             f"rate_per_s = {self.rate_per_s:g} across {STEPS}-step runs on all replicas "
             f"({'within' if self.rate_within_10_percent else 'NOT within'} 10 %)",
+            f"PostgreSQL: {self.commits} transactions committed, {self.rollbacks} rolled back "
+            f"(conflicts re-run, read-only ends) in the run's database",
             f"result: {'PASS' if self.ok else 'FAIL'}",
         ]
 
@@ -190,6 +194,7 @@ async def failover_proof(
         await asyncio.sleep(0.25)
     settle = time.monotonic() - settle_start
     deliveries = cluster.peer.snapshot()
+    commits, rollbacks = checks.transaction_counts(cluster.database_url)
     return ProofReport(
         load=load,
         attempts=nginx.attempt_statuses(),
@@ -203,6 +208,8 @@ async def failover_proof(
         killed_pid=killed_pid,
         down_s=down,
         settle_s=settle,
+        commits=commits,
+        rollbacks=rollbacks,
     )
 
 
