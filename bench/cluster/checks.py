@@ -50,11 +50,11 @@ def check_writes(database_url: str, result: LoadResult) -> WriteCheck:
     check = WriteCheck(acknowledged=len(result.upserts))
     emails = [email for email, _ in result.upserts.values()]
     with psycopg.connect(database_url) as conn:
-        stored = dict(
+        stored: dict[str, str] = dict(
             conn.execute("SELECT email, id FROM contacts WHERE email = ANY(%s)", (emails,))
         )
         ids = list(stored.values())
-        events = dict(
+        events: dict[str, int] = dict(
             conn.execute(
                 "SELECT aggregate_id, count(*) FROM events WHERE aggregate_id = ANY(%s)"
                 " GROUP BY aggregate_id",

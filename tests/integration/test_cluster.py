@@ -33,7 +33,8 @@ async def test_a_replica_killed_under_load_loses_nothing_and_limits_hold(
     print("\n".join(report.lines()))
 
     load, writes, deliveries = report.load, report.writes, report.deliveries
-    assert len(load.upserts) > 100 and len(load.runs) > 50  # the load did run
+    assert len(load.upserts) > 100
+    assert len(load.runs) > 50
     # Callers: nothing failed once the client had retried; nginx saw only UNAVAILABLE.
     assert not load.failures
     assert checks.caller_errors_ok(report.attempts), report.attempts
@@ -42,7 +43,9 @@ async def test_a_replica_killed_under_load_loses_nothing_and_limits_hold(
     assert (writes.missing, writes.wrong_id, writes.not_once) == ([], [], {})
     # Every accepted run's steps arrived or were dead-lettered, each under its one key.
     assert deliveries.expected_steps == 2 * len(load.runs)
-    assert deliveries.lost == [] and deliveries.two_keys == [] and deliveries.unexpected == []
+    assert deliveries.lost == []
+    assert deliveries.two_keys == []
+    assert deliveries.unexpected == []
     assert deliveries.delivered_keys + deliveries.dead_lettered >= deliveries.expected_steps
     assert report.pending_steps == 0
     # The connector's limit, shared through Redis, held across the three replicas.

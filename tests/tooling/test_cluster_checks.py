@@ -20,7 +20,9 @@ def test_every_step_delivered_once_passes_and_repeats_of_a_key_are_counted() -> 
     seen = [Delivery("r_1:0", "tok", 0.0), Delivery("r_1:1", "tok", 1.0)]
     seen.append(Delivery("r_1:1", "tok", 2.0))  # at-least-once: the same key again
     check = check_deliveries(result, seen, dead=set())
-    assert check.ok and check.same_key_repeats == 1 and check.delivered_keys == 2
+    assert check.ok
+    assert check.same_key_repeats == 1
+    assert check.delivered_keys == 2
 
 
 def test_a_lost_step_fails_unless_it_was_dead_lettered() -> None:
@@ -36,7 +38,8 @@ def test_one_trigger_step_under_two_keys_fails() -> None:
     seen = [Delivery(f"{run}:{i}", "tok", 0.0) for run in ("r_1", "r_2") for i in (0, 1)]
     check = check_deliveries(result, seen, dead=set())
     assert not check.ok
-    assert check.two_keys == ["tok/0", "tok/1"] and check.unexpected == ["r_2:0", "r_2:1"]
+    assert check.two_keys == ["tok/0", "tok/1"]
+    assert check.unexpected == ["r_2:0", "r_2:1"]
 
 
 def test_only_unavailable_attempts_are_allowed() -> None:
