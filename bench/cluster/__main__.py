@@ -31,8 +31,8 @@ async def _main() -> int:
             print(line)
         print(f"throughput, {callers} concurrent callers, upsert then read, {scale_seconds:g} s:")
         for count in (1, 2, 3):
-            rate_seen = await throughput(cluster, count, scale_seconds, callers)
-            print(f"  {count} replica(s): {rate_seen:.0f} calls/s")
+            run = await throughput(cluster, count, scale_seconds, callers)
+            print(run.line())
     finally:
         failed = report is None or not report.ok
         await asyncio.to_thread(cluster.close, failed)

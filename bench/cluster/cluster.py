@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cluster import checks
+from bench.cluster import checks, cpu
 from bench.cluster.checks import DeliveryCheck, WriteCheck
 from bench.cluster.load import LoadResult, drive
 from bench.cluster.nginx import Nginx, find_nginx
@@ -72,6 +74,19 @@ class Cluster:
         self.nginx = Nginx(self._nginx_binary, [r.port for r in self.replicas[:count]])
         return self.nginx
 
+    def cpu_parts(self) -> dict[str, list[int]]:
+        """Root pids of each part, for CPU accounting (the driver is this process)."""
+        assert self.postgres is not None
+        assert self.redis is not None
+        assert self.nginx is not None
+        return {
+            "replicas": [r.pid for r in self.replicas],
+            "postgres": [self.postgres.proc.pid],
+            "nginx": [self.nginx.proc.pid],
+            "redis": [self.redis.proc.pid],
+            "driver": [os.getpid()],
+        }
+
     def close(self, keep_logs: bool = False) -> None:
         """Stop everything this cluster started, by pid, in reverse order; `keep_logs` keeps
         the work directory (the replicas' logs) for a look at what went wrong."""
@@ -88,8 +103,8 @@ class Cluster:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _found(find: object) -> str:
-    path, why = find()  # type: ignore[operator]
+def _found(find: Callable[[], tuple[str | None, str]]) -> str:
+    path, why = find()
     if not path:
         raise RuntimeError(why)
     return str(path)
@@ -213,10 +228,36 @@ async def failover_proof(
     )
 
 
-async def throughput(cluster: Cluster, replicas: int, duration_s: float, callers: int) -> float:
+@dataclass
+class ThroughputRun:
+    """One throughput run: calls per second and the CPU each part spent per call."""
+
+    replicas: int
+    calls_per_s: float
+    cpu_ms_per_call: dict[str, float]
+    cpu_busy: float  # CPU seconds spent by the cluster and driver / (cores x wall time)
+
+    def line(self) -> str:
+        """The run as one report line."""
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in self.cpu_ms_per_call.items())
+        return (
+            f"  {self.replicas} replica(s): {self.calls_per_s:.0f} calls/s; CPU ms per call: "
+            f"{parts}; machine CPU used by these {100 * self.cpu_busy:.0f} %"
+        )
+
+
+async def throughput(
+    cluster: Cluster, replicas: int, duration_s: float, callers: int
+) -> ThroughputRun:
     """Upsert-and-read calls per second through nginx in front of the first `replicas`."""
     nginx = cluster.balance(replicas)
+    parts = cluster.cpu_parts()
+    before = cpu.sample(parts)
     load = await drive(nginx.target, duration_s, callers=callers, triggers_per_s=0)
+    used = cpu.spent(before, cpu.sample(parts))
     if load.failures:
         raise RuntimeError(f"calls failed during the throughput run: {dict(load.failures)}")
-    return load.throughput
+    per_call = {name: 1000 * seconds / max(1, load.calls) for name, seconds in used.items()}
+    cores = os.cpu_count() or 1
+    busy = sum(used.values()) / (cores * load.elapsed_s)
+    return ThroughputRun(replicas, load.throughput, per_call, busy)
