@@ -5,12 +5,12 @@ from __future__ import annotations
 import psutil
 
 
-def _tree_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children (PostgreSQL backends,
-    the nginx worker)."""
+def _tree_seconds(pid: int, children: bool) -> float:
+    """User + system CPU seconds of a process and, with `children`, its live children
+    (PostgreSQL backends, the nginx worker)."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        procs = [root, *(root.children(recursive=True) if children else ())]
     except psutil.NoSuchProcess:
         return 0.0
     total = 0.0
@@ -23,9 +23,13 @@ def _tree_seconds(pid: int) -> float:
     return total
 
 
-def sample(parts: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds so far of each named part (a list of root pids)."""
-    return {name: sum(_tree_seconds(pid) for pid in pids) for name, pids in parts.items()}
+def sample(parts: dict[str, list[int]], alone: str = "driver") -> dict[str, float]:
+    """CPU seconds so far of each named part (a list of root pids); the part named `alone`
+    (the load driver, parent of every other part) is counted without its children."""
+    return {
+        name: sum(_tree_seconds(pid, children=name != alone) for pid in pids)
+        for name, pids in parts.items()
+    }
 
 
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
