@@ -74,6 +74,15 @@ class Cluster:
         self.nginx = Nginx(self._nginx_binary, [r.port for r in self.replicas[:count]])
         return self.nginx
 
+    def log_problems(self, limit: int = 20) -> list[str]:
+        """The replicas' last WARNING and ERROR lines (tracebacks cut), to explain a failure."""
+        found: list[str] = []
+        for replica in self.replicas:
+            for line in replica.log_tail(2_000_000).splitlines():
+                if '"level": "WARNING"' in line or '"level": "ERROR"' in line:
+                    found.append(f"{replica.name}: {line[:400]}")
+        return found[-limit:]
+
     def cpu_parts(self) -> dict[str, list[int]]:
         """Root pids of each part, for CPU accounting (the driver is this process)."""
         assert self.postgres is not None
@@ -154,7 +163,7 @@ class ProofReport:
             f"failover: replica pid {self.killed_pid} killed -9, back after {self.down_s:.1f} s",
             f"attempts seen by nginx: {dict(sorted(self.attempts.items()))}",
             f"calls failed after the client's retries: {sum(load.failures.values())} "
-            f"{dict(load.failures)}",
+            f"{dict(load.failures)} {load.failure_messages}",
             f"acknowledged writes: {w.acknowledged}; missing {len(w.missing)}, "
             f"stored under another id {len(w.wrong_id)}, not exactly one event {len(w.not_once)}",
             f"trigger steps: {d.expected_steps} expected, {d.delivered_keys} delivered, "

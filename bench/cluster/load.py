@@ -28,6 +28,14 @@ class LoadResult:
     runs: dict[str, str] = field(default_factory=dict)  # trigger token -> run id
     reads: int = 0
     failures: Counter[str] = field(default_factory=Counter)  # final errors, by status
+    failure_messages: list[str] = field(default_factory=list)  # the first few, to explain
+
+    def fail(self, what: str, exc: SwitchboardError) -> None:
+        """Note a call that failed after the client's retries."""
+        self.failures[f"{what} {exc.code.name}"] += 1
+        if len(self.failure_messages) < 5:
+            self.failure_messages.append(f"{what}: {exc}")
+
     elapsed_s: float = 0.0
 
     @property
@@ -49,13 +57,13 @@ async def _caller(sb: Switchboard, result: LoadResult, stop_at: float) -> None:
         try:
             reply = await sb.contacts.upsert(email=email, idempotency_key=key)
         except SwitchboardError as exc:
-            result.failures[f"upsert {exc.code.name}"] += 1
+            result.fail("upsert", exc)
             continue
         result.upserts[key] = (email, reply.contact.id)
         try:
             await sb.contacts.get(id=reply.contact.id)
         except SwitchboardError as exc:
-            result.failures[f"get {exc.code.name}"] += 1
+            result.fail("get", exc)
             continue
         result.reads += 1
 
@@ -70,7 +78,7 @@ async def _trigger(sb: Switchboard, result: LoadResult) -> None:
             idempotency_key=f"t-{token}",
         )
     except SwitchboardError as exc:
-        result.failures[f"trigger {exc.code.name}"] += 1
+        result.fail("trigger", exc)
         return
     result.runs[token] = run.id
 

@@ -4,8 +4,9 @@ Open-source nginx checks upstreams passively only: a replica that refuses or dro
 connection counts as a failure, and after `max_fails` of them within `fail_timeout` it is
 left out for `fail_timeout`, then tried again with live traffic. A request that could not
 be sent to a replica (connection refused) goes to the next one; a request already sent is
-not re-sent (gRPC calls are POSTs, not idempotent to nginx), its caller gets HTTP 502,
-which gRPC clients read as UNAVAILABLE and retry.
+not re-sent (gRPC calls are POSTs, not idempotent to nginx); nginx then answers
+`grpc-status: 14` (UNAVAILABLE) itself, which gRPC clients retry. A bare HTTP 502 would
+not be retried: gRPC counts a call with response headers as answered.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ http {{
             grpc_connect_timeout 1s;
             grpc_read_timeout 30s;
             grpc_next_upstream error timeout;
+            # No replica answered: say UNAVAILABLE the gRPC way (a trailers-only answer),
+            # which clients retry. A bare HTTP 502 also reads as UNAVAILABLE, but gRPC
+            # does not retry it (response headers arrived, so the call counts as answered).
+            error_page 502 503 504 = @unavailable;
+        }}
+        location @unavailable {{
+            default_type application/grpc;
+            add_header grpc-status 14 always;
+            add_header grpc-message "no replica answered; try again" always;
+            return 204;
         }}
     }}
 }}
@@ -139,10 +150,10 @@ class Nginx:
             status, grpc_part = line.split(" ", 2)[:2]
             # nginx writes "-" for an unset variable: one of the two is always unset.
             code = grpc_part.removeprefix("grpc=").replace("-", "")
-            if status != "200":
-                counts[f"http={status}"] += 1
+            if code not in ("0", ""):
+                counts[f"grpc={code}"] += 1  # a replica's error, or nginx's @unavailable
             else:
-                counts["OK" if code in ("0", "") else f"grpc={code}"] += 1
+                counts["OK" if status == "200" else f"http={status}"] += 1
         return counts
 
     def stop(self) -> None:

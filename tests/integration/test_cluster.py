@@ -31,6 +31,8 @@ async def test_a_replica_killed_under_load_loses_nothing_and_limits_hold(
 ) -> None:
     report = await failover_proof(cluster, 10.0, callers=8, kill_at_s=3.0, down_s=2.0)
     print("\n".join(report.lines()))
+    if not report.ok:
+        print("replica warnings and errors:", *cluster.log_problems(), sep="\n")
 
     load, writes, deliveries = report.load, report.writes, report.deliveries
     assert len(load.upserts) > 100
