@@ -175,7 +175,7 @@ class ProofReport:
             f"rate_per_s = {self.rate_per_s:g} across {STEPS}-step runs on all replicas "
             f"({'within' if self.rate_within_10_percent else 'NOT within'} 10 %)",
             f"PostgreSQL: {self.commits} transactions committed, {self.rollbacks} rolled back "
-            f"(conflicts re-run, read-only ends) in the run's database",
+            f"(an upper bound of the conflicts re-run) in the run's database",
             f"result: {'PASS' if self.ok else 'FAIL'}",
         ]
 
