@@ -21,7 +21,7 @@ CLIENT_PROTOC_OUT = --python_out=$(1) --grpc_python_out=$(1) \
 PYTHON ?= python3
 
 .PHONY: install run test protos docs docs-serve docs-build lint lint-protos breaking \
-	release-contract check-generated pytest bench clean deps-system
+	release-contract check-generated pytest bench clean deps-system cluster-demo
 
 install: $(STAMP)
 
@@ -111,14 +111,16 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 ## Debian packages the tests start as real servers: PostgreSQL (the PostgreSQL store suite),
-## redis-server (the Redis cache and the connector limits shared through Redis) and
-## rabbitmq-server (the amqp connector). Idempotent; installs only as root (CI), otherwise
-## says what is missing and the tests that need it skip with that reason.
+## redis-server (the Redis cache and the connector limits shared through Redis),
+## rabbitmq-server (the amqp connector) and nginx (the gRPC load balancer of the cluster
+## proof, tests/integration/test_cluster.py). Idempotent; installs only as root (CI),
+## otherwise says what is missing and the tests that need it skip with that reason.
 deps-system:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
 		echo "unavailable:$$missing: the tests that need it will skip"
@@ -141,6 +143,12 @@ $(BENCH_STAMP): $(STAMP)
 ## Benchmark against a bare grpc.aio echo server and a REST/JSON baseline (BENCH_QUICK=1: ~1 min).
 bench: $(BENCH_STAMP)
 	$(PY) -m bench
+
+## PostgreSQL, Redis, three replicas behind nginx on loopback: a replica killed -9 under
+## mixed load, the checks (writes, deliveries, errors, shared limit), then throughput for
+## 1, 2 and 3 replicas. About 2 minutes; CLUSTER_SECONDS sets the load's length.
+cluster-demo: $(STAMP) deps-system
+	$(PY) -m bench.cluster
 
 clean:
 	rm -rf $(VENV) node_modules examples/node/node_modules .pytest_cache .mypy_cache .ruff_cache \

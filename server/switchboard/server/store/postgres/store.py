@@ -179,9 +179,13 @@ class PostgresStore:
             try:
                 with pool.connection() as conn:
                     return self._once(conn, fn, read_only)
-            except _RETRYABLE:
+            except _RETRYABLE as exc:
                 if attempt == MAX_TRIES:
-                    raise
+                    # Nothing was committed, so the caller may safely try again later.
+                    log.warning("write still conflicting after %d tries: %s", attempt, exc)
+                    raise Unavailable(
+                        "the database is busy with conflicting writes; try again"
+                    ) from exc
                 self.retries += 1
                 # Jittered and growing: conflicting replicas should not collide again.
                 time.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
