@@ -33,7 +33,7 @@ from bench.targets import BENCH_ENV, LOAD_CORES, SERVER_CORES, Target, free_port
 from switchboard.client import Switchboard
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import TriggerSettings
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import WriteTx
 from switchboard.server.store.sqlite.store import SqliteStore

@@ -12,12 +12,8 @@ import pytest
 
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App, build_app
-from switchboard.server.config.settings import (
-    DatabaseSettings,
-    Settings,
-    defaults,
-    settings_for_tests,
-)
+from switchboard.server.config.sections import DatabaseSettings
+from switchboard.server.config.settings import Settings, defaults, settings_for_tests
 from switchboard.server.store.select import AnyStore, build_store
 from tests.postgres_server import PostgresServer, find_postgres
 

@@ -13,13 +13,8 @@ from switchboard.client import NotFoundError, Switchboard
 from switchboard.server.app.build import App, StartupError, build_app
 from switchboard.server.cache.memory import MemoryCache
 from switchboard.server.cache.read_cache import ReadCache
-from switchboard.server.config.settings import (
-    CacheSettings,
-    Settings,
-    SettingsError,
-    defaults,
-    load_settings,
-)
+from switchboard.server.config.sections import CacheSettings
+from switchboard.server.config.settings import Settings, SettingsError, defaults, load_settings
 from switchboard.v1 import contacts_pb2
 
 StartApp = Callable[..., Awaitable[App]]

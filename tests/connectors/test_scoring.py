@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config.settings import ScoringSettings, Settings
+from switchboard.server.config.sections import ScoringSettings
+from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import InvokeContext, JsonDict
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.connectors.scoring import ScoringConnector

@@ -18,7 +18,7 @@ import pytest
 from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings
-from switchboard.server.config.settings import DatabaseSettings, DispatchSettings
+from switchboard.server.config.sections import DatabaseSettings, DispatchSettings
 from switchboard.server.connectors.base import BatchItem, ItemOutcome
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.connectors.memory_state import InMemoryState

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.config.settings import DispatchSettings
+from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.dispatch.guard import CircuitBreaker, TokenBucket, build_guards
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config.settings import ScoringSettings, Settings
+from switchboard.server.config.sections import ScoringSettings
+from switchboard.server.config.settings import Settings
 from switchboard.server.rules.scoring import (
     ActivityRecord,
     Reason,

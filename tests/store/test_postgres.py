@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.config.show import masked
 from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import ClaimFilter, OutboxItem, SchemaTooNew, WriteTx

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.v1 import contacts_pb2
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.store.base import WriteTx
 from switchboard.server.store.sqlite.store import SqliteStore
 

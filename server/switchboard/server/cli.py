@@ -19,13 +19,9 @@ from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cache.siblings import Siblings
 from switchboard.server.common.scopes import ALL_SCOPES
+from switchboard.server.config.sections import LOCAL_CONNECT_LISTEN
 from switchboard.server.config.security import CallerSettings
-from switchboard.server.config.settings import (
-    LOCAL_CONNECT_LISTEN,
-    Settings,
-    SettingsError,
-    load_settings,
-)
+from switchboard.server.config.settings import Settings, SettingsError, load_settings
 from switchboard.server.observability.logs import configure_logging
 from switchboard.server.process.preflight import check_config, show_config
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop

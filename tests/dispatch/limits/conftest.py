@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.dispatch.limits.base import LimitSpec
 from switchboard.server.dispatch.limits.redis import RedisLimits, client_for
 from switchboard.server.dispatch.limits.store import StoreLimits

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from switchboard.client import Switchboard
 from switchboard.server.app.build import App
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.config.settings import DispatchSettings
+from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.dispatch.guard import build_guards
 from switchboard.server.dispatch.limits.degrade import Degrading
 from switchboard.server.dispatch.limits.local import LocalLimits

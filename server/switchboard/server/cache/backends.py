@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from aiocache.serializers import BaseSerializer
 
 from switchboard.server.cache.memory import MemoryCache
-from switchboard.server.config.settings import CacheSettings
+from switchboard.server.config.sections import CacheSettings
 
 INVALIDATED = b""
 """Stored in place of a dropped entry for a short while; reads it as a miss."""

@@ -28,7 +28,7 @@ from switchboard.server.cache.backends import INVALIDATED, build_backend
 from switchboard.server.cache.entries_pb2 import LeadState
 from switchboard.server.cache.memory import MemoryCache
 from switchboard.server.cache.siblings import Siblings
-from switchboard.server.config.settings import CacheSettings
+from switchboard.server.config.sections import CacheSettings
 from switchboard.v1 import contacts_pb2
 
 log = logging.getLogger(__name__)

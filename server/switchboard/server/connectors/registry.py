@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
-from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
 from switchboard.server.connectors.automation import AutomationConnector

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.connectors.base import (
     ConnectorState,
     InvokeContext,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.config.settings import DispatchSettings
+from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.dispatch.retry import RetryPolicy
 
 Clock = Callable[[], float]

@@ -26,7 +26,7 @@ from opentelemetry import metrics, trace
 from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.config.settings import DispatchSettings
+from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.connectors.base import (
     BatchConnector,
     Connector,

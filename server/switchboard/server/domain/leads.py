@@ -13,7 +13,7 @@ from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.server.config.flow import TriggerSettings
-from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import read_through
 from switchboard.server.domain.idempotency import write_once

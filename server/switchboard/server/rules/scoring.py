@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from switchboard.server.config.settings import ScoringSettings
+from switchboard.server.config.sections import ScoringSettings
 
 ACTIVITY_TYPES: tuple[str, ...] = (
     "email_open",

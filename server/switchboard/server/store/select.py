@@ -7,7 +7,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.store.postgres import connect as pg_connect
 from switchboard.server.store.postgres import store as pg_store
 from switchboard.server.store.postgres.store import PostgresStore

@@ -10,7 +10,8 @@ import time
 from collections.abc import Mapping
 
 from switchboard.server.config.flow import ConnectorSettings
-from switchboard.server.config.settings import DispatchSettings, Settings
+from switchboard.server.config.sections import DispatchSettings
+from switchboard.server.config.settings import Settings
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Lane, Limits, LimitSpec
 from switchboard.server.dispatch.limits.local import LocalLimits

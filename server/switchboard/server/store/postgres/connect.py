@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import make_conninfo
 
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.config.security import resolve_secret
-from switchboard.server.config.settings import DatabaseSettings
 
 
 def conninfo(settings: DatabaseSettings) -> str:

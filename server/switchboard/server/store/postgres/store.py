@@ -39,7 +39,7 @@ from psycopg import errors, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, WriteTx

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from opentelemetry import trace
 
-from switchboard.server.config.settings import DatabaseSettings
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, SchemaTooNew, WriteTx
