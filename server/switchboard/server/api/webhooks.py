@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.struct_pb2 import Struct
 
+from switchboard.server.common.paths import value_at
 from switchboard.server.common.signing import SignatureError, decode_secret, verify
 from switchboard.server.config.flow import InboundSettings, InboundSourceSettings
 from switchboard.server.domain.campaigns import CampaignService
@@ -62,13 +63,6 @@ def _unsupported_media_type(request: web.Request) -> web.Response:
     # RFC 9110 §15.5.16: name the media types that would have been accepted.
     response.headers["Accept"] = "application/json, application/*+json"
     return response
-
-
-def _lookup(data: dict[str, Any], path: str) -> Any:
-    value: Any = data
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 class _Source:
@@ -147,7 +141,7 @@ class InboundServer:
             answer["resumed"] = await self._resume(source, msg_id, data)
         if source.settings.event is None:
             return web.json_response(answer, status=200)
-        email = _lookup(data, source.settings.email_field)
+        email = value_at(data, source.settings.email_field)
         if not isinstance(email, str) or not email:
             return _json_error(422, f"no contact email at {source.settings.email_field!r}")
         attributes = Struct()
@@ -163,10 +157,10 @@ class InboundServer:
     async def _resume(self, source: _Source, msg_id: str, data: dict[str, Any]) -> list[str]:
         field = source.settings.correlation_field or ""
         # The same normalisation as the run side (`start_wait`), so equal values meet.
-        key = correlation_key(_lookup(data, field))
+        key = correlation_key(value_at(data, field))
         if key is None:
             return []
-        branch = _lookup(data, source.settings.branch_field)
+        branch = value_at(data, source.settings.branch_field)
         return await self._campaigns.resume(
             source.name, key, "" if branch is None else str(branch), data, msg_id
         )

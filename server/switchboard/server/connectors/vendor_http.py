@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from switchboard.server.common.paths import value_at
 from switchboard.server.config.security import resolve_secret
 from switchboard.server.connectors.base import JsonDict
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
@@ -44,21 +45,11 @@ def option_secret(name: str, options: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def field_value(record: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted `path` in `record`, or None."""
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
 def map_fields(record: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
     """`{vendor_field: value}` for every mapped path that holds a non-empty value."""
     mapped: dict[str, Any] = {}
     for target, path in mapping.items():
-        value = field_value(record, path)
+        value = value_at(record, path)
         if value is None or value == "" or value == [] or value == {}:
             continue
         mapped[target] = value if isinstance(value, str | int | float | bool) else str(value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from switchboard.server.common.paths import value_at
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import WriteTx
@@ -23,13 +24,6 @@ from switchboard.v1 import campaigns_pb2
 
 WAIT_CONNECTOR = "__wait__"
 StepStatus = campaigns_pb2.StepStatus
-
-
-def lookup(data: Any, path: str) -> Any:
-    """The value at a dotted path in nested dicts, or None."""
-    for part in path.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
 
 
 # Integers below 2**53 survive a double exactly. From there on a Struct may have rounded the
@@ -66,7 +60,7 @@ def start_wait(
     """Park step `index` (a wait) until its event or its timeout."""
     wait = plan.steps[index].wait
     assert wait is not None, "start_wait called for a step that is not a wait"
-    match = correlation_key(lookup(plan.base, wait.key))
+    match = correlation_key(value_at(plan.base, wait.key))
     if match is not None:
         tx.add_wait(run.id, index, wait.source, match)
     # With no correlation value no event can match: the wait just runs to its timeout.
