@@ -24,6 +24,7 @@ from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.interceptors.ratelimit import CallerRates
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
@@ -55,6 +56,8 @@ class App:
     retention: RetentionTask
     inbound: InboundServer | None = None
     connect: ConnectServer | None = None
+    #: The per-caller rates in force; `reload` swaps them.
+    caller_rates: CallerRates | None = None
     #: The closers of what `build_app` opened (store, cache, connectors, telemetry), run last.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -66,12 +69,15 @@ class App:
             await self.inbound.start()
         if self.connect is not None:
             await self.connect.start()
-        self.dispatcher.start()
-        self.retention.start()
-        for name in ("", *SERVICE_NAMES):
+        role = self.settings.role
+        if role != "api":  # an api process leaves delivery to the dispatch processes
+            self.dispatcher.start()
+            self.retention.start()
+        for name in ("", *(SERVICE_NAMES if role != "dispatch" else ())):
             await self.health.set(name, SERVING)
         log.info(
-            "serving on port %d (tls %s, auth %s, telemetry %s)",
+            "%s on port %d (tls %s, auth %s, telemetry %s)",
+            {"all": "serving", "api": "serving (no delivery)", "dispatch": "delivering"}[role],
             self.port,
             "on" if self.settings.tls.enabled else "off",
             "on" if self.settings.auth.enabled else "off",
@@ -83,6 +89,20 @@ class App:
                 "auth is on but no API-key caller or JWKS is configured: every call to a "
                 "Switchboard service will be refused (see auth.callers, auth.jwt)"
             )
+
+    def reload(self, settings: Settings) -> None:
+        """Take what may change while serving from `settings`: the per-caller rate limits."""
+        if self.caller_rates is not None:
+            self.caller_rates.update(settings.limits)
+        callers = ", ".join(
+            f"{name} {limit.rate_per_s:g}/s" for name, limit in settings.limits.callers.items()
+        )
+        log.info(
+            "reloaded rate limits: %g calls/s per caller (burst %d)%s",
+            settings.limits.rate_per_s,
+            settings.limits.rate_burst,
+            f"; own limits: {callers}" if callers else "",
+        )
 
     async def stop(self, grace_s: float | None = None, drain_s: float | None = None) -> None:
         """Graceful stop: NOT_SERVING first, then drain calls, deliveries and the store.

@@ -29,7 +29,10 @@ from switchboard.server.api.leads import LeadScoringServicer
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.app import reflection
 from switchboard.server.app.app import SERVICE_NAMES, App, closing
+from switchboard.server.app.caller_limits import StartupProblem, rate_guard
 from switchboard.server.app.gauges import register_gauges
+from switchboard.server.app.rebalance import rebalance_options
+from switchboard.server.app.roles import open_nudges
 from switchboard.server.app.transport import add_port, server_options, ssl_context
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache.backends import CacheBackendError
@@ -58,7 +61,7 @@ from switchboard.server.interceptors.authz import AuthorizationGuard
 from switchboard.server.interceptors.call_ids import CallIdGuard
 from switchboard.server.interceptors.chain import Guard, GuardChain
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitGuard
-from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBuckets
+from switchboard.server.interceptors.ratelimit import CallerRates, RateLimitGuard, TokenBuckets
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
@@ -87,7 +90,10 @@ class StartupError(Exception):
 
 
 def standard_interceptors(
-    settings: Settings, telemetry: Telemetry, endpoint: ServerEndpoint | None = None
+    settings: Settings,
+    telemetry: Telemetry,
+    endpoint: ServerEndpoint | None = None,
+    rate_guard: Guard | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors, outermost first; the order is fixed here.
 
@@ -101,7 +107,8 @@ def standard_interceptors(
     3. authorization: the scope table (PERMISSION_DENIED);
     4. concurrency limit: only calls that will run hold a slot;
     and maps the handler's exceptions (and the guards' refusals) to statuses.
-    `endpoint` gives the spans their `server.address` / `server.port`.
+    `endpoint` gives the spans their `server.address` / `server.port`; `rate_guard`
+    replaces the in-memory per-caller limit (2) built from `settings.limits`.
     """
     chain: list[grpc.aio.ServerInterceptor] = []
     guards: list[Guard] = []
@@ -117,9 +124,11 @@ def standard_interceptors(
         guards.append(AuthenticationGuard(Authenticator(auth), auth.open_services))
     exempt = (HEALTH_SERVICE,)
     limits = settings.limits
-    if limits.rate_per_s > 0:
+    if rate_guard is None and (limits.rate_per_s > 0 or limits.callers):
         buckets = TokenBuckets(limits.rate_per_s, limits.rate_burst, limits.max_tracked_callers)
-        guards.append(RateLimitGuard(buckets, exempt))
+        rate_guard = RateLimitGuard(buckets, exempt, CallerRates(limits))
+    if rate_guard is not None:
+        guards.append(rate_guard)
     if auth.enabled:
         guards.append(AuthorizationGuard(SCOPE_BY_METHOD, auth.open_services))
     guards.append(ConcurrencyLimitGuard(limits.max_concurrent_rpcs, exempt))
@@ -163,8 +172,13 @@ async def _build(
     except ValueError as exc:
         raise StartupError(f"invalid scoring rules: {exc}") from exc
     endpoint = ServerEndpoint.from_listen(settings.listen)
+    rates = CallerRates(settings.limits)
     try:
-        chain = standard_interceptors(settings, telemetry, endpoint)
+        limiter = rate_guard(settings, rates, siblings is not None, stack)
+    except StartupProblem as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        chain = standard_interceptors(settings, telemetry, endpoint, limiter)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
     store = build_store(settings.database, telemetry.tracer)
@@ -213,13 +227,19 @@ async def _build(
         lane_of=lane_rule(settings),
         cache=cache,
     )
-    if isinstance(store, PostgresStore):
+    if isinstance(store, PostgresStore) and settings.role != "api":
         # Steps queued by other replicas wake this dispatcher at once, not at its next poll.
         store.on_enqueue(dispatcher.wake)
+    try:
+        open_nudges(settings, dispatcher, notifier, stack.enter_context(contextlib.ExitStack()))
+    except OSError as exc:
+        raise StartupError(
+            f"cannot open the wake-up socket of role {settings.role}: {exc}"
+        ) from exc
     register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
-        options=server_options(settings),
+        options=[*server_options(settings), *rebalance_options(settings)],
     )
     contacts = ContactService(
         store, cache, settings.triggers, dispatcher, tokens, sync=settings.sync
@@ -242,11 +262,13 @@ async def _build(
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
     ]
-    for register, servicer in registrations:
-        add_servicer(server, register, servicer)
+    serves_calls = settings.role != "dispatch"  # a dispatch process answers health only
+    if serves_calls:
+        for register, servicer in registrations:
+            add_servicer(server, register, servicer)
     health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(server, (*SERVICE_NAMES, HEALTH_SERVICE))
+    reflection.enable(server, (*(SERVICE_NAMES if serves_calls else ()), HEALTH_SERVICE))
     try:
         port = add_port(server, settings)
     except (RuntimeError, OSError) as exc:
@@ -256,12 +278,12 @@ async def _build(
         store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
     )
     inbound = None
-    if settings.inbound.listen:
+    if settings.inbound.listen and serves_calls:
         # With TLS on, the webhook port serves HTTPS with the gRPC port's certificate.
         inbound_tls = ssl_context(settings.tls) if settings.tls.enabled else None
         inbound = InboundServer(settings.inbound, campaigns, inbound_tls)
     connect = None
-    if settings.connect.listen:
+    if settings.connect.listen and serves_calls:
         try:
             connect = _connect_server(settings, registrations, chain)
         except OSError as exc:
@@ -269,6 +291,7 @@ async def _build(
                 f"cannot listen on {settings.connect.listen} (connect.listen): {exc}"
             ) from exc
     return App(
+        caller_rates=rates,
         settings=settings,
         server=server,
         port=port,

@@ -290,6 +290,18 @@ class DispatchSettings(FrozenModel):
             "steps before it is sent (0: send what one claim found)."
         ),
     )
+    processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="With `serve --workers N`, this many of the N workers only deliver and "
+        "the others only serve calls; 0: every worker does both.",
+    )
+    health_listen: str = Field(
+        default="127.0.0.1:0",
+        description="Where a dispatch worker of `serve --workers` answers gRPC health "
+        "(port 0: any free port, logged).",
+    )
     idempotency_retention_s: float = Field(
         default=172800.0,
         ge=86400,

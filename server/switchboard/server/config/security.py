@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,6 +14,20 @@ from switchboard.server.common.scopes import ALL_SCOPES
 from switchboard.server.config.base import FrozenModel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CallerLimit(FrozenModel):
+    """One caller's own rate limit, in place of `limits.rate_per_s` / `rate_burst`."""
+
+    rate_per_s: float = Field(ge=0, description="Calls per second (0: unlimited).")
+    rate_burst: int | None = Field(
+        default=None, ge=1, description="Bucket size (default: twice the rate, at least 1)."
+    )
+
+    @property
+    def burst(self) -> int:
+        """The bucket size in effect."""
+        return self.rate_burst if self.rate_burst is not None else max(1, int(self.rate_per_s * 2))
 
 
 class LimitsSettings(FrozenModel):
@@ -39,6 +54,16 @@ class LimitsSettings(FrozenModel):
         description="Calls per second per caller (token bucket refill); 0 disables.",
     )
     rate_burst: int = Field(default=200, ge=1, description="Token bucket size per caller.")
+    callers: dict[str, CallerLimit] = Field(
+        default_factory=dict,
+        description="Per-caller rates by caller name (API-key caller or JWT client); "
+        "reloaded on SIGHUP (docs/security.md#per-caller-rate-limits).",
+    )
+    backend: Literal["auto", "local", "redis"] = Field(
+        default="auto",
+        description="Where per-caller buckets live: local (each process its own), redis "
+        "(shared by every process and replica), auto: redis when connector_limits uses it.",
+    )
     max_tracked_callers: int = Field(
         default=10000,
         ge=1,
@@ -73,6 +98,19 @@ class KeepaliveSettings(FrozenModel):
         default=0,
         ge=0,
         description="Close connections idle this long; 0 never.",
+    )
+    max_connection_age_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Ask clients to reconnect (GOAWAY) after a connection is this old, so "
+        "that long-lived clients spread again over workers and replicas; 0 never "
+        "(docs/scaling.md#balancing-connections).",
+    )
+    max_connection_age_grace_ms: int = Field(
+        default=30000,
+        ge=0,
+        description="After that GOAWAY, how long calls in flight on the old connection may "
+        "finish before it is closed.",
     )
 
 

@@ -68,6 +68,12 @@ class Settings(FrozenModel):
     """Everything the server needs, validated at start-up."""
 
     listen: str = Field(default="localhost:50051", description="host:port to serve gRPC on.")
+    role: Literal["all", "api", "dispatch"] = Field(
+        default="all",
+        description="all: serve calls and deliver; api: serve calls only (a dispatch process "
+        "on the same store delivers); dispatch: deliver only, gRPC health on `listen` "
+        "(docs/scaling.md#process-roles).",
+    )
     grace_period_s: float = Field(
         default=10.0,
         ge=0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -13,9 +13,13 @@ class RunNotifier:
 
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        #: Also told of every change: a dispatch-role process forwards it to api processes.
+        self.forward: Callable[[str], None] | None = None
 
     def publish(self, run_id: str) -> None:
         """Announce that `run_id` changed."""
+        if self.forward is not None:
+            self.forward(run_id)
         for event in self._watchers.get(run_id, ()):
             event.set()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -110,6 +110,8 @@ class Dispatcher:
         # next claim must still count them against the connector.
         self._batch_waiting: dict[str, int] = {}
         self._wake_in_s: float | None = None
+        #: Called on every `wake`: an api-role process forwards it to dispatch processes.
+        self.wake_hooks: list[Callable[[], None]] = []
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -129,11 +131,13 @@ class Dispatcher:
     def wake(self) -> None:
         """Look for due steps now rather than at the next poll."""
         self._wake.set()
+        for hook in self.wake_hooks:
+            hook()
 
     def started(self, event: str) -> None:
         """A run of `event` was committed: count it and look for its first step now."""
         self._runs.started(event)
-        self._wake.set()
+        self.wake()
 
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; give in-flight deliveries `grace_s` to finish, then cancel them.
