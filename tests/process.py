@@ -23,6 +23,7 @@ class ServerProcess:
         extra_args: tuple[str, ...] = (),
         *,
         workers: int = 1,
+        ready: str = _READY.pattern,
     ) -> None:
         # Auth is on by default; these tests are about the process, not credentials.
         env = {
@@ -57,9 +58,9 @@ class ServerProcess:
             start_new_session=True,  # its own process group: kill() reaches any workers too
         )
         self.stderr_lines: list[str] = []
-        self.port = self._wait_ready(timeout_s=30.0)
+        self.port = self._wait_ready(re.compile(ready), timeout_s=30.0)
 
-    def _wait_ready(self, timeout_s: float) -> int:
+    def _wait_ready(self, ready: re.Pattern[str], timeout_s: float) -> int:
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout_s
         seen = self.stderr_lines
@@ -68,7 +69,7 @@ class ServerProcess:
             if not line:
                 break
             seen.append(line)
-            match = _READY.search(line)
+            match = ready.search(line)
             if match:
                 return int(match.group(1))
         self.kill()

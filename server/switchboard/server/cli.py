@@ -10,6 +10,8 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import click
@@ -25,7 +27,7 @@ from switchboard.server.config.settings import Settings, SettingsError, load_set
 from switchboard.server.observability.logs import configure_logging
 from switchboard.server.process.preflight import check_config, show_config
 from switchboard.server.process.runtime import check_protobuf_backend, run_event_loop
-from switchboard.server.process.workers import notify_ready, supervise
+from switchboard.server.process.workers import check_roles, notify_ready, supervise
 from switchboard.server.store.base import SchemaTooNew
 from switchboard.server.store.select import describe as describe_store
 from switchboard.server.store.select import prepare_database
@@ -49,15 +51,33 @@ LOCAL_CALLER = "local-dev"
     help="Worker processes sharing the port (default: one per core; 1 serves in-process).",
 )
 @click.option(
+    "--role",
+    type=click.Choice(["all", "api", "dispatch"]),
+    default=None,
+    help="all: serve and deliver (default); api: serve only (a dispatch process on the same "
+    "store delivers); dispatch: deliver only, gRPC health on --listen. See docs/scaling.md.",
+)
+@click.option(
     "--local",
     is_flag=True,
     help="Local development: create (or reuse) a key with every scope and print it, and "
     f"serve the Connect protocol (on {LOCAL_CONNECT_LISTEN} unless connect.listen is set).",
 )
-def serve(config_path: Path | None, listen: str | None, workers: int | None, local: bool) -> None:
-    """Serve gRPC until SIGTERM or SIGINT, then stop gracefully."""
+def serve(
+    config_path: Path | None,
+    listen: str | None,
+    workers: int | None,
+    role: str | None,
+    local: bool,
+) -> None:
+    """Serve gRPC until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads the
+    per-caller rate limits from the settings."""
+    overrides: dict[str, str] = {}
+    if listen:
+        overrides["listen"] = listen
+    if role:
+        overrides["role"] = role
     try:
-        overrides = {"listen": listen} if listen else {}
         settings = load_settings(config_path, **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -74,9 +94,13 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
     configure_logging(settings.log_level, settings.log_format)
     check_protobuf_backend()
     count = workers or os.cpu_count() or 1
+    problem = check_roles(settings, count)
+    if problem:
+        raise click.ClickException(problem)
+    reload = partial(_reload, config_path, overrides)
     if count == 1:
         try:
-            run_event_loop(_serve(settings, None, local_key))
+            run_event_loop(_serve(settings, None, local_key, reload))
         except StartupError as exc:
             raise click.ClickException(str(exc)) from exc
         return
@@ -92,18 +116,32 @@ def serve(config_path: Path | None, listen: str | None, workers: int | None, loc
         if pinned.connect.listen:
             _print_connect(pinned, pinned.connect.listen)
 
-    sys.exit(supervise(settings, count, _worker, on_ready=announce))
+    sys.exit(supervise(settings, count, partial(_worker, reload), on_ready=announce))
 
 
-def _worker(settings: Settings, siblings: Siblings | None, index: int) -> None:
+def _reload(config_path: Path | None, overrides: dict[str, str]) -> Settings | None:
+    """The settings as they are now (SIGHUP), or None, logged, when they do not load."""
     try:
-        run_event_loop(_serve(settings, siblings, None))
+        return load_settings(config_path, **overrides)
+    except SettingsError as exc:
+        click.echo(f"switchboard: SIGHUP: settings not reloaded: {exc}", err=True)
+        return None
+
+
+Reload = Callable[[], Settings | None]
+
+
+def _worker(reload: Reload, settings: Settings, siblings: Siblings | None, index: int) -> None:
+    try:
+        run_event_loop(_serve(settings, siblings, None, reload))
     except StartupError as exc:
         click.echo(f"switchboard: worker {index}: {exc}", err=True)
         raise SystemExit(2) from exc
 
 
-async def _serve(settings: Settings, siblings: Siblings | None, local_key: str | None) -> None:
+async def _serve(
+    settings: Settings, siblings: Siblings | None, local_key: str | None, reload: Reload
+) -> None:
     app = await build_app(settings, siblings=siblings)
     stop = asyncio.Event()
     received: list[signal.Signals] = []
@@ -115,9 +153,22 @@ async def _serve(settings: Settings, siblings: Siblings | None, local_key: str |
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+
+    def on_hangup() -> None:
+        fresh = reload()
+        if fresh is not None:
+            app.reload(fresh)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await app.start()
     host = settings.listen.rpartition(":")[0]
-    if siblings is None:
+    if siblings is None and settings.role == "dispatch":
+        click.echo(
+            f"switchboard: delivering (role dispatch, store {describe_store(settings.database)}"
+            f"); gRPC health on {host}:{app.port}; Ctrl-C stops",
+            err=True,
+        )
+    elif siblings is None:
         click.echo(
             f"switchboard: serving gRPC on {host}:{app.port} "
             f"(store {describe_store(settings.database)}, {len(app.connectors)} connectors); "

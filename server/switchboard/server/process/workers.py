@@ -118,7 +118,8 @@ def _supervise(
     prepare_database(settings.database)  # once, before the workers race to create it
 
     def pinned(index: int) -> Settings:
-        return settings.model_copy(update={"telemetry": telemetry_of(index)})
+        worker = worker_settings(settings, workers, index)
+        return worker.model_copy(update={"telemetry": telemetry_of(index)})
 
     endpoints = Siblings.create(workers)
     ready_r, ready_w = os.pipe()
@@ -134,8 +135,14 @@ def _supervise(
 
     # Installed before the first fork (workers reset them) and before "serving" is printed,
     # so a SIGTERM that follows the announcement is always forwarded, never fatal here.
+    def reload(signum: int, _frame: object) -> None:
+        for pid in children:  # each worker reloads what may change (rate limits) itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     for index in range(workers):
         children[_spawn(pinned(index), endpoints, index, ready_w, worker_main)] = index
     if not _wait_ready(ready_r, workers, children) and not stopping:
@@ -152,8 +159,9 @@ def _supervise(
         inbound_reservation.close()
     if connect_reservation is not None:
         connect_reservation.close()
+    delivering = _delivering(settings, workers)
     print(
-        f"switchboard: serving gRPC on {listen} with {workers} workers; Ctrl-C stops",
+        f"switchboard: serving gRPC on {listen} with {workers} workers{delivering}; Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
@@ -181,6 +189,40 @@ def _supervise(
     return 1 if failed else 0
 
 
+def worker_settings(settings: Settings, workers: int, index: int) -> Settings:
+    """The settings of worker `index`: with `dispatch.processes = k` (role `all`), the last
+    k workers deliver only and answer health on `dispatch.health_listen`, so that the kernel
+    never hands them a connection; the others serve only."""
+    dispatchers = settings.dispatch.processes
+    if settings.role != "all" or not dispatchers:
+        return settings
+    if index < workers - dispatchers:
+        return settings.model_copy(update={"role": "api"})
+    return settings.model_copy(
+        update={"role": "dispatch", "listen": settings.dispatch.health_listen}
+    )
+
+
+def check_roles(settings: Settings, workers: int) -> str | None:
+    """Why `workers` cannot run with these settings' roles, or None."""
+    dispatchers = settings.dispatch.processes
+    if settings.role == "all" and dispatchers and dispatchers >= workers:
+        return (
+            f"dispatch.processes = {dispatchers} needs --workers of at least {dispatchers + 1} "
+            "(one worker or more must serve calls)"
+        )
+    return None
+
+
+def _delivering(settings: Settings, workers: int) -> str:
+    dispatchers = settings.dispatch.processes
+    if settings.role == "all" and dispatchers:
+        return f" ({workers - dispatchers} serving, {dispatchers} delivering)"
+    if settings.role != "all":
+        return f" (role {settings.role})"
+    return ""
+
+
 def _spawn(
     settings: Settings, endpoints: list[Siblings], index: int, ready_w: int, worker_main: WorkerMain
 ) -> int:
@@ -192,6 +234,7 @@ def _spawn(
         _stop_with_parent()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker handles it
         for i, endpoint in enumerate(endpoints):
             if i != index:
                 endpoint.close()
