@@ -40,6 +40,8 @@ def rate_guard(
     from switchboard.server.dispatch.limits.redis import client_for
     from switchboard.server.interceptors.ratelimit_redis import RedisRateLimitGuard
 
-    guard = RedisRateLimitGuard(client_for(url, _REDIS_TIMEOUT_S), rates, buckets, _EXEMPT)
+    client = client_for(url, _REDIS_TIMEOUT_S)
+    prefix = f"{settings.cache.namespace}:caller-rate:"
+    guard = RedisRateLimitGuard(client, rates, buckets, _EXEMPT, prefix)
     closing(stack, "the caller rate limit's Redis client", guard.aclose)
     return guard
