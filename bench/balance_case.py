@@ -1,0 +1,148 @@
+"""How evenly `serve --workers 2` spreads 8 long-lived client connections, with and without
+`keepalive.max_connection_age_ms`.
+
+Each trial starts a fresh server, opens 8 channels (8 connections: a local subchannel pool
+each), and keeps 4 GetContact calls in flight on every channel for `seconds`. Figures per
+trial: the connections each worker holds (counted from the kernel's socket table halfway
+through and at the end, pids of the workers), and each worker's share of the workers' CPU
+time. `imbalance` is the busier worker's CPU share minus one half (0: even; 0.5: one
+worker did everything); the case reports it per trial and as the mean over trials, since
+SO_REUSEPORT places each connection by a hash of its addresses and ports, which differs
+from one trial to the next.
+
+Run: `python -m bench.balance_case [seconds] [trials] [age_ms]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+
+from bench.targets import BENCH_CONFIG, BENCH_ENV, Target, free_port, serve_argv
+from switchboard.v1 import contacts_pb2
+
+CLIENTS = 8
+IN_FLIGHT = 4
+GET = "/switchboard.v1.ContactSync/GetContact"
+
+
+def _connections(pids: list[int], port: int) -> list[int]:
+    counts = []
+    for pid in pids:
+        conns = psutil.Process(pid).net_connections("tcp")
+        counts.append(
+            sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+        )
+    return counts
+
+
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def _load(port: int, seconds: float, sample: list[list[int]], pids: list[int]) -> int:
+    request = contacts_pb2.UpsertContactRequest(
+        contact=contacts_pb2.Contact(email="balance@example.com", first_name="B")
+    )
+    options = (("grpc.use_local_subchannel_pool", 1),)
+    channels = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(CLIENTS)
+    ]
+    calls = 0
+    try:
+        await channels[0].unary_unary("/switchboard.v1.ContactSync/UpsertContact")(
+            request.SerializeToString(), timeout=10
+        )
+        get = contacts_pb2.GetContactRequest(email="balance@example.com").SerializeToString()
+        stop_at = time.monotonic() + seconds
+
+        async def caller(channel: grpc.aio.Channel) -> None:
+            nonlocal calls
+            call = channel.unary_unary(GET)
+            while time.monotonic() < stop_at:
+                try:
+                    await call(get, timeout=10)
+                    calls += 1
+                except grpc.aio.AioRpcError as exc:
+                    # A GOAWAY race may surface as UNAVAILABLE: the client library retries it.
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+
+        async def sampler() -> None:
+            await asyncio.sleep(seconds / 2)
+            sample.append(_connections(pids, port))
+
+        await asyncio.gather(
+            sampler(), *(caller(ch) for ch in channels for _ in range(IN_FLIGHT))
+        )
+        sample.append(_connections(pids, port))
+    finally:
+        for ch in channels:
+            await ch.close()
+    return calls
+
+
+def trial(workdir: Path, seconds: float, age_ms: int) -> dict[str, object]:
+    """One server, one load; see the module docstring."""
+    config = workdir / "balance.toml"
+    config.write_text(BENCH_CONFIG)
+    db = workdir / "balance.db"
+    port = free_port()
+    env = {
+        "SWITCHBOARD_DATABASE__PATH": str(db),
+        **BENCH_ENV,
+        "SWITCHBOARD_KEEPALIVE__MAX_CONNECTION_AGE_MS": str(age_ms),
+        "SWITCHBOARD_KEEPALIVE__MAX_CONNECTION_AGE_GRACE_MS": "5000",
+    }
+    server = Target("balance", serve_argv(config, port, workers=2), port, env)
+    try:
+        server.wait_listening()
+        time.sleep(0.5)
+        pids = [c.pid for c in psutil.Process(server.proc.pid).children()]
+        before = [_cpu(p) for p in pids]
+        sample: list[list[int]] = []
+        calls = asyncio.run(_load(port, seconds, sample, pids))
+        used = [_cpu(p) - b for p, b in zip(pids, before, strict=True)]
+    finally:
+        server.stop()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    total = sum(used) or 1.0
+    shares = [round(u / total, 3) for u in used]
+    return {
+        "calls_per_s": round(calls / seconds),
+        "connections_midway": sample[0],
+        "connections_at_end": sample[-1],
+        "cpu_share": shares,
+        "imbalance": round(max(shares) - 0.5, 3),
+    }
+
+
+def balance(workdir: Path, seconds: float, trials: int, age_ms: int) -> dict[str, object]:
+    """`trials` trials with connection ageing at `age_ms` (0: off)."""
+    runs = [trial(workdir, seconds, age_ms) for _ in range(trials)]
+    imbalance = [float(r["imbalance"]) for r in runs]  # type: ignore[arg-type]
+    return {
+        "max_connection_age_ms": age_ms,
+        "mean_imbalance": round(statistics.mean(imbalance), 3),
+        "worst_imbalance": max(imbalance),
+        "trials": runs,
+    }
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    trials = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    age = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(balance(Path(tmp), seconds, trials, age), indent=2))
