@@ -80,9 +80,7 @@ async def _load(port: int, seconds: float, sample: list[list[int]], pids: list[i
             await asyncio.sleep(seconds / 2)
             sample.append(_connections(pids, port))
 
-        await asyncio.gather(
-            sampler(), *(caller(ch) for ch in channels for _ in range(IN_FLIGHT))
-        )
+        await asyncio.gather(sampler(), *(caller(ch) for ch in channels for _ in range(IN_FLIGHT)))
         sample.append(_connections(pids, port))
     finally:
         for ch in channels:

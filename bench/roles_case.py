@@ -86,8 +86,11 @@ def _layout(workdir: Path, name: str, processes: str, seconds: float) -> dict[st
         cpu_before = _cpu(serving), _cpu(delivering)
         started = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "bench.load_grpc", f"127.0.0.1:{port}", "trigger_campaign"]
-            + ["--concurrency", "64", "--seconds", str(seconds), "--warmup", "0"],
+            [
+                *(sys.executable, "-m", "bench.load_grpc", f"127.0.0.1:{port}"),
+                *("trigger_campaign", "--concurrency", "64", "--seconds", str(seconds)),
+                *("--warmup", "0"),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -118,8 +121,7 @@ def _layout(workdir: Path, name: str, processes: str, seconds: float) -> dict[st
 
 def _listens(proc: psutil.Process, port: int) -> bool:
     return any(
-        c.status == psutil.CONN_LISTEN and c.laddr.port == port
-        for c in proc.net_connections("tcp")
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp")
     )
 
 

@@ -35,7 +35,7 @@ rate_burst = {burst}
 async def _refused(port: int, calls: int) -> int:
     """How many of `calls` calls, one connection each (so both workers see some), were
     refused for the rate."""
-    refused = 0
+    codes = []
     for _ in range(calls):
         async with grpc.aio.insecure_channel(
             f"127.0.0.1:{port}", options=(("grpc.use_local_subchannel_pool", 1),)
@@ -45,18 +45,16 @@ async def _refused(port: int, calls: int) -> int:
                     b"", timeout=5.0, metadata=(("authorization", f"Bearer {KEY}"),)
                 )
             except grpc.aio.AioRpcError as exc:
-                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
-                refused += 1
-    return refused
+                codes.append(exc.code())
+    assert set(codes) <= {grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
+    return len(codes)
 
 
 async def test_sighup_applies_a_new_caller_limit_in_every_worker(tmp_path: Path) -> None:
     config = tmp_path / "switchboard.toml"
     config.write_text(_config(0.001, 1))
     env = {"SWITCHBOARD_AUTH__ENABLED": "true", "SWITCHBOARD_LIMITS__RATE_PER_S": "100"}
-    server = ServerProcess(
-        tmp_path / "reload.db", env, ("--config", str(config)), workers=2
-    )
+    server = ServerProcess(tmp_path / "reload.db", env, ("--config", str(config)), workers=2)
     try:
         before = await _refused(server.port, 10)  # at most one call per worker passes
         config.write_text(_config(1000, 2000))

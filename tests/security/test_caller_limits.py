@@ -107,11 +107,7 @@ async def test_limits_in_redis_hold_across_servers(
     }
     namespace = {"backend": "memory", "namespace": f"t{tmp_path.name}"[:60]}
     limits_redis = {"redis_url": redis_server.url}
-    one = await start_app(
-        auth=AUTH, limits=shared, cache=namespace, connector_limits=limits_redis
-    )
-    two = await start_app(
-        auth=AUTH, limits=shared, cache=namespace, connector_limits=limits_redis
-    )
+    one = await start_app(auth=AUTH, limits=shared, cache=namespace, connector_limits=limits_redis)
+    two = await start_app(auth=AUTH, limits=shared, cache=namespace, connector_limits=limits_redis)
     codes = await _codes(one.port, "crm", 2) + await _codes(two.port, "crm", 2)
     assert codes == [OK, OK, OK, OUT]
