@@ -3,8 +3,8 @@
 
 Each trial starts a fresh server, opens 8 channels (8 connections: a local subchannel pool
 each), and keeps 4 GetContact calls in flight on every channel for `seconds`. Figures per
-trial: the connections each worker holds (counted from the kernel's socket table halfway
-through and at the end, pids of the workers), and each worker's share of the workers' CPU
+trial: the connections each worker holds (counted from the kernel's socket table
+every half second, averaged over the trial), and each worker's share of the workers' CPU
 time. `imbalance` is the busier worker's CPU share minus one half (0: even; 0.5: one
 worker did everything); the case reports it per trial and as the mean over trials, since
 SO_REUSEPORT places each connection by a hash of its addresses and ports, which differs
@@ -77,8 +77,9 @@ async def _load(port: int, seconds: float, sample: list[list[int]], pids: list[i
                         raise
 
         async def sampler() -> None:
-            await asyncio.sleep(seconds / 2)
-            sample.append(_connections(pids, port))
+            while time.monotonic() < stop_at:
+                await asyncio.sleep(0.5)
+                sample.append(_connections(pids, port))
 
         await asyncio.gather(sampler(), *(caller(ch) for ch in channels for _ in range(IN_FLIGHT)))
         sample.append(_connections(pids, port))
@@ -115,12 +116,14 @@ def trial(workdir: Path, seconds: float, age_ms: int) -> dict[str, object]:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     total = sum(used) or 1.0
     shares = [round(u / total, 3) for u in used]
+    mean = [round(statistics.mean(s[i] for s in sample), 2) for i in range(len(pids))]
     return {
         "calls_per_s": round(calls / seconds),
-        "connections_midway": sample[0],
-        "connections_at_end": sample[-1],
+        "connections_at_start": sample[0],
+        "connections_mean": mean,
         "cpu_share": shares,
         "imbalance": round(max(shares) - 0.5, 3),
+        "connection_imbalance": round(max(mean) / (sum(mean) or 1.0) - 0.5, 3),
     }
 
 
@@ -128,10 +131,13 @@ def balance(workdir: Path, seconds: float, trials: int, age_ms: int) -> dict[str
     """`trials` trials with connection ageing at `age_ms` (0: off)."""
     runs = [trial(workdir, seconds, age_ms) for _ in range(trials)]
     imbalance = [float(r["imbalance"]) for r in runs]  # type: ignore[arg-type]
+    by_connections = [float(r["connection_imbalance"]) for r in runs]  # type: ignore[arg-type]
     return {
         "max_connection_age_ms": age_ms,
         "mean_imbalance": round(statistics.mean(imbalance), 3),
         "worst_imbalance": max(imbalance),
+        "mean_connection_imbalance": round(statistics.mean(by_connections), 3),
+        "worst_connection_imbalance": max(by_connections),
         "trials": runs,
     }
 
