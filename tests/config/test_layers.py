@@ -27,6 +27,7 @@ def test_named_tables_are_found_from_the_models() -> None:
         ("connectors",),
         ("triggers",),
         ("auth", "callers"),
+        ("limits", "callers"),
         ("inbound", "sources"),
         ("sync", "destinations"),
     } == NAMED_TABLES
