@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from switchboard.client import Switchboard
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, contacts_pb2
 from tests.connectors.http_peer import HttpPeer, Reply
 from tests.process import ServerProcess
@@ -179,3 +181,46 @@ async def test_workers_with_a_dispatch_process_split_serving_from_delivery(
     assert len(listening) == 2  # the delivering worker is never handed a connection
     assert _keys(peer) == {f"{r.id}:{i}" for r in runs for i in range(STEPS)}
     assert took < POLL_S / 2
+
+
+def _two_free_ports() -> int:
+    """A port p with p and p + 1 free a moment ago."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            first = int(a.getsockname()[1])
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", first + 1))
+                except OSError:
+                    continue
+                return first
+    raise RuntimeError("no two consecutive free ports")
+
+
+async def test_worker_ports_let_a_round_robin_client_use_every_worker(tmp_path: Path) -> None:
+    first = _two_free_ports()
+    env = {"SWITCHBOARD_WORKER_LISTEN": f"127.0.0.1:{first}"}
+    server = ServerProcess(tmp_path / "rr.db", env, workers=2)
+    try:
+        line = server.wait_for_line(r"round_robin clients: (\S+)")
+        target = line.group(1)
+        options = (("grpc.lb_policy_name", "round_robin"),)
+        async with Switchboard(target, options=options) as sb:
+            for i in range(20):
+                await sb.contacts.upsert(email=f"rr{i}@example.com")
+            workers = psutil.Process(server.proc.pid).children()
+            ports = {
+                w.pid: {
+                    c.laddr.port
+                    for c in w.net_connections("tcp")
+                    if c.status == psutil.CONN_ESTABLISHED
+                }
+                for w in workers
+            }
+    finally:
+        server.kill()
+    assert target == f"ipv4:127.0.0.1:{first},127.0.0.1:{first + 1}"
+    # Each worker holds the client's connection to its own port: calls go to both.
+    assert sorted(port for held in ports.values() for port in held) == [first, first + 1]
+    assert all(len(held) == 1 for held in ports.values())

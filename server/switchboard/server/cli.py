@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from switchboard.server.app.build import StartupError, build_app
+from switchboard.server.app.roles import worker_address
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.auth.local_key import ensure_local_key, local_key_path
 from switchboard.server.cache.siblings import Siblings
@@ -115,6 +116,14 @@ def serve(
             )
         if pinned.connect.listen:
             _print_connect(pinned, pinned.connect.listen)
+        if pinned.worker_listen and pinned.role != "dispatch":
+            serving = count - (pinned.dispatch.processes if pinned.role == "all" else 0)
+            addresses = ",".join(worker_address(pinned.worker_listen, i) for i in range(serving))
+            click.echo(
+                f"switchboard: one port per serving worker, for round_robin clients: "
+                f"ipv4:{addresses}",
+                err=True,
+            )
 
     sys.exit(supervise(settings, count, partial(_worker, reload), on_ready=announce))
 

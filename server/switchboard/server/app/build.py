@@ -32,7 +32,7 @@ from switchboard.server.app.app import SERVICE_NAMES, App, closing
 from switchboard.server.app.caller_limits import StartupProblem, rate_guard
 from switchboard.server.app.gauges import register_gauges
 from switchboard.server.app.rebalance import rebalance_options
-from switchboard.server.app.roles import open_nudges
+from switchboard.server.app.roles import open_nudges, worker_address
 from switchboard.server.app.transport import add_port, server_options, ssl_context
 from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache.backends import CacheBackendError
@@ -274,6 +274,12 @@ async def _build(
     except (RuntimeError, OSError) as exc:
         raise StartupError(f"cannot listen on {settings.listen}: {exc}") from exc
     endpoint.port = port
+    if settings.worker_listen and siblings is not None and serves_calls:
+        own = worker_address(settings.worker_listen, siblings.index)
+        try:
+            add_port(server, settings.model_copy(update={"listen": own}))
+        except (RuntimeError, OSError) as exc:
+            raise StartupError(f"cannot listen on {own} (worker_listen): {exc}") from exc
     retention = RetentionTask(
         store, settings.dispatch.idempotency_retention_s, settings.dispatch.purge_interval_s
     )

@@ -29,6 +29,12 @@ def store_identity(settings: Settings) -> str:
     return os.path.realpath(database.path)
 
 
+def worker_address(worker_listen: str, index: int) -> str:
+    """Worker `index`'s own address: `worker_listen`'s port plus the index."""
+    host, _, port = worker_listen.rpartition(":")
+    return f"{host}:{int(port) + index}"
+
+
 def open_nudges(
     settings: Settings, dispatcher: Dispatcher, notifier: RunNotifier, stack: contextlib.ExitStack
 ) -> Nudges | None:

@@ -68,6 +68,12 @@ class Settings(FrozenModel):
     """Everything the server needs, validated at start-up."""
 
     listen: str = Field(default="localhost:50051", description="host:port to serve gRPC on.")
+    worker_listen: str = Field(
+        default="",
+        description="host:port: with `serve --workers`, serving worker i also listens on "
+        "port + i, so that clients can balance calls over the workers themselves "
+        "(round_robin; docs/scaling.md#balancing-connections). Empty: the shared port only.",
+    )
     role: Literal["all", "api", "dispatch"] = Field(
         default="all",
         description="all: serve calls and deliver; api: serve calls only (a dispatch process "
@@ -123,6 +129,13 @@ class Settings(FrozenModel):
     @classmethod
     def _listen_has_port(cls, value: str) -> str:
         return check_listen(value)
+
+    @field_validator("worker_listen")
+    @classmethod
+    def _worker_listen_has_a_port(cls, value: str) -> str:
+        if value and check_listen(value).rpartition(":")[2] == "0":
+            raise ValueError("worker_listen needs a fixed first port (clients must know it)")
+        return value
 
     @field_validator("triggers")
     @classmethod
