@@ -336,6 +336,66 @@ class UpsertContactResponse(_message.Message):
 Global___UpsertContactResponse: _TypeAlias = UpsertContactResponse  # noqa: Y015
 
 @_typing.final
+class UpsertContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPSERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def upsert(self) -> Global___UpsertContactRequest:
+        """One upsert, as sent to UpsertContact; its `idempotency_key` applies to this item only."""
+
+    def __init__(
+        self,
+        *,
+        upsert: Global___UpsertContactRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upsert", b"upsert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["upsert", b"upsert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertContactsRequest: _TypeAlias = UpsertContactsRequest  # noqa: Y015
+
+@_typing.final
+class UpsertContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    UPSERTED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the matching request in the stream, from zero."""
+    idempotency_key: _builtins.str
+    """The item's `idempotency_key`, echoed."""
+    @_builtins.property
+    def upserted(self) -> Global___UpsertContactResponse:
+        """The stored contact, as UpsertContact would have answered."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.ItemError:
+        """Why this item failed, with the status code UpsertContact would have returned."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int | None = ...,
+        idempotency_key: _builtins.str | None = ...,
+        upserted: Global___UpsertContactResponse | None = ...,
+        error: _common_pb2.ItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result", "upserted", b"upserted"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "idempotency_key", b"idempotency_key", "index", b"index", "result", b"result", "upserted", b"upserted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["upserted", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___UpsertContactsResponse: _TypeAlias = UpsertContactsResponse  # noqa: Y015
+
+@_typing.final
 class GetContactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
