@@ -44,7 +44,7 @@ class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
     async def UpsertContacts(
         self, request_iterator: AsyncIterator[contacts_pb2.UpsertContactsRequest], context: Context
     ) -> AsyncIterator[contacts_pb2.UpsertContactsResponse]:
-        async for answer in UpsertStream(self._contacts.upsert, request_iterator).answers():
+        async for answer in UpsertStream(self._contacts.upsert_batch, request_iterator).answers():
             yield answer
 
     async def DeleteContact(

@@ -1,14 +1,15 @@
-"""The UpsertContacts stream: many unary upserts over one call, answered in order.
+"""The UpsertContacts stream: many UpsertContact calls over one call, answered in order.
 
-Each item goes through `ContactService.upsert`, the unary use-case itself, so validation,
-idempotency keys, consent, events, sync runs and cache invalidation cannot drift from
-UpsertContact. What the stream saves is the per-call cost (HTTP/2 stream, metadata,
-authentication, the guard chain), and its writes share commits: items read close together
-are queued on the store's group-commit writer at once, which applies each in its own
-savepoint and commits them with one fsync.
+Each item is validated by `prepare_upsert` and written by `ContactService.upsert_batch`,
+the same steps the unary `upsert` takes, so validation, idempotency keys, consent, events,
+sync runs and cache invalidation cannot drift from UpsertContact. What the stream saves is
+the per-call cost (HTTP/2 stream, metadata, the guard chain) and the per-write cost: items
+read while the stream's previous batch is being written wait, then go to the store together
+as one job (one transaction, one fsync). A lone item is written at once, so a slow caller
+is not delayed; under load the batches grow by themselves.
 
-Backpressure: at most `window` items are read but not yet answered. An answer is counted
-as given once the transport has taken it, so a caller that stops reading answers stops the
+Backpressure: at most `window` items are read but not yet answered. An answer counts as
+given once the transport has taken it, so a caller that stops reading answers stops the
 server reading requests, and HTTP/2 flow control then stops the caller sending.
 """
 
@@ -16,62 +17,72 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
+from switchboard.server.domain.contacts import PreparedUpsert, prepare_upsert
 from switchboard.server.errors import SwitchboardError, status_name
 from switchboard.v1 import common_pb2, contacts_pb2
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WINDOW = 256  # the writer commits at most 256 jobs at once (MAX_BATCH)
+DEFAULT_WINDOW = 256
 
-Upsert = Callable[[contacts_pb2.UpsertContactRequest], Awaitable[contacts_pb2.UpsertContactResponse]]
+Answer = contacts_pb2.UpsertContactResponse | SwitchboardError
+WriteBatch = Callable[[Sequence[PreparedUpsert]], Awaitable[list[Answer]]]
 
-# Items still being written when their stream ended (cancelled, broken): kept referenced
-# until they finish, so every item the server read is applied whole.
-_finishing: set[asyncio.Future[contacts_pb2.UpsertContactResponse]] = set()
+# Batches still being written when their stream ended (cancelled, broken): referenced
+# until they finish, so every item the server read is written whole or not at all.
+_finishing: set[asyncio.Future[list[Answer]]] = set()
+_writes: set[asyncio.Future[list[Answer]]] = set()  # the event loop holds tasks weakly
 
 
 @dataclass(slots=True)
 class WindowStats:
-    """How far the server read ahead of its answers on one stream (for tests and metrics)."""
+    """How far one stream's reading ran ahead of its answers, and how it was batched."""
 
     window: int
     in_flight: int = 0
     high_water: int = 0
     read: int = 0
-
-    def took(self) -> None:
-        self.read += 1
-        self.in_flight += 1
-        self.high_water = max(self.high_water, self.in_flight)
+    batches: int = 0
 
 
-_End = object()  # the request stream ended
+@dataclass(slots=True)
+class _Batch:
+    items: list[PreparedUpsert] = field(default_factory=list)
+    done: asyncio.Future[list[Answer]] | None = None
+
+
+@dataclass(slots=True)
+class _Item:
+    request: contacts_pb2.UpsertContactRequest
+    error: SwitchboardError | None = None  # failed validation: never written
+    batch: _Batch | None = None
+    position: int = 0
+
+
+_END = object()  # the request stream ended
 
 
 class UpsertStream:
-    """One UpsertContacts call: a reader task starting items, the caller iterating answers."""
+    """One UpsertContacts call: a reader task batching items, the caller iterating answers."""
 
     def __init__(
         self,
-        upsert: Upsert,
+        write_batch: WriteBatch,
         requests: AsyncIterator[contacts_pb2.UpsertContactsRequest],
         window: int = DEFAULT_WINDOW,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self.stats = WindowStats(window)
-        self._upsert = upsert
+        self._write_batch = write_batch
         self._requests = requests
         self._room = asyncio.Semaphore(window)
-        self._started: asyncio.Queue[
-            tuple[contacts_pb2.UpsertContactRequest, asyncio.Future[contacts_pb2.UpsertContactResponse]]
-            | BaseException
-            | object
-        ] = asyncio.Queue()
-        self._current: asyncio.Future[contacts_pb2.UpsertContactResponse] | None = None
+        self._read_items: asyncio.Queue[_Item | BaseException | object] = asyncio.Queue()
+        self._open: _Batch | None = None  # gathering items while the previous one is written
+        self._writing = False
 
     async def answers(self) -> AsyncIterator[contacts_pb2.UpsertContactsResponse]:
         """Per-item answers in request order; ends when the requests end and all are answered."""
@@ -79,16 +90,13 @@ class UpsertStream:
         index = 0
         try:
             while True:
-                entry = await self._started.get()
-                if entry is _End:
+                entry = await self._read_items.get()
+                if entry is _END:
                     break
                 if isinstance(entry, BaseException):
                     raise entry
-                assert isinstance(entry, tuple)
-                request, pending = entry
-                self._current = pending
-                yield await _answer(index, request, pending)
-                self._current = None
+                assert isinstance(entry, _Item)
+                yield await _answer(index, entry)
                 # Only now, with the answer taken by the transport, may another item be read.
                 self.stats.in_flight -= 1
                 self._room.release()
@@ -102,56 +110,93 @@ class UpsertStream:
             while True:
                 await self._room.acquire()
                 try:
-                    item = await anext(self._requests)
+                    message = await anext(self._requests)
                 except StopAsyncIteration:
                     break
-                self.stats.took()
-                # Started at once, in stream order: the writer applies jobs in the order
-                # they were queued, so a later item sees an earlier one's write.
-                pending = asyncio.ensure_future(self._upsert(item.upsert))
-                self._started.put_nowait((item.upsert, pending))
+                self._took(message.upsert)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the caller's side broke: let the answers end with it
-            self._started.put_nowait(exc)
+        except Exception as exc:  # the caller's side broke: the answers end with it
+            self._read_items.put_nowait(exc)
             return
-        self._started.put_nowait(_End)
+        self._read_items.put_nowait(_END)
+
+    def _took(self, request: contacts_pb2.UpsertContactRequest) -> None:
+        stats = self.stats
+        stats.read += 1
+        stats.in_flight += 1
+        stats.high_water = max(stats.high_water, stats.in_flight)
+        try:
+            prepared = prepare_upsert(request)
+        except SwitchboardError as exc:
+            self._read_items.put_nowait(_Item(request, error=exc))
+            return
+        if self._open is None:
+            self._open = _Batch(done=asyncio.get_running_loop().create_future())
+        batch = self._open
+        self._read_items.put_nowait(_Item(request, batch=batch, position=len(batch.items)))
+        batch.items.append(prepared)
+        if not self._writing:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._open = self._open, None
+        if batch is None:
+            return
+        self._writing = True
+        self.stats.batches += 1
+        # A task of its own, not part of the call: a cancelled call must not cancel a
+        # write the server has already taken on.
+        writing = asyncio.ensure_future(self._write_batch(batch.items))
+        _writes.add(writing)
+        writing.add_done_callback(lambda f: self._written(f, batch))
+
+    def _written(self, writing: asyncio.Future[list[Answer]], batch: _Batch) -> None:
+        _writes.discard(writing)
+        assert batch.done is not None
+        if writing.cancelled():
+            batch.done.cancel()
+        elif (exc := writing.exception()) is not None:
+            batch.done.set_exception(exc)
+        else:
+            batch.done.set_result(writing.result())
+        self._writing = False
+        self._flush()
 
     def _let_finish(self) -> None:
-        left = [self._current] if self._current is not None else []
-        while not self._started.empty():
-            entry = self._started.get_nowait()
-            if isinstance(entry, tuple):
-                left.append(entry[1])
-        for pending in left:
-            if pending.done():
-                _finished(pending)
-            else:
-                _finishing.add(pending)
-                pending.add_done_callback(_finished)
+        """The call ended: let the batches being written finish, and write the one being
+        gathered too (its items were read, and a reader of the store would otherwise find
+        some items of the stream applied and the ones around them not)."""
+        self._flush()
+        while not self._read_items.empty():
+            entry = self._read_items.get_nowait()
+            if isinstance(entry, _Item) and entry.batch is not None and entry.batch.done:
+                done = entry.batch.done
+                if done not in _finishing and not done.done():
+                    _finishing.add(done)
+                    done.add_done_callback(_finished)
 
 
-def _finished(pending: asyncio.Future[contacts_pb2.UpsertContactResponse]) -> None:
-    _finishing.discard(pending)
-    if not pending.cancelled() and pending.exception() is not None:
-        exc = pending.exception()
-        if not isinstance(exc, SwitchboardError):
-            log.error("an upsert of an ended stream failed", exc_info=exc)
+def _finished(done: asyncio.Future[list[Answer]]) -> None:
+    _finishing.discard(done)
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("a batch of an ended UpsertContacts stream failed", exc_info=exc)
 
 
-async def _answer(
-    index: int,
-    request: contacts_pb2.UpsertContactRequest,
-    pending: asyncio.Future[contacts_pb2.UpsertContactResponse],
-) -> contacts_pb2.UpsertContactsResponse:
+async def _answer(index: int, item: _Item) -> contacts_pb2.UpsertContactsResponse:
     answer = contacts_pb2.UpsertContactsResponse(
-        index=index, idempotency_key=request.idempotency_key
+        index=index, idempotency_key=item.request.idempotency_key
     )
-    try:
-        # Shielded: a cancelled call must not cancel a write the server has already taken on.
-        answer.upserted.CopyFrom(await asyncio.shield(pending))
-    except SwitchboardError as exc:
-        answer.error.CopyFrom(item_error(index, request.contact.email, exc))
+    result: Answer
+    if item.error is not None:
+        result = item.error
+    else:
+        assert item.batch is not None and item.batch.done is not None
+        result = (await asyncio.shield(item.batch.done))[item.position]
+    if isinstance(result, SwitchboardError):
+        answer.error.CopyFrom(item_error(index, item.request.contact.email, result))
+    else:
+        answer.upserted.CopyFrom(result)
     return answer
 
 
