@@ -50,8 +50,8 @@ class WindowStats:
 
 @dataclass(slots=True)
 class _Batch:
+    done: asyncio.Future[list[Answer]]
     items: list[PreparedUpsert] = field(default_factory=list)
-    done: asyncio.Future[list[Answer]] | None = None
 
 
 @dataclass(slots=True)
@@ -153,7 +153,6 @@ class UpsertStream:
 
     def _written(self, writing: asyncio.Future[list[Answer]], batch: _Batch) -> None:
         _writes.discard(writing)
-        assert batch.done is not None
         if writing.cancelled():
             batch.done.cancel()
         elif (exc := writing.exception()) is not None:
@@ -170,7 +169,7 @@ class UpsertStream:
         self._flush()
         while not self._read_items.empty():
             entry = self._read_items.get_nowait()
-            if isinstance(entry, _Item) and entry.batch is not None and entry.batch.done:
+            if isinstance(entry, _Item) and entry.batch is not None:
                 done = entry.batch.done
                 if done not in _finishing and not done.done():
                     _finishing.add(done)
@@ -191,7 +190,7 @@ async def _answer(index: int, item: _Item) -> contacts_pb2.UpsertContactsRespons
     if item.error is not None:
         result = item.error
     else:
-        assert item.batch is not None and item.batch.done is not None
+        assert item.batch is not None
         result = (await asyncio.shield(item.batch.done))[item.position]
     if isinstance(result, SwitchboardError):
         answer.error.CopyFrom(item_error(index, item.request.contact.email, result))

@@ -281,7 +281,9 @@ class ContactService:
             for item in items:
                 written: list[str | None] = []
 
-                def compute(item: PreparedUpsert = item) -> contacts_pb2.UpsertContactResponse:
+                def compute(
+                    item: PreparedUpsert = item, written: list[str | None] = written
+                ) -> contacts_pb2.UpsertContactResponse:
                     resp, previous = self._upsert_in(tx, item, now, traceparent, started)
                     written.append(previous)
                     return resp
