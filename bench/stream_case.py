@@ -26,6 +26,7 @@ from switchboard.v1 import contacts_pb2
 CONTACTS = 1000
 UNARY_CONCURRENCY = 64
 STREAMS = 2
+PER_MESSAGE = 100  # what the client's `upsert_many` packs by default
 
 
 def _request(i: int) -> contacts_pb2.UpsertContactRequest:
@@ -44,8 +45,10 @@ def _unary_bodies(items: int) -> list[bytes]:
 
 def _stream_bodies(items: int) -> list[bytes]:
     return [
-        contacts_pb2.UpsertContactsRequest(upsert=_request(i)).SerializeToString()
-        for i in range(items)
+        contacts_pb2.UpsertContactsRequest(
+            upserts=[_request(i) for i in range(first, min(items, first + PER_MESSAGE))]
+        ).SerializeToString()
+        for first in range(0, items, PER_MESSAGE)
     ]
 
 
@@ -73,12 +76,12 @@ async def _streamed(channel: grpc.aio.Channel, bodies: list[bytes]) -> list[byte
 
     parts = [bodies[s * share : (s + 1) * share] for s in range(STREAMS)]
     answers = [a for got in await asyncio.gather(*(one(p) for p in parts)) for a in got]
-    failed = sum(
-        contacts_pb2.UpsertContactsResponse.FromString(a).HasField("error") for a in answers
-    )
-    if failed:
+    results = [
+        r for a in answers for r in contacts_pb2.UpsertContactsResponse.FromString(a).results
+    ]
+    if failed := sum(r.HasField("error") for r in results):
         raise RuntimeError(f"{failed} streamed upserts failed")
-    return answers
+    return [r.SerializeToString() for r in results]
 
 
 def _cpu(pids: list[int]) -> float:
@@ -90,7 +93,7 @@ Run = Callable[[grpc.aio.Channel, list[bytes]], Awaitable[list[bytes]]]
 
 async def _measure(port: int, pids: list[int], run: Run, bodies: list[bytes]) -> dict[str, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        await run(channel, bodies[:500])  # warm-up
+        await run(channel, bodies[: max(STREAMS, len(bodies) // 10)])  # warm-up
         before, t0 = _cpu(pids), time.perf_counter()
         done = len(await run(channel, bodies))
         elapsed, used = time.perf_counter() - t0, _cpu(pids) - before

@@ -107,13 +107,13 @@ class ContactSyncServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpsertContacts(self, request_iterator, context):
-        """Creates or updates many contacts over one stream: each request carries one
-        UpsertContact request (with its own idempotency key) and gets one response, in
-        order. A failed item carries its error and the stream goes on. Items arriving
-        close together are written in one transaction; each is validated, checked
-        against its idempotency key and applied exactly as UpsertContact would, with
-        the same side effects. The server reads ahead a bounded number of items
-        (see `UpsertContactsResponse`) and stops reading while its answers are not read.
+        """Creates or updates many contacts over one stream: each item is an
+        UpsertContact request (with its own idempotency key) and gets its own answer,
+        in order. A failed item carries its error and the stream goes on. Items
+        arriving close together are written in one transaction; each is validated,
+        checked against its idempotency key and applied exactly as UpsertContact
+        would, with the same side effects. The server reads a bounded number of items
+        ahead of its answers and stops reading while its answers are not read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

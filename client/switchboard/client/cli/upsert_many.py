@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +75,8 @@ async def upsert_many(
         numbers: list[int] = []  # record number per item sent, by item index
         requests = _requests(_readable(rows, tally), key_prefix, numbers)
         async with conn.client() as sb:
-            async for answer in sb.contacts.upsert_many(requests, window=window):
-                _count(answer, numbers[answer.index], tally)
+            async for result in sb.contacts.upsert_many(requests, window=window):
+                _count(result, numbers[result.index], tally)
     click.echo(
         f"created {tally.created}, updated {tally.updated}, "
         f"rejected {tally.failed + tally.unreadable}",
@@ -95,9 +95,9 @@ def _readable(rows: Iterator[Row], tally: Tally) -> Iterator[Row]:
             yield row
 
 
-async def _requests(
+def _requests(
     rows: Iterator[Row], key_prefix: str | None, numbers: list[int]
-) -> AsyncIterator[contacts_pb2.UpsertContactRequest]:
+) -> Iterator[contacts_pb2.UpsertContactRequest]:
     for row in rows:
         assert row.contact is not None  # filtered by `_readable`
         numbers.append(row.number)
@@ -107,7 +107,7 @@ async def _requests(
         )
 
 
-def _count(answer: contacts_pb2.UpsertContactsResponse, number: int, tally: Tally) -> None:
+def _count(answer: contacts_pb2.UpsertContactsResult, number: int, tally: Tally) -> None:
     if answer.HasField("error"):
         tally.failed += 1
         _reject(number, answer.error.code, answer.error.message)

@@ -90,15 +90,15 @@ class ContactSync(contacts_pb2_grpc.ContactSyncServicer):
                 self._gate.enter("UpsertContacts", request, context)
             except Refusal as refusal:
                 await context.abort(refusal.code, refusal.message)
-            answer = contacts_pb2.UpsertContactsResponse(
-                index=index, idempotency_key=request.upsert.idempotency_key
-            )
-            try:
-                answer.upserted.CopyFrom(self._upsert(request.upsert))
-            except Refusal as refusal:
-                answer.error.CopyFrom(item_error(index, request.upsert.contact.email, refusal))
-            yield answer
-            index += 1
+            message = contacts_pb2.UpsertContactsResponse()
+            for upsert in request.upserts:
+                result = message.results.add(index=index, idempotency_key=upsert.idempotency_key)
+                try:
+                    result.upserted.CopyFrom(self._upsert(upsert))
+                except Refusal as refusal:
+                    result.error.CopyFrom(item_error(index, upsert.contact.email, refusal))
+                index += 1
+            yield message
 
     async def GetContact(
         self, request: contacts_pb2.GetContactRequest, context: Context

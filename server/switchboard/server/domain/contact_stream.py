@@ -8,25 +8,32 @@ read while the stream's previous batch is being written wait, then go to the sto
 as one job (one transaction, one fsync). A lone item is written at once, so a slow caller
 is not delayed; under load the batches grow by themselves.
 
-Backpressure: at most `window` items are read but not yet answered. An answer counts as
-given once the transport has taken it, so a caller that stops reading answers stops the
-server reading requests, and HTTP/2 flow control then stops the caller sending.
+A request message may pack up to 1,000 items and an answer message carries every answer
+ready at the time, in order: gRPC's cost per message (a read or write operation, a wake-up
+of the event loop) is then shared by many items.
+
+Backpressure: the next request message is read only while fewer than `window` items are
+read but not yet answered (so at most `window` plus one message's items are in flight). An
+answer counts as given once the transport has taken it, so a caller that stops reading
+answers stops the server reading requests, and HTTP/2 flow control then stops the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from switchboard.server.domain.contacts import PreparedUpsert, prepare_upsert
-from switchboard.server.errors import SwitchboardError, status_name
+from switchboard.server.errors import InvalidArgument, SwitchboardError, Violation, status_name
 from switchboard.v1 import common_pb2, contacts_pb2
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 256
+MAX_ITEMS_PER_MESSAGE = 1000
 
 Answer = contacts_pb2.UpsertContactResponse | SwitchboardError
 WriteBatch = Callable[[Sequence[PreparedUpsert]], Awaitable[list[Answer]]]
@@ -61,6 +68,9 @@ class _Item:
     batch: _Batch | None = None
     position: int = 0
 
+    def ready(self) -> bool:
+        return self.batch is None or self.batch.done.done()
+
 
 _END = object()  # the request stream ended
 
@@ -79,28 +89,44 @@ class UpsertStream:
         self.stats = WindowStats(window)
         self._write_batch = write_batch
         self._requests = requests
-        self._room = asyncio.Semaphore(window)
-        self._read_items: asyncio.Queue[_Item | BaseException | object] = asyncio.Queue()
+        self._items: deque[_Item] = deque()  # read, not yet answered, in request order
+        self._end: BaseException | object | None = None  # _END, or why the requests broke
+        self._more = asyncio.Event()  # items (or the end) arrived
+        self._room = asyncio.Event()  # fewer than `window` items in flight
+        self._room.set()
         self._open: _Batch | None = None  # gathering items while the previous one is written
         self._writing = False
 
     async def answers(self) -> AsyncIterator[contacts_pb2.UpsertContactsResponse]:
-        """Per-item answers in request order; ends when the requests end and all are answered."""
+        """Per-item answers in request order, packed as they become ready; ends when the
+        requests end and every item is answered."""
         reader = asyncio.create_task(self._read())
+        items = self._items
         index = 0
         try:
             while True:
-                entry = await self._read_items.get()
-                if entry is _END:
-                    break
-                if isinstance(entry, BaseException):
-                    raise entry
-                assert isinstance(entry, _Item)
-                yield await _answer(index, entry)
-                # Only now, with the answer taken by the transport, may another item be read.
-                self.stats.in_flight -= 1
-                self._room.release()
+                while not items and self._end is None:
+                    self._more.clear()
+                    await self._more.wait()
+                if not items:
+                    if isinstance(self._end, BaseException):
+                        raise self._end
+                    return
+                message = contacts_pb2.UpsertContactsResponse()
+                results = message.results
+                # The first answer may have to wait for its write; every further one that
+                # is ready goes in the same message.
+                results.append(await _answer(index, items[0]))
+                items.popleft()
                 index += 1
+                while items and items[0].ready() and len(results) < MAX_ITEMS_PER_MESSAGE:
+                    results.append(await _answer(index, items.popleft()))
+                    index += 1
+                yield message
+                # Only now, with the answers taken by the transport, may more items be read.
+                self.stats.in_flight -= len(results)
+                if self.stats.in_flight < self.stats.window:
+                    self._room.set()
         finally:
             reader.cancel()
             self._let_finish()
@@ -108,18 +134,30 @@ class UpsertStream:
     async def _read(self) -> None:
         try:
             while True:
-                await self._room.acquire()
+                while self.stats.in_flight >= self.stats.window:
+                    self._room.clear()
+                    await self._room.wait()
                 try:
                     message = await anext(self._requests)
                 except StopAsyncIteration:
                     break
-                self._took(message.upsert)
+                if len(message.upserts) > MAX_ITEMS_PER_MESSAGE:
+                    violation = Violation(
+                        "upserts", f"at most {MAX_ITEMS_PER_MESSAGE} items per message"
+                    )
+                    raise InvalidArgument([violation])
+                for request in message.upserts:
+                    self._took(request)
+                if not self._writing:
+                    self._flush()
+                self._more.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the caller's side broke: the answers end with it
-            self._read_items.put_nowait(exc)
-            return
-        self._read_items.put_nowait(_END)
+            self._end = exc
+        else:
+            self._end = _END
+        self._more.set()
 
     def _took(self, request: contacts_pb2.UpsertContactRequest) -> None:
         stats = self.stats
@@ -129,15 +167,13 @@ class UpsertStream:
         try:
             prepared = prepare_upsert(request)
         except SwitchboardError as exc:
-            self._read_items.put_nowait(_Item(request, error=exc))
+            self._items.append(_Item(request, error=exc))
             return
         if self._open is None:
             self._open = _Batch(done=asyncio.get_running_loop().create_future())
         batch = self._open
-        self._read_items.put_nowait(_Item(request, batch=batch, position=len(batch.items)))
+        self._items.append(_Item(request, batch=batch, position=len(batch.items)))
         batch.items.append(prepared)
-        if not self._writing:
-            self._flush()
 
     def _flush(self) -> None:
         batch, self._open = self._open, None
@@ -167,13 +203,11 @@ class UpsertStream:
         gathered too (its items were read, and a reader of the store would otherwise find
         some items of the stream applied and the ones around them not)."""
         self._flush()
-        while not self._read_items.empty():
-            entry = self._read_items.get_nowait()
-            if isinstance(entry, _Item) and entry.batch is not None:
-                done = entry.batch.done
-                if done not in _finishing and not done.done():
-                    _finishing.add(done)
-                    done.add_done_callback(_finished)
+        for item in self._items:
+            done = item.batch.done if item.batch is not None else None
+            if done is not None and done not in _finishing and not done.done():
+                _finishing.add(done)
+                done.add_done_callback(_finished)
 
 
 def _finished(done: asyncio.Future[list[Answer]]) -> None:
@@ -182,8 +216,8 @@ def _finished(done: asyncio.Future[list[Answer]]) -> None:
         log.error("a batch of an ended UpsertContacts stream failed", exc_info=exc)
 
 
-async def _answer(index: int, item: _Item) -> contacts_pb2.UpsertContactsResponse:
-    answer = contacts_pb2.UpsertContactsResponse(
+async def _answer(index: int, item: _Item) -> contacts_pb2.UpsertContactsResult:
+    answer = contacts_pb2.UpsertContactsResult(
         index=index, idempotency_key=item.request.idempotency_key
     )
     result: Answer
