@@ -25,6 +25,7 @@ import psutil
 
 from bench import h2load
 from bench.roles_case import roles_rates
+from bench.stream_case import NO_SYNC, stream_rate
 from bench.sync_case import sync_rate
 from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
@@ -37,6 +38,7 @@ WARMUP = 0.5 if QUICK else 1.0
 LEVELS = (1, 64) if QUICK else (1, 16, 64)
 CONTACTS = 1000
 IMPORT_ROWS = 20_000 if QUICK else 100_000
+STREAM_ITEMS = 6000 if QUICK else 30_000
 SYNC_ROWS = int(os.environ.get("BENCH_SYNC_ROWS", "20000" if QUICK else "100000"))
 MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
@@ -355,11 +357,18 @@ def main() -> None:
         memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS and not ONLY else None
         sync = sync_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
         roles = None if ONLY else roles_rates(Path(tmp), SECONDS * 2, ROUNDS)
+        stream = None if ONLY else stream_rate(Path(tmp), STREAM_ITEMS, ROUNDS, NO_SYNC)
     rates = ratios(results)
+    if stream and "rest/upsert_contact/64" in results:  # the REST app writes without sync too
+        rest_us = results["rest/upsert_contact/64"]["server_cpu_us_per_call"]
+        stream["vs_rest_upsert_per_core"] = round(
+            rest_us / stream["stream_server_cpu_us_per_item"], 2
+        )
     report = {
         "memory": memory,
         "sync": sync,
         "roles": roles,
+        "stream": stream,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -384,6 +393,8 @@ def main() -> None:
         print(f"{'sync':34} {sync}")
     if roles:
         print(f"{'roles (all vs split)':34} {roles}")
+    if stream:  # UpsertContacts against unary UpsertContact (bench/stream_case.py)
+        print(f"{'stream':34} {stream}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

@@ -174,3 +174,29 @@ def test_many_parts_in_flight_keep_error_rows_in_place(invoke: Invoke, tmp_path:
     with (tmp_path / "parts.rejected.csv").open() as rejected_file:
         rejected = [row["email"] for row in csv.DictReader(rejected_file)]
     assert rejected == [f"bad-{i}" for i in (37, 74, 111, 148, 185)]
+
+
+def test_upsert_many_answers_per_row_and_replays_with_a_key_prefix(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    source = tmp_path / "people.csv"
+    # Emails of their own: the server is shared with the other tests of this module.
+    source.write_text(CSV_TEXT.replace("@example.com", "@many.example.com"))
+    args = ("contacts", "upsert-many", source, "--map", "Email Address=email", "--key-prefix", "p1")
+
+    first = invoke(*args)
+    again = invoke(*args)
+
+    assert first.exit_code == 3, first.output
+    rejected = [json.loads(line) for line in first.stdout.splitlines()]
+    # Record 2 is refused by the server, record 3 cannot be read (opt_in "maybe").
+    assert sorted((r["record"], r["code"]) for r in rejected) == [
+        (2, "INVALID_ARGUMENT"),
+        (3, "UNREADABLE"),
+    ]
+    assert "created 2, updated 0, rejected 2" in first.stderr
+    # The same keys: the first answers again (created), nothing written twice.
+    assert "created 2, updated 0, rejected 2" in again.stderr
+    rows = _export_jsonl(invoke)
+    assert rows["ada@many.example.com"]["version"] == "1"
+    assert rows["alan@many.example.com"]["first_name"] == "Alan"

@@ -12,7 +12,7 @@ from switchboard.client import (
     UnavailableError,
 )
 from switchboard.client.testing import FakeSwitchboard
-from switchboard.v1 import campaigns_pb2, leads_pb2
+from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
 async def test_contacts_are_stored_merged_and_listed() -> None:
@@ -116,3 +116,39 @@ def test_synchronous_tests_use_it_as_a_context_manager() -> None:
     assert [(s.connector, s.action) for s in run.steps] == [("esp", "email.send")]
     assert trigger.event == "welcome"
     assert list(fake.runs) == [run.id]
+
+
+async def test_upsert_many_answers_each_item_in_order() -> None:
+    async with FakeSwitchboard() as fake, fake.client() as sb:
+        answers = [
+            a
+            async for a in sb.contacts.upsert_many(
+                [{"email": "a@example.com"}, {"email": "broken"}, {"email": "b@example.com"}],
+                window=2,
+            )
+        ]
+
+    assert [a.index for a in answers] == [0, 1, 2]
+    assert [a.WhichOneof("result") for a in answers] == ["upserted", "error", "upserted"]
+    assert answers[1].error.code == "INVALID_ARGUMENT"
+    assert fake.contact("b@example.com") == answers[2].upserted.contact
+    # A window of 2: the three items went in two messages.
+    assert [len(r.upserts) for r in fake.requests("UpsertContacts")] == [2, 1]
+
+
+def test_upsert_many_from_the_blocking_client_replays_keys() -> None:
+    with FakeSwitchboard() as fake, fake.sync_client() as sb:
+        first = sb.contacts.upsert(email="k@example.com", first_name="K", idempotency_key="k1")
+        [again] = list(
+            sb.contacts.upsert_many(
+                [
+                    contacts_pb2.UpsertContactRequest(
+                        contact=contacts_pb2.Contact(email="k@example.com", first_name="K"),
+                        idempotency_key="k1",
+                    )
+                ]
+            )
+        )
+
+    assert again.idempotency_key == "k1"
+    assert again.upserted == first

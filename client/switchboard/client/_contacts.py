@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import TypeAlias, Unpack
@@ -27,12 +28,21 @@ from ._messages import (
 from ._paging import every_item
 from ._transport import USE_DEFAULT, Timeout, Transport
 
-__all__ = ["Batch", "Contacts"]
+__all__ = ["Batch", "Contacts", "UpsertItem"]
 
 #: One message of an import: contacts (messages or dicts), or a ready-made request.
 Batch: TypeAlias = (
     Sequence[contacts_pb2.Contact | ContactFields] | contacts_pb2.ImportContactsRequest
 )
+
+#: One item of `upsert_many`: a contact (message or dict), or a ready-made request.
+UpsertItem: TypeAlias = contacts_pb2.Contact | ContactFields | contacts_pb2.UpsertContactRequest
+
+#: Default number of items `upsert_many` sends ahead of their results.
+DEFAULT_WINDOW = 256
+#: Default number of items `upsert_many` packs into one message, and the server's limit.
+DEFAULT_PER_MESSAGE = 100
+MAX_PER_MESSAGE = 1000
 
 
 class Contacts:
@@ -139,6 +149,62 @@ class Contacts:
             timeout,
         )
 
+    async def upsert_many(
+        self,
+        items: Iterable[UpsertItem] | AsyncIterable[UpsertItem],
+        *,
+        window: int = DEFAULT_WINDOW,
+        per_message: int = DEFAULT_PER_MESSAGE,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[contacts_pb2.UpsertContactsResult, None]:
+        """Creates or updates many contacts over one stream, yielding one result per item, in order.
+
+        Each item is applied as `upsert` would apply it, with its own idempotency key (the
+        request's own, else a fresh one; the result echoes it, so a caller can resend the
+        unanswered items of a broken stream safely). A failed item's result carries its
+        `error` (an `ItemError` with the status code `upsert` would have raised) and the
+        stream goes on.
+
+        Args:
+            items: Contacts (messages or dicts, upserted in `upsert` mode without a mask),
+                or `UpsertContactRequest`s; an iterable or an async iterable.
+            window: At most this many items are sent ahead of their results, so reading
+                the results slowly slows the sending instead of buffering.
+            per_message: Items of a plain iterable packed into one message (fewer, larger
+                messages cost the server less per item). Items of an async iterable are
+                sent as they come, one per message, so a slow source is never held back.
+            timeout: Seconds for the whole stream; no deadline by default.
+        """
+        if window < 1 or per_message < 1:
+            raise ValueError("window and per_message must be at least 1")
+        room = asyncio.Semaphore(window)
+        pack = 1 if isinstance(items, AsyncIterable) else min(per_message, window, MAX_PER_MESSAGE)
+
+        async def requests() -> AsyncIterator[contacts_pb2.UpsertContactsRequest]:
+            message = contacts_pb2.UpsertContactsRequest()
+            async for item in _each(items):
+                if room.locked() and message.upserts:
+                    yield message  # never hold back items while waiting for room
+                    message = contacts_pb2.UpsertContactsRequest()
+                await room.acquire()
+                message.upserts.append(_upsert_request(item))
+                if len(message.upserts) >= pack:
+                    yield message
+                    message = contacts_pb2.UpsertContactsRequest()
+            if message.upserts:
+                yield message
+
+        answers = self._transport.stream(
+            self._stub.UpsertContacts, requests(), contacts_pb2.UpsertContactsResponse, timeout
+        )
+        try:
+            async for answer in answers:
+                for result in answer.results:
+                    room.release()
+                    yield result
+        finally:
+            await answers.aclose()
+
     async def iter(
         self,
         *,
@@ -200,6 +266,23 @@ class Contacts:
         return await self._transport.call(
             self._stub.ListContacts, request, contacts_pb2.ListContactsResponse, timeout
         )
+
+
+async def _each(
+    items: Iterable[UpsertItem] | AsyncIterable[UpsertItem],
+) -> AsyncIterator[UpsertItem]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def _upsert_request(item: UpsertItem) -> contacts_pb2.UpsertContactRequest:
+    if isinstance(item, contacts_pb2.UpsertContactRequest):
+        return with_idempotency_key(item, None)
+    return with_idempotency_key(contacts_pb2.UpsertContactRequest(contact=to_contact(item)), None)
 
 
 def _get_request(id: str | None, email: str | None) -> contacts_pb2.GetContactRequest:

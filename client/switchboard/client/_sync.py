@@ -118,6 +118,7 @@ class SyncContacts(_SyncNamespace[Contacts]):
     get = _blocking(Contacts.get)
     delete = _blocking(Contacts.delete)
     import_ = _blocking(Contacts.import_)
+    upsert_many = _blocking_iter(Contacts.upsert_many)
     list = _blocking(Contacts.list)
     iter = _blocking_iter(Contacts.iter)
 

@@ -28,7 +28,7 @@ from switchboard.v1 import common_pb2 as switchboard_dot_v1_dot_common__pb2
 from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchboard/v1/contacts.proto\x12\x0eswitchboard.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bswitchboard/v1/common.proto\x1a\x1cswitchboard/v1/options.proto\"Y\n\x07\x43onsent\x12\x0e\n\x06opt_in\x18\x01 \x01(\x08\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x03 \x01(\t\"\xa0\x05\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x12\n\nfirst_name\x18\x04 \x01(\t\x12\x11\n\tlast_name\x18\x05 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x06 \x01(\t\x12\x11\n\tjob_title\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12(\n\x07\x63onsent\x18\t \x01(\x0b\x32\x17.switchboard.v1.Consent\x12\r\n\x05lists\x18\n \x03(\t\x12;\n\nattributes\x18\x0b \x03(\x0b\x32\'.switchboard.v1.Contact.AttributesEntry\x12>\n\x0c\x65xternal_ids\x18\x0c \x03(\x0b\x32(.switchboard.v1.Contact.ExternalIdsEntry\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0f \x01(\x03\x12\x37\n\x08\x63onsents\x18\x10 \x03(\x0b\x32%.switchboard.v1.Contact.ConsentsEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x45xternalIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aH\n\rConsentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.switchboard.v1.Consent:\x02\x38\x01\"\xce\x01\n\x14UpsertContactRequest\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12(\n\x04mode\x18\x04 \x01(\x0e\x32\x1a.switchboard.v1.UpsertMode\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"R\n\x15UpsertContactResponse\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"<\n\x11GetContactRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x42\x08\n\x06lookup\">\n\x12GetContactResponse\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\"}\n\x13ListContactsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04list\x18\x03 \x01(\t\x12\x31\n\rupdated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x14ListContactsResponse\x12)\n\x08\x63ontacts\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Contact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x15ImportContactsRequest\x12)\n\x08\x63ontacts\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Contact\"\xb4\x01\n\x16ImportContactsResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x0f\n\x07updated\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12)\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x19.switchboard.v1.ItemError\x12\x18\n\x10\x65rrors_truncated\x18\x06 \x01(\x08\x12\x11\n\tunchanged\x18\x07 \x01(\x03\"X\n\x14\x44\x65leteContactRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\n\x06lookup\"S\n\x15\x44\x65leteContactResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*{\n\nUpsertMode\x12\x1b\n\x17UPSERT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12UPSERT_MODE_UPSERT\x10\x01\x12\x1b\n\x17UPSERT_MODE_CREATE_ONLY\x10\x02\x12\x1b\n\x17UPSERT_MODE_UPDATE_ONLY\x10\x03\x32\xbe\x04\n\x0b\x43ontactSync\x12p\n\rUpsertContact\x12$.switchboard.v1.UpsertContactRequest\x1a%.switchboard.v1.UpsertContactResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:write\x12\x66\n\nGetContact\x12!.switchboard.v1.GetContactRequest\x1a\".switchboard.v1.GetContactResponse\"\x11\x8a\xb5\x18\rcontacts:read\x12l\n\x0cListContacts\x12#.switchboard.v1.ListContactsRequest\x1a$.switchboard.v1.ListContactsResponse\"\x11\x8a\xb5\x18\rcontacts:read\x12u\n\x0eImportContacts\x12%.switchboard.v1.ImportContactsRequest\x1a&.switchboard.v1.ImportContactsResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:write(\x01\x12p\n\rDeleteContact\x12$.switchboard.v1.DeleteContactRequest\x1a%.switchboard.v1.DeleteContactResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:writeB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchboard/v1/contacts.proto\x12\x0eswitchboard.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bswitchboard/v1/common.proto\x1a\x1cswitchboard/v1/options.proto\"Y\n\x07\x43onsent\x12\x0e\n\x06opt_in\x18\x01 \x01(\x08\x12.\n\nupdated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x03 \x01(\t\"\xa0\x05\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x12\n\nfirst_name\x18\x04 \x01(\t\x12\x11\n\tlast_name\x18\x05 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x06 \x01(\t\x12\x11\n\tjob_title\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12(\n\x07\x63onsent\x18\t \x01(\x0b\x32\x17.switchboard.v1.Consent\x12\r\n\x05lists\x18\n \x03(\t\x12;\n\nattributes\x18\x0b \x03(\x0b\x32\'.switchboard.v1.Contact.AttributesEntry\x12>\n\x0c\x65xternal_ids\x18\x0c \x03(\x0b\x32(.switchboard.v1.Contact.ExternalIdsEntry\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0f \x01(\x03\x12\x37\n\x08\x63onsents\x18\x10 \x03(\x0b\x32%.switchboard.v1.Contact.ConsentsEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x45xternalIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aH\n\rConsentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.switchboard.v1.Consent:\x02\x38\x01\"\xce\x01\n\x14UpsertContactRequest\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12(\n\x04mode\x18\x04 \x01(\x0e\x32\x1a.switchboard.v1.UpsertMode\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"R\n\x15UpsertContactResponse\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"N\n\x15UpsertContactsRequest\x12\x35\n\x07upserts\x18\x01 \x03(\x0b\x32$.switchboard.v1.UpsertContactRequest\"O\n\x16UpsertContactsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.switchboard.v1.UpsertContactsResult\"\xaf\x01\n\x14UpsertContactsResult\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x39\n\x08upserted\x18\x03 \x01(\x0b\x32%.switchboard.v1.UpsertContactResponseH\x00\x12*\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x19.switchboard.v1.ItemErrorH\x00\x42\x08\n\x06result\"<\n\x11GetContactRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x42\x08\n\x06lookup\">\n\x12GetContactResponse\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\"}\n\x13ListContactsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04list\x18\x03 \x01(\t\x12\x31\n\rupdated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x14ListContactsResponse\x12)\n\x08\x63ontacts\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Contact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x15ImportContactsRequest\x12)\n\x08\x63ontacts\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Contact\"\xb4\x01\n\x16ImportContactsResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x03\x12\x0f\n\x07updated\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12)\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x19.switchboard.v1.ItemError\x12\x18\n\x10\x65rrors_truncated\x18\x06 \x01(\x08\x12\x11\n\tunchanged\x18\x07 \x01(\x03\"X\n\x14\x44\x65leteContactRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\n\x06lookup\"S\n\x15\x44\x65leteContactResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*{\n\nUpsertMode\x12\x1b\n\x17UPSERT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12UPSERT_MODE_UPSERT\x10\x01\x12\x1b\n\x17UPSERT_MODE_CREATE_ONLY\x10\x02\x12\x1b\n\x17UPSERT_MODE_UPDATE_ONLY\x10\x03\x32\xb7\x05\n\x0b\x43ontactSync\x12p\n\rUpsertContact\x12$.switchboard.v1.UpsertContactRequest\x1a%.switchboard.v1.UpsertContactResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:write\x12\x66\n\nGetContact\x12!.switchboard.v1.GetContactRequest\x1a\".switchboard.v1.GetContactResponse\"\x11\x8a\xb5\x18\rcontacts:read\x12l\n\x0cListContacts\x12#.switchboard.v1.ListContactsRequest\x1a$.switchboard.v1.ListContactsResponse\"\x11\x8a\xb5\x18\rcontacts:read\x12u\n\x0eImportContacts\x12%.switchboard.v1.ImportContactsRequest\x1a&.switchboard.v1.ImportContactsResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:write(\x01\x12w\n\x0eUpsertContacts\x12%.switchboard.v1.UpsertContactsRequest\x1a&.switchboard.v1.UpsertContactsResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:write(\x01\x30\x01\x12p\n\rDeleteContact\x12$.switchboard.v1.DeleteContactRequest\x1a%.switchboard.v1.DeleteContactResponse\"\x12\x8a\xb5\x18\x0e\x63ontacts:writeB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,10 +50,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTACTSYNC'].methods_by_name['ListContacts']._serialized_options = b'\212\265\030\rcontacts:read'
   _globals['_CONTACTSYNC'].methods_by_name['ImportContacts']._loaded_options = None
   _globals['_CONTACTSYNC'].methods_by_name['ImportContacts']._serialized_options = b'\212\265\030\016contacts:write'
+  _globals['_CONTACTSYNC'].methods_by_name['UpsertContacts']._loaded_options = None
+  _globals['_CONTACTSYNC'].methods_by_name['UpsertContacts']._serialized_options = b'\212\265\030\016contacts:write'
   _globals['_CONTACTSYNC'].methods_by_name['DeleteContact']._loaded_options = None
   _globals['_CONTACTSYNC'].methods_by_name['DeleteContact']._serialized_options = b'\212\265\030\016contacts:write'
-  _globals['_UPSERTMODE']._serialized_start=2005
-  _globals['_UPSERTMODE']._serialized_end=2128
+  _globals['_UPSERTMODE']._serialized_start=2344
+  _globals['_UPSERTMODE']._serialized_end=2467
   _globals['_CONSENT']._serialized_start=175
   _globals['_CONSENT']._serialized_end=264
   _globals['_CONTACT']._serialized_start=267
@@ -68,22 +70,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPSERTCONTACTREQUEST']._serialized_end=1148
   _globals['_UPSERTCONTACTRESPONSE']._serialized_start=1150
   _globals['_UPSERTCONTACTRESPONSE']._serialized_end=1232
-  _globals['_GETCONTACTREQUEST']._serialized_start=1234
-  _globals['_GETCONTACTREQUEST']._serialized_end=1294
-  _globals['_GETCONTACTRESPONSE']._serialized_start=1296
-  _globals['_GETCONTACTRESPONSE']._serialized_end=1358
-  _globals['_LISTCONTACTSREQUEST']._serialized_start=1360
-  _globals['_LISTCONTACTSREQUEST']._serialized_end=1485
-  _globals['_LISTCONTACTSRESPONSE']._serialized_start=1487
-  _globals['_LISTCONTACTSRESPONSE']._serialized_end=1577
-  _globals['_IMPORTCONTACTSREQUEST']._serialized_start=1579
-  _globals['_IMPORTCONTACTSREQUEST']._serialized_end=1645
-  _globals['_IMPORTCONTACTSRESPONSE']._serialized_start=1648
-  _globals['_IMPORTCONTACTSRESPONSE']._serialized_end=1828
-  _globals['_DELETECONTACTREQUEST']._serialized_start=1830
-  _globals['_DELETECONTACTREQUEST']._serialized_end=1918
-  _globals['_DELETECONTACTRESPONSE']._serialized_start=1920
-  _globals['_DELETECONTACTRESPONSE']._serialized_end=2003
-  _globals['_CONTACTSYNC']._serialized_start=2131
-  _globals['_CONTACTSYNC']._serialized_end=2705
+  _globals['_UPSERTCONTACTSREQUEST']._serialized_start=1234
+  _globals['_UPSERTCONTACTSREQUEST']._serialized_end=1312
+  _globals['_UPSERTCONTACTSRESPONSE']._serialized_start=1314
+  _globals['_UPSERTCONTACTSRESPONSE']._serialized_end=1393
+  _globals['_UPSERTCONTACTSRESULT']._serialized_start=1396
+  _globals['_UPSERTCONTACTSRESULT']._serialized_end=1571
+  _globals['_GETCONTACTREQUEST']._serialized_start=1573
+  _globals['_GETCONTACTREQUEST']._serialized_end=1633
+  _globals['_GETCONTACTRESPONSE']._serialized_start=1635
+  _globals['_GETCONTACTRESPONSE']._serialized_end=1697
+  _globals['_LISTCONTACTSREQUEST']._serialized_start=1699
+  _globals['_LISTCONTACTSREQUEST']._serialized_end=1824
+  _globals['_LISTCONTACTSRESPONSE']._serialized_start=1826
+  _globals['_LISTCONTACTSRESPONSE']._serialized_end=1916
+  _globals['_IMPORTCONTACTSREQUEST']._serialized_start=1918
+  _globals['_IMPORTCONTACTSREQUEST']._serialized_end=1984
+  _globals['_IMPORTCONTACTSRESPONSE']._serialized_start=1987
+  _globals['_IMPORTCONTACTSRESPONSE']._serialized_end=2167
+  _globals['_DELETECONTACTREQUEST']._serialized_start=2169
+  _globals['_DELETECONTACTREQUEST']._serialized_end=2257
+  _globals['_DELETECONTACTRESPONSE']._serialized_start=2259
+  _globals['_DELETECONTACTRESPONSE']._serialized_end=2342
+  _globals['_CONTACTSYNC']._serialized_start=2470
+  _globals['_CONTACTSYNC']._serialized_end=3165
 # @@protoc_insertion_point(module_scope)

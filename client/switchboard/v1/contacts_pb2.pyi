@@ -336,6 +336,95 @@ class UpsertContactResponse(_message.Message):
 Global___UpsertContactResponse: _TypeAlias = UpsertContactResponse  # noqa: Y015
 
 @_typing.final
+class UpsertContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPSERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def upserts(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpsertContactRequest]:
+        """Upserts, each as sent to UpsertContact, with its own `idempotency_key`; at most
+        1000 per message. Packing several items in one message saves a message's cost per
+        item; the answers are per item either way.
+        """
+
+    def __init__(
+        self,
+        *,
+        upserts: _abc.Iterable[Global___UpsertContactRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["upserts", b"upserts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertContactsRequest: _TypeAlias = UpsertContactsRequest  # noqa: Y015
+
+@_typing.final
+class UpsertContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpsertContactsResult]:
+        """Answers to consecutive items, in request order (several per message when several
+        were ready together).
+        """
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___UpsertContactsResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertContactsResponse: _TypeAlias = UpsertContactsResponse  # noqa: Y015
+
+@_typing.final
+class UpsertContactsResult(_message.Message):
+    """The answer to one item of an UpsertContacts stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    UPSERTED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the item in the whole stream, from zero (not in its message)."""
+    idempotency_key: _builtins.str
+    """The item's `idempotency_key`, echoed."""
+    @_builtins.property
+    def upserted(self) -> Global___UpsertContactResponse:
+        """The stored contact, as UpsertContact would have answered."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.ItemError:
+        """Why this item failed, with the status code UpsertContact would have returned."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int | None = ...,
+        idempotency_key: _builtins.str | None = ...,
+        upserted: Global___UpsertContactResponse | None = ...,
+        error: _common_pb2.ItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result", "upserted", b"upserted"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "idempotency_key", b"idempotency_key", "index", b"index", "result", b"result", "upserted", b"upserted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["upserted", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___UpsertContactsResult: _TypeAlias = UpsertContactsResult  # noqa: Y015
+
+@_typing.final
 class GetContactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -56,6 +56,11 @@ class ContactSyncStub(object):
                 request_serializer=switchboard_dot_v1_dot_contacts__pb2.ImportContactsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_contacts__pb2.ImportContactsResponse.FromString,
                 _registered_method=True)
+        self.UpsertContacts = channel.stream_stream(
+                '/switchboard.v1.ContactSync/UpsertContacts',
+                request_serializer=switchboard_dot_v1_dot_contacts__pb2.UpsertContactsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_contacts__pb2.UpsertContactsResponse.FromString,
+                _registered_method=True)
         self.DeleteContact = channel.unary_unary(
                 '/switchboard.v1.ContactSync/DeleteContact',
                 request_serializer=switchboard_dot_v1_dot_contacts__pb2.DeleteContactRequest.SerializeToString,
@@ -101,6 +106,19 @@ class ContactSyncServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertContacts(self, request_iterator, context):
+        """Creates or updates many contacts over one stream: each item is an
+        UpsertContact request (with its own idempotency key) and gets its own answer,
+        in order. A failed item carries its error and the stream goes on. Items
+        arriving close together are written in one transaction; each is validated,
+        checked against its idempotency key and applied exactly as UpsertContact
+        would, with the same side effects. The server reads a bounded number of items
+        ahead of its answers and stops reading while its answers are not read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteContact(self, request, context):
         """Erases a contact: personal data is removed and a tombstone is kept so that
         later syncs of the same email do not bring the person back.
@@ -131,6 +149,11 @@ def add_ContactSyncServicer_to_server(servicer, server):
                     servicer.ImportContacts,
                     request_deserializer=switchboard_dot_v1_dot_contacts__pb2.ImportContactsRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_contacts__pb2.ImportContactsResponse.SerializeToString,
+            ),
+            'UpsertContacts': grpc.stream_stream_rpc_method_handler(
+                    servicer.UpsertContacts,
+                    request_deserializer=switchboard_dot_v1_dot_contacts__pb2.UpsertContactsRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_contacts__pb2.UpsertContactsResponse.SerializeToString,
             ),
             'DeleteContact': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteContact,
@@ -248,6 +271,33 @@ class ContactSync(object):
             '/switchboard.v1.ContactSync/ImportContacts',
             switchboard_dot_v1_dot_contacts__pb2.ImportContactsRequest.SerializeToString,
             switchboard_dot_v1_dot_contacts__pb2.ImportContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertContacts(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/switchboard.v1.ContactSync/UpsertContacts',
+            switchboard_dot_v1_dot_contacts__pb2.UpsertContactsRequest.SerializeToString,
+            switchboard_dot_v1_dot_contacts__pb2.UpsertContactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,15 @@ class ContactSyncStub:
     """Imports contacts from a stream of batches. Each row is upserted on its own:
     a bad row is reported in the summary and never aborts the import.
     """
+    UpsertContacts: _grpc.StreamStreamMultiCallable[_contacts_pb2.UpsertContactsRequest, _contacts_pb2.UpsertContactsResponse]
+    """Creates or updates many contacts over one stream: each item is an
+    UpsertContact request (with its own idempotency key) and gets its own answer,
+    in order. A failed item carries its error and the stream goes on. Items
+    arriving close together are written in one transaction; each is validated,
+    checked against its idempotency key and applied exactly as UpsertContact
+    would, with the same side effects. The server reads a bounded number of items
+    ahead of its answers and stops reading while its answers are not read.
+    """
     DeleteContact: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DeleteContactRequest, _contacts_pb2.DeleteContactResponse]
     """Erases a contact: personal data is removed and a tombstone is kept so that
     later syncs of the same email do not bring the person back.
@@ -76,6 +85,15 @@ class ContactSyncAsyncStub(ContactSyncStub):
     ImportContacts: _aio.StreamUnaryMultiCallable[_contacts_pb2.ImportContactsRequest, _contacts_pb2.ImportContactsResponse]  # type: ignore[assignment]
     """Imports contacts from a stream of batches. Each row is upserted on its own:
     a bad row is reported in the summary and never aborts the import.
+    """
+    UpsertContacts: _aio.StreamStreamMultiCallable[_contacts_pb2.UpsertContactsRequest, _contacts_pb2.UpsertContactsResponse]  # type: ignore[assignment]
+    """Creates or updates many contacts over one stream: each item is an
+    UpsertContact request (with its own idempotency key) and gets its own answer,
+    in order. A failed item carries its error and the stream goes on. Items
+    arriving close together are written in one transaction; each is validated,
+    checked against its idempotency key and applied exactly as UpsertContact
+    would, with the same side effects. The server reads a bounded number of items
+    ahead of its answers and stops reading while its answers are not read.
     """
     DeleteContact: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DeleteContactRequest, _contacts_pb2.DeleteContactResponse]  # type: ignore[assignment]
     """Erases a contact: personal data is removed and a tombstone is kept so that
@@ -124,6 +142,21 @@ class ContactSyncServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_contacts_pb2.ImportContactsResponse, _abc.Awaitable[_contacts_pb2.ImportContactsResponse]]:
         """Imports contacts from a stream of batches. Each row is upserted on its own:
         a bad row is reported in the summary and never aborts the import.
+        """
+
+    @_abc_1.abstractmethod
+    def UpsertContacts(
+        self,
+        request_iterator: _MaybeAsyncIterator[_contacts_pb2.UpsertContactsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_contacts_pb2.UpsertContactsResponse], _abc.AsyncIterator[_contacts_pb2.UpsertContactsResponse]]:
+        """Creates or updates many contacts over one stream: each item is an
+        UpsertContact request (with its own idempotency key) and gets its own answer,
+        in order. A failed item carries its error and the stream goes on. Items
+        arriving close together are written in one transaction; each is validated,
+        checked against its idempotency key and applied exactly as UpsertContact
+        would, with the same side effects. The server reads a bounded number of items
+        ahead of its answers and stops reading while its answers are not read.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,4 @@
-"""`switchboard contacts import|export`: CSV and JSON Lines in and out, streamed."""
+"""`switchboard contacts import|export|get|upsert-many`: contacts in and out, streamed."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from .rows import (
     parse_mapping,
     read_rows,
 )
+from .upsert_many import upsert_many
 
 #: Batches per import stream: big enough that a stream's setup cost is small, small enough
 #: that a part held for a retry stays a few hundred kilobytes.
@@ -255,3 +256,6 @@ def _csv_row(contact: contacts_pb2.Contact) -> list[str]:
         "attributes": json.dumps(dict(contact.attributes)) if contact.attributes else "",
     }
     return [values.get(column, "") for column in EXPORT_COLUMNS]
+
+
+contacts.add_command(upsert_many)

@@ -59,8 +59,8 @@ class ContactSync(contacts_pb2_grpc.ContactSyncServicer):
     def __init__(self, gate: Gate) -> None:
         self._gate, self._state = gate, gate.state
 
-    async def UpsertContact(
-        self, request: contacts_pb2.UpsertContactRequest, context: Context
+    def _upsert(
+        self, request: contacts_pb2.UpsertContactRequest
     ) -> contacts_pb2.UpsertContactResponse:
         def work() -> contacts_pb2.UpsertContactResponse:
             contact, outcome = self._state.upsert(
@@ -71,12 +71,34 @@ class ContactSync(contacts_pb2_grpc.ContactSyncServicer):
             )
             return contacts_pb2.UpsertContactResponse(contact=contact, created=outcome == "created")
 
+        # Keys are shared with UpsertContacts, as on the real server.
+        return self._state.once("UpsertContact", request.idempotency_key, work)  # type: ignore[return-value]
+
+    async def UpsertContact(
+        self, request: contacts_pb2.UpsertContactRequest, context: Context
+    ) -> contacts_pb2.UpsertContactResponse:
         return await self._gate.unary(
-            "UpsertContact",
-            request,
-            context,
-            lambda: self._state.once("UpsertContact", request.idempotency_key, work),  # type: ignore[arg-type,return-value]
+            "UpsertContact", request, context, lambda: self._upsert(request)
         )
+
+    async def UpsertContacts(
+        self, request_iterator: AsyncIterator[contacts_pb2.UpsertContactsRequest], context: Context
+    ) -> AsyncIterator[contacts_pb2.UpsertContactsResponse]:
+        index = 0
+        async for request in request_iterator:
+            try:
+                self._gate.enter("UpsertContacts", request, context)
+            except Refusal as refusal:
+                await context.abort(refusal.code, refusal.message)
+            message = contacts_pb2.UpsertContactsResponse()
+            for upsert in request.upserts:
+                result = message.results.add(index=index, idempotency_key=upsert.idempotency_key)
+                try:
+                    result.upserted.CopyFrom(self._upsert(upsert))
+                except Refusal as refusal:
+                    result.error.CopyFrom(item_error(index, upsert.contact.email, refusal))
+                index += 1
+            yield message
 
     async def GetContact(
         self, request: contacts_pb2.GetContactRequest, context: Context

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from switchboard.server.api.decoding import message_field
+from switchboard.server.domain.contact_stream import UpsertStream
 from switchboard.server.domain.contacts import ContactService
 from switchboard.v1 import contacts_pb2, contacts_pb2_grpc
 
@@ -39,6 +40,12 @@ class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
         self, request_iterator: AsyncIterator[contacts_pb2.ImportContactsRequest], context: Context
     ) -> contacts_pb2.ImportContactsResponse:
         return await self._contacts.import_stream(request_iterator)
+
+    async def UpsertContacts(
+        self, request_iterator: AsyncIterator[contacts_pb2.UpsertContactsRequest], context: Context
+    ) -> AsyncIterator[contacts_pb2.UpsertContactsResponse]:
+        async for answer in UpsertStream(self._contacts.upsert_batch, request_iterator).answers():
+            yield answer
 
     async def DeleteContact(
         self, request: contacts_pb2.DeleteContactRequest, context: Context

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.struct_pb2 import Struct
@@ -14,7 +14,7 @@ from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.config.sync import SyncSettings
 from switchboard.server.dispatch.worker import Dispatcher
-from switchboard.server.domain.idempotency import write_once
+from switchboard.server.domain.idempotency import run_once, write_once
 from switchboard.server.errors import (
     Aborted,
     AlreadyExists,
@@ -219,28 +219,29 @@ class ContactService:
             traceparent=traceparent,
         )
 
+    def _upsert_in(
+        self, tx: WriteTx, item: PreparedUpsert, now: int, traceparent: str, started: list[str]
+    ) -> tuple[contacts_pb2.UpsertContactResponse, str | None]:
+        """One validated upsert in the caller's transaction: the answer, and the previous
+        email when something was written (its cache entries are stale), else None."""
+        req = item.request
+        out = apply_upsert(tx, item.contact, now, item.mask, req.expected_version, req.mode)
+        if (event := self._sync_change(tx, out, now, traceparent)) is not None:
+            started.append(event)
+        resp = contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
+        return resp, out.previous_email if out.changed else None
+
     async def upsert(
         self, req: contacts_pb2.UpsertContactRequest
     ) -> contacts_pb2.UpsertContactResponse:
         """Validate, then create or update one contact."""
-        v = Violations()
-        incoming = rules.normalize_contact(req.contact, v, "contact.")
-        mask = list(req.update_mask.paths)
-        rules.check_mask(mask, v)
-        check_idempotency_key(v, req.idempotency_key)
-        if not incoming.id and not incoming.email:
-            v.add("contact", "set contact.id to update, or contact.email to create or update")
-        v.raise_if_any()
+        item = prepare_upsert(req)
         traceparent = current_traceparent()
         started: list[str] = []
 
         def work(tx: WriteTx, now: int) -> tuple[contacts_pb2.UpsertContactResponse, str | None]:
             started.clear()  # a transaction that is run again starts afresh
-            out = apply_upsert(tx, incoming, now, mask, req.expected_version, req.mode)
-            if (event := self._sync_change(tx, out, now, traceparent)) is not None:
-                started.append(event)
-            resp = contacts_pb2.UpsertContactResponse(contact=out.contact, created=out.created)
-            return resp, out.previous_email if out.changed else None
+            return self._upsert_in(tx, item, now, traceparent, started)
 
         resp, previous = await write_once(
             self._store,
@@ -256,6 +257,62 @@ class ContactService:
         for event in started:
             self._dispatcher.started(event)
         return resp
+
+    async def upsert_batch(
+        self, items: Sequence[PreparedUpsert]
+    ) -> list[contacts_pb2.UpsertContactResponse | SwitchboardError]:
+        """Validated upserts in one write transaction, each answered as `upsert` would.
+
+        Each item keeps its own idempotency key (stored under the UpsertContact method, so
+        a key replays the same answer whichever way it came), events and sync run; a
+        failing item fails alone. Like an import chunk, an item's checks all run before
+        its first write, so a failed item has written nothing.
+        """
+        traceparent = current_traceparent()
+        started: list[str] = []
+
+        def work(
+            tx: WriteTx,
+        ) -> tuple[list[contacts_pb2.UpsertContactResponse | SwitchboardError], list[str]]:
+            now = now_us()
+            started.clear()  # a transaction that is run again starts afresh
+            answers: list[contacts_pb2.UpsertContactResponse | SwitchboardError] = []
+            stale: list[str] = []
+            for item in items:
+                written: list[str | None] = []
+
+                def compute(
+                    item: PreparedUpsert = item, written: list[str | None] = written
+                ) -> contacts_pb2.UpsertContactResponse:
+                    resp, previous = self._upsert_in(tx, item, now, traceparent, started)
+                    written.append(previous)
+                    return resp
+
+                try:
+                    resp, _ = run_once(
+                        tx,
+                        item.request.idempotency_key,
+                        "UpsertContact",
+                        item.request,
+                        contacts_pb2.UpsertContactResponse,
+                        compute,
+                        now,
+                        lambda r: r.contact.id,
+                    )
+                except SwitchboardError as exc:
+                    answers.append(exc)
+                    continue
+                answers.append(resp)
+                if written and written[0] is not None:  # else unchanged, or a replayed key
+                    stale.extend((resp.contact.id, resp.contact.email, written[0]))
+            return answers, stale
+
+        answers, stale = await self._store.write(work)
+        if stale:
+            await self._cache.invalidate(*stale)
+        for event in started:
+            self._dispatcher.started(event)
+        return answers
 
     async def get(self, req: contacts_pb2.GetContactRequest) -> contacts_pb2.Contact:
         """One live contact by id or email, through the cache."""
@@ -401,6 +458,28 @@ class ContactService:
         for event in started:
             self._dispatcher.started(event)
         return resp
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedUpsert:
+    """An UpsertContact request that passed validation, with its normalized contact."""
+
+    request: contacts_pb2.UpsertContactRequest
+    contact: contacts_pb2.Contact
+    mask: list[str]
+
+
+def prepare_upsert(req: contacts_pb2.UpsertContactRequest) -> PreparedUpsert:
+    """Validate and normalize one UpsertContact request (INVALID_ARGUMENT when it is bad)."""
+    v = Violations()
+    incoming = rules.normalize_contact(req.contact, v, "contact.")
+    mask = list(req.update_mask.paths)
+    rules.check_mask(mask, v)
+    check_idempotency_key(v, req.idempotency_key)
+    if not incoming.id and not incoming.email:
+        v.add("contact", "set contact.id to update, or contact.email to create or update")
+    v.raise_if_any()
+    return PreparedUpsert(req, incoming, mask)
 
 
 def _validate_chunk(
