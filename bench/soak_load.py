@@ -132,6 +132,7 @@ async def run(
     interval = 1.0 / rate
     window: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
+    shown: dict[str, int] = {}
     lags: list[float] = []
     everything: dict[str, list[float]] = {}
     in_flight: set[asyncio.Task[None]] = set()
@@ -142,7 +143,8 @@ async def run(
             await calls.call(method, rng)
         except Exception as exc:  # counted, never fatal: the run goes on
             errors[method] = errors.get(method, 0) + 1
-            if errors[method] <= 3:
+            shown[method] = shown.get(method, 0) + 1
+            if shown[method] <= 2:  # the first of each kind, not thousands of lines
                 print(f"{method}: {exc!r}"[:300], file=sys.stderr, flush=True)
             return
         took = time.perf_counter() - scheduled

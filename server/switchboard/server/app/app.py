@@ -24,6 +24,7 @@ from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
@@ -55,6 +56,7 @@ class App:
     retention: RetentionTask
     inbound: InboundServer | None = None
     connect: ConnectServer | None = None
+    loop_lag: LoopLagMonitor | None = None
     #: The closers of what `build_app` opened (store, cache, connectors, telemetry), run last.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -68,6 +70,8 @@ class App:
             await self.connect.start()
         self.dispatcher.start()
         self.retention.start()
+        if self.loop_lag is not None:
+            self.loop_lag.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         log.info(
@@ -108,6 +112,8 @@ class App:
         await _logged("the gRPC server", lambda: self.server.stop(grace))
         await _logged("the dispatcher", lambda: self.dispatcher.stop(grace))
         await _logged("the retention task", self.retention.stop)
+        if self.loop_lag is not None:
+            await _logged("the loop lag monitor", self.loop_lag.aclose)
         await self.resources.aclose()
 
 

@@ -86,10 +86,11 @@ class DatabaseSettings(FrozenModel):
         description="How long a writer waits for a lock.",
     )
     checkpoint_interval_s: float = Field(
-        default=1.0,
+        default=0.2,
         ge=0,
         description="SQLite: seconds between WAL checkpoints run by a background thread, "
-        "off the write path (PASSIVE: never waits for writers); 0: SQLite's automatic "
+        "off the write path (PASSIVE: never waits for writers; the commit that fills the log "
+        "past 4000 pages still checkpoints, as a safety net); 0: SQLite's automatic "
         "checkpoint inside the commit that fills the log past 1000 pages.",
     )
     readers: int = Field(

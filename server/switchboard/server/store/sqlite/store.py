@@ -22,7 +22,11 @@ from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, SchemaTooNew, WriteTx
-from switchboard.server.store.sqlite.checkpointer import AUTOCHECKPOINT_OFF, Checkpointer
+from switchboard.server.store.sqlite.checkpointer import (
+    AUTOCHECKPOINT_PAGES,
+    JOURNAL_SIZE_LIMIT,
+    Checkpointer,
+)
 from switchboard.server.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer import WriteBatcher
@@ -136,7 +140,8 @@ class SqliteStore:
         db = connect(self._settings.path, self._settings.busy_timeout_ms)
         migrate(db)
         if self._settings.checkpoint_interval_s > 0:  # the Checkpointer thread does it
-            db.execute(AUTOCHECKPOINT_OFF)
+            db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         return db
 
     async def close(self) -> None:

@@ -10,10 +10,11 @@ Why not a writer thread for everything: handing each job to a thread and its res
 (futures, wake-ups, GIL switches) cost more CPU than the SQL itself. Bulk jobs (an import
 chunk, a purge) still run in the thread, so that they do not stall the event loop.
 
-Interactive writes go first: a bulk job gets a transaction of its own, taken only when no
-interactive job waits. Mixed into the interactive batch, a 100-row import chunk made every
-write that happened to share its transaction wait for it (the soak's write p99 followed the
-import's). Between worker processes, `WriterLock` hands the write lock over at once.
+Interactive writes are not held up by bulk work: a bulk job gets a transaction of its own,
+and while both kinds wait, batches alternate (see `_take`). Mixed into the interactive
+batch, a 100-row import chunk made every write that happened to share its transaction wait
+for it (the soak's write p99 followed the import's). Between worker processes, `WriterLock`
+hands the write lock over at once.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class WriteBatcher:
         self._thread = ThreadPoolExecutor(1, "sqlite-commit")
         self._pending: deque[_Job] = deque()  # interactive jobs
         self._bulk: deque[_Job] = deque()
+        self._bulk_owed = False  # a bulk job waited through the last batch: it goes next
         self._running = False  # a batch is between BEGIN and the end of its COMMIT
         self._idle = asyncio.Event()
         self._idle.set()
@@ -87,10 +89,17 @@ class WriteBatcher:
             self._lock.close()
 
     def _take(self) -> list[_Job]:
-        """Every waiting interactive job (up to MAX_BATCH); else one bulk job alone."""
-        if self._pending:
+        """The waiting interactive jobs (up to MAX_BATCH), or one bulk job alone.
+
+        Interactive jobs go first; a bulk job that waited through an interactive batch goes
+        next, so that bulk work still moves under steady calls, and an interactive write
+        waits for at most one bulk job (an import chunk) besides its own batch.
+        """
+        if self._pending and not self._bulk_owed:
+            self._bulk_owed = bool(self._bulk)
             count = min(MAX_BATCH, len(self._pending))
             return [self._pending.popleft() for _ in range(count)]
+        self._bulk_owed = False
         return [self._bulk.popleft()] if self._bulk else []
 
     def _start(self) -> None:
