@@ -204,6 +204,8 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         "SWITCHBOARD_LIMITS__RATE_PER_S": str(rate * 4),
         "SWITCHBOARD_LIMITS__RATE_BURST": str(int(rate * 4)),
         "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        # Every loop lag of 10 ms or more becomes a log line the windows report.
+        "SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS": "10",
     }
     server = Target("soak", serve_argv(config, port, workers=2), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))

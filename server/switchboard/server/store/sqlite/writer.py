@@ -35,6 +35,7 @@ from switchboard.server.store.sqlite.writer_lock import WriterLock
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+MAX_BULK_BATCH = 4
 
 
 @dataclass(slots=True)
@@ -89,18 +90,21 @@ class WriteBatcher:
             self._lock.close()
 
     def _take(self) -> list[_Job]:
-        """The waiting interactive jobs (up to MAX_BATCH), or one bulk job alone.
+        """The waiting interactive jobs (up to MAX_BATCH), or bulk jobs (up to MAX_BULK_BATCH).
 
         Interactive jobs go first; a bulk job that waited through an interactive batch goes
         next, so that bulk work still moves under steady calls, and an interactive write
-        waits for at most one bulk job (an import chunk) besides its own batch.
+        waits for at most one bulk transaction besides its own batch. A few bulk jobs share
+        that transaction so that a backlog of imports still drains under load (one commit,
+        one fsync, for up to MAX_BULK_BATCH chunks).
         """
         if self._pending and not self._bulk_owed:
             self._bulk_owed = bool(self._bulk)
             count = min(MAX_BATCH, len(self._pending))
             return [self._pending.popleft() for _ in range(count)]
         self._bulk_owed = False
-        return [self._bulk.popleft()] if self._bulk else []
+        count = min(MAX_BULK_BATCH, len(self._bulk))
+        return [self._bulk.popleft() for _ in range(count)]
 
     def _start(self) -> None:
         batch = [job for job in self._take() if not job.future.cancelled()]
