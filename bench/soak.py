@@ -36,6 +36,7 @@ MIX: tuple[tuple[str, float], ...] = (
 WRITES = ("UpsertContact", "TriggerCampaign", "ScoreLead", "RecordActivity")
 RUN_NOT_FINAL = (1, 2)  # RUN_STATUS_PENDING, RUN_STATUS_RUNNING
 RESULTS = Path(__file__).parent / "results.json"
+LOOP_LAG_MODULE = "server/switchboard/server/observability/loop_lag.py"
 
 
 def pick(mix: tuple[tuple[str, float], ...], u: float) -> str:
@@ -207,6 +208,11 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         # Every loop lag of 10 ms or more becomes a log line the windows report.
         "SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS": "10",
     }
+    # A/B against another checkout's server code: BENCH_SOAK_SERVER_PATH=<checkout>.
+    if base := os.environ.get("BENCH_SOAK_SERVER_PATH"):
+        env["PYTHONPATH"] = f"{base}/server:{base}/client"
+        if not Path(base, LOOP_LAG_MODULE).exists():  # older code: no such setting
+            del env["SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS"]
     server = Target("soak", serve_argv(config, port, workers=2), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))
     load_env = dict(os.environ)

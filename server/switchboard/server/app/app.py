@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class App:
         self.retention.start()
         if self.loop_lag is not None:
             self.loop_lag.start()
+        # What start-up made (modules, settings, protobuf descriptors, the app) lives as long
+        # as the process: frozen, full collections stop walking it on every pass.
+        gc.freeze()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         log.info(
