@@ -400,4 +400,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("BENCH_SOAK") == "1":  # the soak case alone (bench/soak.py)
+        from bench.soak import main as soak_main
+
+        soak_main()
+    else:
+        main()

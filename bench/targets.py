@@ -81,18 +81,22 @@ class Target:
         port: int,
         env: dict[str, str] | None = None,
         cores: set[int] | None = None,
+        log: Path | None = None,
     ):
         self.name = name
         self.port = port
         wanted = cores if PINNED and cores else None
+        err = log.open("ab") if log else None  # the soak reads the servers' log lines
         self.proc = subprocess.Popen(
             argv,
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=err or subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, wanted)) if wanted else None,
         )
+        if err:
+            err.close()
 
     def wait_listening(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.interceptors.ratelimit import CallerRates
+from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
@@ -58,6 +60,7 @@ class App:
     connect: ConnectServer | None = None
     #: The per-caller rates in force; `reload` swaps them.
     caller_rates: CallerRates | None = None
+    loop_lag: LoopLagMonitor | None = None
     #: The closers of what `build_app` opened (store, cache, connectors, telemetry), run last.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -73,6 +76,11 @@ class App:
         if role != "api":  # an api process leaves delivery to the dispatch processes
             self.dispatcher.start()
             self.retention.start()
+        if self.loop_lag is not None:
+            self.loop_lag.start()
+        # What start-up made (modules, settings, protobuf descriptors, the app) lives as long
+        # as the process: frozen, full collections stop walking it on every pass.
+        gc.freeze()
         for name in ("", *(SERVICE_NAMES if role != "dispatch" else ())):
             await self.health.set(name, SERVING)
         log.info(
@@ -128,6 +136,8 @@ class App:
         await _logged("the gRPC server", lambda: self.server.stop(grace))
         await _logged("the dispatcher", lambda: self.dispatcher.stop(grace))
         await _logged("the retention task", self.retention.stop)
+        if self.loop_lag is not None:
+            await _logged("the loop lag monitor", self.loop_lag.aclose)
         await self.resources.aclose()
 
 

@@ -63,6 +63,7 @@ from switchboard.server.interceptors.chain import Guard, GuardChain
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitGuard
 from switchboard.server.interceptors.ratelimit import CallerRates, RateLimitGuard, TokenBuckets
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
+from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
 from switchboard.server.runs.sync import check_destinations
@@ -310,6 +311,7 @@ async def _build(
         retention=retention,
         inbound=inbound,
         connect=connect,
+        loop_lag=LoopLagMonitor(telemetry.meter, warn_ms=settings.telemetry.loop_lag_warn_ms),
     )
 
 

@@ -85,6 +85,14 @@ class DatabaseSettings(FrozenModel):
         ge=0,
         description="How long a writer waits for a lock.",
     )
+    checkpoint_interval_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="SQLite: seconds between WAL checkpoints run by a background thread, "
+        "off the write path (PASSIVE: never waits for writers; the commit that fills the log "
+        "past 4000 pages still checkpoints, as a safety net); 0: SQLite's automatic "
+        "checkpoint inside the commit that fills the log past 1000 pages.",
+    )
     readers: int = Field(
         default=2,
         ge=1,

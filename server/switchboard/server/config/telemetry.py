@@ -24,6 +24,13 @@ class TelemetrySettings(FrozenModel):
         "supervisor serves it for all of them; `unix:/path` is what each worker then gets: "
         "its own series on a unix socket, for the supervisor).",
     )
+    loop_lag_warn_ms: float = Field(
+        default=100.0,
+        gt=0,
+        description="Log a WARNING when a worker's event loop runs this late (sampled every "
+        "100 ms; at most one line a second). Every sample also goes to the "
+        "`switchboard.event_loop.lag` histogram.",
+    )
     metric_interval_s: float = Field(
         default=60.0, gt=0, description="Metric export period (console, otlp)."
     )

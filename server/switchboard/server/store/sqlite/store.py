@@ -22,9 +22,15 @@ from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.base import ReadTx, SchemaTooNew, WriteTx
+from switchboard.server.store.sqlite.checkpointer import (
+    AUTOCHECKPOINT_PAGES,
+    JOURNAL_SIZE_LIMIT,
+    Checkpointer,
+)
 from switchboard.server.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer import WriteBatcher
+from switchboard.server.store.sqlite.writer_lock import WriterLock
 from switchboard.server.store.state import StoreConnectorState
 
 T = TypeVar("T")
@@ -108,6 +114,7 @@ class SqliteStore:
         # A no-op span still costs a context attach and detach per call (~3 % of a trigger).
         self._traced = not isinstance(self._tracer, trace.NoOpTracer)
         self._writer: WriteBatcher | None = None
+        self._checkpointer: Checkpointer | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._reader_dbs: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -119,12 +126,22 @@ class SqliteStore:
         path = Path(self._settings.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await asyncio.to_thread(self._open_writer)
-        self._writer = WriteBatcher(db, self._settings.busy_timeout_ms)
+        lock = WriterLock(f"{self._settings.path}-writer.lock")
+        self._writer = WriteBatcher(db, self._settings.busy_timeout_ms, lock)
         self._readers = ThreadPoolExecutor(self._settings.readers, "sqlite-reader")
+        if self._settings.checkpoint_interval_s > 0:
+            self._checkpointer = Checkpointer(
+                lambda: connect(self._settings.path, self._settings.busy_timeout_ms),
+                self._settings.checkpoint_interval_s,
+            )
+            self._checkpointer.start()
 
     def _open_writer(self) -> sqlite3.Connection:
         db = connect(self._settings.path, self._settings.busy_timeout_ms)
         migrate(db)
+        if self._settings.checkpoint_interval_s > 0:  # the Checkpointer thread does it
+            db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         return db
 
     async def close(self) -> None:
@@ -132,6 +149,9 @@ class SqliteStore:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.close()
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.close)
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None

@@ -9,6 +9,12 @@ acknowledged writes, and the event loop keeps serving while the disk works. A ca
 Why not a writer thread for everything: handing each job to a thread and its result back
 (futures, wake-ups, GIL switches) cost more CPU than the SQL itself. Bulk jobs (an import
 chunk, a purge) still run in the thread, so that they do not stall the event loop.
+
+Interactive writes are not held up by bulk work: a bulk job gets a transaction of its own,
+and while both kinds wait, batches alternate (see `_take`). Mixed into the interactive
+batch, a 100-row import chunk made every write that happened to share its transaction wait
+for it (the soak's write p99 followed the import's). Between worker processes, `WriterLock`
+hands the write lock over at once.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,10 +30,12 @@ from typing import Any
 
 from switchboard.server.errors import Unavailable
 from switchboard.server.store.sqlite.tx import SqliteTx
+from switchboard.server.store.sqlite.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+MAX_BULK_BATCH = 4
 
 
 @dataclass(slots=True)
@@ -41,13 +50,18 @@ class _Job:
 class WriteBatcher:
     """Owns the write connection; `submit` from the event loop the batcher was opened on."""
 
-    def __init__(self, db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, busy_timeout_ms: int, lock: WriterLock | None = None
+    ) -> None:
         self._db = db
         self._tx = SqliteTx(db)
         self._busy_timeout_ms = int(busy_timeout_ms)
+        self._lock = lock
         self._loop = asyncio.get_running_loop()
         self._thread = ThreadPoolExecutor(1, "sqlite-commit")
-        self._pending: list[_Job] = []
+        self._pending: deque[_Job] = deque()  # interactive jobs
+        self._bulk: deque[_Job] = deque()
+        self._bulk_owed = False  # a bulk job waited through the last batch: it goes next
         self._running = False  # a batch is between BEGIN and the end of its COMMIT
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,7 +72,7 @@ class WriteBatcher:
         if self._closed:
             raise Unavailable("the store is closing")
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append(_Job(fn, future, bulk))
+        (self._bulk if bulk else self._pending).append(_Job(fn, future, bulk))
         if not self._running:
             self._running = True
             self._idle.clear()
@@ -72,10 +86,31 @@ class WriteBatcher:
         await self._idle.wait()
         await self._loop.run_in_executor(self._thread, self._db.close)
         self._thread.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.close()
+
+    def _take(self) -> list[_Job]:
+        """The waiting interactive jobs (up to MAX_BATCH), or bulk jobs (up to MAX_BULK_BATCH).
+
+        Interactive jobs go first; a bulk job that waited through an interactive batch goes
+        next, so that bulk work still moves under steady calls, and an interactive write
+        waits for at most one bulk transaction besides its own batch. A few bulk jobs share
+        that transaction so that a backlog of imports still drains under load (one commit,
+        one fsync, for up to MAX_BULK_BATCH chunks).
+        """
+        if self._pending and not self._bulk_owed:
+            self._bulk_owed = bool(self._bulk)
+            count = min(MAX_BATCH, len(self._pending))
+            return [self._pending.popleft() for _ in range(count)]
+        self._bulk_owed = False
+        count = min(MAX_BULK_BATCH, len(self._bulk))
+        return [self._bulk.popleft() for _ in range(count)]
 
     def _start(self) -> None:
-        batch = [job for job in self._pending[:MAX_BATCH] if not job.future.cancelled()]
-        del self._pending[:MAX_BATCH]
+        batch = [job for job in self._take() if not job.future.cancelled()]
+        if not batch and (self._pending or self._bulk):  # only cancelled jobs were taken
+            self._loop.call_soon(self._start)
+            return
         if not batch:
             self._done()
             return
@@ -91,11 +126,14 @@ class WriteBatcher:
             waiting.add_done_callback(lambda f: self._after_wait(f, batch))
 
     def _begin_without_waiting(self) -> bool:
+        if self._lock is not None and not self._lock.try_acquire():
+            return False
         db = self._db
         db.execute("PRAGMA busy_timeout = 0")
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self._release()
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
             return False
@@ -104,7 +142,17 @@ class WriteBatcher:
         return True
 
     def _begin_waiting(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        if self._lock is not None and not self._lock.held:
+            self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def _after_wait(self, waited: asyncio.Future[None], batch: list[_Job]) -> None:
         error = waited.exception()
@@ -141,6 +189,7 @@ class WriteBatcher:
             if job.bulk:
                 self._apply(job)
         self._db.execute("COMMIT")
+        self._release()
 
     def _after_commit(self, committing: asyncio.Future[None], batch: list[_Job]) -> None:
         error = committing.exception()
@@ -163,6 +212,7 @@ class WriteBatcher:
                 self._db.execute("ROLLBACK")
         except sqlite3.Error:
             log.exception("rolling back the failed batch failed")
+        self._release()
         failure = Unavailable(f"the store could not commit: {exc}")
         for job in batch:
             if not job.future.done():
@@ -170,7 +220,7 @@ class WriteBatcher:
         self._done()
 
     def _done(self) -> None:
-        if self._pending:
+        if self._pending or self._bulk:
             self._loop.call_soon(self._start)
         else:
             self._running = False

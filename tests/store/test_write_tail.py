@@ -1,0 +1,116 @@
+"""What keeps the write tail short: bulk jobs apart, the writer lock file, checkpoints off the
+commit path (issue #16)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.server.config.sections import DatabaseSettings
+from switchboard.server.store.base import WriteTx
+from switchboard.server.store.sqlite.store import SqliteStore
+from switchboard.server.store.sqlite.writer_lock import WriterLock
+
+
+async def _open(path: Path, **settings: Any) -> SqliteStore:
+    store = SqliteStore(DatabaseSettings(path=str(path), busy_timeout_ms=10_000, **settings))
+    await store.open()
+    return store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await _open(tmp_path / "t.db")
+    yield s
+    await s.close()
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _put(key: str, pause_s: float = 0.0) -> Any:
+    def work(tx: WriteTx) -> str:
+        tx.state_put("test", "rows", key, {"v": key})
+        if pause_s:
+            time.sleep(pause_s)  # a long bulk chunk (runs on the commit thread)
+        return key
+
+    return work
+
+
+async def test_an_interactive_write_does_not_wait_for_a_bulk_job_queued_with_it(
+    store: SqliteStore,
+) -> None:
+    bulk = asyncio.ensure_future(store.write(_put("bulk", pause_s=0.5), bulk=True))
+    interactive = asyncio.ensure_future(store.write(_put("call")))
+    done, _ = await asyncio.wait([bulk, interactive], return_when=asyncio.FIRST_COMPLETED)
+    # In one shared transaction both would resolve together, after the bulk job's 0.5 s.
+    assert done == {interactive}
+    assert await bulk == "bulk"
+
+
+async def test_bulk_jobs_still_commit_under_steady_interactive_writes(
+    store: SqliteStore,
+) -> None:
+    bulk = asyncio.ensure_future(store.write(_put("bulk", pause_s=0.01), bulk=True))
+    deadline = time.monotonic() + 5.0
+    n = 0
+    while not bulk.done() and time.monotonic() < deadline:
+        # Always a new interactive job queued before the previous batch ends.
+        await asyncio.gather(*(store.write(_put(f"k{n}-{i}")) for i in range(3)))
+        n += 1
+    assert bulk.done(), "the bulk job starved behind interactive writes"
+    assert await bulk == "bulk"
+
+
+async def test_a_write_waits_for_the_writer_lock_file_and_proceeds_once_released(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    assert other_worker.try_acquire()
+    try:
+        write = asyncio.ensure_future(store.write(_put("after-lock")))
+        await asyncio.sleep(0.3)
+        assert not write.done(), "the write went ahead while another worker held the lock"
+        released = time.monotonic()
+        other_worker.release()
+        assert await asyncio.wait_for(write, 5.0) == "after-lock"
+        assert time.monotonic() - released < 1.0
+    finally:
+        other_worker.close()
+
+
+async def test_the_checkpoint_thread_copies_the_log_into_the_database_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    store = await _open(path, checkpoint_interval_s=0.05)
+    try:
+        before = _size(path)
+        # ~100 pages, far below any automatic checkpoint mark: only the thread copies them.
+        await store.write(lambda tx: [_put(f"r{i}" * 200)(tx) for i in range(400)])
+        for _ in range(100):
+            if _size(path) > before:
+                break
+            await asyncio.sleep(0.05)
+        assert _size(path) > before
+    finally:
+        await store.close()
+
+
+async def test_without_the_thread_small_commits_stay_in_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "n.db"
+    store = await _open(path, checkpoint_interval_s=0)
+    try:
+        before = _size(path)
+        await store.write(lambda tx: [_put(f"r{i}" * 200)(tx) for i in range(400)])
+        await asyncio.sleep(0.3)
+        assert _size(path) == before  # the control for the test above
+    finally:
+        await store.close()
