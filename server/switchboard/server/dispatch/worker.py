@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,6 +51,7 @@ from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
+from switchboard.server.runs.sealed import is_sealed, open_payload, seal_key
 from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
@@ -110,6 +112,8 @@ class Dispatcher:
         # next claim must still count them against the connector.
         self._batch_waiting: dict[str, int] = {}
         self._wake_in_s: float | None = None
+        # The key that opens an erasure run's sealed email, read on first need.
+        self._seal_key: bytes | None = None
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -216,6 +220,10 @@ class Dispatcher:
         # together, so the next claim, here or in another process, sees them gone.
         claimed = await self._limits.claim(self._store, claim, self._lane_of)
         self._wake_in_s = claimed.wake_in_s
+        if self._seal_key is None and any(
+            is_sealed(i.plan) for i in itertools.chain(batch_items, (i for i, _ in claimed.items))
+        ):
+            self._seal_key = await self._store.write(seal_key)
         for item, ticket in claimed.items:
             self._start(item, ticket)
         for item in batch_items:
@@ -253,7 +261,7 @@ class Dispatcher:
         if max_items <= 1 or step.wait is not None:
             return False
         # The same payload a single call gets (a sync step's field mapping included).
-        payload = item.plan.step_payload(item.step_index, step.params)
+        payload = self._payload(item, step.params)
         entry = batch_entry(item, payload, count_bytes=bool(max_bytes))
         self._coalescer.add(item.connector, step.action, entry, max_items, max_bytes)
         return True
@@ -449,6 +457,11 @@ class Dispatcher:
             await self._after_write_back(item, outcome)
         self.wake()
 
+    def _payload(self, item: OutboxItem, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What the step's connector receives; an erasure run's sealed email opened."""
+        payload = item.plan.step_payload(item.step_index, params)
+        return open_payload(payload, self._seal_key, item.run_id)
+
     async def _after_write_back(self, item: OutboxItem, outcome: Outcome) -> None:
         """A sync step's write-back may have changed the contact: drop its cached copies."""
         sync = item.plan.steps[item.step_index].sync
@@ -600,7 +613,7 @@ class Dispatcher:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
-        payload = item.plan.step_payload(item.step_index, params)
+        payload = self._payload(item, params)
         return await call_connector(
             connector,
             action,

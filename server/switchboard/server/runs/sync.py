@@ -33,6 +33,8 @@ from switchboard.server.rules.payloads import contact_payload, struct_dict
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.outcome import queue_step
+from switchboard.server.runs.sealed import seal_key, with_sealed_email
+from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
@@ -204,6 +206,27 @@ def erasure_trigger(trigger: TriggerSettings | None, sync: SyncSettings) -> Trig
         return None
     description = trigger.description if trigger else "Erasure sent to the sync destinations."
     return TriggerSettings(description=description, steps=steps)
+
+
+def start_erasure(
+    tx: WriteTx,
+    trigger: TriggerSettings,
+    contact_id: str,
+    email: str,
+    now: int,
+    traceparent: str = "",
+) -> campaigns_pb2.Run:
+    """Start the `contact.erased` run of an erased contact.
+
+    Its plan names the person by id, and by email only sealed (see `runs/sealed.py`): the
+    tools that delete by email can still be told, and nothing readable is kept.
+    """
+    stub = contacts_pb2.Contact(id=contact_id)
+    run = start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)
+    plan = tx.run_plan(run.id)
+    if email and plan is not None:
+        tx.update_plan(run.id, with_sealed_email(plan, seal_key(tx), email, run.id))
+    return run
 
 
 def skip_pending_changes(tx: WriteTx, contact_id: str, now: int) -> None:
