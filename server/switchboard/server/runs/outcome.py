@@ -141,8 +141,15 @@ def _advance(
     set_ts(run.finished_at, now)
 
 
+_PLAIN = (str, bool, int, float, type(None))
+
+
 def _struct(value: dict[str, Any]) -> Struct:
     s = Struct()
+    if all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+        # The common answer (ids, flags, counts) needs no JSON round trip.
+        s.update(value)
+        return s
     # Round-trip through JSON so adapter results with tuples or ints encode predictably.
     s.update(json.loads(json.dumps(value, default=str)))
     return s

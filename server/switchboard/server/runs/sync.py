@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -89,7 +90,7 @@ class SyncFanout:
             return None
         attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
         run = shape.new_run(contact.id, attributes, now)
-        plan = Plan(_base(run.id, contact, attributes), shape.steps)
+        plan = _ShapedPlan(_base(run.id, contact, attributes), shape.steps, shape.steps_json)
         tx.put_run(run, plan, traceparent)
         queue_step(tx, run, plan, 0, now)
         body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
@@ -110,6 +111,8 @@ class _Shape:
             )
             for d in dests
         )
+        # Every run of this shape stores the same steps: encoded once, not per contact.
+        self.steps_json = json.dumps([s.to_json() for s in self.steps], separators=(",", ":"))
         self.template = campaigns_pb2.Run(event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
         for index, step in enumerate(self.steps):
             self.template.steps.add(
@@ -135,6 +138,18 @@ class _Shape:
 
 
 _NO_SHAPE = _Shape([])
+
+
+@dataclass(frozen=True, slots=True)
+class _ShapedPlan(Plan):
+    """A change run's plan whose steps' stored form was encoded once for its shape."""
+
+    steps_json: str = "[]"
+
+    def to_json(self) -> str:
+        """The same text `Plan.to_json` makes, the steps not encoded again."""
+        base = json.dumps(self.base, separators=(",", ":"))
+        return f'{{"base":{base},"steps":{self.steps_json}}}'
 
 
 @functools.lru_cache(maxsize=4096)
