@@ -17,7 +17,9 @@ from switchboard.client import Switchboard
 from switchboard.server.app.build import App
 from switchboard.v1 import campaigns_pb2
 from tests.connectors.vendors.hubspot_server import FakeHubSpot
+from tests.connectors.vendors.hubspot_server import error as hubspot_error
 from tests.connectors.vendors.mailchimp_server import API_KEY, FakeMailchimp, md5
+from tests.connectors.vendors.recording_server import Canned
 
 StartApp = Callable[..., Awaitable[App]]
 EMAIL = "Erase.Me.Please@Example.com"
@@ -113,4 +115,26 @@ async def test_delete_contact_erases_by_email_in_hubspot_and_mailchimp(
     steps = {(s.connector, s.action): s.status for s in erased.steps}
     assert steps[("hubspot", "contacts.erase")] == campaigns_pb2.STEP_STATUS_SUCCEEDED
     assert steps[("mailchimp", "contacts.erase")] == campaigns_pb2.STEP_STATUS_SUCCEEDED
+    assert _files_holding(db, ADDRESS) == []
+
+
+async def test_a_refused_erasure_keeps_no_trace_of_the_email_the_tool_quoted(
+    start_app: StartApp, vendors: tuple[FakeHubSpot, FakeMailchimp]
+) -> None:
+    hubspot, mailchimp = vendors
+    app = await start_app(**_settings(hubspot, mailchimp))
+    db = Path(app.settings.database.path)
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+        upserted = await sb.contacts.upsert(email=EMAIL, consent=True, consent_source="web")
+        contact_id = upserted.contact.id
+        await _runs(sb, contact_id, "contact.changed")
+        # HubSpot refuses the delete and quotes the address back (a validation error).
+        hubspot.fail_next.append(Canned(400, hubspot_error(f"Cannot delete {ADDRESS} now")))
+        await sb.contacts.delete(id=contact_id)
+        [erased] = await _runs(sb, contact_id, "contact.erased")
+        [letter] = (await sb.connectors.list_dead_letters(connector="hubspot")).dead_letters
+
+    assert erased.status == campaigns_pb2.RUN_STATUS_FAILED
+    assert "Cannot delete (the erased contact's email) now" in letter.last_error
+    assert mailchimp.deleted == [ADDRESS]
     assert _files_holding(db, ADDRESS) == []

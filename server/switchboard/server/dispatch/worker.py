@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -51,7 +52,7 @@ from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
-from switchboard.server.runs.sealed import is_sealed, open_payload, seal_key
+from switchboard.server.runs.sealed import is_sealed, open_payload, redact_sealed, seal_key
 from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
@@ -291,7 +292,7 @@ class Dispatcher:
                 guard.in_flight -= 1
                 self._limits.release(guard.name, held)
             now = now_us()
-            ordered = [outcomes[i] for i in range(len(entries))]
+            ordered = [self._redacted(e.item, outcomes[i]) for i, e in enumerate(entries)]
             # One commit for the whole batch (group commit), not one per step.
             runs = await self._store.write(
                 lambda tx: [
@@ -437,7 +438,7 @@ class Dispatcher:
         try:
             if ticket is not None and ticket.delay_s:
                 await asyncio.sleep(ticket.delay_s)
-            outcome = await self._attempt(item, guard, ticket)
+            outcome = self._redacted(item, await self._attempt(item, guard, ticket))
             if holds and guard is not None and ticket is not None:
                 # Before the outcome's write, so a shared backend's release can join its commit.
                 holds = False
@@ -461,6 +462,16 @@ class Dispatcher:
         """What the step's connector receives; an erasure run's sealed email opened."""
         payload = item.plan.step_payload(item.step_index, params)
         return open_payload(payload, self._seal_key, item.run_id)
+
+    def _redacted(self, item: OutboxItem, outcome: Outcome) -> Outcome:
+        """An erasure step's error without the sealed email (a tool may quote it back)."""
+        if not outcome.error or self._seal_key is None or not is_sealed(item.plan):
+            return outcome
+        try:
+            error = redact_sealed(outcome.error, item.plan, self._seal_key)
+        except ValueError:
+            error = "(the tool's message is withheld: it may quote the erased contact)"
+        return replace(outcome, error=error)
 
     async def _after_write_back(self, item: OutboxItem, outcome: Outcome) -> None:
         """A sync step's write-back may have changed the contact: drop its cached copies."""

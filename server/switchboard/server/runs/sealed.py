@@ -11,6 +11,7 @@ removed from the plan, so afterwards nothing stored can give the address back.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,16 @@ def open_payload(payload: dict[str, Any], key: bytes | None, run_id: str) -> dic
     if key is not None:
         opened["email"] = unseal(key, str(contact[SEALED_EMAIL]), run_id)
     return {**payload, "contact": opened}
+
+
+def redact_sealed(text: str, plan: Plan, key: bytes) -> str:
+    """`text` (a tool's error message) with the plan's sealed email replaced, any case."""
+    contact = plan.base.get("contact") or {}
+    run_id = str(plan.base.get("run_id", ""))
+    email = unseal(key, str(contact.get(SEALED_EMAIL, "")), run_id)
+    if not email:
+        return text
+    return re.sub(re.escape(email), "(the erased contact's email)", text, flags=re.IGNORECASE)
 
 
 def with_sealed_email(plan: Plan, key: bytes, email: str, run_id: str) -> Plan:
