@@ -216,3 +216,21 @@ def test_check_steps_accepts_fallback_results_and_known_actions() -> None:
     step = {"connector": "f", "action": "offers.show", "fallback": {"result": {"offer": "X"}}}
 
     check_steps(trigger(step), registry)
+
+
+def test_an_http_tool_with_purposes_in_its_options_is_not_pointed_out(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The http kind requires `options.purposes`, and its steps are checked against them.
+    options = {
+        "base_url": "http://127.0.0.1:9",
+        "purposes": ["email_marketing"],
+        "actions": {"members.enroll": {"method": "POST", "url": "/members"}},
+    }
+    configs = {"loyalty": ConnectorSettings(kind="http", options=options)}
+
+    with caplog.at_level(logging.WARNING, "switchboard.server.connectors.purposes"):
+        registry = build_registry(configs, lambda _: InMemoryState(), settings.scoring)
+
+    assert registry["loyalty"].purposes == frozenset({"email_marketing"})
+    assert [r.getMessage() for r in caplog.records] == []

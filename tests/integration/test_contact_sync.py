@@ -257,10 +257,11 @@ async def test_erasure_reaches_every_destination_once(start_app: StartApp) -> No
     assert all(s.status == StepStatus.STEP_STATUS_SUCCEEDED for s in run.steps)
     assert await app.store.connector_state("crm").get("contacts", created.id) is None
     erase_payload = [p for a, p, _ in _tool(app).calls if a == "contacts.erase"]
-    # Erasure sends the id alone: no personal data (every other field is empty).
+    # Erasure sends the id and the email (what tools delete by), nothing else of the person.
     [erased] = [p["contact"] for p in erase_payload]
     assert erased["id"] == created.id
-    assert not [k for k, v in erased.items() if k != "id" and v and k != "consent"]
+    assert erased["email"] == "gone@example.com"
+    assert not [k for k, v in erased.items() if k not in ("id", "email", "consent") and v]
 
 
 async def test_erasure_skips_changes_not_yet_sent(start_app: StartApp) -> None:

@@ -45,7 +45,9 @@ def check_purposes(name: str, config: ConnectorSettings, connector: Connector) -
     declared = [*(config.purposes or ()), *sorted(purposes_of(connector))]
     if unknown := unknown_purposes(declared):
         raise ValueError(f"connector {name!r}: {describe_unknown(unknown)}")
-    if config.purposes is None and connector.kind in _GENERIC_KINDS:
+    # An adapter that declares its own (the http kind's required `options.purposes`) is
+    # checked against them: nothing to point out.
+    if config.purposes is None and connector.kind in _GENERIC_KINDS and not purposes_of(connector):
         log.warning(
             "connector %r (%s) declares no consent purposes: its steps are sent for every "
             "contact; set purposes = [...] in [connectors.%s] (or [] to say it serves none)",

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -50,6 +52,7 @@ from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.outcome import Outcome, record
+from switchboard.server.runs.sealed import is_sealed, open_payload, redact_sealed, seal_key
 from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
@@ -112,6 +115,8 @@ class Dispatcher:
         self._wake_in_s: float | None = None
         #: Called on every `wake`: an api-role process forwards it to dispatch processes.
         self.wake_hooks: list[Callable[[], None]] = []
+        # The key that opens an erasure run's sealed email, read on first need.
+        self._seal_key: bytes | None = None
 
     @property
     def guards(self) -> Mapping[str, ConnectorGuard]:
@@ -220,6 +225,10 @@ class Dispatcher:
         # together, so the next claim, here or in another process, sees them gone.
         claimed = await self._limits.claim(self._store, claim, self._lane_of)
         self._wake_in_s = claimed.wake_in_s
+        if self._seal_key is None and any(
+            is_sealed(i.plan) for i in itertools.chain(batch_items, (i for i, _ in claimed.items))
+        ):
+            self._seal_key = await self._store.write(seal_key)
         for item, ticket in claimed.items:
             self._start(item, ticket)
         for item in batch_items:
@@ -257,7 +266,7 @@ class Dispatcher:
         if max_items <= 1 or step.wait is not None:
             return False
         # The same payload a single call gets (a sync step's field mapping included).
-        payload = item.plan.step_payload(item.step_index, step.params)
+        payload = self._payload(item, step.params)
         entry = batch_entry(item, payload, count_bytes=bool(max_bytes))
         self._coalescer.add(item.connector, step.action, entry, max_items, max_bytes)
         return True
@@ -287,7 +296,7 @@ class Dispatcher:
                 guard.in_flight -= 1
                 self._limits.release(guard.name, held)
             now = now_us()
-            ordered = [outcomes[i] for i in range(len(entries))]
+            ordered = [self._redacted(e.item, outcomes[i]) for i, e in enumerate(entries)]
             # One commit for the whole batch (group commit), not one per step.
             runs = await self._store.write(
                 lambda tx: [
@@ -433,7 +442,7 @@ class Dispatcher:
         try:
             if ticket is not None and ticket.delay_s:
                 await asyncio.sleep(ticket.delay_s)
-            outcome = await self._attempt(item, guard, ticket)
+            outcome = self._redacted(item, await self._attempt(item, guard, ticket))
             if holds and guard is not None and ticket is not None:
                 # Before the outcome's write, so a shared backend's release can join its commit.
                 holds = False
@@ -452,6 +461,21 @@ class Dispatcher:
         if run is not None:
             await self._after_write_back(item, outcome)
         self.wake()
+
+    def _payload(self, item: OutboxItem, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What the step's connector receives; an erasure run's sealed email opened."""
+        payload = item.plan.step_payload(item.step_index, params)
+        return open_payload(payload, self._seal_key, item.run_id)
+
+    def _redacted(self, item: OutboxItem, outcome: Outcome) -> Outcome:
+        """An erasure step's error without the sealed email (a tool may quote it back)."""
+        if not outcome.error or self._seal_key is None or not is_sealed(item.plan):
+            return outcome
+        try:
+            error = redact_sealed(outcome.error, item.plan, self._seal_key)
+        except ValueError:
+            error = "(the tool's message is withheld: it may quote the erased contact)"
+        return replace(outcome, error=error)
 
     async def _after_write_back(self, item: OutboxItem, outcome: Outcome) -> None:
         """A sync step's write-back may have changed the contact: drop its cached copies."""
@@ -604,7 +628,7 @@ class Dispatcher:
         connector = self._connectors.get(name)
         if connector is None:
             raise PermanentConnectorError(f"connector {name!r} is not configured")
-        payload = item.plan.step_payload(item.step_index, params)
+        payload = self._payload(item, params)
         return await call_connector(
             connector,
             action,

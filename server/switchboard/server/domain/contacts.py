@@ -6,8 +6,6 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from google.protobuf.struct_pb2 import Struct
-
 from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
@@ -37,8 +35,12 @@ from switchboard.server.rules.validation import (
     normalize_email,
     require_lookup,
 )
-from switchboard.server.runs.start import start_run
-from switchboard.server.runs.sync import SyncFanout, erasure_trigger, skip_pending_changes
+from switchboard.server.runs.sync import (
+    SyncFanout,
+    erasure_trigger,
+    skip_pending_changes,
+    start_erasure,
+)
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.v1 import common_pb2, contacts_pb2
 
@@ -442,8 +444,7 @@ class ContactService:
             )
             trigger = self._erasure
             if trigger is not None:
-                stub = contacts_pb2.Contact(id=contact.id)
-                start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)
+                start_erasure(tx, trigger, contact.id, contact.email, now, traceparent)
                 started.append(ERASED_EVENT)
             resp = contacts_pb2.DeleteContactResponse(id=contact.id)
             set_ts(resp.deleted_at, now)

@@ -11,6 +11,7 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.plan import Plan
+from switchboard.server.runs.sealed import drop_sealed
 from switchboard.server.runs.waits import start_wait, take_branch
 from switchboard.server.runs.write_back import write_back
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
@@ -77,6 +78,8 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
         if outcome.branch is not None:
             plan = take_branch(tx, run, plan, item.step_index, outcome.branch, now)
         _advance(tx, run, plan, item, now)
+        if run.status in TERMINAL_RUN:
+            drop_sealed(tx, run.id, plan)  # an erasure run's sealed email goes with it
     set_ts(run.updated_at, now)
     tx.put_run(run)
     body = {
@@ -134,8 +137,15 @@ def _advance(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, 
     set_ts(run.finished_at, now)
 
 
+_PLAIN = (str, bool, int, float, type(None))
+
+
 def _struct(value: dict[str, Any]) -> Struct:
     s = Struct()
+    if all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+        # The common answer (ids, flags, counts) needs no JSON round trip.
+        s.update(value)
+        return s
     # Round-trip through JSON so adapter results with tuples or ints encode predictably.
     s.update(json.loads(json.dumps(value, default=str)))
     return s

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -33,6 +34,8 @@ from switchboard.server.rules.payloads import contact_payload, struct_dict
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.outcome import queue_step
+from switchboard.server.runs.sealed import seal_key, with_sealed_email
+from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
@@ -87,7 +90,7 @@ class SyncFanout:
             return None
         attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
         run = shape.new_run(contact.id, attributes, now)
-        plan = Plan(_base(run.id, contact, attributes), shape.steps)
+        plan = _ShapedPlan(_base(run.id, contact, attributes), shape.steps, shape.steps_json)
         tx.put_run(run, plan, traceparent)
         queue_step(tx, run, plan, 0, now)
         body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
@@ -108,6 +111,8 @@ class _Shape:
             )
             for d in dests
         )
+        # Every run of this shape stores the same steps: encoded once, not per contact.
+        self.steps_json = json.dumps([s.to_json() for s in self.steps], separators=(",", ":"))
         self.template = campaigns_pb2.Run(event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
         for index, step in enumerate(self.steps):
             self.template.steps.add(
@@ -133,6 +138,18 @@ class _Shape:
 
 
 _NO_SHAPE = _Shape([])
+
+
+@dataclass(frozen=True, slots=True)
+class _ShapedPlan(Plan):
+    """A change run's plan whose steps' stored form was encoded once for its shape."""
+
+    steps_json: str = "[]"
+
+    def to_json(self) -> str:
+        """The same text `Plan.to_json` makes, the steps not encoded again."""
+        base = json.dumps(self.base, separators=(",", ":"))
+        return f'{{"base":{base},"steps":{self.steps_json}}}'
 
 
 @functools.lru_cache(maxsize=4096)
@@ -204,6 +221,27 @@ def erasure_trigger(trigger: TriggerSettings | None, sync: SyncSettings) -> Trig
         return None
     description = trigger.description if trigger else "Erasure sent to the sync destinations."
     return TriggerSettings(description=description, steps=steps)
+
+
+def start_erasure(
+    tx: WriteTx,
+    trigger: TriggerSettings,
+    contact_id: str,
+    email: str,
+    now: int,
+    traceparent: str = "",
+) -> campaigns_pb2.Run:
+    """Start the `contact.erased` run of an erased contact.
+
+    Its plan names the person by id, and by email only sealed (see `runs/sealed.py`): the
+    tools that delete by email can still be told, and nothing readable is kept.
+    """
+    stub = contacts_pb2.Contact(id=contact_id)
+    run = start_run(tx, ERASED_EVENT, trigger, stub, Struct(), now, traceparent=traceparent)
+    plan = tx.run_plan(run.id)
+    if email and plan is not None:
+        tx.update_plan(run.id, with_sealed_email(plan, seal_key(tx), email, run.id))
+    return run
 
 
 def skip_pending_changes(tx: WriteTx, contact_id: str, now: int) -> None:
