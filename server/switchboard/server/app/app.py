@@ -79,7 +79,10 @@ class App:
         if self.loop_lag is not None:
             self.loop_lag.start()
         # What start-up made (modules, settings, protobuf descriptors, the app) lives as long
-        # as the process: frozen, full collections stop walking it on every pass.
+        # as the process: frozen, full collections stop walking it on every pass. Collected
+        # first, so that no start-up garbage is frozen with it (frozen objects are never
+        # collected; a test process starts many apps).
+        gc.collect()
         gc.freeze()
         for name in ("", *(SERVICE_NAMES if role != "dispatch" else ())):
             await self.health.set(name, SERVING)
