@@ -29,6 +29,7 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.store import data_keys
 from switchboard.server.store.data_keys import KEYRING, SERVER_KEY_NAME, Unreadable
+from switchboard.server.store.event_signal import SIGNAL
 from switchboard.server.store.sealed_pb2 import SealedEvent
 from switchboard.v1 import events_pb2
 
@@ -71,8 +72,10 @@ class DecodedPage:
 class EventReads(Protocol):
     """The event queries of a read transaction (mixed into `ReadTx`)."""
 
-    def event_rows(self, after_seq: int, limit: int, flt: EventFilter) -> list[EventRow]:
-        """Rows after `after_seq` matching `flt`, oldest first."""
+    def event_rows(
+        self, after_seq: int, limit: int, flt: EventFilter, through_seq: int = 0
+    ) -> list[EventRow]:
+        """Rows after `after_seq` (up to `through_seq` when set) matching `flt`, oldest first."""
         ...
 
     def contact_event_rows(
@@ -164,7 +167,9 @@ def append(
             sealed.nonce, sealed.ciphertext = data_keys.seal(
                 cipher, _aad(key_id, type_), personal.SerializeToString()
             )
-    return tx.append_sealed(type_, aggregate_id, contact_id, sealed.SerializeToString(), at_us)
+    seq = tx.append_sealed(type_, aggregate_id, contact_id, sealed.SerializeToString(), at_us)
+    SIGNAL.announce()
+    return seq
 
 
 def append_details(

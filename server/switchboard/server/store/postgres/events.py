@@ -34,9 +34,14 @@ class EventQueries:
         ).fetchone()
         return int(cur[0]) if cur else 0
 
-    def event_rows(self, after_seq: int, limit: int, flt: EventFilter) -> list[EventRow]:
+    def event_rows(
+        self, after_seq: int, limit: int, flt: EventFilter, through_seq: int = 0
+    ) -> list[EventRow]:
         where = ["seq > %s"]
         args: list[Any] = [after_seq]
+        if through_seq:
+            where.append("seq <= %s")
+            args.append(through_seq)
         if flt.types:
             where.append(f"type IN ({', '.join(['%s'] * len(flt.types))})")
             args.extend(flt.types)

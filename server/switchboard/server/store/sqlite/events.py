@@ -32,9 +32,14 @@ class EventQueries:
         )
         return int(cur.lastrowid or 0)
 
-    def event_rows(self, after_seq: int, limit: int, flt: EventFilter) -> list[EventRow]:
+    def event_rows(
+        self, after_seq: int, limit: int, flt: EventFilter, through_seq: int = 0
+    ) -> list[EventRow]:
         where = ["seq > ?"]
         args: list[Any] = [after_seq]
+        if through_seq:
+            where.append("seq <= ?")
+            args.append(through_seq)
         if flt.types:
             where.append(f"type IN ({','.join('?' * len(flt.types))})")
             args.extend(flt.types)
