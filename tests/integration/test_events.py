@@ -43,9 +43,7 @@ def _events(sb: Switchboard) -> events_pb2_grpc.EventsStub:
 _MD = (("authorization", f"Bearer {WRITER}"),)
 
 
-async def _export(
-    sb: Switchboard, **fields: object
-) -> tuple[list[events_pb2.Event], int, int]:
+async def _export(sb: Switchboard, **fields: object) -> tuple[list[events_pb2.Event], int, int]:
     """Everything a stream sends up to the current head: events, skipped, last cursor."""
     request = events_pb2.StreamEventsRequest(stop_at_head=True, **fields)  # type: ignore[arg-type]
     events: list[events_pb2.Event] = []
@@ -100,9 +98,7 @@ async def test_erased_person_is_redacted_while_counts_stay(
     assert any(e.contact_changed.contact.email == "kept@example.com" for e in visible)
 
     # With redacted events included, counts and amounts survive; the person does not.
-    purchases, _, _ = await _export(
-        client, types=["lead.activity_recorded"], include_redacted=True
-    )
+    purchases, _, _ = await _export(client, types=["lead.activity_recorded"], include_redacted=True)
     assert sorted(e.activity_recorded.activity.value for e in purchases) == [12.0, 30.0]
     redacted = [e for e in purchases if e.redacted]
     assert [e.contact_id for e in redacted] == [gone]
