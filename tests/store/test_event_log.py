@@ -48,7 +48,7 @@ async def test_values_seal_open_and_shred(any_store: AnyStore) -> None:
     # What is not about the person stays: the type, id, version and the fields set.
     gone = after[0].contact_changed
     assert (gone.contact.id, gone.contact.version, list(gone.fields)) == ("c_1", 1, ["email"])
-    assert gone.contact.email == "" and gone.contact.first_name == ""
+    assert (gone.contact.email, gone.contact.first_name) == ("", "")
     assert after[1].contact_changed.contact.email == "max@example.com"
 
 
