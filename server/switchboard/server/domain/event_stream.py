@@ -73,13 +73,10 @@ def _read(tx: ReadTx, cursor: int, horizon: Horizon, plan: StreamPlan) -> _Page:
     if through <= cursor:
         return _Page(resp, True)
     rows = tx.event_rows(cursor, PAGE, plan.flt, through)
-    page = decode_rows(tx, rows)
+    page = decode_rows(tx, rows, resp.events, keep_redacted=plan.include_redacted)
     full = len(rows) == PAGE
     resp.cursor = rows[-1].seq if full else through
-    if plan.include_redacted:
-        resp.events.extend(page.events)
-    else:
-        resp.events.extend(e for e in page.events if not e.redacted)
+    if not plan.include_redacted:
         resp.redacted_skipped = page.redacted
     return _Page(resp, not full and through == horizon.settled)
 

@@ -106,7 +106,7 @@ class EventService:
 
         def read(tx: ReadTx) -> list[events_pb2.Event]:
             rows = tx.contact_event_rows(contact.id, before, size + 1, types)
-            return [e for e in decode_rows(tx, rows).events if not e.redacted]
+            return decode_rows(tx, rows, keep_redacted=False).events
 
         events = await self._store.read(read)
         resp = events_pb2.GetContactHistoryResponse(events=events[:size])

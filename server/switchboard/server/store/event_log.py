@@ -17,7 +17,7 @@ task, so the caller's identity is captured before and passed in). Unset: `system
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,7 +30,7 @@ from switchboard.server.auth.principal import CURRENT_PRINCIPAL
 from switchboard.server.store import data_keys
 from switchboard.server.store.data_keys import KEYRING, SERVER_KEY_NAME, Unreadable
 from switchboard.server.store.event_signal import SIGNAL
-from switchboard.server.store.sealed_pb2 import SealedEvent
+from switchboard.server.store.sealed_pb2 import SealedEvent, SealedEventView
 from switchboard.v1 import events_pb2
 
 LEGACY_VERSION = 1  # JSON of ids and field names, before values were recorded
@@ -209,16 +209,34 @@ def _server_key(tx: EventWrites) -> bytes:
 
 
 # -- reading -------------------------------------------------------------------------------
-def decode_rows(tx: EventReads, rows: Sequence[EventRow]) -> DecodedPage:
-    """The events of `rows`, in their order, opened with their contacts' keys."""
+def decode_rows(
+    tx: EventReads,
+    rows: Sequence[EventRow],
+    out: MutableSequence[events_pb2.Event] | None = None,
+    *,
+    keep_redacted: bool = True,
+) -> DecodedPage:
+    """The events of `rows`, in their order, opened with their contacts' keys.
+
+    With `out` (e.g. a response's repeated field) they are decoded straight into it, and
+    the page's `events` stays empty. Redacted events are counted; `keep_redacted=False`
+    leaves them out.
+    """
     ids = sorted({r.contact_id for r in rows if r.version == ENVELOPE_VERSION and r.contact_id})
     keys = tx.contact_keys(ids) if ids else {}
     opener = _Opener(tx, keys)
     page = DecodedPage()
+    # Elements are added in place: a repeated field of a message, never a list.
+    target: Any = events_pb2.GetContactHistoryResponse().events if out is None else out
     for row in rows:
-        event = opener.event(row)
-        page.redacted += event.redacted
-        page.events.append(event)
+        event = target.add()
+        opener.fill(event, row)
+        if event.redacted:
+            page.redacted += 1
+            if not keep_redacted:
+                del target[-1]
+    if out is None:
+        page.events = list(target)
     return page
 
 
@@ -231,11 +249,12 @@ class _Opener:
         self._server_key: bytes | None = None
         self._server_key_read = False
 
-    def event(self, row: EventRow) -> events_pb2.Event:
+    def fill(self, event: events_pb2.Event, row: EventRow) -> None:
         if row.version != ENVELOPE_VERSION:
-            return legacy_event(row)
-        sealed = SealedEvent.FromString(row.payload)
-        event = sealed.clear
+            event.CopyFrom(legacy_event(row))
+            return
+        sealed = SealedEventView.FromString(row.payload)
+        event.MergeFromString(sealed.clear)
         _frame(event, row, ENVELOPE_VERSION)
         if sealed.ciphertext:
             personal = self._open(row, sealed)
@@ -243,9 +262,8 @@ class _Opener:
                 event.redacted = True
             else:
                 event.MergeFromString(personal)
-        return event
 
-    def _open(self, row: EventRow, sealed: SealedEvent) -> bytes | None:
+    def _open(self, row: EventRow, sealed: SealedEventView) -> bytes | None:
         stored = self._keys.get(row.contact_id)
         if stored is None or stored[0] != sealed.key_id:
             return None  # the key was destroyed: the person was erased

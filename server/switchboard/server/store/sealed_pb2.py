@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchboard.v1 import events_pb2 as switchboard_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchboard/server/store/sealed.proto\x12\x18switchboard.server.store\x1a\x1bswitchboard/v1/events.proto\"f\n\x0bSealedEvent\x12$\n\x05\x63lear\x18\x01 \x01(\x0b\x32\x15.switchboard.v1.Event\x12\x0e\n\x06key_id\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchboard/server/store/sealed.proto\x12\x18switchboard.server.store\x1a\x1bswitchboard/v1/events.proto\"f\n\x0bSealedEvent\x12$\n\x05\x63lear\x18\x01 \x01(\x0b\x32\x15.switchboard.v1.Event\x12\x0e\n\x06key_id\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\"S\n\x0fSealedEventView\x12\r\n\x05\x63lear\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEALEDEVENT']._serialized_start=96
   _globals['_SEALEDEVENT']._serialized_end=198
+  _globals['_SEALEDEVENTVIEW']._serialized_start=200
+  _globals['_SEALEDEVENTVIEW']._serialized_end=283
 # @@protoc_insertion_point(module_scope)

@@ -17,3 +17,15 @@ class SealedEvent(_message.Message):
     nonce: bytes
     ciphertext: bytes
     def __init__(self, clear: _Optional[_Union[_events_pb2.Event, _Mapping]] = ..., key_id: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class SealedEventView(_message.Message):
+    __slots__ = ("clear", "key_id", "nonce", "ciphertext")
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    clear: bytes
+    key_id: bytes
+    nonce: bytes
+    ciphertext: bytes
+    def __init__(self, clear: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
