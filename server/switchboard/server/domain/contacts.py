@@ -164,7 +164,10 @@ def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], n
     # The values are sealed with the contact's own key: erasure destroys the key instead
     # of rewriting the append-only log.
     clear, personal = event_values.contact_changed(c, fields)
-    append(tx, kind, c.id, now, contact_id=c.id, clear=clear, personal=personal)
+    created = kind == "contact.created"
+    append(
+        tx, kind, c.id, now, contact_id=c.id, clear=clear, personal=personal, new_contact=created
+    )
 
 
 async def read_through(store: Store, cache: ReadCache, which: str, key: str) -> bytes:

@@ -13,6 +13,7 @@ database: a destroyed key is never used again, even by a process that still cach
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import OrderedDict
 
@@ -38,7 +39,13 @@ def new_key() -> tuple[bytes, bytes]:
 def wrap(server_key: bytes, key_id: bytes, key: bytes) -> bytes:
     """`key` sealed under the server key, bound to its id: nonce followed by ciphertext."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(server_key).encrypt(nonce, key, _WRAP_CONTEXT + key_id)
+    return nonce + _wrapper(server_key).encrypt(nonce, key, _WRAP_CONTEXT + key_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _wrapper(server_key: bytes) -> AESGCM:
+    # One object per server key (one per database): every created contact wraps a key.
+    return AESGCM(server_key)
 
 
 class KeyRing:
@@ -60,7 +67,7 @@ class KeyRing:
         if server_key is None:
             raise Unreadable("no server key")
         try:
-            raw = AESGCM(server_key).decrypt(
+            raw = _wrapper(server_key).decrypt(
                 wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _WRAP_CONTEXT + key_id
             )
         except InvalidTag as exc:

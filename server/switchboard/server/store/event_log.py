@@ -149,18 +149,20 @@ def append(
     contact_id: str = "",
     clear: events_pb2.Event | None = None,
     personal: events_pb2.Event | None = None,
+    new_contact: bool = False,
 ) -> int:
     """Append one event: `clear` as is, `personal` sealed with `contact_id`'s data key.
 
     The personal part is dropped when the contact was already erased (no new key is made
-    for someone who is gone).
+    for someone who is gone). `new_contact`: the contact was created by this transaction,
+    so it has no key yet and was never erased (two lookups saved per created contact).
     """
     sealed = SealedEvent()
     if clear is not None:
         sealed.clear.CopyFrom(clear)
     sealed.clear.actor.CopyFrom(_ACTOR.get() or SYSTEM)
     if personal is not None and contact_id and personal.ByteSize():
-        key = _data_key(tx, contact_id)
+        key = _new_data_key(tx, contact_id) if new_contact else _data_key(tx, contact_id)
         if key is not None:
             key_id, cipher = key
             sealed.key_id = key_id
@@ -198,6 +200,10 @@ def _data_key(tx: EventWrites, contact_id: str) -> tuple[bytes, AESGCM] | None:
         return key_id, KEYRING.cipher(server_key, key_id, wrapped)
     if tx.tombstone_by_id(contact_id) is not None:
         return None
+    return _new_data_key(tx, contact_id)
+
+
+def _new_data_key(tx: EventWrites, contact_id: str) -> tuple[bytes, AESGCM]:
     key_id, raw = data_keys.new_key()
     wrapped = data_keys.wrap(_server_key(tx), key_id, raw)
     tx.put_contact_key(contact_id, key_id, wrapped)
@@ -205,6 +211,10 @@ def _data_key(tx: EventWrites, contact_id: str) -> tuple[bytes, AESGCM] | None:
 
 
 def _server_key(tx: EventWrites) -> bytes:
+    # Made once per database: read it first, so later calls write nothing.
+    found = tx.server_key_or_none(SERVER_KEY_NAME)
+    if found is not None:
+        return found
     return tx.server_key(SERVER_KEY_NAME, AESGCM.generate_key(bit_length=256))
 
 
