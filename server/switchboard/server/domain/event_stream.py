@@ -57,6 +57,7 @@ class StreamPlan:
     flt: EventFilter
     include_redacted: bool
     stop_at: int = 0  # end once the cursor reaches this (0: follow the log)
+    settled: int = 0  # cursors up to this are known complete (older than the gap grace)
 
 
 @dataclass(slots=True)
@@ -120,7 +121,7 @@ class _Reader:
     def __init__(self, plan: StreamPlan) -> None:
         self.plan = plan
         self.cursor = plan.after
-        self.horizon = Horizon(settled=plan.after)
+        self.horizon = Horizon(settled=max(plan.after, plan.settled))
 
     def page(self, tx: ReadTx) -> _Page:
         return _read(tx, self.cursor, self.horizon, self.plan)
@@ -131,4 +132,4 @@ class _Reader:
 
     def stop_at(self, head: int) -> None:
         plan = self.plan
-        self.plan = StreamPlan(plan.after, plan.flt, plan.include_redacted, head)
+        self.plan = StreamPlan(plan.after, plan.flt, plan.include_redacted, head, plan.settled)

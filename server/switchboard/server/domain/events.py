@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from switchboard.server.common.timeutil import to_us
-from switchboard.server.domain.event_stream import StreamPlan, stream
+from switchboard.server.common.timeutil import now_us, to_us
+from switchboard.server.domain.event_stream import GAP_GRACE_S, StreamPlan, stream
 from switchboard.server.errors import NotFound
 from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import (
@@ -72,7 +72,11 @@ class EventService:
             if stop_at <= after:
                 return None  # nothing to send
         flt = EventFilter(types, req.contact_id, until)
-        return StreamPlan(after, flt, req.include_redacted, stop_at)
+        # Events older than the gap grace are all committed: the horizon need not walk
+        # the log up to them one cursor at a time.
+        old = now_us() - int(GAP_GRACE_S * 1_000_000)
+        settled = await self._store.read(lambda tx: tx.event_seq_before(old))
+        return StreamPlan(after, flt, req.include_redacted, stop_at, settled)
 
     async def history(
         self, req: events_pb2.GetContactHistoryRequest
