@@ -64,3 +64,36 @@ async def test_no_new_key_for_an_erased_contact(any_store: AnyStore) -> None:
     assert event.run_step.connector == "crm"
     assert event.run_step.error == ""  # the personal part was dropped, not sealed anew
     assert await any_store.read(lambda tx: tx.contact_keys(["c_9"])) == {}
+
+
+async def test_log_queries_agree_on_each_store(any_store: AnyStore) -> None:
+    def write(tx: WriteTx) -> None:
+        for at_us, cid in ((10, "c_a"), (20, "c_b"), (30, "c_a"), (40, "c_a")):
+            clear = events_pb2.Event()
+            clear.details.update({"n": at_us})
+            append(tx, "lead.activity_recorded", cid, at_us, contact_id=cid, clear=clear)
+
+    await any_store.write(write)
+
+    def read(tx: ReadTx) -> dict[str, object]:
+        return {
+            "seqs": tx.event_seqs(1, 10),
+            "head": tx.last_event_seq(),
+            "from_25": tx.event_seq_before(25),
+            "after_end": tx.event_seq_before(99),
+            "history": [r.at_us for r in tx.contact_event_rows("c_a", 0, 10, ())],
+            "history_before_4": [r.at_us for r in tx.contact_event_rows("c_a", 4, 10, ())],
+            "through_2": [r.seq for r in tx.event_rows(0, 10, EventFilter(), 2)],
+            "typed": len(tx.event_rows(0, 10, EventFilter(types=("contact.created",)))),
+        }
+
+    assert await any_store.read(read) == {
+        "seqs": [2, 3, 4],
+        "head": 4,
+        "from_25": 2,
+        "after_end": 4,
+        "history": [40, 30, 10],
+        "history_before_4": [30, 10],
+        "through_2": [1, 2],
+        "typed": 0,
+    }
