@@ -204,8 +204,7 @@ def _data_key(tx: EventWrites, contact_id: str) -> tuple[bytes, AESGCM] | None:
 
 
 def _new_data_key(tx: EventWrites, contact_id: str) -> tuple[bytes, AESGCM]:
-    key_id, raw = data_keys.new_key()
-    wrapped = data_keys.wrap(_server_key(tx), key_id, raw)
+    key_id, raw, wrapped = data_keys.new_wrapped_key(_server_key(tx))
     tx.put_contact_key(contact_id, key_id, wrapped)
     return key_id, KEYRING.remember(wrapped, raw)
 

@@ -8,6 +8,10 @@ from typing import Any
 
 from switchboard.server.store.event_log import ENVELOPE_VERSION, EventFilter, EventRow
 
+# Per connection: id -> (the connection, its database's server keys). The connection is
+# held so that its id cannot be reused by another one while the entry exists.
+_SERVER_KEYS: dict[int, tuple[Any, dict[str, bytes]]] = {}
+_MAX_CONNECTIONS = 64
 _COLUMNS = "seq, type, aggregate_id, contact_id, at_us, version, payload"
 _MAX_PARAMS = 500  # per IN (...) list; SQLite's default limit is far higher
 
@@ -111,5 +115,17 @@ class EventQueries:
         self._db.execute("DELETE FROM contact_keys WHERE contact_id = ?", (contact_id,))
 
     def server_key_or_none(self, name: str) -> bytes | None:
+        # Server keys are written once and never change: remembered per connection, so
+        # sealing for a new contact does not read the same row again.
+        known = _SERVER_KEYS.get(id(self._db))
+        if known is not None and name in known[1]:
+            return known[1][name]
         row = self._db.execute("SELECT key FROM server_keys WHERE name = ?", (name,)).fetchone()
-        return bytes(row[0]) if row else None
+        if row is None:
+            return None
+        if known is None:
+            if len(_SERVER_KEYS) >= _MAX_CONNECTIONS:
+                del _SERVER_KEYS[next(iter(_SERVER_KEYS))]
+            known = _SERVER_KEYS[id(self._db)] = (self._db, {})
+        known[1][name] = bytes(row[0])
+        return bytes(row[0])
