@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
+from bench.events_case import stream_rate as events_rate
 from bench.roles_case import roles_rates
 from bench.stream_case import NO_SYNC, stream_rate
 from bench.sync_case import sync_rate
@@ -358,6 +359,7 @@ def main() -> None:
         sync = sync_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
         roles = None if ONLY else roles_rates(Path(tmp), SECONDS * 2, ROUNDS)
         stream = None if ONLY else stream_rate(Path(tmp), STREAM_ITEMS, ROUNDS, NO_SYNC)
+        events = events_rate(Path(tmp), IMPORT_ROWS // 2) if not ONLY else None
     rates = ratios(results)
     if stream and "rest/upsert_contact/64" in results:  # the REST app writes without sync too
         rest_us = results["rest/upsert_contact/64"]["server_cpu_us_per_call"]
@@ -369,6 +371,7 @@ def main() -> None:
         "sync": sync,
         "roles": roles,
         "stream": stream,
+        "events": events,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -395,6 +398,8 @@ def main() -> None:
         print(f"{'roles (all vs split)':34} {roles}")
     if stream:  # UpsertContacts against unary UpsertContact (bench/stream_case.py)
         print(f"{'stream':34} {stream}")
+    if events:
+        print(f"{'events':34} {events}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

@@ -31,6 +31,7 @@ def test_the_exported_names() -> None:
         "ContactFields",
         "Contacts",
         "DeadlineExceededError",
+        "Events",
         "FailedPreconditionError",
         "FieldViolation",
         "InvalidArgumentError",

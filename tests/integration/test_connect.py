@@ -143,6 +143,11 @@ async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
         (conn + "ListDeadLetters", lambda: "{}", lambda b: "deadLetters" not in b),
         (conn + "RedriveDeadLetters", lambda: '{"all": true}', lambda b: "redriven" not in b),
         (
+            "/switchboard.v1.Events/GetContactHistory",
+            lambda: '{"email": "ada@example.com", "types": ["lead.status_changed"]}',
+            lambda b: b["events"][0]["leadStatusChanged"]["status"] == "LEAD_STATUS_MQL",
+        ),
+        (
             c + "DeleteContact",
             lambda: '{"email": "ada@example.com"}',
             lambda b: b["id"].startswith("c_") and "deletedAt" in b,

@@ -13,6 +13,7 @@ from switchboard.server.connectors.crm import external_id_for
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.runs.sync import ERASED_SKIP
 from switchboard.v1 import campaigns_pb2
+from tests.event_log import events_of
 
 StartApp = Callable[..., Awaitable[App]]
 RunStatus = campaigns_pb2.RunStatus
@@ -178,9 +179,10 @@ async def test_write_back_updates_the_contact_without_another_sync(start_app: St
     assert contact.version == 2
     assert [r.id for r in runs] == [run.id]
     assert len(_tool(app).calls) == 1
-    events = await app.store.read(lambda tx: tx.events(created.id))
-    assert [t for t, _ in events] == ["contact.created", "contact.updated"]
-    assert b'"by": "write_back"' in events[1][1]
+    events = await events_of(app.store, created.id)
+    assert [e.type for e in events] == ["contact.created", "contact.updated"]
+    assert events[1].contact_changed.by == "write_back"
+    assert events[1].contact_changed.run_id == run.id
 
 
 async def test_write_back_adds_an_esp_subscription_to_lists(start_app: StartApp) -> None:

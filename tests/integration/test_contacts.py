@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 
 import grpc
@@ -19,6 +18,7 @@ from switchboard.client import (
 )
 from switchboard.server.app.build import App
 from switchboard.v1 import campaigns_pb2
+from tests.event_log import events_of
 
 
 async def test_upsert_creates_then_merges(sb: Switchboard) -> None:
@@ -246,9 +246,16 @@ async def test_delete_unknown_is_not_found(sb: Switchboard) -> None:
 async def test_every_write_is_an_event(sb: Switchboard, app: App) -> None:
     c = (await sb.contacts.upsert(email="ev@example.com")).contact
     await sb.contacts.upsert(id=c.id, first_name="E")
-    events = await app.store.read(lambda tx: tx.events(c.id))
-    assert [t for t, _ in events] == ["contact.created", "contact.updated"]
-    assert json.loads(events[1][1]) == {"id": c.id, "version": 2, "fields": ["first_name"]}
+    events = await events_of(app.store, c.id)
+    assert [e.type for e in events] == ["contact.created", "contact.updated"]
+    change = events[1].contact_changed
+    assert (change.contact.id, change.contact.version, list(change.fields)) == (
+        c.id,
+        2,
+        ["first_name"],
+    )
+    # The values are recorded (sealed with the contact's key, opened on reading).
+    assert (change.contact.email, change.contact.first_name) == ("ev@example.com", "E")
 
 
 async def test_idempotency_replays_and_refuses_a_different_request(

@@ -16,7 +16,7 @@ from switchboard.client import Switchboard
 from switchboard.server.app.build import App, build_app
 from switchboard.server.common.signing import sign
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.server.store.sqlite.schema import MIGRATIONS, REKEY_WAITS
+from switchboard.server.store.sqlite.schema import REKEY_WAITS
 from switchboard.v1 import campaigns_pb2
 
 StartApp = Callable[..., Awaitable[App]]
@@ -183,12 +183,13 @@ async def test_runs_waiting_before_the_upgrade_resume_after_it(
             run_id = await _trigger_and_park(sb, {"application_id": value})
     finally:
         await old.stop(grace_s=1.0)
-    # Put the database back as the previous release left it: str() of the Struct's value,
-    # and the schema version before the rewrite.
+    # Put the waits back as the previous release left them (str() of the Struct's value),
+    # then apply the rewrite as the upgrade does. Not by rewinding `user_version`: that
+    # would also re-run the migrations after it, which cannot run twice (ALTER TABLE).
     db = sqlite3.connect(old.settings.database.path)
     with db:
         db.execute("UPDATE waits SET key = ? WHERE run_id = ?", (legacy_key, run_id))
-    db.execute(f"PRAGMA user_version = {MIGRATIONS.index(REKEY_WAITS)}")
+    db.executescript(f"BEGIN; {REKEY_WAITS} COMMIT;")
     db.close()
     app = await _start(start_app, timeout_s=3600)
     answer = await _send(app, {"application_id": value, "decision": "approved"}, "up1")

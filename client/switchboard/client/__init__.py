@@ -34,6 +34,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ._events import Events
 from ._leads import Leads
 from ._messages import ContactFields
 from ._sync import SyncCampaigns, SyncConnectors, SyncContacts, SyncLeads, SyncSwitchboard
@@ -46,6 +47,7 @@ __all__ = [
     "ContactFields",
     "Contacts",
     "DeadlineExceededError",
+    "Events",
     "FailedPreconditionError",
     "FieldViolation",
     "InvalidArgumentError",

@@ -13,6 +13,7 @@ from ._campaigns import Campaigns
 from ._config import ChannelOptions, TLSConfig, call_metadata, open_channel, resolve_tls
 from ._connectors import Connectors
 from ._contacts import Contacts
+from ._events import Events
 from ._leads import Leads
 from ._transport import Transport
 
@@ -85,6 +86,7 @@ class Switchboard:
         self.leads = Leads(transport)
         self.campaigns = Campaigns(transport)
         self.connectors = Connectors(transport)
+        self.events = Events(transport)
 
     async def aclose(self) -> None:
         """Closes the channel (unless it was passed in), cancelling calls in progress."""

@@ -17,6 +17,7 @@ from .campaigns import runs, trigger, triggers
 from .connectors import connectors
 from .contacts import contacts
 from .dead_letters import dead_letters
+from .events import data_export, events
 from .leads import leads
 
 __all__ = ["ENTRY_POINT_GROUP", "main"]
@@ -66,6 +67,7 @@ def main() -> None:
     """Switchboard: one gRPC endpoint for contact sync, lead scoring and campaign triggers."""
 
 
-for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters):
+for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters, events):
     main.add_command(_command)
 del _command
+contacts.add_command(data_export)

@@ -30,7 +30,7 @@ from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
-from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2
+from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, events_pb2, leads_pb2
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     leads_pb2.DESCRIPTOR.services_by_name["LeadScoring"].full_name,
     campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
+    events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
 )
 
 

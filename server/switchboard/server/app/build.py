@@ -23,6 +23,7 @@ from switchboard.server.api.connect import ConnectServer, SwitchboardConnectApp,
 from switchboard.server.api.connectors import ConnectorsServicer
 from switchboard.server.api.contacts import ContactSyncServicer
 from switchboard.server.api.decoding import add_servicer
+from switchboard.server.api.events import EventsServicer
 from switchboard.server.api.health import SERVICE_NAME as HEALTH_SERVICE
 from switchboard.server.api.health import HealthService
 from switchboard.server.api.leads import LeadScoringServicer
@@ -52,6 +53,7 @@ from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
+from switchboard.server.domain.events import EventService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
 from switchboard.server.errors import Unavailable
@@ -79,6 +81,8 @@ from switchboard.v1 import (
     connectors_pb2_grpc,
     contacts_pb2,
     contacts_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     leads_pb2,
     leads_pb2_grpc,
 )
@@ -262,6 +266,10 @@ async def _build(
             CampaignTriggersServicer(campaigns),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
+        (
+            events_pb2_grpc.add_EventsServicer_to_server,
+            EventsServicer(EventService(store, tokens)),
+        ),
     ]
     serves_calls = settings.role != "dispatch"  # a dispatch process answers health only
     if serves_calls:
@@ -324,7 +332,7 @@ def _connect_server(
     guards = next(i for i in chain if isinstance(i, GuardChain))
     methods = {
         f"/{service.full_name}/{method.name}": method
-        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2)
+        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, events_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

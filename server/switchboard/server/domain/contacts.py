@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +40,9 @@ from switchboard.server.runs.sync import (
     skip_pending_changes,
     start_erasure,
 )
+from switchboard.server.store import event_values
 from switchboard.server.store.base import ReadTx, Store, WriteTx
+from switchboard.server.store.event_log import acting_as, append, append_details, caller_actor
 from switchboard.v1 import common_pb2, contacts_pb2
 
 Mode = contacts_pb2.UpsertMode
@@ -162,10 +163,13 @@ def _copy(incoming: contacts_pb2.Contact, now: int) -> contacts_pb2.Contact:
 
 
 def _event(tx: WriteTx, kind: str, c: contacts_pb2.Contact, fields: list[str], now: int) -> None:
-    # Events name what changed, not the values: personal data lives only in the read model,
-    # so erasure can remove it without rewriting the append-only log.
-    body = {"id": c.id, "version": c.version, "fields": fields}
-    tx.append_event(kind, c.id, json.dumps(body).encode(), now)
+    # The values are sealed with the contact's own key: erasure destroys the key instead
+    # of rewriting the append-only log.
+    clear, personal = event_values.contact_changed(c, fields)
+    created = kind == "contact.created"
+    append(
+        tx, kind, c.id, now, contact_id=c.id, clear=clear, personal=personal, new_contact=created
+    )
 
 
 async def read_through(store: Store, cache: ReadCache, which: str, key: str) -> bytes:
@@ -272,8 +276,15 @@ class ContactService:
         """
         traceparent = current_traceparent()
         started: list[str] = []
+        actor = caller_actor()
 
         def work(
+            tx: WriteTx,
+        ) -> tuple[list[contacts_pb2.UpsertContactResponse | SwitchboardError], list[str]]:
+            with acting_as(actor):
+                return apply(tx)
+
+        def apply(
             tx: WriteTx,
         ) -> tuple[list[contacts_pb2.UpsertContactResponse | SwitchboardError], list[str]]:
             now = now_us()
@@ -377,8 +388,13 @@ class ContactService:
     ) -> None:
         traceparent = current_traceparent()
         started: list[str] = []
+        actor = caller_actor()
 
         def work(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
+            with acting_as(actor):
+                return apply(tx)
+
+        def apply(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
             now = now_us()
             started.clear()
             out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
@@ -420,8 +436,13 @@ class ContactService:
         erased_email: list[str] = []  # when erasing by id, the email key must be dropped too
         started: list[str] = []  # the erasure run, if one is configured
         traceparent = current_traceparent()
+        actor = caller_actor()
 
         def work(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
+            with acting_as(actor):
+                return erase(tx)
+
+        def erase(tx: WriteTx) -> contacts_pb2.DeleteContactResponse:
             now = now_us()
             contact = tx.contact_by_id(req.id) if which == "id" else tx.contact_by_email(email)
             if contact is None:
@@ -439,9 +460,7 @@ class ContactService:
             # Changes not yet sent are not sent: the erasure run below tells the tools.
             skip_pending_changes(tx, contact.id, now)
             tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
-            tx.append_event(
-                "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now
-            )
+            append_details(tx, "contact.erased", contact.id, now, {"id": contact.id}, contact.id)
             trigger = self._erasure
             if trigger is not None:
                 start_erasure(tx, trigger, contact.id, contact.email, now, traceparent)

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.errors import IdempotencyConflict
 from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
+from switchboard.server.store.event_log import acting_as, caller_actor
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -40,7 +41,13 @@ async def write_once(
     response holds, so erasing that contact drops the stored answer too.
     """
 
+    actor = caller_actor()  # read here, in the call's task: `transaction` may run elsewhere
+
     def transaction(tx: WriteTx) -> Written[M, T]:
+        with acting_as(actor):
+            return attempt(tx)
+
+    def attempt(tx: WriteTx) -> Written[M, T]:
         now = now_us()
         effect: list[T] = []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -32,7 +31,9 @@ from switchboard.server.rules.validation import (
     normalize_email,
 )
 from switchboard.server.runs.start import start_run
+from switchboard.server.store import event_values
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
+from switchboard.server.store.event_log import append
 from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
 
 STATUS_EVENT = "lead.status_updated"
@@ -180,11 +181,17 @@ class LeadService:
             lead = self._lead(tx, contact)
             self._rescore(tx, contact, lead, now)
             tx.put_lead(lead)
-            tx.append_event(
+            clear, personal = event_values.activity_recorded(
+                activity_id, act.type, occurred, act.value, act.attributes
+            )
+            append(
+                tx,
                 "lead.activity_recorded",
                 contact.id,
-                json.dumps({"activity_id": activity_id, "type": kind}).encode(),
                 now,
+                contact_id=contact.id,
+                clear=clear,
+                personal=personal,
             )
             return leads_pb2.RecordActivityResponse(activity_id=activity_id, lead=lead), None
 
@@ -258,14 +265,17 @@ class LeadService:
             self._rescore(tx, contact, lead, now)
             tx.put_lead(lead)
             if previous != req.status:
-                # Not the reason's text: it is free text, maybe about the person, and
-                # the append-only log cannot forget it (the run's attributes keep it).
-                body = {
-                    "from": lead_rules.status_name(previous),
-                    "to": lead_rules.status_name(req.status),
-                    "reason_given": bool(req.reason),
-                }
-                tx.append_event("lead.status_changed", contact.id, json.dumps(body).encode(), now)
+                # The reason is free text, maybe about the person: sealed with their key.
+                clear, personal = event_values.lead_status_changed(previous, req.status, req.reason)
+                append(
+                    tx,
+                    "lead.status_changed",
+                    contact.id,
+                    now,
+                    contact_id=contact.id,
+                    clear=clear,
+                    personal=personal,
+                )
                 if trigger is not None:
                     payload = self._lead_payload(tx, contact, previous, req.status)
                     attrs = Struct()

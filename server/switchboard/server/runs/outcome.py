@@ -14,7 +14,9 @@ from switchboard.server.rules.plan import Plan
 from switchboard.server.runs.sealed import drop_sealed
 from switchboard.server.runs.waits import start_wait, take_branch
 from switchboard.server.runs.write_back import write_back
+from switchboard.server.store import event_values
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
+from switchboard.server.store.event_log import append, append_details
 from switchboard.v1 import campaigns_pb2
 
 StepStatus = campaigns_pb2.StepStatus
@@ -82,12 +84,20 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
             drop_sealed(tx, run.id, plan)  # an erasure run's sealed email goes with it
     set_ts(run.updated_at, now)
     tx.put_run(run)
-    body = {
-        "step": item.step_index,
-        "status": StepStatus.Name(step.status),
-        "attempts": step.attempts,
-    }
-    tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
+    # The step's outcome in the person's history: the error text and the tool's answer
+    # (e.g. the offer shown) are sealed with their key.
+    clear, personal = event_values.run_step(
+        run.event,
+        item.step_index,
+        step.connector,
+        step.action,
+        step.status,
+        step.attempts,
+        step.skip_reason,
+        step.error,
+        step.result if step.HasField("result") else None,
+    )
+    append(tx, "run.step", run.id, now, contact_id=run.contact_id, clear=clear, personal=personal)
     return run
 
 
@@ -110,12 +120,10 @@ def _dead_letter(
     )
     tx.add_dead_letter(letter)
     body = {"id": letter.id, "step": item.step_index, "reason": letter.reason}
-    tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
+    append_details(tx, "run.step_dead_lettered", run.id, now, body, run.contact_id)
 
 
-def queue_step(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int
-) -> None:
+def queue_step(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int) -> None:
     """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
     if plan.steps[index].wait is not None:
         start_wait(tx, run, plan, index, step_key(run.id, index), now)
@@ -124,9 +132,7 @@ def queue_step(
     tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
 
 
-def _advance(
-    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, now: int
-) -> None:
+def _advance(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, now: int) -> None:
     nxt = item.step_index + 1
     if item.advance and nxt < len(run.steps):
         run.status = RunStatus.RUN_STATUS_RUNNING

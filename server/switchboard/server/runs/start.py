@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -14,6 +13,7 @@ from switchboard.server.rules.payloads import contact_payload, struct_dict
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
+from switchboard.server.store.event_log import append_details
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 
@@ -64,7 +64,6 @@ def start_run(
     queue_step(tx, run, plan, 0, now)
     if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:
         tx.put_run(run)
-    tx.append_event(
-        "run.started", run.id, json.dumps({"event": event, "contact_id": contact.id}).encode(), now
-    )
+    details = {"event": event, "contact_id": contact.id}
+    append_details(tx, "run.started", run.id, now, details, contact.id)
     return run

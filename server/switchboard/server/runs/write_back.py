@@ -8,14 +8,15 @@ the tool's answer), and only once: a duplicate delivery is not recorded twice.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.sync import StepSync, apply_write_back
+from switchboard.server.store import event_values
 from switchboard.server.store.base import WriteTx
+from switchboard.server.store.event_log import append
 from switchboard.v1 import contacts_pb2
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ def write_back(
     contact.version += 1
     set_ts(contact.updated_at, now)
     tx.put_contact(contact, lists_changed="lists" in fields)
-    body = {
-        "id": contact.id,
-        "version": contact.version,
-        "fields": fields,
-        "by": "write_back",
-        "run_id": run_id,
-    }
-    tx.append_event("contact.updated", contact.id, json.dumps(body).encode(), now)
+    clear, personal = event_values.contact_changed(contact, fields, "write_back", run_id)
+    append(
+        tx,
+        "contact.updated",
+        contact.id,
+        now,
+        contact_id=contact.id,
+        clear=clear,
+        personal=personal,
+    )
     return contact

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.rules.plan import Plan
+from switchboard.server.store.event_log import EventReads, EventWrites
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 T = TypeVar("T")
@@ -109,7 +110,7 @@ class RunFilter:
     status: int = 0
 
 
-class ReadTx(Protocol):
+class ReadTx(EventReads, Protocol):
     """Queries available inside any transaction."""
 
     def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None: ...
@@ -142,7 +143,7 @@ class ReadTx(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
-class WriteTx(ReadTx, Protocol):
+class WriteTx(ReadTx, EventWrites, Protocol):
     """Queries plus writes; everything done through one WriteTx commits atomically."""
 
     def put_contact(

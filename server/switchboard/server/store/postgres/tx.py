@@ -19,6 +19,7 @@ from switchboard.server.store.postgres.erasure import (
     forget_idempotency,
     scrub_runs,
 )
+from switchboard.server.store.postgres.events import EventQueries
 from switchboard.server.store.postgres.outbox import OutboxQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
@@ -27,7 +28,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries):
+class PostgresTx(OutboxQueries, EventQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
@@ -122,6 +123,8 @@ class PostgresTx(OutboxQueries):
             (ERASED_ERROR, contact_id),
         )
         forget_connector_state(self._db, contact_id, email, run_ids)
+        # Crypto-shredding: the events sealed with this key stay, unreadable.
+        self.forget_contact_key(contact_id)
 
     # -- events and idempotency ----------------------------------------------------------
     def append_event(self, type_: str, aggregate_id: str, payload: bytes, at_us: int) -> int:

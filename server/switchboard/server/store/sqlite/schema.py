@@ -182,6 +182,20 @@ MIGRATIONS: list[str] = [
     """,
     # 8: see REKEY_WAITS above.
     REKEY_WAITS,
+    # 9: events carry their values (docs/events.md). Rows of version 2 hold a SealedEvent
+    # (protobuf) and name the contact they are about; older rows stay version 1 (JSON).
+    # Each contact's data key, wrapped by the server key; erasure deletes the row.
+    """
+    ALTER TABLE events ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX events_contact ON events (contact_id, seq);
+    CREATE INDEX events_time ON events (at_us);
+    CREATE TABLE contact_keys (
+        contact_id  TEXT PRIMARY KEY,
+        key_id      BLOB NOT NULL,
+        wrapped     BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.
