@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
+from bench.backfill import backfill_rate
 from bench.events_case import stream_rate as events_rate
 from bench.roles_case import roles_rates
 from bench.stream_case import NO_SYNC, stream_rate
@@ -360,6 +361,7 @@ def main() -> None:
         roles = None if ONLY else roles_rates(Path(tmp), SECONDS * 2, ROUNDS)
         stream = None if ONLY else stream_rate(Path(tmp), STREAM_ITEMS, ROUNDS, NO_SYNC)
         events = events_rate(Path(tmp), IMPORT_ROWS // 2) if not ONLY else None
+        backfill = backfill_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
     rates = ratios(results)
     if stream and "rest/upsert_contact/64" in results:  # the REST app writes without sync too
         rest_us = results["rest/upsert_contact/64"]["server_cpu_us_per_call"]
@@ -372,6 +374,7 @@ def main() -> None:
         "roles": roles,
         "stream": stream,
         "events": events,
+        "backfill": backfill,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -400,6 +403,8 @@ def main() -> None:
         print(f"{'stream':34} {stream}")
     if events:
         print(f"{'events':34} {events}")
+    if backfill:
+        print(f"{'backfill':34} {backfill}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

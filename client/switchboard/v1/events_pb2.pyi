@@ -224,6 +224,7 @@ class RunStepRecorded(_message.Message):
     SKIP_REASON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
     run_event: _builtins.str
     """The run's event (trigger) name."""
     step: _builtins.int
@@ -239,6 +240,8 @@ class RunStepRecorded(_message.Message):
     """Why the step was skipped, when it was."""
     error: _builtins.str
     """The last error text (removed when the person is erased)."""
+    variant: _builtins.str
+    """The A/B variant of the run, when its trigger has variants."""
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
         """What the connector answered, e.g. the offer shown (removed when the person is erased)."""
@@ -255,10 +258,11 @@ class RunStepRecorded(_message.Message):
         skip_reason: _builtins.str | None = ...,
         error: _builtins.str | None = ...,
         result: _struct_pb2.Struct | None = ...,
+        variant: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "connector", b"connector", "error", b"error", "result", b"result", "run_event", b"run_event", "skip_reason", b"skip_reason", "status", b"status", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "connector", b"connector", "error", b"error", "result", b"result", "run_event", b"run_event", "skip_reason", b"skip_reason", "status", b"status", "step", b"step", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,6 +34,7 @@ from switchboard.server.rules.validation import (
     normalize_email,
     require_lookup,
 )
+from switchboard.server.runs.backfill import skip_pending_backfill
 from switchboard.server.runs.sync import (
     SyncFanout,
     erasure_trigger,
@@ -459,6 +460,7 @@ class ContactService:
             erased_email.append(contact.email)
             # Changes not yet sent are not sent: the erasure run below tells the tools.
             skip_pending_changes(tx, contact.id, now)
+            skip_pending_backfill(tx, contact.id, now)
             tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
             append_details(tx, "contact.erased", contact.id, now, {"id": contact.id}, contact.id)
             trigger = self._erasure

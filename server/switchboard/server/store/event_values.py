@@ -58,6 +58,7 @@ def run_step(
     skip_reason: str = "",
     error: str = "",
     result: Struct | None = None,
+    variant: str = "",
 ) -> Split:
     """A step's outcome: where and how it ended clear; the error text and answer sealed."""
     clear = events_pb2.Event()
@@ -69,6 +70,7 @@ def run_step(
     out.status = status  # type: ignore[assignment]  # an int from StepStatus
     out.attempts = attempts
     out.skip_reason = skip_reason
+    out.variant = variant
     personal = events_pb2.Event()
     if error:
         personal.run_step.error = error

@@ -15,6 +15,7 @@ from switchboard.server.config.settings import Settings
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Lane, Limits, LimitSpec
 from switchboard.server.dispatch.limits.local import LocalLimits
+from switchboard.server.runs.backfill import BACKFILL_EVENT
 from switchboard.server.store.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ def redis_url(settings: Settings) -> str:
 
 
 def lane_rule(settings: Settings) -> LaneRule:
-    """The lane of an outbox step: bulk for the configured bulk events."""
-    return LaneRule(frozenset(settings.connector_limits.bulk_events))
+    """The lane of an outbox step: bulk for the configured bulk events and backfills."""
+    return LaneRule(frozenset(settings.connector_limits.bulk_events) | {BACKFILL_EVENT})
 
 
 class LaneRule:

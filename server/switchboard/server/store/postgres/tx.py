@@ -21,6 +21,7 @@ from switchboard.server.store.postgres.erasure import (
 )
 from switchboard.server.store.postgres.events import EventQueries
 from switchboard.server.store.postgres.outbox import OutboxQueries
+from switchboard.server.store.postgres.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -28,7 +29,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries, EventQueries):
+class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)

@@ -196,6 +196,18 @@ MIGRATIONS: list[str] = [
         wrapped     BLOB NOT NULL
     ) WITHOUT ROWID;
     """,
+    # A/B variants: the variant of each run of a trigger with variants, read by
+    # GetVariantResults per event and time range.
+    """
+    CREATE TABLE IF NOT EXISTS run_variants (
+        run_id      TEXT PRIMARY KEY,
+        event       TEXT NOT NULL,
+        variant     TEXT NOT NULL,
+        contact_id  TEXT NOT NULL,
+        created_us  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS run_variants_event ON run_variants (event, created_us);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.
