@@ -27,7 +27,7 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
-from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2
+from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, leads_pb2, segments_pb2
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     leads_pb2.DESCRIPTOR.services_by_name["LeadScoring"].full_name,
     campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
+    segments_pb2.DESCRIPTOR.services_by_name["Segments"].full_name,
 )
 
 

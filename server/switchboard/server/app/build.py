@@ -26,6 +26,7 @@ from switchboard.server.api.decoding import add_servicer
 from switchboard.server.api.health import SERVICE_NAME as HEALTH_SERVICE
 from switchboard.server.api.health import HealthService
 from switchboard.server.api.leads import LeadScoringServicer
+from switchboard.server.api.segments import SegmentsServicer
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.app import reflection
 from switchboard.server.app.app import SERVICE_NAMES, App, closing
@@ -51,6 +52,7 @@ from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.domain.segments import SegmentService
 from switchboard.server.errors import Unavailable
 from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
@@ -62,6 +64,7 @@ from switchboard.server.interceptors.ratelimit import RateLimitGuard, TokenBucke
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.rules.segment_sql import POSTGRES, SQLITE
 from switchboard.server.runs.sync import check_destinations
 from switchboard.server.store.base import SchemaTooNew
 from switchboard.server.store.postgres.migrate import SchemaTooOld
@@ -77,6 +80,8 @@ from switchboard.v1 import (
     contacts_pb2_grpc,
     leads_pb2,
     leads_pb2_grpc,
+    segments_pb2,
+    segments_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -226,6 +231,9 @@ async def _build(
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
+    segments = SegmentService(
+        store, tokens, POSTGRES if isinstance(store, PostgresStore) else SQLITE
+    )
     connector_servicer = ConnectorsServicer(
         ConnectorService(
             store, connectors, connector_settings, attempts, dispatcher.guards, limits
@@ -241,6 +249,7 @@ async def _build(
             CampaignTriggersServicer(campaigns),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
+        (segments_pb2_grpc.add_SegmentsServicer_to_server, SegmentsServicer(segments)),
     ]
     for register, servicer in registrations:
         add_servicer(server, register, servicer)
@@ -293,7 +302,7 @@ def _connect_server(
     guards = next(i for i in chain if isinstance(i, GuardChain))
     methods = {
         f"/{service.full_name}/{method.name}": method
-        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2)
+        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, segments_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

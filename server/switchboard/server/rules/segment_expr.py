@@ -12,7 +12,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Union
 
 from switchboard.server.rules.segment_fields import (
     CONSENT_KEYS,
@@ -77,7 +76,7 @@ class In:
     container: Ref | tuple[Lit, ...]
 
 
-Node = Union[Lit, Ref, Has, Size, Not, Bool, Cmp, In]
+Node = Lit | Ref | Has | Size | Not | Bool | Cmp | In
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -246,9 +245,7 @@ class _Parser:
     def field(self, tok: _Tok) -> Ref:
         known = FIELDS.get(tok.text)
         if known is None:
-            raise self.fail(
-                f'unknown field "{tok.text}"', tok, f"; known fields: {known_fields()}"
-            )
+            raise self.fail(f'unknown field "{tok.text}"', tok, f"; known fields: {known_fields()}")
         if not (self.peek().kind == "op" and self.peek().text == "."):
             return Ref(known)
         dot = self.take()
@@ -276,10 +273,15 @@ class _Parser:
             return Has(arg.field, arg.key)
         if name.text == "size":
             arg = self.primary()
-            if not isinstance(arg, Ref) or arg.key or arg.field.kind not in (
-                Kind.STRING,
-                Kind.STRING_LIST,
-                Kind.STRING_MAP,
+            if (
+                not isinstance(arg, Ref)
+                or arg.key
+                or arg.field.kind
+                not in (
+                    Kind.STRING,
+                    Kind.STRING_LIST,
+                    Kind.STRING_MAP,
+                )
             ):
                 raise self.fail("size() takes a string, list or map field", name)
             self.expect(")")
@@ -318,9 +320,14 @@ class _Parser:
                 self.check_compare(tok, item, lit)
             return In(item, tuple(items))
         container = self.primary()
-        if not isinstance(container, Ref) or container.key or container.field.kind not in (
-            Kind.STRING_LIST,
-            Kind.STRING_MAP,
+        if (
+            not isinstance(container, Ref)
+            or container.key
+            or container.field.kind
+            not in (
+                Kind.STRING_LIST,
+                Kind.STRING_MAP,
+            )
         ):
             raise self.fail("'in' takes a list field, a map field or a list literal", tok)
         self.need(item, Kind.STRING, tok, "'in'")

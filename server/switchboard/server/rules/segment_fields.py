@@ -47,7 +47,7 @@ FIELDS: dict[str, Field] = {
     for f in (
         Field("country", Kind.STRING, "country", "ISO 3166-1 alpha-2 code, e.g. FR"),
         Field("lists", Kind.STRING_LIST, "", 'list names, e.g. "vip" in lists'),
-        Field("attributes", Kind.STRING_MAP, "", 'free-form attributes, e.g. attributes.plan'),
+        Field("attributes", Kind.STRING_MAP, "", "free-form attributes, e.g. attributes.plan"),
         Field("consent", Kind.BOOL_MAP, "", "opt-in per purpose, e.g. consent.email_marketing"),
         Field("lead_score", Kind.INT, "lead_score", "latest lead score (0 if never scored)"),
         Field("lead_grade", Kind.STRING, "lead_grade", 'A, B, C, D, or "" if never scored'),
