@@ -92,7 +92,7 @@ class SegmentService:
             raise NotFound(f"no segment named {name!r}")
         return found
 
-    async def list(
+    async def list_page(
         self, req: segments_pb2.ListSegmentsRequest
     ) -> segments_pb2.ListSegmentsResponse:
         """Segments by name, a page at a time."""
