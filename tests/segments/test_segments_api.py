@@ -60,9 +60,7 @@ async def _members(stub: Any, name: str, page_size: int = 1) -> list[str]:
 @pytest.mark.parametrize(
     ("expression", "expected"),
     [
-        pytest.param(
-            'purchases_90d > 5 && country == "FR"', ["fr-frequent"], id="brief-example"
-        ),
+        pytest.param('purchases_90d > 5 && country == "FR"', ["fr-frequent"], id="brief-example"),
         pytest.param("purchases_90d > 5", ["de-frequent", "fr-frequent"], id="window"),
         pytest.param("purchases_365d == 2 && amount_365d == 70.0", ["fr-once"], id="year"),
         pytest.param('"vip" in lists && attributes.plan == "pro"', ["fr-frequent"], id="lists"),

@@ -78,7 +78,8 @@ def activation(row: Mapping[str, Any], lists: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "country": row["country"],
         "lists": sorted(set(lists)),
-        "attributes": json.loads(row["attributes"]),
+        # SQLite hands JSON back as text, PostgreSQL's jsonb as a dict.
+        "attributes": attrs if isinstance(attrs := row["attributes"], dict) else json.loads(attrs),
         "consent": {p: bool(row[consent_column(p)]) for p in CONSENT_KEYS},
         "lead_score": int(row["lead_score"]),
         "lead_grade": row["lead_grade"],
