@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
+from bench.segments_case import segment_counts
 from bench.sync_case import sync_rate
 from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
@@ -38,6 +39,7 @@ CONTACTS = 1000
 IMPORT_ROWS = 20_000 if QUICK else 100_000
 SYNC_ROWS = int(os.environ.get("BENCH_SYNC_ROWS", "20000" if QUICK else "100000"))
 MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
+SEGMENT_ROWS = int(os.environ.get("BENCH_SEGMENT_ROWS", "100000" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
 # Comma-separated case-name prefixes (e.g. "grpc/echo,grpc/get_contact"): measure only
 # those, skip import and memory. For iterating on one path; ratios need both of their cases.
@@ -353,10 +355,12 @@ def main() -> None:
                 target.stop()
         memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS and not ONLY else None
         sync = sync_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
+        segments = segment_counts(Path(tmp), SEGMENT_ROWS) if SEGMENT_ROWS and not ONLY else None
     rates = ratios(results)
     report = {
         "memory": memory,
         "sync": sync,
+        "segments": segments,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -379,6 +383,8 @@ def main() -> None:
         print(f"{'memory':34} {memory}")
     if sync:
         print(f"{'sync':34} {sync}")
+    if segments:
+        print(f"{'segments':34} {segments}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

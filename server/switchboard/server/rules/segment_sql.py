@@ -50,9 +50,9 @@ POSTGRES = Dialect(
 )
 
 _OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "=", "!=": "<>"}
-_LIST_MEMBER = (
-    "EXISTS (SELECT 1 FROM contact_lists l WHERE l.contact_id = f.contact_id AND l.list = {m})"
-)
+# An uncorrelated subquery: the planner reads the list's members once along the
+# (list, contact_id) key instead of probing it for every candidate row.
+_LIST_MEMBER = "(f.contact_id IN (SELECT l.contact_id FROM contact_lists l WHERE l.list = {m}))"
 
 
 class _Sql:

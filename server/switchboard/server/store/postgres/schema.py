@@ -176,6 +176,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX segment_facts_p90 ON segment_facts (purchases_90d);
     CREATE INDEX segment_facts_p365 ON segment_facts (purchases_365d);
     CREATE INDEX segment_facts_score ON segment_facts (lead_score);
+    CREATE INDEX segment_facts_a90 ON segment_facts (amount_90d);
+    CREATE INDEX segment_facts_a365 ON segment_facts (amount_365d);
     CREATE INDEX segment_facts_last ON segment_facts (last_activity_us);
     CREATE INDEX segment_facts_expires ON segment_facts (expires_day);
     CREATE TABLE activity_days (
