@@ -100,8 +100,8 @@ def fill(path: Path, rows: int, seed: int = 7) -> None:
     db.close()
 
 
-async def _count_latencies(port: int, target: Target) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
+async def _count_latencies(port: int, target: Target) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = segments_pb2_grpc.SegmentsStub(ch)
         for name, expression in EXPRESSIONS.items():
@@ -121,7 +121,7 @@ async def _count_latencies(port: int, target: Target) -> dict[str, dict[str, flo
             cpu_ms = (_cpu(target) - cpu0) * 1000 / CALLS
             times.sort()
             out[name] = {
-                "expression": expression,  # type: ignore[dict-item]
+                "expression": expression,
                 "members": count,
                 "p50_ms": round(statistics.median(times), 2),
                 "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),

@@ -18,6 +18,7 @@ from .connectors import connectors
 from .contacts import contacts
 from .dead_letters import dead_letters
 from .leads import leads
+from .segments import segments
 
 __all__ = ["ENTRY_POINT_GROUP", "main"]
 
@@ -66,6 +67,6 @@ def main() -> None:
     """Switchboard: one gRPC endpoint for contact sync, lead scoring and campaign triggers."""
 
 
-for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters):
+for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters, segments):
     main.add_command(_command)
 del _command
