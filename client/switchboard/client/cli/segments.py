@@ -1,4 +1,4 @@
-"""`switchboard segments list|count|export`: segments and their members, streamed."""
+"""`switchboard segments create|delete|list|count|export`: segments and their members, streamed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,30 @@ from .contacts import EXPORT_COLUMNS, csv_row
 @click.group()
 def segments() -> None:
     """Segments: CEL rules over contacts (see docs/segments.md)."""
+
+
+@segments.command("create")
+@click.argument("name")
+@click.argument("expression")
+@click.option("--description", default="", help="Free text for people.")
+@connection_options
+@async_command
+async def create_segment(conn: Connection, name: str, expression: str, description: str) -> None:
+    """Create segment NAME from a CEL EXPRESSION, e.g. 'purchases_90d > 5 && country == "FR"'."""
+    async with conn.client() as sb:
+        await sb.segments.create(name, expression, description=description)
+    click.echo(f"created segment {name}")
+
+
+@segments.command("delete")
+@click.argument("name")
+@connection_options
+@async_command
+async def delete_segment(conn: Connection, name: str) -> None:
+    """Delete segment NAME."""
+    async with conn.client() as sb:
+        await sb.segments.delete(name)
+    click.echo(f"deleted segment {name}")
 
 
 @segments.command("list")
