@@ -53,6 +53,12 @@ class CampaignTriggersStub:
     steps in order. Read from the server's settings; step parameters are not
     shown (they may hold templates or secrets references).
     """
+    GetCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]
+    """Returns one audience campaign (a trigger for a segment) with its counts."""
+    WatchCampaign: _grpc.UnaryStreamMultiCallable[_campaigns_pb2.WatchCampaignRequest, _campaigns_pb2.WatchCampaignResponse]
+    """Streams the campaign: its state at once, then on every change of its
+    counts, until every run it started has ended (the stream then closes).
+    """
 
 @_typing.type_check_only
 class CampaignTriggersAsyncStub(CampaignTriggersStub):
@@ -78,6 +84,12 @@ class CampaignTriggersAsyncStub(CampaignTriggersStub):
     """Lists the configured triggers: each event a run can start for, with its
     steps in order. Read from the server's settings; step parameters are not
     shown (they may hold templates or secrets references).
+    """
+    GetCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]  # type: ignore[assignment]
+    """Returns one audience campaign (a trigger for a segment) with its counts."""
+    WatchCampaign: _aio.UnaryStreamMultiCallable[_campaigns_pb2.WatchCampaignRequest, _campaigns_pb2.WatchCampaignResponse]  # type: ignore[assignment]
+    """Streams the campaign: its state at once, then on every change of its
+    counts, until every run it started has ended (the stream then closes).
     """
 
 class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +143,24 @@ class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
         """Lists the configured triggers: each event a run can start for, with its
         steps in order. Read from the server's settings; step parameters are not
         shown (they may hold templates or secrets references).
+        """
+
+    @_abc_1.abstractmethod
+    def GetCampaign(
+        self,
+        request: _campaigns_pb2.GetCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.GetCampaignResponse, _abc.Awaitable[_campaigns_pb2.GetCampaignResponse]]:
+        """Returns one audience campaign (a trigger for a segment) with its counts."""
+
+    @_abc_1.abstractmethod
+    def WatchCampaign(
+        self,
+        request: _campaigns_pb2.WatchCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_campaigns_pb2.WatchCampaignResponse], _abc.AsyncIterator[_campaigns_pb2.WatchCampaignResponse]]:
+        """Streams the campaign: its state at once, then on every change of its
+        counts, until every run it started has ended (the stream then closes).
         """
 
 def add_CampaignTriggersServicer_to_server(servicer: CampaignTriggersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,6 +24,7 @@ from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.audience import AudienceTask
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
@@ -54,6 +55,7 @@ class App:
     health: HealthService
     telemetry: Telemetry
     retention: RetentionTask
+    audience: AudienceTask | None = None  # walks audience campaigns' members
     inbound: InboundServer | None = None
     connect: ConnectServer | None = None
     #: The closers of what `build_app` opened (store, cache, connectors, telemetry), run last.
@@ -69,6 +71,8 @@ class App:
             await self.connect.start()
         self.dispatcher.start()
         self.retention.start()
+        if self.audience is not None:
+            self.audience.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         log.info(
@@ -107,6 +111,8 @@ class App:
         if self.connect is not None:
             await _logged("the Connect endpoint", self.connect.stop)
         await _logged("the gRPC server", lambda: self.server.stop(grace))
+        if self.audience is not None:
+            await _logged("the audience campaigns", self.audience.stop)
         await _logged("the dispatcher", lambda: self.dispatcher.stop(grace))
         await _logged("the retention task", self.retention.stop)
         await self.resources.aclose()

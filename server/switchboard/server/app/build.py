@@ -46,6 +46,7 @@ from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.audience import AudienceService, AudienceTask
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
@@ -231,8 +232,10 @@ async def _build(
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
-    segments = SegmentService(
-        store, tokens, POSTGRES if isinstance(store, PostgresStore) else SQLITE
+    dialect = POSTGRES if isinstance(store, PostgresStore) else SQLITE
+    segments = SegmentService(store, tokens, dialect)
+    audience = AudienceService(
+        store, segments, campaigns.trigger_for, dialect, settings.audience, dispatcher
     )
     connector_servicer = ConnectorsServicer(
         ConnectorService(
@@ -246,7 +249,7 @@ async def _build(
         (leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)),
         (
             campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
-            CampaignTriggersServicer(campaigns),
+            CampaignTriggersServicer(campaigns, audience),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
         (segments_pb2_grpc.add_SegmentsServicer_to_server, SegmentsServicer(segments)),
@@ -288,6 +291,7 @@ async def _build(
         health=health_servicer,
         telemetry=telemetry,
         retention=retention,
+        audience=AudienceTask(audience, settings.audience),
         inbound=inbound,
         connect=connect,
     )

@@ -195,6 +195,25 @@ MIGRATIONS: list[str] = [
     -- Contacts written before this migration: built by the first segment query.
     INSERT INTO segment_facts (contact_id, expires_day) SELECT id, -1 FROM contacts;
     """,
+    # Audience campaigns: one trigger for a segment's members, walked in chunks by contact
+    # id; the cursor commits with each chunk's runs (store/audience.py).
+    """
+    CREATE TABLE campaigns (
+        id          text COLLATE "C" PRIMARY KEY,
+        expression  text NOT NULL,
+        cursor      text COLLATE "C" NOT NULL,
+        walked      INTEGER NOT NULL,
+        started     INTEGER NOT NULL,
+        data        bytea NOT NULL
+    );
+    CREATE INDEX campaigns_walking ON campaigns (walked, id);
+    CREATE TABLE campaign_runs (
+        campaign_id  text COLLATE "C" NOT NULL,
+        contact_id   text COLLATE "C" NOT NULL,
+        run_id       text NOT NULL,
+        PRIMARY KEY (campaign_id, contact_id)
+    );
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

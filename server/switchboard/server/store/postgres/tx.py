@@ -14,6 +14,7 @@ from psycopg.rows import TupleRow
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
 from switchboard.server.rules.segment_facts import day_of
+from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.postgres.erasure import (
@@ -30,7 +31,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries, FactsQueries):
+class PostgresTx(OutboxQueries, FactsQueries, AudienceQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)

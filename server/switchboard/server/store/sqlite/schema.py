@@ -240,6 +240,25 @@ MIGRATIONS: list[str] = [
     -- Contacts written before this migration: built by the first segment query.
     INSERT INTO segment_facts (contact_id, expires_day) SELECT id, -1 FROM contacts;
     """,
+    # Audience campaigns: one trigger for a segment's members, walked in chunks by contact
+    # id; the cursor commits with each chunk's runs (store/audience.py).
+    """
+    CREATE TABLE campaigns (
+        id          TEXT PRIMARY KEY,
+        expression  TEXT NOT NULL,
+        cursor      TEXT NOT NULL,
+        walked      INTEGER NOT NULL,
+        started     INTEGER NOT NULL,
+        data        BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX campaigns_walking ON campaigns (walked, id);
+    CREATE TABLE campaign_runs (
+        campaign_id  TEXT NOT NULL,
+        contact_id   TEXT NOT NULL,
+        run_id       TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, contact_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

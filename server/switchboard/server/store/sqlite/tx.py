@@ -9,6 +9,7 @@ from typing import Any
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
 from switchboard.server.rules.segment_facts import day_of
+from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.sqlite.erasure import (
@@ -33,7 +34,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class SqliteTx(OutboxQueries, FactsQueries):
+class SqliteTx(OutboxQueries, FactsQueries, AudienceQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
