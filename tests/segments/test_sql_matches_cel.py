@@ -122,7 +122,9 @@ async def test_sql_selects_what_cel_selects(any_store: AnyStore, seed: int) -> N
     for _ in range(EXPRESSIONS):
         source = _expression(rng)
         where, params = to_sql(parse(source), dialect)
-        got = await any_store.read(lambda tx: tx.segment_member_ids(where, params, "", 10_000))
+        got = await any_store.read(
+            lambda tx, w=where, p=params: tx.segment_member_ids(w, p, "", 10_000)
+        )
         program = compile_expression(source)
         want = sorted(cid for cid, view in views.items() if evaluate_bool(program, view))
         assert got == want, f"seed {seed}: {source}"
