@@ -27,16 +27,21 @@ def day_of(us: int) -> int:
 
 
 def contact_columns(contact: contacts_pb2.Contact) -> dict[str, Any]:
-    """Columns taken from the contact record itself."""
+    """Columns taken from the contact record itself (on every contact write: kept cheap)."""
+    attributes = contact.attributes
+    created = contact.created_at
     cols: dict[str, Any] = {
         "country": contact.country,
-        "attributes": json.dumps(dict(contact.attributes), sort_keys=True),
-        "attribute_count": len(contact.attributes),
+        "attributes": json.dumps(dict(attributes), sort_keys=True) if attributes else "{}",
+        "attribute_count": len(attributes),
         "list_count": len(set(contact.lists)),
-        "created_us": contact.created_at.seconds * 1_000_000 + contact.created_at.nanos // 1000,
+        "created_us": created.seconds * 1_000_000 + created.nanos // 1000,
     }
+    consents = contact.consents
     for purpose in CONSENT_KEYS:
-        cols[consent_column(purpose)] = int(consented(contact, purpose))
+        cols[consent_column(purpose)] = int(
+            consents[purpose].opt_in if purpose in consents else consented(contact, purpose)
+        )
     return cols
 
 

@@ -78,9 +78,12 @@ FIELDS: dict[str, Field] = {
 CONSENT_KEYS = tuple(sorted(PURPOSES))
 
 
+_CONSENT_COLUMNS = {purpose: f"consent_{purpose}" for purpose in CONSENT_KEYS}
+
+
 def consent_column(purpose: str) -> str:
     """The facts column holding opt-in for `purpose`."""
-    return f"consent_{purpose}"
+    return _CONSENT_COLUMNS[purpose]
 
 
 def known_fields() -> str:

@@ -7,6 +7,7 @@ it `_rows` (their driver and placeholder); the SQL here is the subset both diale
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from switchboard.server.rules.segment_facts import (
@@ -58,13 +59,16 @@ FACT_COLUMNS = [
 
 
 def _upsert(columns: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    names = list(columns)
+    return _upsert_sql(tuple(columns)), tuple(columns.values())
+
+
+@functools.lru_cache(maxsize=32)
+def _upsert_sql(names: tuple[str, ...]) -> str:
     sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != "contact_id")
-    sql = (
+    return (
         f"INSERT INTO segment_facts ({', '.join(names)}) "
         f"VALUES ({', '.join('?' for _ in names)}) ON CONFLICT (contact_id) DO UPDATE SET {sets}"
     )
-    return sql, tuple(columns.values())
 
 
 class FactsQueries:
