@@ -110,7 +110,9 @@ def _dead_letter(
     tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
 
 
-def queue_step(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int) -> None:
+def queue_step(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int
+) -> None:
     """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
     if plan.steps[index].wait is not None:
         start_wait(tx, run, plan, index, step_key(run.id, index), now)
@@ -119,7 +121,9 @@ def queue_step(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now:
     tx.enqueue_step(run.id, index, connector, step_key(run.id, index), now)
 
 
-def _advance(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, now: int) -> None:
+def _advance(
+    tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, item: OutboxItem, now: int
+) -> None:
     nxt = item.step_index + 1
     if item.advance and nxt < len(run.steps):
         run.status = RunStatus.RUN_STATUS_RUNNING
