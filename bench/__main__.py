@@ -27,6 +27,7 @@ from bench import h2load
 from bench.backfill import backfill_rate
 from bench.events_case import stream_rate as events_rate
 from bench.roles_case import roles_rates
+from bench.segments_case import segment_counts
 from bench.stream_case import NO_SYNC, stream_rate
 from bench.sync_case import sync_rate
 from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
@@ -43,6 +44,7 @@ IMPORT_ROWS = 20_000 if QUICK else 100_000
 STREAM_ITEMS = 6000 if QUICK else 30_000
 SYNC_ROWS = int(os.environ.get("BENCH_SYNC_ROWS", "20000" if QUICK else "100000"))
 MEMORY_ROWS = int(os.environ.get("BENCH_MEMORY_ROWS", "0" if QUICK else "1000000"))
+SEGMENT_ROWS = int(os.environ.get("BENCH_SEGMENT_ROWS", "100000" if QUICK else "1000000"))
 RESULTS = Path(__file__).parent / "results.json"
 # Comma-separated case-name prefixes (e.g. "grpc/echo,grpc/get_contact"): measure only
 # those, skip import and memory. For iterating on one path; ratios need both of their cases.
@@ -362,6 +364,7 @@ def main() -> None:
         stream = None if ONLY else stream_rate(Path(tmp), STREAM_ITEMS, ROUNDS, NO_SYNC)
         events = events_rate(Path(tmp), IMPORT_ROWS // 2) if not ONLY else None
         backfill = backfill_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
+        segments = segment_counts(Path(tmp), SEGMENT_ROWS) if SEGMENT_ROWS and not ONLY else None
     rates = ratios(results)
     if stream and "rest/upsert_contact/64" in results:  # the REST app writes without sync too
         rest_us = results["rest/upsert_contact/64"]["server_cpu_us_per_call"]
@@ -375,6 +378,7 @@ def main() -> None:
         "stream": stream,
         "events": events,
         "backfill": backfill,
+        "segments": segments,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -405,6 +409,8 @@ def main() -> None:
         print(f"{'events':34} {events}")
     if backfill:
         print(f"{'backfill':34} {backfill}")
+    if segments:
+        print(f"{'segments':34} {segments}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

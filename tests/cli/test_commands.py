@@ -241,7 +241,7 @@ def test_a_local_target_uses_the_development_key_and_says_where(target: str, db_
     ("words", "expected"),
     [
         pytest.param("switchboard tri", {"trigger", "triggers"}, id="client-command"),
-        pytest.param("switchboard se", {"serve"}, id="server-command-via-entry-point"),
+        pytest.param("switchboard ser", {"serve"}, id="server-command-via-entry-point"),
         pytest.param("switchboard runs list --status f", {"failed"}, id="choice"),
     ],
 )

@@ -85,11 +85,12 @@ async def test_the_port_is_off_unless_configured(start_app: StartApp) -> None:
 
 
 async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
-    c, lead, camp, conn = (
+    c, lead, camp, conn, seg = (
         "/switchboard.v1.ContactSync/",
         "/switchboard.v1.LeadScoring/",
         "/switchboard.v1.CampaignTriggers/",
         "/switchboard.v1.Connectors/",
+        "/switchboard.v1.Segments/",
     )
     ada = '{"contact": {"email": "ada@example.com"}}'
     run: dict[str, str] = {}
@@ -161,6 +162,30 @@ async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
             lambda: '{"email": "ada@example.com", "types": ["lead.status_changed"]}',
             lambda b: b["events"][0]["leadStatusChanged"]["status"] == "LEAD_STATUS_MQL",
         ),
+        (
+            seg + "CreateSegment",
+            lambda: '{"segment": {"name": "no-country", "expression": "country == \\"\\""}}',
+            lambda b: b["segment"]["name"] == "no-country",
+        ),
+        (seg + "GetSegment", lambda: '{"name": "no-country"}', lambda b: "segment" in b),
+        (seg + "ListSegments", lambda: "{}", lambda b: len(b["segments"]) == 1),
+        (seg + "CountSegment", lambda: '{"name": "no-country"}', lambda b: b["count"] == "1"),
+        (
+            seg + "ListSegmentMembers",
+            lambda: '{"name": "no-country"}',
+            lambda b: [m["email"] for m in b["contacts"]] == ["ada@example.com"],
+        ),
+        (
+            camp + "TriggerCampaign",
+            lambda: '{"event": "newsletter.signup", "segment": "no-country"}',
+            lambda b: run.setdefault("campaign", b["campaign"]["id"]).startswith("g_"),
+        ),
+        (
+            camp + "GetCampaign",
+            lambda: json.dumps({"id": run["campaign"]}),
+            lambda b: b["campaign"]["audience"] == "1",
+        ),
+        (seg + "DeleteSegment", lambda: '{"name": "no-country"}', lambda b: b == {}),
         (
             c + "DeleteContact",
             lambda: '{"email": "ada@example.com"}',

@@ -15,6 +15,7 @@ from ._connectors import Connectors
 from ._contacts import Contacts
 from ._events import Events
 from ._leads import Leads
+from ._segments import Segments
 from ._transport import Transport
 
 __all__ = ["Switchboard"]
@@ -23,10 +24,10 @@ __all__ = ["Switchboard"]
 class Switchboard:
     """Asynchronous client for a Switchboard server.
 
-    Calls are grouped by service: `contacts`, `leads`, `campaigns` and `connectors`. Failed
-    calls raise `SwitchboardError` (or a subclass chosen by status code). Calls that fail
-    with UNAVAILABLE are retried by the channel with exponential backoff; writes carry an
-    idempotency key so that a retried write is applied once.
+    Calls are grouped by service: `contacts`, `leads`, `campaigns`, `connectors` and
+    `segments`. Failed calls raise `SwitchboardError` (or a subclass chosen by status code).
+    Calls that fail with UNAVAILABLE are retried by the channel with exponential backoff;
+    writes carry an idempotency key so that a retried write is applied once.
 
     Example:
         ```python
@@ -87,6 +88,7 @@ class Switchboard:
         self.campaigns = Campaigns(transport)
         self.connectors = Connectors(transport)
         self.events = Events(transport)
+        self.segments = Segments(transport)
 
     async def aclose(self) -> None:
         """Closes the channel (unless it was passed in), cancelling calls in progress."""

@@ -114,6 +114,34 @@ A normal outcome, never a dead letter.
 """
 Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
 
+class _CampaignStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CampaignStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CampaignStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CAMPAIGN_STATUS_UNSPECIFIED: _CampaignStatus.ValueType  # 0
+    """Never returned."""
+    CAMPAIGN_STATUS_STARTING: _CampaignStatus.ValueType  # 1
+    """Runs are being started for the segment's members."""
+    CAMPAIGN_STATUS_RUNNING: _CampaignStatus.ValueType  # 2
+    """Every member has its run; some runs have not ended yet."""
+    CAMPAIGN_STATUS_DONE: _CampaignStatus.ValueType  # 3
+    """Every run it started has ended."""
+
+class CampaignStatus(_CampaignStatus, metaclass=_CampaignStatusEnumTypeWrapper):
+    """Progress of an audience campaign."""
+
+CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus.ValueType  # 0
+"""Never returned."""
+CAMPAIGN_STATUS_STARTING: CampaignStatus.ValueType  # 1
+"""Runs are being started for the segment's members."""
+CAMPAIGN_STATUS_RUNNING: CampaignStatus.ValueType  # 2
+"""Every member has its run; some runs have not ended yet."""
+CAMPAIGN_STATUS_DONE: CampaignStatus.ValueType  # 3
+"""Every run it started has ended."""
+Global___CampaignStatus: _TypeAlias = CampaignStatus  # noqa: Y015
+
 @_typing.final
 class Step(_message.Message):
     """One connector call within a run."""
@@ -252,6 +280,7 @@ class TriggerCampaignRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     WAIT_FOR_COMPLETION_FIELD_NUMBER: _builtins.int
     VARIANT_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
     event: _builtins.str
     """Event name configured under `triggers`, e.g. `newsletter.signup`
     (letters, digits, `.`, `_`, `-`; at most 128 characters).
@@ -264,6 +293,12 @@ class TriggerCampaignRequest(_message.Message):
     """Run this A/B variant of the trigger instead of the contact's own (one of the
     configured variants; INVALID_ARGUMENT otherwise). Empty: the contact's
     variant, the same on every call.
+    """
+    segment: _builtins.str
+    """Name of a segment: start one run per member instead of for `contact`
+    (leave `contact` empty). The runs are started in the background at the
+    configured pace and recorded as one campaign (`campaign` in the reply);
+    the same `idempotency_key` returns the same campaign.
     """
     @_builtins.property
     def contact(self) -> _contacts_pb2.Contact:
@@ -285,10 +320,11 @@ class TriggerCampaignRequest(_message.Message):
         idempotency_key: _builtins.str | None = ...,
         wait_for_completion: _builtins.bool | None = ...,
         variant: _builtins.str | None = ...,
+        segment: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact", "event", b"event", "idempotency_key", b"idempotency_key", "variant", b"variant", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact", "event", b"event", "idempotency_key", b"idempotency_key", "segment", b"segment", "variant", b"variant", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -299,18 +335,24 @@ class TriggerCampaignResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run(self) -> Global___Run:
         """The run, as it stands when the call returns."""
+
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign, when the request named a `segment` (`run` is then empty)."""
 
     def __init__(
         self,
         *,
         run: Global___Run | None = ...,
+        campaign: Global___Campaign | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "run", b"run"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "run", b"run"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -693,3 +735,157 @@ class VariantResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VariantResult: _TypeAlias = VariantResult  # noqa: Y015
+
+@_typing.final
+class Campaign(_message.Message):
+    """One trigger for every member of a segment, one run per member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Server-assigned (`g_` followed by 26 characters)."""
+    event: _builtins.str
+    """The trigger's event."""
+    segment: _builtins.str
+    """The segment's name."""
+    status: Global___CampaignStatus.ValueType
+    """Where it stands."""
+    audience: _builtins.int
+    """Members counted when the campaign was accepted."""
+    started: _builtins.int
+    """Runs started so far (at most one per contact)."""
+    pending: _builtins.int
+    """Members not started yet, plus runs started that have not ended."""
+    succeeded: _builtins.int
+    """Runs that ended with at least one step delivered."""
+    skipped: _builtins.int
+    """Runs that ended with every step SKIPPED (e.g. no consent)."""
+    failed: _builtins.int
+    """Runs that ended FAILED."""
+    @_builtins.property
+    def attributes(self) -> _struct_pb2.Struct:
+        """The attributes every run received."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the campaign was accepted."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str | None = ...,
+        event: _builtins.str | None = ...,
+        segment: _builtins.str | None = ...,
+        status: Global___CampaignStatus.ValueType | None = ...,
+        audience: _builtins.int | None = ...,
+        started: _builtins.int | None = ...,
+        pending: _builtins.int | None = ...,
+        succeeded: _builtins.int | None = ...,
+        skipped: _builtins.int | None = ...,
+        failed: _builtins.int | None = ...,
+        attributes: _struct_pb2.Struct | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "audience", b"audience", "created_at", b"created_at", "event", b"event", "failed", b"failed", "id", b"id", "pending", b"pending", "segment", b"segment", "skipped", b"skipped", "started", b"started", "status", b"status", "succeeded", b"succeeded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Campaign: _TypeAlias = Campaign  # noqa: Y015
+
+@_typing.final
+class GetCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The campaign's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignRequest: _TypeAlias = GetCampaignRequest  # noqa: Y015
+
+@_typing.final
+class GetCampaignResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign with its counts now."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignResponse: _TypeAlias = GetCampaignResponse  # noqa: Y015
+
+@_typing.final
+class WatchCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The campaign's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCampaignRequest: _TypeAlias = WatchCampaignRequest  # noqa: Y015
+
+@_typing.final
+class WatchCampaignResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign with its counts at this moment."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCampaignResponse: _TypeAlias = WatchCampaignResponse  # noqa: Y015

@@ -66,6 +66,16 @@ class CampaignTriggersStub(object):
                 request_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.FromString,
                 _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/switchboard.v1.CampaignTriggers/GetCampaign',
+                request_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetCampaignResponse.FromString,
+                _registered_method=True)
+        self.WatchCampaign = channel.unary_stream(
+                '/switchboard.v1.CampaignTriggers/WatchCampaign',
+                request_serializer=switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignTriggersServicer(object):
@@ -124,6 +134,21 @@ class CampaignTriggersServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCampaign(self, request, context):
+        """Returns one audience campaign (a trigger for a segment) with its counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCampaign(self, request, context):
+        """Streams the campaign: its state at once, then on every change of its
+        counts, until every run it started has ended (the stream then closes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignTriggersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +181,16 @@ def add_CampaignTriggersServicer_to_server(servicer, server):
                     servicer.GetVariantResults,
                     request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetCampaignRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetCampaignResponse.SerializeToString,
+            ),
+            'WatchCampaign': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCampaign,
+                    request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +357,60 @@ class CampaignTriggers(object):
             '/switchboard.v1.CampaignTriggers/GetVariantResults',
             switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.SerializeToString,
             switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CampaignTriggers/GetCampaign',
+            switchboard_dot_v1_dot_campaigns__pb2.GetCampaignRequest.SerializeToString,
+            switchboard_dot_v1_dot_campaigns__pb2.GetCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchboard.v1.CampaignTriggers/WatchCampaign',
+            switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignRequest.SerializeToString,
+            switchboard_dot_v1_dot_campaigns__pb2.WatchCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,12 @@ class CampaignTriggersStub:
     or after their first such run). Unknown event: NOT_FOUND; a trigger without
     variants: FAILED_PRECONDITION.
     """
+    GetCampaign: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]
+    """Returns one audience campaign (a trigger for a segment) with its counts."""
+    WatchCampaign: _grpc.UnaryStreamMultiCallable[_campaigns_pb2.WatchCampaignRequest, _campaigns_pb2.WatchCampaignResponse]
+    """Streams the campaign: its state at once, then on every change of its
+    counts, until every run it started has ended (the stream then closes).
+    """
 
 @_typing.type_check_only
 class CampaignTriggersAsyncStub(CampaignTriggersStub):
@@ -92,6 +98,12 @@ class CampaignTriggersAsyncStub(CampaignTriggersStub):
     those of them who converted (an activity of the conversion type recorded at
     or after their first such run). Unknown event: NOT_FOUND; a trigger without
     variants: FAILED_PRECONDITION.
+    """
+    GetCampaign: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.GetCampaignRequest, _campaigns_pb2.GetCampaignResponse]  # type: ignore[assignment]
+    """Returns one audience campaign (a trigger for a segment) with its counts."""
+    WatchCampaign: _aio.UnaryStreamMultiCallable[_campaigns_pb2.WatchCampaignRequest, _campaigns_pb2.WatchCampaignResponse]  # type: ignore[assignment]
+    """Streams the campaign: its state at once, then on every change of its
+    counts, until every run it started has ended (the stream then closes).
     """
 
 class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
@@ -158,6 +170,24 @@ class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
         those of them who converted (an activity of the conversion type recorded at
         or after their first such run). Unknown event: NOT_FOUND; a trigger without
         variants: FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCampaign(
+        self,
+        request: _campaigns_pb2.GetCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.GetCampaignResponse, _abc.Awaitable[_campaigns_pb2.GetCampaignResponse]]:
+        """Returns one audience campaign (a trigger for a segment) with its counts."""
+
+    @_abc_1.abstractmethod
+    def WatchCampaign(
+        self,
+        request: _campaigns_pb2.WatchCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_campaigns_pb2.WatchCampaignResponse], _abc.AsyncIterator[_campaigns_pb2.WatchCampaignResponse]]:
+        """Streams the campaign: its state at once, then on every change of its
+        counts, until every run it started has ended (the stream then closes).
         """
 
 def add_CampaignTriggersServicer_to_server(servicer: CampaignTriggersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -46,6 +46,8 @@ class _ActivityTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Activity
     """A demo was requested."""
     ACTIVITY_TYPE_UNSUBSCRIBE: _ActivityType.ValueType  # 8
     """The contact unsubscribed from marketing email."""
+    ACTIVITY_TYPE_ADD_TO_CART: _ActivityType.ValueType  # 9
+    """An item was added to the shopping cart (segments: `cart_without_order`)."""
 
 class ActivityType(_ActivityType, metaclass=_ActivityTypeEnumTypeWrapper):
     """Kinds of activity the scoring rules know about."""
@@ -68,6 +70,8 @@ ACTIVITY_TYPE_DEMO_REQUEST: ActivityType.ValueType  # 7
 """A demo was requested."""
 ACTIVITY_TYPE_UNSUBSCRIBE: ActivityType.ValueType  # 8
 """The contact unsubscribed from marketing email."""
+ACTIVITY_TYPE_ADD_TO_CART: ActivityType.ValueType  # 9
+"""An item was added to the shopping cart (segments: `cart_without_order`)."""
 Global___ActivityType: _TypeAlias = ActivityType  # noqa: Y015
 
 class _LeadStatus:

@@ -19,6 +19,7 @@ from .contacts import contacts
 from .dead_letters import dead_letters
 from .events import data_export, events
 from .leads import leads
+from .segments import segments
 
 __all__ = ["ENTRY_POINT_GROUP", "main"]
 
@@ -67,7 +68,17 @@ def main() -> None:
     """Switchboard: one gRPC endpoint for contact sync, lead scoring and campaign triggers."""
 
 
-for _command in (contacts, leads, trigger, triggers, runs, connectors, dead_letters, events):
+for _command in (
+    contacts,
+    leads,
+    trigger,
+    triggers,
+    runs,
+    connectors,
+    dead_letters,
+    events,
+    segments,
+):
     main.add_command(_command)
 del _command
 contacts.add_command(data_export)

@@ -238,14 +238,15 @@ async def export_contacts(
         async with conn.client() as sb:
             async for contact in sb.contacts.iter(list=list_name, page_size=page_size):
                 if writer is not None:
-                    writer.writerow(_csv_row(contact))
+                    writer.writerow(csv_row(contact))
                 else:
                     out.write(json.dumps(as_dict(contact), sort_keys=True) + "\n")
                 count += 1
     click.echo(f"exported {count} contacts", err=True)
 
 
-def _csv_row(contact: contacts_pb2.Contact) -> list[str]:
+def csv_row(contact: contacts_pb2.Contact) -> list[str]:
+    """One contact as a row of `EXPORT_COLUMNS`."""
     data = as_dict(contact)
     consent = data.get("consent", {})
     values = {

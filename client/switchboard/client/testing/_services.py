@@ -287,6 +287,16 @@ class CampaignTriggers(campaigns_pb2_grpc.CampaignTriggersServicer):
         run = await self._gate.unary("WatchRun", request, context, lambda: self._run(request.id))
         yield campaigns_pb2.WatchRunResponse(run=run)
 
+    async def GetCampaign(
+        self, request: campaigns_pb2.GetCampaignRequest, context: Context
+    ) -> campaigns_pb2.GetCampaignResponse:
+        return await self._gate.unary("GetCampaign", request, context, _no_segments)
+
+    async def WatchCampaign(
+        self, request: campaigns_pb2.WatchCampaignRequest, context: Context
+    ) -> AsyncIterator[campaigns_pb2.WatchCampaignResponse]:
+        yield await self._gate.unary("WatchCampaign", request, context, _no_segments)
+
     async def ListTriggers(
         self, request: campaigns_pb2.ListTriggersRequest, context: Context
     ) -> campaigns_pb2.ListTriggersResponse:
@@ -400,6 +410,11 @@ class Connectors(connectors_pb2_grpc.ConnectorsServicer):
             )
 
         yield await self._gate.unary("BackfillConnector", request, context, work)
+
+
+def _no_segments() -> Any:
+    # The fake keeps no segments, so it has no audience campaigns to report.
+    raise Refusal(grpc.StatusCode.UNIMPLEMENTED, "the fake server has no audience campaigns")
 
 
 def add_services(server: grpc.aio.Server, gate: Gate) -> None:

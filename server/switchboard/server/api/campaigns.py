@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from switchboard.server.domain.audience import AudienceService
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.variants import VariantResults
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc
@@ -17,13 +18,19 @@ Context = grpc.aio.ServicerContext[Any, Any]  # the request and response types v
 class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
     """Campaign runs over gRPC."""
 
-    def __init__(self, campaigns: CampaignService, variants: VariantResults) -> None:
+    def __init__(
+        self, campaigns: CampaignService, variants: VariantResults, audience: AudienceService
+    ) -> None:
         self._campaigns = campaigns
         self._variants = variants
+        self._audience = audience
 
     async def TriggerCampaign(
         self, request: campaigns_pb2.TriggerCampaignRequest, context: Context
     ) -> campaigns_pb2.TriggerCampaignResponse:
+        if request.segment:
+            campaign = await self._audience.start(request)
+            return campaigns_pb2.TriggerCampaignResponse(campaign=campaign)
         run = await self._campaigns.trigger(request, context.time_remaining())
         return campaigns_pb2.TriggerCampaignResponse(run=run)
 
@@ -52,3 +59,13 @@ class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
         self, request: campaigns_pb2.GetVariantResultsRequest, context: Context
     ) -> campaigns_pb2.GetVariantResultsResponse:
         return await self._variants.results(request)
+    async def GetCampaign(
+        self, request: campaigns_pb2.GetCampaignRequest, context: Context
+    ) -> campaigns_pb2.GetCampaignResponse:
+        return campaigns_pb2.GetCampaignResponse(campaign=await self._audience.get(request.id))
+
+    async def WatchCampaign(
+        self, request: campaigns_pb2.WatchCampaignRequest, context: Context
+    ) -> AsyncIterator[campaigns_pb2.WatchCampaignResponse]:
+        async for campaign in self._audience.watch(request.id):
+            yield campaigns_pb2.WatchCampaignResponse(campaign=campaign)

@@ -25,12 +25,20 @@ from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.audience import AudienceTask
 from switchboard.server.interceptors.ratelimit import CallerRates
 from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
-from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, events_pb2, leads_pb2
+from switchboard.v1 import (
+    campaigns_pb2,
+    connectors_pb2,
+    contacts_pb2,
+    events_pb2,
+    leads_pb2,
+    segments_pb2,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
     events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
+    segments_pb2.DESCRIPTOR.services_by_name["Segments"].full_name,
 )
 
 
@@ -57,6 +66,7 @@ class App:
     health: HealthService
     telemetry: Telemetry
     retention: RetentionTask
+    audience: AudienceTask | None = None  # walks audience campaigns' members
     inbound: InboundServer | None = None
     connect: ConnectServer | None = None
     #: The per-caller rates in force; `reload` swaps them.
@@ -77,6 +87,8 @@ class App:
         if role != "api":  # an api process leaves delivery to the dispatch processes
             self.dispatcher.start()
             self.retention.start()
+            if self.audience is not None:  # campaigns start runs: background work too
+                self.audience.start()
         if self.loop_lag is not None:
             self.loop_lag.start()
         # What start-up made (modules, settings, protobuf descriptors, the app) lives as long
@@ -138,6 +150,8 @@ class App:
         if self.connect is not None:
             await _logged("the Connect endpoint", self.connect.stop)
         await _logged("the gRPC server", lambda: self.server.stop(grace))
+        if self.audience is not None:
+            await _logged("the audience campaigns", self.audience.stop)
         await _logged("the dispatcher", lambda: self.dispatcher.stop(grace))
         await _logged("the retention task", self.retention.stop)
         if self.loop_lag is not None:

@@ -27,6 +27,7 @@ from switchboard.server.api.events import EventsServicer
 from switchboard.server.api.health import SERVICE_NAME as HEALTH_SERVICE
 from switchboard.server.api.health import HealthService
 from switchboard.server.api.leads import LeadScoringServicer
+from switchboard.server.api.segments import SegmentsServicer
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.app import reflection
 from switchboard.server.app.app import SERVICE_NAMES, App, closing
@@ -49,6 +50,7 @@ from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.audience import AudienceService, AudienceTask
 from switchboard.server.domain.backfill import BackfillService
 from switchboard.server.domain.campaigns import CampaignService
 from switchboard.server.domain.connectors import ConnectorService
@@ -57,6 +59,7 @@ from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.events import EventService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.domain.segments import SegmentService
 from switchboard.server.domain.variants import VariantResults
 from switchboard.server.errors import Unavailable
 from switchboard.server.interceptors.access_log import AccessLogGuard
@@ -70,6 +73,7 @@ from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, Ser
 from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
+from switchboard.server.rules.segment_sql import POSTGRES, SQLITE
 from switchboard.server.runs.sync import check_destinations
 from switchboard.server.store.base import SchemaTooNew
 from switchboard.server.store.postgres.migrate import SchemaTooOld
@@ -87,6 +91,8 @@ from switchboard.v1 import (
     events_pb2_grpc,
     leads_pb2,
     leads_pb2_grpc,
+    segments_pb2,
+    segments_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -253,6 +259,11 @@ async def _build(
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
+    dialect = POSTGRES if isinstance(store, PostgresStore) else SQLITE
+    segments = SegmentService(store, tokens, dialect)
+    audience = AudienceService(
+        store, segments, campaigns.trigger_for, dialect, settings.audience, dispatcher
+    )
     connector_servicer = ConnectorsServicer(
         ConnectorService(
             store, connectors, connector_settings, attempts, dispatcher.guards, limits
@@ -266,13 +277,16 @@ async def _build(
         (leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)),
         (
             campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
-            CampaignTriggersServicer(campaigns, VariantResults(store, settings.triggers)),
+            CampaignTriggersServicer(
+                campaigns, VariantResults(store, settings.triggers), audience
+            ),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
         (
             events_pb2_grpc.add_EventsServicer_to_server,
             EventsServicer(EventService(store, tokens)),
         ),
+        (segments_pb2_grpc.add_SegmentsServicer_to_server, SegmentsServicer(segments)),
     ]
     serves_calls = settings.role != "dispatch"  # a dispatch process answers health only
     if serves_calls:
@@ -320,6 +334,7 @@ async def _build(
         health=health_servicer,
         telemetry=telemetry,
         retention=retention,
+        audience=AudienceTask(audience, settings.audience),
         inbound=inbound,
         connect=connect,
         loop_lag=LoopLagMonitor(telemetry.meter, warn_ms=settings.telemetry.loop_lag_warn_ms),
@@ -335,7 +350,14 @@ def _connect_server(
     guards = next(i for i in chain if isinstance(i, GuardChain))
     methods = {
         f"/{service.full_name}/{method.name}": method
-        for module in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, events_pb2)
+        for module in (
+            contacts_pb2,
+            leads_pb2,
+            campaigns_pb2,
+            connectors_pb2,
+            events_pb2,
+            segments_pb2,
+        )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

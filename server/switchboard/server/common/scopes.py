@@ -20,6 +20,7 @@ from switchboard.v1 import (
     events_pb2,
     leads_pb2,
     options_pb2,
+    segments_pb2,
 )
 
 # The generated stub types the extension as a plain FieldDescriptor, which `Extensions[...]`
@@ -42,7 +43,8 @@ def scope_table(files: Iterable[FileDescriptor]) -> dict[str, str]:
 
 
 SCOPE_BY_METHOD: Final[dict[str, str]] = scope_table(
-    m.DESCRIPTOR for m in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, events_pb2)
+    m.DESCRIPTOR
+    for m in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, events_pb2, segments_pb2)
 )
 
 ALL_SCOPES: Final[frozenset[str]] = frozenset(SCOPE_BY_METHOD.values())

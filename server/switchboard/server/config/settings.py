@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
+from switchboard.server.config.audience import AudienceSettings
 from switchboard.server.config.base import FrozenModel
 from switchboard.server.config.defaults import (
     built_in_connectors,
@@ -116,6 +117,7 @@ class Settings(FrozenModel):
     )
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    audience: AudienceSettings = Field(default_factory=AudienceSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     keepalive: KeepaliveSettings = Field(default_factory=KeepaliveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

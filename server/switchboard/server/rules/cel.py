@@ -22,20 +22,25 @@ class CelError(ValueError):
     """An expression that does not compile; the message names the position and the field."""
 
 
+class CelSyntaxError(CelError):
+    """The text is not a CEL expression at all (as opposed to naming an unknown field)."""
+
+
 class CelEvalError(RuntimeError):
     """An expression that compiled but could not be evaluated against these values."""
 
 
 def compile_expression(
     expression: str,
-    names: Set[str],
+    names: Set[str] | None = None,
     fields: Mapping[str, Set[str]] | None = None,
 ) -> cel.Program:
     """Compile `expression`, allowing only the top-level `names`.
 
     Args:
         expression: The CEL source.
-        names: The variables the expression may use.
+        names: The variables the expression may use; None leaves names to the caller
+            (segments check theirs against the read model's columns).
         fields: For a variable whose entries are known (a record, not a free map), the
             entries it has: `contact.plan` is then an error naming `plan`.
 
@@ -48,12 +53,12 @@ def compile_expression(
     try:
         program = cel.compile(expression)
     except ValueError as exc:
-        raise CelError(_syntax_message(str(exc))) from None
-    for name in program.variables():
-        if name not in names:
-            at = _position(expression, rf"(?<![\w.]){re.escape(name)}\b")
-            known = ", ".join(sorted(names))
-            raise CelError(f"unknown field {name!r} at {at} (fields: {known})")
+        raise CelSyntaxError(_syntax_message(str(exc))) from None
+    unknown = [n for n in program.variables() if names is not None and n not in names]
+    if unknown:
+        at = _position(expression, rf"(?<![\w.]){re.escape(unknown[0])}\b")
+        known = ", ".join(sorted(names or ()))
+        raise CelError(f"unknown field {unknown[0]!r} at {at} (fields: {known})")
     for name, entries in (fields or {}).items():
         pattern = rf"(?<![\w.]){re.escape(name)}\s*\.\s*([A-Za-z_]\w*)"
         for match in re.finditer(pattern, expression):
@@ -76,6 +81,18 @@ def evaluate(program: cel.Program, variables: Mapping[str, Any]) -> Any:
         return program.execute(dict(variables))
     except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
         raise CelEvalError(_eval_message(exc)) from None
+
+
+def evaluate_bool(program: cel.Program, variables: Mapping[str, Any]) -> bool:
+    """Whether `program` yields true over `variables`; an evaluation error counts as false.
+
+    CEL reports a missing map key (e.g. an attribute the contact lacks) as an error, which
+    `&&`/`||` absorb when the other side decides; an error left at the top means "no".
+    """
+    try:
+        return evaluate(program, variables) is True
+    except CelEvalError:
+        return False
 
 
 def _position(expression: str, pattern: str) -> str:

@@ -163,6 +163,85 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS run_variants_event ON run_variants (event, created_us);
     """,
+    # Segments: the read model of each live contact in typed columns (what a segment
+    # expression is translated to SQL over), its purchases per day (the sliding windows),
+    # and the segment definitions. See store/facts.py. Idempotent (IF NOT EXISTS), like
+    # the audience one below, so a database set back to an older version migrates again.
+    """
+    CREATE TABLE IF NOT EXISTS segment_facts (
+        contact_id               text COLLATE "C" PRIMARY KEY,
+        country                  text NOT NULL DEFAULT '',
+        attributes               jsonb NOT NULL DEFAULT '{}',
+        attribute_count          INTEGER NOT NULL DEFAULT 0,
+        list_count               INTEGER NOT NULL DEFAULT 0,
+        consent_advertising      INTEGER NOT NULL DEFAULT 0,
+        consent_analytics        INTEGER NOT NULL DEFAULT 0,
+        consent_email_marketing  INTEGER NOT NULL DEFAULT 0,
+        consent_personalization  INTEGER NOT NULL DEFAULT 0,
+        consent_sms_marketing    INTEGER NOT NULL DEFAULT 0,
+        lead_score               INTEGER NOT NULL DEFAULT 0,
+        lead_grade               text NOT NULL DEFAULT '',
+        lead_status              text NOT NULL DEFAULT 'NEW',
+        purchases_30d            INTEGER NOT NULL DEFAULT 0,
+        purchases_90d            INTEGER NOT NULL DEFAULT 0,
+        purchases_365d           INTEGER NOT NULL DEFAULT 0,
+        amount_30d               double precision NOT NULL DEFAULT 0,
+        amount_90d               double precision NOT NULL DEFAULT 0,
+        amount_365d              double precision NOT NULL DEFAULT 0,
+        purchases_total          INTEGER NOT NULL DEFAULT 0,
+        amount_total             double precision NOT NULL DEFAULT 0,
+        average_basket           double precision NOT NULL DEFAULT 0,
+        last_activity_us         bigint NOT NULL DEFAULT 0,
+        last_purchase_us         bigint NOT NULL DEFAULT 0,
+        last_cart_us             bigint NOT NULL DEFAULT 0,
+        cart_without_order       INTEGER NOT NULL DEFAULT 0,
+        created_us               bigint NOT NULL DEFAULT 0,
+        expires_day              bigint NOT NULL DEFAULT 4611686018427387904
+    );
+    CREATE INDEX IF NOT EXISTS segment_facts_country ON segment_facts (country, purchases_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p30 ON segment_facts (purchases_30d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p90 ON segment_facts (purchases_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p365 ON segment_facts (purchases_365d);
+    CREATE INDEX IF NOT EXISTS segment_facts_score ON segment_facts (lead_score);
+    CREATE INDEX IF NOT EXISTS segment_facts_a90 ON segment_facts (amount_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_a365 ON segment_facts (amount_365d);
+    CREATE INDEX IF NOT EXISTS segment_facts_last ON segment_facts (last_activity_us);
+    CREATE INDEX IF NOT EXISTS segment_facts_expires ON segment_facts (expires_day);
+    CREATE TABLE IF NOT EXISTS activity_days (
+        contact_id  text COLLATE "C" NOT NULL,
+        day         INTEGER NOT NULL,
+        purchases   INTEGER NOT NULL,
+        amount      double precision NOT NULL,
+        PRIMARY KEY (contact_id, day)
+    );
+    CREATE INDEX IF NOT EXISTS activity_days_day ON activity_days (day);
+    CREATE TABLE IF NOT EXISTS segments (
+        name  text COLLATE "C" PRIMARY KEY,
+        data  bytea NOT NULL
+    );
+    -- Contacts written before this migration: built by the first segment query.
+    INSERT INTO segment_facts (contact_id, expires_day)
+        SELECT id, -1 FROM contacts WHERE true ON CONFLICT DO NOTHING;
+    """,
+    # Audience campaigns: one trigger for a segment's members, walked in chunks by contact
+    # id; the cursor commits with each chunk's runs (store/audience.py).
+    """
+    CREATE TABLE IF NOT EXISTS campaigns (
+        id          text COLLATE "C" PRIMARY KEY,
+        expression  text NOT NULL,
+        cursor      text COLLATE "C" NOT NULL,
+        walked      INTEGER NOT NULL,
+        started     INTEGER NOT NULL,
+        data        bytea NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS campaigns_walking ON campaigns (walked, id);
+    CREATE TABLE IF NOT EXISTS campaign_runs (
+        campaign_id  text COLLATE "C" NOT NULL,
+        contact_id   text COLLATE "C" NOT NULL,
+        run_id       text NOT NULL,
+        PRIMARY KEY (campaign_id, contact_id)
+    );
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -11,8 +11,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
+from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
+from switchboard.server.rules.segment_facts import day_of
+from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.postgres.erasure import (
     ERASED_ERROR,
     forget_connector_state,
@@ -29,7 +33,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
+class PostgresTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, AudienceQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
@@ -37,6 +41,10 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
     def __init__(self, db: psycopg.Connection[TupleRow]) -> None:
         self._db = db
         self._notified = False
+
+    def _rows(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._db.execute(sql.replace("?", "%s"), args)
+        return cur.fetchall() if cur.description else []
 
     # -- contacts ------------------------------------------------------------------------
     def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:
@@ -89,6 +97,7 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
             "updated_us = excluded.updated_us, data = excluded.data",
             (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
         )
+        self._facts_contact(contact)
         if not lists_changed:
             return  # the list index is already right: most syncs change other fields
         if not created:
@@ -101,6 +110,7 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
             )
 
     def erase_contact(self, contact_id: str, email: str, email_hash: str, deleted_us: int) -> None:
+        self._facts_erase(contact_id)
         for table, column in (
             ("contacts", "id"),
             ("contact_lists", "contact_id"),
@@ -177,6 +187,7 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
             "ON CONFLICT (contact_id) DO UPDATE SET data = excluded.data",
             (lead.contact_id, lead.SerializeToString()),
         )
+        self._facts_lead(lead)
 
     def add_activity(
         self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
@@ -186,6 +197,7 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries):
             "VALUES (%s, %s, %s, %s, %s, %s)",
             (activity_id, contact_id, row.type, row.occurred_us, row.value, attributes),
         )
+        self._facts_activity(contact_id, row, day_of(now_us()))
 
     def recent_activities(self, contact_id: str, limit: int) -> list[ActivityRow]:
         rows = self._db.execute(

@@ -208,6 +208,85 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS run_variants_event ON run_variants (event, created_us);
     """,
+    # Segments: the read model of each live contact in typed columns (what a segment
+    # expression is translated to SQL over), its purchases per day (the sliding windows),
+    # and the segment definitions. See store/facts.py. Idempotent (IF NOT EXISTS), like
+    # the audience one below, so a database set back to an older version migrates again.
+    """
+    CREATE TABLE IF NOT EXISTS segment_facts (
+        contact_id               TEXT PRIMARY KEY,
+        country                  TEXT NOT NULL DEFAULT '',
+        attributes               TEXT NOT NULL DEFAULT '{}',
+        attribute_count          INTEGER NOT NULL DEFAULT 0,
+        list_count               INTEGER NOT NULL DEFAULT 0,
+        consent_advertising      INTEGER NOT NULL DEFAULT 0,
+        consent_analytics        INTEGER NOT NULL DEFAULT 0,
+        consent_email_marketing  INTEGER NOT NULL DEFAULT 0,
+        consent_personalization  INTEGER NOT NULL DEFAULT 0,
+        consent_sms_marketing    INTEGER NOT NULL DEFAULT 0,
+        lead_score               INTEGER NOT NULL DEFAULT 0,
+        lead_grade               TEXT NOT NULL DEFAULT '',
+        lead_status              TEXT NOT NULL DEFAULT 'NEW',
+        purchases_30d            INTEGER NOT NULL DEFAULT 0,
+        purchases_90d            INTEGER NOT NULL DEFAULT 0,
+        purchases_365d           INTEGER NOT NULL DEFAULT 0,
+        amount_30d               REAL NOT NULL DEFAULT 0,
+        amount_90d               REAL NOT NULL DEFAULT 0,
+        amount_365d              REAL NOT NULL DEFAULT 0,
+        purchases_total          INTEGER NOT NULL DEFAULT 0,
+        amount_total             REAL NOT NULL DEFAULT 0,
+        average_basket           REAL NOT NULL DEFAULT 0,
+        last_activity_us         INTEGER NOT NULL DEFAULT 0,
+        last_purchase_us         INTEGER NOT NULL DEFAULT 0,
+        last_cart_us             INTEGER NOT NULL DEFAULT 0,
+        cart_without_order       INTEGER NOT NULL DEFAULT 0,
+        created_us               INTEGER NOT NULL DEFAULT 0,
+        expires_day              INTEGER NOT NULL DEFAULT 4611686018427387904
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS segment_facts_country ON segment_facts (country, purchases_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p30 ON segment_facts (purchases_30d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p90 ON segment_facts (purchases_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_p365 ON segment_facts (purchases_365d);
+    CREATE INDEX IF NOT EXISTS segment_facts_score ON segment_facts (lead_score);
+    CREATE INDEX IF NOT EXISTS segment_facts_a90 ON segment_facts (amount_90d);
+    CREATE INDEX IF NOT EXISTS segment_facts_a365 ON segment_facts (amount_365d);
+    CREATE INDEX IF NOT EXISTS segment_facts_last ON segment_facts (last_activity_us);
+    CREATE INDEX IF NOT EXISTS segment_facts_expires ON segment_facts (expires_day);
+    CREATE TABLE IF NOT EXISTS activity_days (
+        contact_id  TEXT NOT NULL,
+        day         INTEGER NOT NULL,
+        purchases   INTEGER NOT NULL,
+        amount      REAL NOT NULL,
+        PRIMARY KEY (contact_id, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS activity_days_day ON activity_days (day);
+    CREATE TABLE IF NOT EXISTS segments (
+        name  TEXT PRIMARY KEY,
+        data  BLOB NOT NULL
+    ) WITHOUT ROWID;
+    -- Contacts written before this migration: built by the first segment query.
+    INSERT INTO segment_facts (contact_id, expires_day)
+        SELECT id, -1 FROM contacts WHERE true ON CONFLICT DO NOTHING;
+    """,
+    # Audience campaigns: one trigger for a segment's members, walked in chunks by contact
+    # id; the cursor commits with each chunk's runs (store/audience.py).
+    """
+    CREATE TABLE IF NOT EXISTS campaigns (
+        id          TEXT PRIMARY KEY,
+        expression  TEXT NOT NULL,
+        cursor      TEXT NOT NULL,
+        walked      INTEGER NOT NULL,
+        started     INTEGER NOT NULL,
+        data        BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS campaigns_walking ON campaigns (walked, id);
+    CREATE TABLE IF NOT EXISTS campaign_runs (
+        campaign_id  TEXT NOT NULL,
+        contact_id   TEXT NOT NULL,
+        run_id       TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, contact_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -6,8 +6,12 @@ import json
 import sqlite3
 from typing import Any
 
+from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
+from switchboard.server.rules.segment_facts import day_of
+from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
+from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.sqlite.erasure import (
     ERASED_ERROR,
     forget_connector_state,
@@ -32,13 +36,16 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class SqliteTx(OutboxQueries, EventQueries, VariantQueries):
+class SqliteTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, AudienceQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+
+    def _rows(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, args).fetchall()
 
     # -- contacts ------------------------------------------------------------------------
     def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:
@@ -91,6 +98,7 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries):
             "updated_us = excluded.updated_us, data = excluded.data",
             (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
         )
+        self._facts_contact(contact)
         if not lists_changed:
             return  # the list index is already right: most syncs change other fields
         if not created:  # a new contact has no rows to drop (an import saves a statement a row)
@@ -102,6 +110,7 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries):
             )
 
     def erase_contact(self, contact_id: str, email: str, email_hash: str, deleted_us: int) -> None:
+        self._facts_erase(contact_id)
         self._db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
         self._db.execute("DELETE FROM contact_lists WHERE contact_id = ?", (contact_id,))
         self._db.execute("DELETE FROM activities WHERE contact_id = ?", (contact_id,))
@@ -173,6 +182,7 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries):
             "INSERT OR REPLACE INTO leads (contact_id, data) VALUES (?, ?)",
             (lead.contact_id, lead.SerializeToString()),
         )
+        self._facts_lead(lead)
 
     def add_activity(
         self, activity_id: str, contact_id: str, row: ActivityRow, attributes: bytes
@@ -182,6 +192,7 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries):
             "VALUES (?, ?, ?, ?, ?, ?)",
             (activity_id, contact_id, row.type, row.occurred_us, row.value, attributes),
         )
+        self._facts_activity(contact_id, row, day_of(now_us()))
 
     def recent_activities(self, contact_id: str, limit: int) -> list[ActivityRow]:
         cur = self._db.execute(
