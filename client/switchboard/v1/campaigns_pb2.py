@@ -28,7 +28,7 @@ from switchboard.v1 import contacts_pb2 as switchboard_dot_v1_dot_contacts__pb2
 from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchboard/v1/campaigns.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dswitchboard/v1/contacts.proto\x1a\x1cswitchboard/v1/options.proto\"\xf3\x01\n\x04Step\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tconnector\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.switchboard.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\'\n\x06result\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bskip_reason\x18\t \x01(\t\"\xc2\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.switchboard.v1.RunStatus\x12#\n\x05steps\x18\x05 \x03(\x0b\x32\x14.switchboard.v1.Step\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x16TriggerCampaignRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12(\n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1b\n\x13wait_for_completion\x18\x05 \x01(\x08\";\n\x17TriggerCampaignResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"\x1b\n\rGetRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"\x86\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.switchboard.v1.RunStatus\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.switchboard.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0fWatchRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10WatchRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"$\n\x13ListTriggersRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\"A\n\x14ListTriggersResponse\x12)\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Trigger\"Y\n\x07Trigger\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12*\n\x05steps\x18\x03 \x03(\x0b\x32\x1b.switchboard.v1.TriggerStep\"}\n\x0bTriggerStep\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tconnector\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\t\x12\x13\n\x0bwait_source\x18\x05 \x01(\t\x12\x15\n\rwait_branches\x18\x06 \x03(\t*\x88\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04*\xdb\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x18\n\x14STEP_STATUS_RETRYING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x18\n\x14STEP_STATUS_FALLBACK\x10\x04\x12\x16\n\x12STEP_STATUS_FAILED\x10\x05\x12\x17\n\x13STEP_STATUS_WAITING\x10\x06\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x07\x32\xa1\x04\n\x10\x43\x61mpaignTriggers\x12y\n\x0fTriggerCampaign\x12&.switchboard.v1.TriggerCampaignRequest\x1a\'.switchboard.v1.TriggerCampaignResponse\"\x15\x8a\xb5\x18\x11\x63\x61mpaigns:trigger\x12[\n\x06GetRun\x12\x1d.switchboard.v1.GetRunRequest\x1a\x1e.switchboard.v1.GetRunResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read\x12\x61\n\x08ListRuns\x12\x1f.switchboard.v1.ListRunsRequest\x1a .switchboard.v1.ListRunsResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read\x12\x63\n\x08WatchRun\x12\x1f.switchboard.v1.WatchRunRequest\x1a .switchboard.v1.WatchRunResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read0\x01\x12m\n\x0cListTriggers\x12#.switchboard.v1.ListTriggersRequest\x1a$.switchboard.v1.ListTriggersResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:readB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchboard/v1/campaigns.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dswitchboard/v1/contacts.proto\x1a\x1cswitchboard/v1/options.proto\"\xf3\x01\n\x04Step\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tconnector\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.switchboard.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\'\n\x06result\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bskip_reason\x18\t \x01(\t\"\xd3\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0e\x32\x19.switchboard.v1.RunStatus\x12#\n\x05steps\x18\x05 \x03(\x0b\x32\x14.switchboard.v1.Step\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07variant\x18\n \x01(\t\"\xc5\x01\n\x16TriggerCampaignRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12(\n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12+\n\nattributes\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1b\n\x13wait_for_completion\x18\x05 \x01(\x08\x12\x0f\n\x07variant\x18\x06 \x01(\t\";\n\x17TriggerCampaignResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"\x1b\n\rGetRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"\x86\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.switchboard.v1.RunStatus\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.switchboard.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0fWatchRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10WatchRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.switchboard.v1.Run\"$\n\x13ListTriggersRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\"A\n\x14ListTriggersResponse\x12)\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.switchboard.v1.Trigger\"Y\n\x07Trigger\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12*\n\x05steps\x18\x03 \x03(\x0b\x32\x1b.switchboard.v1.TriggerStep\"}\n\x0bTriggerStep\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tconnector\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\t\x12\x13\n\x0bwait_source\x18\x05 \x01(\t\x12\x15\n\rwait_branches\x18\x06 \x03(\t\"\xa0\x01\n\x18GetVariantResultsRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63onversion_type\x18\x04 \x01(\t\"d\n\x19GetVariantResultsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.switchboard.v1.VariantResult\x12\x17\n\x0f\x63onversion_type\x18\x02 \x01(\t\"q\n\rVariantResult\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\x12\x11\n\texposures\x18\x03 \x01(\x03\x12\x13\n\x0b\x63onversions\x18\x04 \x01(\x03\x12\x17\n\x0f\x63onversion_rate\x18\x05 \x01(\x01*\x88\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04*\xdb\x01\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13STEP_STATUS_PENDING\x10\x01\x12\x18\n\x14STEP_STATUS_RETRYING\x10\x02\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x03\x12\x18\n\x14STEP_STATUS_FALLBACK\x10\x04\x12\x16\n\x12STEP_STATUS_FAILED\x10\x05\x12\x17\n\x13STEP_STATUS_WAITING\x10\x06\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x07\x32\x9f\x05\n\x10\x43\x61mpaignTriggers\x12y\n\x0fTriggerCampaign\x12&.switchboard.v1.TriggerCampaignRequest\x1a\'.switchboard.v1.TriggerCampaignResponse\"\x15\x8a\xb5\x18\x11\x63\x61mpaigns:trigger\x12[\n\x06GetRun\x12\x1d.switchboard.v1.GetRunRequest\x1a\x1e.switchboard.v1.GetRunResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read\x12\x61\n\x08ListRuns\x12\x1f.switchboard.v1.ListRunsRequest\x1a .switchboard.v1.ListRunsResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read\x12\x63\n\x08WatchRun\x12\x1f.switchboard.v1.WatchRunRequest\x1a .switchboard.v1.WatchRunResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read0\x01\x12m\n\x0cListTriggers\x12#.switchboard.v1.ListTriggersRequest\x1a$.switchboard.v1.ListTriggersResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:read\x12|\n\x11GetVariantResults\x12(.switchboard.v1.GetVariantResultsRequest\x1a).switchboard.v1.GetVariantResultsResponse\"\x12\x8a\xb5\x18\x0e\x63\x61mpaigns:readB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,38 +46,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMPAIGNTRIGGERS'].methods_by_name['WatchRun']._serialized_options = b'\212\265\030\016campaigns:read'
   _globals['_CAMPAIGNTRIGGERS'].methods_by_name['ListTriggers']._loaded_options = None
   _globals['_CAMPAIGNTRIGGERS'].methods_by_name['ListTriggers']._serialized_options = b'\212\265\030\016campaigns:read'
-  _globals['_RUNSTATUS']._serialized_start=1696
-  _globals['_RUNSTATUS']._serialized_end=1832
-  _globals['_STEPSTATUS']._serialized_start=1835
-  _globals['_STEPSTATUS']._serialized_end=2054
+  _globals['_CAMPAIGNTRIGGERS'].methods_by_name['GetVariantResults']._loaded_options = None
+  _globals['_CAMPAIGNTRIGGERS'].methods_by_name['GetVariantResults']._serialized_options = b'\212\265\030\016campaigns:read'
+  _globals['_RUNSTATUS']._serialized_start=2110
+  _globals['_RUNSTATUS']._serialized_end=2246
+  _globals['_STEPSTATUS']._serialized_start=2249
+  _globals['_STEPSTATUS']._serialized_end=2468
   _globals['_STEP']._serialized_start=175
   _globals['_STEP']._serialized_end=418
   _globals['_RUN']._serialized_start=421
-  _globals['_RUN']._serialized_end=743
-  _globals['_TRIGGERCAMPAIGNREQUEST']._serialized_start=746
-  _globals['_TRIGGERCAMPAIGNREQUEST']._serialized_end=926
-  _globals['_TRIGGERCAMPAIGNRESPONSE']._serialized_start=928
-  _globals['_TRIGGERCAMPAIGNRESPONSE']._serialized_end=987
-  _globals['_GETRUNREQUEST']._serialized_start=989
-  _globals['_GETRUNREQUEST']._serialized_end=1016
-  _globals['_GETRUNRESPONSE']._serialized_start=1018
-  _globals['_GETRUNRESPONSE']._serialized_end=1068
-  _globals['_LISTRUNSREQUEST']._serialized_start=1071
-  _globals['_LISTRUNSREQUEST']._serialized_end=1205
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1207
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1285
-  _globals['_WATCHRUNREQUEST']._serialized_start=1287
-  _globals['_WATCHRUNREQUEST']._serialized_end=1316
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1318
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1370
-  _globals['_LISTTRIGGERSREQUEST']._serialized_start=1372
-  _globals['_LISTTRIGGERSREQUEST']._serialized_end=1408
-  _globals['_LISTTRIGGERSRESPONSE']._serialized_start=1410
-  _globals['_LISTTRIGGERSRESPONSE']._serialized_end=1475
-  _globals['_TRIGGER']._serialized_start=1477
-  _globals['_TRIGGER']._serialized_end=1566
-  _globals['_TRIGGERSTEP']._serialized_start=1568
-  _globals['_TRIGGERSTEP']._serialized_end=1693
-  _globals['_CAMPAIGNTRIGGERS']._serialized_start=2057
-  _globals['_CAMPAIGNTRIGGERS']._serialized_end=2602
+  _globals['_RUN']._serialized_end=760
+  _globals['_TRIGGERCAMPAIGNREQUEST']._serialized_start=763
+  _globals['_TRIGGERCAMPAIGNREQUEST']._serialized_end=960
+  _globals['_TRIGGERCAMPAIGNRESPONSE']._serialized_start=962
+  _globals['_TRIGGERCAMPAIGNRESPONSE']._serialized_end=1021
+  _globals['_GETRUNREQUEST']._serialized_start=1023
+  _globals['_GETRUNREQUEST']._serialized_end=1050
+  _globals['_GETRUNRESPONSE']._serialized_start=1052
+  _globals['_GETRUNRESPONSE']._serialized_end=1102
+  _globals['_LISTRUNSREQUEST']._serialized_start=1105
+  _globals['_LISTRUNSREQUEST']._serialized_end=1239
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1241
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1319
+  _globals['_WATCHRUNREQUEST']._serialized_start=1321
+  _globals['_WATCHRUNREQUEST']._serialized_end=1350
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1352
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1404
+  _globals['_LISTTRIGGERSREQUEST']._serialized_start=1406
+  _globals['_LISTTRIGGERSREQUEST']._serialized_end=1442
+  _globals['_LISTTRIGGERSRESPONSE']._serialized_start=1444
+  _globals['_LISTTRIGGERSRESPONSE']._serialized_end=1509
+  _globals['_TRIGGER']._serialized_start=1511
+  _globals['_TRIGGER']._serialized_end=1600
+  _globals['_TRIGGERSTEP']._serialized_start=1602
+  _globals['_TRIGGERSTEP']._serialized_end=1727
+  _globals['_GETVARIANTRESULTSREQUEST']._serialized_start=1730
+  _globals['_GETVARIANTRESULTSREQUEST']._serialized_end=1890
+  _globals['_GETVARIANTRESULTSRESPONSE']._serialized_start=1892
+  _globals['_GETVARIANTRESULTSRESPONSE']._serialized_end=1992
+  _globals['_VARIANTRESULT']._serialized_start=1994
+  _globals['_VARIANTRESULT']._serialized_end=2107
+  _globals['_CAMPAIGNTRIGGERS']._serialized_start=2471
+  _globals['_CAMPAIGNTRIGGERS']._serialized_end=3142
 # @@protoc_insertion_point(module_scope)

@@ -187,6 +187,7 @@ class Run(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (`r_` followed by 26 characters)."""
     event: _builtins.str
@@ -195,6 +196,10 @@ class Run(_message.Message):
     """The contact it concerns."""
     status: Global___RunStatus.ValueType
     """Current state."""
+    variant: _builtins.str
+    """The A/B variant the contact was assigned to; empty when the trigger has no
+    variants.
+    """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
         """Steps in order."""
@@ -227,10 +232,11 @@ class Run(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        variant: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "created_at", b"created_at", "finished_at", b"finished_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact_id", b"contact_id", "created_at", b"created_at", "event", b"event", "finished_at", b"finished_at", "id", b"id", "status", b"status", "steps", b"steps", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact_id", b"contact_id", "created_at", b"created_at", "event", b"event", "finished_at", b"finished_at", "id", b"id", "status", b"status", "steps", b"steps", "updated_at", b"updated_at", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,6 +251,7 @@ class TriggerCampaignRequest(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     WAIT_FOR_COMPLETION_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
     event: _builtins.str
     """Event name configured under `triggers`, e.g. `newsletter.signup`
     (letters, digits, `.`, `_`, `-`; at most 128 characters).
@@ -253,6 +260,11 @@ class TriggerCampaignRequest(_message.Message):
     """See UpsertContactRequest.idempotency_key. A repeated key returns the first run."""
     wait_for_completion: _builtins.bool
     """Wait for the run to end, bounded by the call's deadline."""
+    variant: _builtins.str
+    """Run this A/B variant of the trigger instead of the contact's own (one of the
+    configured variants; INVALID_ARGUMENT otherwise). Empty: the contact's
+    variant, the same on every call.
+    """
     @_builtins.property
     def contact(self) -> _contacts_pb2.Contact:
         """The contact, found by `id` or else by `email`. When found by email and
@@ -272,10 +284,11 @@ class TriggerCampaignRequest(_message.Message):
         attributes: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str | None = ...,
         wait_for_completion: _builtins.bool | None = ...,
+        variant: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact", "event", b"event", "idempotency_key", b"idempotency_key", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact", b"contact", "event", b"event", "idempotency_key", b"idempotency_key", "variant", b"variant", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -568,3 +581,105 @@ class TriggerStep(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TriggerStep: _TypeAlias = TriggerStep  # noqa: Y015
+
+@_typing.final
+class GetVariantResultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    CONVERSION_TYPE_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """The trigger's event name."""
+    conversion_type: _builtins.str
+    """The activity type counted as a conversion; empty: the trigger's configured
+    `conversion` (FAILED_PRECONDITION when neither is set).
+    """
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Runs started at or after this time; unset: from the beginning."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Runs started before this time; unset: until now."""
+
+    def __init__(
+        self,
+        *,
+        event: _builtins.str | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        conversion_type: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversion_type", b"conversion_type", "end_time", b"end_time", "event", b"event", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVariantResultsRequest: _TypeAlias = GetVariantResultsRequest  # noqa: Y015
+
+@_typing.final
+class GetVariantResultsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    CONVERSION_TYPE_FIELD_NUMBER: _builtins.int
+    conversion_type: _builtins.str
+    """The activity type counted as a conversion."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantResult]:
+        """One entry per configured variant, ordered by name (zeros when unexposed)."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___VariantResult] | None = ...,
+        conversion_type: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversion_type", b"conversion_type", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVariantResultsResponse: _TypeAlias = GetVariantResultsResponse  # noqa: Y015
+
+@_typing.final
+class VariantResult(_message.Message):
+    """How one variant did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VARIANT_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    EXPOSURES_FIELD_NUMBER: _builtins.int
+    CONVERSIONS_FIELD_NUMBER: _builtins.int
+    CONVERSION_RATE_FIELD_NUMBER: _builtins.int
+    variant: _builtins.str
+    """Variant name."""
+    weight: _builtins.int
+    """Its configured weight."""
+    exposures: _builtins.int
+    """Contacts with at least one run of the variant in the range."""
+    conversions: _builtins.int
+    """Exposed contacts with a conversion activity at or after their first run."""
+    conversion_rate: _builtins.float
+    """conversions / exposures (0 when nobody was exposed)."""
+    def __init__(
+        self,
+        *,
+        variant: _builtins.str | None = ...,
+        weight: _builtins.int | None = ...,
+        exposures: _builtins.int | None = ...,
+        conversions: _builtins.int | None = ...,
+        conversion_rate: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversion_rate", b"conversion_rate", "conversions", b"conversions", "exposures", b"exposures", "variant", b"variant", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VariantResult: _TypeAlias = VariantResult  # noqa: Y015

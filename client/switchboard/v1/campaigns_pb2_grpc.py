@@ -61,6 +61,11 @@ class CampaignTriggersStub(object):
                 request_serializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.FromString,
                 _registered_method=True)
+        self.GetVariantResults = channel.unary_unary(
+                '/switchboard.v1.CampaignTriggers/GetVariantResults',
+                request_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignTriggersServicer(object):
@@ -108,6 +113,17 @@ class CampaignTriggersServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVariantResults(self, request, context):
+        """Results of a trigger's A/B variants over a time range: per variant, the
+        contacts exposed (a run of the trigger started for them in the range) and
+        those of them who converted (an activity of the conversion type recorded at
+        or after their first such run). Unknown event: NOT_FOUND; a trigger without
+        variants: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignTriggersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +151,11 @@ def add_CampaignTriggersServicer_to_server(servicer, server):
                     servicer.ListTriggers,
                     request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.SerializeToString,
+            ),
+            'GetVariantResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVariantResults,
+                    request_deserializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,6 +295,33 @@ class CampaignTriggers(object):
             '/switchboard.v1.CampaignTriggers/ListTriggers',
             switchboard_dot_v1_dot_campaigns__pb2.ListTriggersRequest.SerializeToString,
             switchboard_dot_v1_dot_campaigns__pb2.ListTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVariantResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CampaignTriggers/GetVariantResults',
+            switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsRequest.SerializeToString,
+            switchboard_dot_v1_dot_campaigns__pb2.GetVariantResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

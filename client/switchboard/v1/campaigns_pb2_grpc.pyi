@@ -53,6 +53,13 @@ class CampaignTriggersStub:
     steps in order. Read from the server's settings; step parameters are not
     shown (they may hold templates or secrets references).
     """
+    GetVariantResults: _grpc.UnaryUnaryMultiCallable[_campaigns_pb2.GetVariantResultsRequest, _campaigns_pb2.GetVariantResultsResponse]
+    """Results of a trigger's A/B variants over a time range: per variant, the
+    contacts exposed (a run of the trigger started for them in the range) and
+    those of them who converted (an activity of the conversion type recorded at
+    or after their first such run). Unknown event: NOT_FOUND; a trigger without
+    variants: FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class CampaignTriggersAsyncStub(CampaignTriggersStub):
@@ -78,6 +85,13 @@ class CampaignTriggersAsyncStub(CampaignTriggersStub):
     """Lists the configured triggers: each event a run can start for, with its
     steps in order. Read from the server's settings; step parameters are not
     shown (they may hold templates or secrets references).
+    """
+    GetVariantResults: _aio.UnaryUnaryMultiCallable[_campaigns_pb2.GetVariantResultsRequest, _campaigns_pb2.GetVariantResultsResponse]  # type: ignore[assignment]
+    """Results of a trigger's A/B variants over a time range: per variant, the
+    contacts exposed (a run of the trigger started for them in the range) and
+    those of them who converted (an activity of the conversion type recorded at
+    or after their first such run). Unknown event: NOT_FOUND; a trigger without
+    variants: FAILED_PRECONDITION.
     """
 
 class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +145,19 @@ class CampaignTriggersServicer(metaclass=_abc_1.ABCMeta):
         """Lists the configured triggers: each event a run can start for, with its
         steps in order. Read from the server's settings; step parameters are not
         shown (they may hold templates or secrets references).
+        """
+
+    @_abc_1.abstractmethod
+    def GetVariantResults(
+        self,
+        request: _campaigns_pb2.GetVariantResultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaigns_pb2.GetVariantResultsResponse, _abc.Awaitable[_campaigns_pb2.GetVariantResultsResponse]]:
+        """Results of a trigger's A/B variants over a time range: per variant, the
+        contacts exposed (a run of the trigger started for them in the range) and
+        those of them who converted (an activity of the conversion type recorded at
+        or after their first such run). Unknown event: NOT_FOUND; a trigger without
+        variants: FAILED_PRECONDITION.
         """
 
 def add_CampaignTriggersServicer_to_server(servicer: CampaignTriggersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

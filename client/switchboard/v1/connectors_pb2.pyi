@@ -429,3 +429,83 @@ class InvokeConnectorResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InvokeConnectorResponse: _TypeAlias = InvokeConnectorResponse  # noqa: Y015
+
+@_typing.final
+class BackfillConnectorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTOR_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    RESTART_FIELD_NUMBER: _builtins.int
+    connector: _builtins.str
+    """Connector name."""
+    restart: _builtins.bool
+    """Start over from the first contact even when an earlier backfill of this
+    connector stopped part way or finished.
+    """
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only contacts changed at or after this time; unset: every contact."""
+
+    def __init__(
+        self,
+        *,
+        connector: _builtins.str | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        restart: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "restart", b"restart", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackfillConnectorRequest: _TypeAlias = BackfillConnectorRequest  # noqa: Y015
+
+@_typing.final
+class BackfillProgress(_message.Message):
+    """Where a backfill stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTOR_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    connector: _builtins.str
+    """Connector name."""
+    queued: _builtins.int
+    """Contacts queued so far by this backfill (earlier calls included)."""
+    finished: _builtins.int
+    """Contacts whose run ended (sent, skipped or failed), among those queued by
+    this call.
+    """
+    succeeded: _builtins.int
+    """Of `finished`: delivered."""
+    skipped: _builtins.int
+    """Of `finished`: skipped (e.g. erased meanwhile, or no consent)."""
+    failed: _builtins.int
+    """Of `finished`: failed (dead letters)."""
+    done: _builtins.bool
+    """Every contact is queued and every run this call queued has ended."""
+    def __init__(
+        self,
+        *,
+        connector: _builtins.str | None = ...,
+        queued: _builtins.int | None = ...,
+        finished: _builtins.int | None = ...,
+        succeeded: _builtins.int | None = ...,
+        skipped: _builtins.int | None = ...,
+        failed: _builtins.int | None = ...,
+        done: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "done", b"done", "failed", b"failed", "finished", b"finished", "queued", b"queued", "skipped", b"skipped", "succeeded", b"succeeded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackfillProgress: _TypeAlias = BackfillProgress  # noqa: Y015

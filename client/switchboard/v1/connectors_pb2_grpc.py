@@ -55,6 +55,11 @@ class ConnectorsStub(object):
                 request_serializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.BackfillConnector = channel.unary_stream(
+                '/switchboard.v1.Connectors/BackfillConnector',
+                request_serializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.FromString,
+                _registered_method=True)
 
 
 class ConnectorsServicer(object):
@@ -98,6 +103,21 @@ class ConnectorsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BackfillConnector(self, request, context):
+        """Sends the current state of every stored contact (changed since `since`, if
+        set) to one connector through the contact-sync path: one `contact.backfill`
+        run per contact, delivered by the dispatcher with the connector's batching,
+        rate limits and quota (bulk lane). Streams progress until every contact's
+        run has ended. Resumable: the position is stored as contacts are queued, so
+        a call after an interruption continues where the last one stopped (each
+        contact is queued once per backfill); `restart` starts over. Erased contacts
+        are never sent. Unknown connector: NOT_FOUND; a connector without the
+        destination's action: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectorsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +140,11 @@ def add_ConnectorsServicer_to_server(servicer, server):
                     servicer.RedriveDeadLetters,
                     request_deserializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.SerializeToString,
+            ),
+            'BackfillConnector': grpc.unary_stream_rpc_method_handler(
+                    servicer.BackfillConnector,
+                    request_deserializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +256,33 @@ class Connectors(object):
             '/switchboard.v1.Connectors/RedriveDeadLetters',
             switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersRequest.SerializeToString,
             switchboard_dot_v1_dot_connectors__pb2.RedriveDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillConnector(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchboard.v1.Connectors/BackfillConnector',
+            switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.SerializeToString,
+            switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.FromString,
             options,
             channel_credentials,
             insecure,

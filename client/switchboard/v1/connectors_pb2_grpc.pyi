@@ -53,6 +53,17 @@ class ConnectorsStub:
     run continues. Redriven letters leave the dead-letter list. Unknown ids:
     NOT_FOUND (nothing is redriven).
     """
+    BackfillConnector: _grpc.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillProgress]
+    """Sends the current state of every stored contact (changed since `since`, if
+    set) to one connector through the contact-sync path: one `contact.backfill`
+    run per contact, delivered by the dispatcher with the connector's batching,
+    rate limits and quota (bulk lane). Streams progress until every contact's
+    run has ended. Resumable: the position is stored as contacts are queued, so
+    a call after an interruption continues where the last one stopped (each
+    contact is queued once per backfill); `restart` starts over. Erased contacts
+    are never sent. Unknown connector: NOT_FOUND; a connector without the
+    destination's action: FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class ConnectorsAsyncStub(ConnectorsStub):
@@ -78,6 +89,17 @@ class ConnectorsAsyncStub(ConnectorsStub):
     each step gets a fresh attempt budget and keeps its idempotency key, and its
     run continues. Redriven letters leave the dead-letter list. Unknown ids:
     NOT_FOUND (nothing is redriven).
+    """
+    BackfillConnector: _aio.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillProgress]  # type: ignore[assignment]
+    """Sends the current state of every stored contact (changed since `since`, if
+    set) to one connector through the contact-sync path: one `contact.backfill`
+    run per contact, delivered by the dispatcher with the connector's batching,
+    rate limits and quota (bulk lane). Streams progress until every contact's
+    run has ended. Resumable: the position is stored as contacts are queued, so
+    a call after an interruption continues where the last one stopped (each
+    contact is queued once per backfill); `restart` starts over. Erased contacts
+    are never sent. Unknown connector: NOT_FOUND; a connector without the
+    destination's action: FAILED_PRECONDITION.
     """
 
 class ConnectorsServicer(metaclass=_abc_1.ABCMeta):
@@ -125,6 +147,23 @@ class ConnectorsServicer(metaclass=_abc_1.ABCMeta):
         each step gets a fresh attempt budget and keeps its idempotency key, and its
         run continues. Redriven letters leave the dead-letter list. Unknown ids:
         NOT_FOUND (nothing is redriven).
+        """
+
+    @_abc_1.abstractmethod
+    def BackfillConnector(
+        self,
+        request: _connectors_pb2.BackfillConnectorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_connectors_pb2.BackfillProgress], _abc.AsyncIterator[_connectors_pb2.BackfillProgress]]:
+        """Sends the current state of every stored contact (changed since `since`, if
+        set) to one connector through the contact-sync path: one `contact.backfill`
+        run per contact, delivered by the dispatcher with the connector's batching,
+        rate limits and quota (bulk lane). Streams progress until every contact's
+        run has ended. Resumable: the position is stored as contacts are queued, so
+        a call after an interruption continues where the last one stopped (each
+        contact is queued once per backfill); `restart` starts over. Erased contacts
+        are never sent. Unknown connector: NOT_FOUND; a connector without the
+        destination's action: FAILED_PRECONDITION.
         """
 
 def add_ConnectorsServicer_to_server(servicer: ConnectorsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from switchboard.server.domain.campaigns import CampaignService
+from switchboard.server.domain.variants import VariantResults
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]  # the request and response types vary by method
@@ -16,8 +17,9 @@ Context = grpc.aio.ServicerContext[Any, Any]  # the request and response types v
 class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
     """Campaign runs over gRPC."""
 
-    def __init__(self, campaigns: CampaignService) -> None:
+    def __init__(self, campaigns: CampaignService, variants: VariantResults) -> None:
         self._campaigns = campaigns
+        self._variants = variants
 
     async def TriggerCampaign(
         self, request: campaigns_pb2.TriggerCampaignRequest, context: Context
@@ -45,3 +47,8 @@ class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
         self, request: campaigns_pb2.ListTriggersRequest, context: Context
     ) -> campaigns_pb2.ListTriggersResponse:
         return self._campaigns.list_triggers(request)
+
+    async def GetVariantResults(
+        self, request: campaigns_pb2.GetVariantResultsRequest, context: Context
+    ) -> campaigns_pb2.GetVariantResultsResponse:
+        return await self._variants.results(request)

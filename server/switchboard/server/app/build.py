@@ -46,6 +46,7 @@ from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.campaigns import CampaignService
+from switchboard.server.domain.variants import VariantResults
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
@@ -238,7 +239,7 @@ async def _build(
         (leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)),
         (
             campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
-            CampaignTriggersServicer(campaigns),
+            CampaignTriggersServicer(campaigns, VariantResults(store, settings.triggers)),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
     ]

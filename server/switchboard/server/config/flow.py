@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from switchboard.server.common.signing import decode_secret
 from switchboard.server.config.base import FrozenModel
+
+_VARIANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConnectorSettings(FrozenModel):
@@ -66,6 +69,12 @@ class FallbackSettings(FrozenModel):
         return self
 
 
+_WHEN = (
+    "A CEL condition over contact, lead, attributes and variant, checked when the step "
+    "becomes due; false: the step is SKIPPED (docs/variants.md)."
+)
+
+
 class BranchStepSettings(FrozenModel):
     """One connector call inside a wait step's branch."""
 
@@ -73,6 +82,7 @@ class BranchStepSettings(FrozenModel):
     action: str = Field(description="One of the connector's actions.")
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the action.")
     fallback: FallbackSettings | None = Field(default=None, description="Used when it fails.")
+    when: str | None = Field(default=None, description=_WHEN)
 
 
 class WaitSettings(FrozenModel):
@@ -95,6 +105,7 @@ class StepSettings(FrozenModel):
     params: dict[str, Any] = Field(default_factory=dict)
     fallback: FallbackSettings | None = None
     wait: WaitSettings | None = None
+    when: str | None = Field(default=None, description=_WHEN)
 
     @model_validator(mode="after")
     def _call_or_wait(self) -> StepSettings:
@@ -103,11 +114,55 @@ class StepSettings(FrozenModel):
         return self
 
 
+class VariantSettings(FrozenModel):
+    """One arm of an A/B test: its share of contacts and what it changes in the steps."""
+
+    weight: int = Field(ge=0, le=1_000_000, description="Relative share of contacts.")
+    params: dict[int, dict[str, Any]] = Field(
+        default={},
+        description="Step index -> params merged over that step's own, e.g. "
+        '`{0 = {template = "welcome_b"}}`.',
+    )
+
+
 class TriggerSettings(FrozenModel):
     """An event name's ordered steps."""
 
     description: str = Field(default="", description="What the flow is for.")
     steps: list[StepSettings] = Field(min_length=1, description="Run in order.")
+    variants: dict[str, VariantSettings] = Field(
+        default={},
+        description="A/B variants by name: `a = 50` (a weight) or a table with weight and "
+        "params; each contact gets one, always the same (docs/variants.md).",
+    )
+    conversion: str = Field(
+        default="",
+        description="The activity type counted as a conversion in GetVariantResults, "
+        "e.g. purchase.",
+    )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _weights_alone(cls, value: Any) -> Any:
+        # `a = 50` is short for `a = {weight = 50}`.
+        if isinstance(value, dict):
+            return {k: {"weight": v} if isinstance(v, int) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _variants_fit(self) -> TriggerSettings:
+        for name, variant in self.variants.items():
+            if not _VARIANT.match(name):
+                raise ValueError(f"variant {name!r}: use letters, digits, '_' or '-' (at most 64)")
+            for index in variant.params:
+                if not 0 <= index < len(self.steps):
+                    raise ValueError(
+                        f"variant {name!r} changes step {index}, but the trigger has "
+                        f"{len(self.steps)} steps (0 to {len(self.steps) - 1})"
+                    )
+        if self.variants and not sum(v.weight for v in self.variants.values()):
+            raise ValueError("variants: at least one weight must be above 0")
+        return self
 
 
 class InboundSourceSettings(FrozenModel):

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
+from switchboard.server.rules.cel import CelError
+from switchboard.server.rules.conditions import compile_condition
 from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
@@ -126,12 +128,36 @@ def check_steps(triggers: Mapping[str, TriggerSettings], registry: Mapping[str, 
         ValueError: naming the trigger, the step index, the connector and the action.
     """
     for event, trigger in triggers.items():
+        check_conditions(event, trigger)
         for index, step in enumerate(trigger_calls(trigger)):
             _check_action(event, index, registry, step.connector, step.action)
             fallback = step.fallback
             if fallback is not None and fallback.action is not None:
                 connector = fallback.connector or step.connector
                 _check_action(event, index, registry, connector, fallback.action, "fallback ")
+
+
+def check_conditions(event: str, trigger: TriggerSettings) -> None:
+    """Compile every step's `when` condition.
+
+    Raises:
+        ValueError: naming the trigger, the step, the position and the unknown field.
+    """
+    for index, step in enumerate(trigger.steps):
+        _check_condition(f"trigger {event!r} step {index}", step.when)
+        for branch, steps in (step.wait.branches if step.wait else {}).items():
+            for sub, branch_step in enumerate(steps):
+                where = f"trigger {event!r} step {index} branch {branch!r} step {sub}"
+                _check_condition(where, branch_step.when)
+
+
+def _check_condition(where: str, expression: str | None) -> None:
+    if expression is None:
+        return
+    try:
+        compile_condition(expression)
+    except CelError as exc:
+        raise ValueError(f"{where}: when {expression!r}: {exc}") from None
 
 
 def _check_action(

@@ -15,6 +15,7 @@ from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.domain.contacts import apply_upsert
 from switchboard.server.domain.idempotency import write_once
+from switchboard.server.domain.variants import check_variant
 from switchboard.server.errors import NotFound
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as contact_rules
@@ -82,6 +83,7 @@ class CampaignService:
         check_idempotency_key(v, req.idempotency_key)
         v.raise_if_any()
         trigger = self.trigger_for(req.event)
+        check_variant(trigger, req.variant)
 
         traceparent = current_traceparent()
 
@@ -95,6 +97,7 @@ class CampaignService:
                 req.attributes,
                 now,
                 traceparent=traceparent,
+                variant=req.variant,
             )
             # A written contact's cache entries must go.
             return campaigns_pb2.TriggerCampaignResponse(run=run), upserted.changed

@@ -81,6 +81,7 @@ class PlanStep:
     """One connector call of a run, or a wait (then `wait` is set and `connector` empty).
 
     `sync` is set on a contact-sync step: the destination's mapping and write-back rules.
+    `when` is the step's CEL condition ("" for none), checked when the step becomes due.
     """
 
     connector: str
@@ -89,20 +90,24 @@ class PlanStep:
     fallback: PlanFallback | None = None
     wait: PlanWait | None = None
     sync: StepSync | None = None
+    when: str = ""
 
     @classmethod
     def from_settings(cls, step: StepSettings | BranchStepSettings) -> PlanStep:
         """Freeze a configured step."""
         wait = getattr(step, "wait", None)
         fallback = PlanFallback.from_settings(step.fallback) if step.fallback else None
+        when = step.when or ""
         if wait is None:
-            return cls(step.connector, step.action, step.params, fallback)
+            return cls(step.connector, step.action, step.params, fallback, when=when)
         branches = {
             name: tuple(cls.from_settings(s) for s in steps)
             for name, steps in wait.branches.items()
         }
         plan_wait = PlanWait(wait.source, wait.key, wait.timeout_s, wait.timeout_branch, branches)
-        return cls(step.connector, step.action or "wait", step.params, fallback, plan_wait)
+        return cls(
+            step.connector, step.action or "wait", step.params, fallback, plan_wait, when=when
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanStep:
@@ -117,10 +122,12 @@ class PlanStep:
             PlanFallback.from_json(fallback) if fallback else None,
             PlanWait.from_json(wait) if wait else None,
             StepSync.from_json(sync) if sync else None,
+            data.get("when") or "",
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form (`sync` only when set: plans stored before it read the same)."""
+        """The stored form (`sync` and `when` only when set: plans stored before them read
+        the same)."""
         out = {
             "connector": self.connector,
             "action": self.action,
@@ -130,6 +137,8 @@ class PlanStep:
         }
         if self.sync is not None:
             out["sync"] = self.sync.to_json()
+        if self.when:
+            out["when"] = self.when
         return out
 
 

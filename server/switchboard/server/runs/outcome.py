@@ -11,6 +11,7 @@ from google.protobuf.struct_pb2 import Struct
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.rules.plan import Plan
+from switchboard.server.runs.conditions import condition_skip
 from switchboard.server.runs.waits import start_wait, take_branch
 from switchboard.server.runs.write_back import write_back
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
@@ -84,6 +85,8 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
         "status": StepStatus.Name(step.status),
         "attempts": step.attempts,
     }
+    if run.variant:
+        body["variant"] = run.variant
     tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
     return run
 
@@ -113,7 +116,25 @@ def _dead_letter(
 def queue_step(
     tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int
 ) -> None:
-    """Put step `index` in the outbox (a wait step: park it until its event or timeout)."""
+    """Put step `index` in the outbox (a wait step: park it until its event or timeout).
+
+    A step whose `when` condition is false is SKIPPED here, with its reason, and the next
+    one is queued in its place; when none is left the run ends.
+    """
+    while (reason := condition_skip(tx, run, plan, index)) is not None:
+        step = run.steps[index]
+        step.status = StepStatus.STEP_STATUS_SKIPPED
+        step.skip_reason = reason
+        set_ts(step.updated_at, now)
+        body = {"step": index, "status": "STEP_STATUS_SKIPPED", "attempts": 0}
+        if run.variant:
+            body["variant"] = run.variant
+        tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
+        index += 1
+        if index >= len(plan.steps):
+            _finish(run, now)
+            return
+        run.status = RunStatus.RUN_STATUS_RUNNING
     if plan.steps[index].wait is not None:
         start_wait(tx, run, plan, index, step_key(run.id, index), now)
         return
@@ -133,6 +154,11 @@ def _advance(
         # A redriven step finished while later steps are still under way (or the reverse).
         run.status = RunStatus.RUN_STATUS_RUNNING
         return
+    _finish(run, now)
+
+
+def _finish(run: campaigns_pb2.Run, now: int) -> None:
+    """End a run whose steps are all done: FAILED if one failed (SKIPPED ones count as done)."""
     failed = any(s.status == StepStatus.STEP_STATUS_FAILED for s in run.steps)
     run.status = RunStatus.RUN_STATUS_FAILED if failed else RunStatus.RUN_STATUS_SUCCEEDED
     set_ts(run.finished_at, now)

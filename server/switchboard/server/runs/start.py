@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -12,6 +13,7 @@ from switchboard.server.common.timeutil import set_ts
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.rules.payloads import contact_payload, struct_dict
 from switchboard.server.rules.plan import Plan, PlanStep
+from switchboard.server.rules.variants import assign, variant_params
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
 from switchboard.v1 import campaigns_pb2, contacts_pb2
@@ -26,11 +28,14 @@ def start_run(
     now: int,
     lead: dict[str, Any] | None = None,
     traceparent: str = "",
+    variant: str = "",
 ) -> campaigns_pb2.Run:
     """Create a PENDING run for `event` and queue its first step.
 
     `traceparent` (from `telemetry.current_traceparent()`, taken before the write: the
     transaction may run in another context) puts the run's deliveries in the caller's trace.
+    A trigger with variants runs `variant` (a configured one, checked by the caller), or
+    else the contact's own; the run records it and its steps take that variant's params.
     """
     run = campaigns_pb2.Run(
         id=new_id("r"),
@@ -38,6 +43,8 @@ def start_run(
         contact_id=contact.id,
         status=campaigns_pb2.RunStatus.RUN_STATUS_PENDING,
     )
+    if trigger.variants:
+        run.variant = variant or assign(event, contact.id, _weights(trigger))
     run.attributes.CopyFrom(attributes)
     set_ts(run.created_at, now)
     set_ts(run.updated_at, now)
@@ -59,12 +66,26 @@ def start_run(
     }
     if lead is not None:
         base["lead"] = lead
-    plan = Plan(base, tuple(PlanStep.from_settings(s) for s in trigger.steps))
+    steps = tuple(PlanStep.from_settings(s) for s in trigger.steps)
+    if run.variant:
+        base["variant"] = run.variant
+        steps = tuple(
+            replace(step, params=variant_params(trigger, run.variant, index))
+            for index, step in enumerate(steps)
+        )
+    plan = Plan(base, steps)
     tx.put_run(run, plan, traceparent)
+    if run.variant:
+        tx.put_run_variant(run)
     queue_step(tx, run, plan, 0, now)
-    if run.steps[0].status == campaigns_pb2.StepStatus.STEP_STATUS_WAITING:
-        tx.put_run(run)
-    tx.append_event(
-        "run.started", run.id, json.dumps({"event": event, "contact_id": contact.id}).encode(), now
-    )
+    if run.steps[0].status != campaigns_pb2.StepStatus.STEP_STATUS_PENDING:
+        tx.put_run(run)  # a wait parked, or a condition skipped steps
+    started: dict[str, Any] = {"event": event, "contact_id": contact.id}
+    if run.variant:
+        started["variant"] = run.variant
+    tx.append_event("run.started", run.id, json.dumps(started).encode(), now)
     return run
+
+
+def _weights(trigger: TriggerSettings) -> dict[str, int]:
+    return {name: v.weight for name, v in trigger.variants.items()}

@@ -101,6 +101,15 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class VariantCount:
+    """One A/B variant's contacts exposed in a time range, and those who converted."""
+
+    variant: str
+    exposures: int
+    conversions: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunFilter:
     """ListRuns filters; empty values match everything."""
 
@@ -140,6 +149,12 @@ class ReadTx(Protocol):
     def state_scan(
         self, connector: str, collection: str, prefix: str, limit: int
     ) -> list[dict[str, Any]]: ...
+    def variant_results(
+        self, event: str, since_us: int, until_us: int, conversion_type: str
+    ) -> list[VariantCount]:
+        """Per variant of `event`'s runs started in [since_us, until_us): the contacts
+        exposed, and those with a `conversion_type` activity at or after their first run."""
+        ...
 
 
 class WriteTx(ReadTx, Protocol):
@@ -182,6 +197,9 @@ class WriteTx(ReadTx, Protocol):
     def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None: ...
     def delete_wait(self, run_id: str, step_index: int) -> None: ...
     def update_plan(self, run_id: str, plan: Plan) -> None: ...
+    def put_run_variant(self, run: campaigns_pb2.Run) -> None:
+        """Index a new run's A/B variant (for `variant_results`)."""
+        ...
     def delete_dead_letter(self, letter_id: str) -> None: ...
     def purge_idempotency(self, before_us: int, limit: int) -> int: ...
     def state_put(

@@ -20,6 +20,7 @@ from switchboard.server.store.postgres.erasure import (
     scrub_runs,
 )
 from switchboard.server.store.postgres.outbox import OutboxQueries
+from switchboard.server.store.postgres.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -27,7 +28,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries):
+class PostgresTx(OutboxQueries, VariantQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)

@@ -182,6 +182,18 @@ MIGRATIONS: list[str] = [
     """,
     # 8: see REKEY_WAITS above.
     REKEY_WAITS,
+    # A/B variants: the variant of each run of a trigger with variants, read by
+    # GetVariantResults per event and time range.
+    """
+    CREATE TABLE run_variants (
+        run_id      TEXT PRIMARY KEY,
+        event       TEXT NOT NULL,
+        variant     TEXT NOT NULL,
+        contact_id  TEXT NOT NULL,
+        created_us  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX run_variants_event ON run_variants (event, created_us);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

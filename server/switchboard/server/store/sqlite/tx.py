@@ -15,6 +15,7 @@ from switchboard.server.store.sqlite.erasure import (
     scrub_runs,
 )
 from switchboard.server.store.sqlite.outbox import OutboxQueries
+from switchboard.server.store.sqlite.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -30,7 +31,7 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class SqliteTx(OutboxQueries):
+class SqliteTx(OutboxQueries, VariantQueries):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
