@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from switchboard.client import InvalidArgumentError, Switchboard
-from switchboard.server.app.build import App, StartupError
+from switchboard.server.app.app import App
+from switchboard.server.app.build import StartupError
 from switchboard.server.rules.variants import assign
 from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, leads_pb2
 
@@ -33,8 +34,11 @@ async def test_a_false_condition_skips_the_step_and_the_run_succeeds(
     app = await start_app(connectors=CONNECTORS, triggers={"order": {"steps": steps}})
     async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
         run = await sb.campaigns.trigger(
-            "order", email="fr@example.com", contact={"country": "FR"},
-            attributes={"amount": 20}, wait=True,
+            "order",
+            email="fr@example.com",
+            contact={"country": "FR"},
+            attributes={"amount": 20},
+            wait=True,
         )
         assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
         assert _steps(run) == [
@@ -44,8 +48,11 @@ async def test_a_false_condition_skips_the_step_and_the_run_succeeds(
         assert run.steps[0].attempts == 0
         # Every step skipped: the run ends at once, with no dead letter.
         run = await sb.campaigns.trigger(
-            "order", email="de@example.com", contact={"country": "DE"},
-            attributes={"amount": 5}, wait=True,
+            "order",
+            email="de@example.com",
+            contact={"country": "DE"},
+            attributes={"amount": 5},
+            wait=True,
         )
         assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
         assert [s.status for s in run.steps] == [SKIPPED, SKIPPED]
@@ -75,17 +82,25 @@ async def test_a_condition_sees_the_lead_as_it_is_when_the_step_is_due(
 @pytest.mark.parametrize(
     ("when", "message"),
     [
-        pytest.param("amount > 3", "step 1: when 'amount > 3': unknown field 'amount' at 1:1",
-                     id="unknown-field"),
-        pytest.param("contact.country ==", "step 1: when 'contact.country ==': syntax error at 1:",
-                     id="syntax"),
+        pytest.param(
+            "amount > 3",
+            "step 1: when 'amount > 3': unknown field 'amount' at 1:1",
+            id="unknown-field",
+        ),
+        pytest.param(
+            "contact.country ==",
+            "step 1: when 'contact.country ==': syntax error at 1:",
+            id="syntax",
+        ),
     ],
 )
 async def test_a_bad_condition_stops_start_up_naming_step_position_and_field(
     start_app: StartApp, when: str, message: str
 ) -> None:
-    steps = [{"connector": "one", "action": "echo"}, {"connector": "two", "action": "echo",
-                                                      "when": when}]
+    steps = [
+        {"connector": "one", "action": "echo"},
+        {"connector": "two", "action": "echo", "when": when},
+    ]
     with pytest.raises(StartupError, match=message.replace("(", r"\(")):
         await start_app(connectors=CONNECTORS, triggers={"order": {"steps": steps}})
 
@@ -129,8 +144,10 @@ async def test_variant_results_count_exposures_and_conversions_after_exposure(
     start_app: StartApp,
 ) -> None:
     app = await start_app(connectors=CONNECTORS, triggers={"welcome": VARIANT_TRIGGER})
-    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+    async with (
+        Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
         stub = campaigns_pb2_grpc.CampaignTriggersStub(channel)
         # A purchase before the run is not a conversion of it.
         await sb.contacts.upsert(email="early@example.com")

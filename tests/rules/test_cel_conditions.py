@@ -58,11 +58,15 @@ def test_condition_sees_contact_lead_attributes_and_variant() -> None:
 def test_a_missing_entry_or_a_non_boolean_skips_with_the_reason() -> None:
     variables = condition_variables(None, None, {}, "")
     missing = skip_reason('contact.attributes.plan == "pro"', variables)
-    assert missing is not None and "no entry 'plan'" in missing
-    assert skip_reason('has(contact.attributes.plan) && contact.attributes.plan == "pro"',
-                       variables) is not None
+    assert missing is not None
+    assert "no entry 'plan'" in missing
+    assert (
+        skip_reason('has(contact.attributes.plan) && contact.attributes.plan == "pro"', variables)
+        is not None
+    )
     not_bool = skip_reason("lead.score", variables)
-    assert not_bool is not None and "not true or false" in not_bool
+    assert not_bool is not None
+    assert "not true or false" in not_bool
 
 
 def test_evaluate_raises_its_own_error() -> None:

@@ -45,13 +45,14 @@ from switchboard.server.dispatch.limits.build import build_limits, lane_rule
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.backfill import BackfillService
 from switchboard.server.domain.campaigns import CampaignService
-from switchboard.server.domain.variants import VariantResults
 from switchboard.server.domain.connectors import ConnectorService
 from switchboard.server.domain.contacts import ContactService
 from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.domain.variants import VariantResults
 from switchboard.server.errors import Unavailable
 from switchboard.server.interceptors.access_log import AccessLogGuard
 from switchboard.server.interceptors.authn import AuthenticationGuard
@@ -232,6 +233,7 @@ async def _build(
             store, connectors, connector_settings, attempts, dispatcher.guards, limits
         ),
         DeadLetterService(store, dispatcher, notifier, tokens),
+        BackfillService(store, connectors, settings.sync, dispatcher),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
     registrations: list[tuple[Callable[[Any, Any], None], object]] = [

@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.server.config.flow import ConnectorSettings, TriggerSettings, trigger_calls
-from switchboard.server.rules.cel import CelError
-from switchboard.server.rules.conditions import compile_condition
 from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.connectors.amqp import AmqpConnector
 from switchboard.server.connectors.analytics import AnalyticsConnector
@@ -35,6 +33,8 @@ from switchboard.server.connectors.scoring import ScoringConnector
 from switchboard.server.connectors.segment import SegmentConnector
 from switchboard.server.connectors.ses import SesConnector
 from switchboard.server.connectors.webhook import WebhookConnector
+from switchboard.server.rules.cel import CelError
+from switchboard.server.rules.conditions import compile_condition
 
 _Factory = Callable[[str, Mapping[str, Any], ConnectorState, ScoringSettings], Connector]
 _Plain = Callable[[str, Mapping[str, Any], ConnectorState], Connector]

@@ -38,6 +38,7 @@ from switchboard.server.rules.validation import (
     require_lookup,
 )
 from switchboard.server.runs.start import start_run
+from switchboard.server.runs.backfill import skip_pending_backfill
 from switchboard.server.runs.sync import SyncFanout, erasure_trigger, skip_pending_changes
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.v1 import common_pb2, contacts_pb2
@@ -379,6 +380,7 @@ class ContactService:
             erased_email.append(contact.email)
             # Changes not yet sent are not sent: the erasure run below tells the tools.
             skip_pending_changes(tx, contact.id, now)
+            skip_pending_backfill(tx, contact.id, now)
             tx.erase_contact(contact.id, contact.email, rules.email_hash(contact.email), now)
             tx.append_event(
                 "contact.erased", contact.id, json.dumps({"id": contact.id}).encode(), now

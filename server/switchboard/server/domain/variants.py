@@ -46,7 +46,9 @@ class VariantResults:
         trigger = self._triggers.get(req.event)
         if trigger is None:
             known = ", ".join(sorted(self._triggers)) or "none"
-            raise NotFound(f"no trigger is configured for event {req.event!r} (configured: {known})")
+            raise NotFound(
+                f"no trigger is configured for event {req.event!r} (configured: {known})"
+            )
         if not trigger.variants:
             raise FailedPrecondition(
                 f"trigger {req.event!r} has no variants (see docs/variants.md)"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.config.settings import Settings
+from switchboard.server.runs.backfill import BACKFILL_EVENT
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Lane, Limits, LimitSpec
 from switchboard.server.dispatch.limits.local import LocalLimits
@@ -57,8 +58,8 @@ def redis_url(settings: Settings) -> str:
 
 
 def lane_rule(settings: Settings) -> LaneRule:
-    """The lane of an outbox step: bulk for the configured bulk events."""
-    return LaneRule(frozenset(settings.connector_limits.bulk_events))
+    """The lane of an outbox step: bulk for the configured bulk events and backfills."""
+    return LaneRule(frozenset(settings.connector_limits.bulk_events) | {BACKFILL_EVENT})
 
 
 class LaneRule:
