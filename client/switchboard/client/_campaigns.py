@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -194,6 +195,40 @@ class Campaigns:
         async with aclosing(replies):
             async for reply in replies:
                 yield reply.run
+
+
+    async def variant_results(
+        self,
+        event: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        conversion_type: str = "",
+        timeout: Timeout = USE_DEFAULT,
+    ) -> campaigns_pb2.GetVariantResultsResponse:
+        """Exposures and conversions per A/B variant of `event`'s trigger.
+
+        Args:
+            event: The trigger's event name.
+            start_time: Runs started at or after this time; from the beginning if omitted.
+            end_time: Runs started before this time; until now if omitted.
+            conversion_type: The activity type counted (e.g. `"purchase"`); the trigger's
+                configured `conversion` if empty.
+            timeout: Seconds; `None` for no deadline; the client's default if omitted.
+        """
+        request = campaigns_pb2.GetVariantResultsRequest(
+            event=event, conversion_type=conversion_type
+        )
+        if start_time is not None:
+            request.start_time.FromDatetime(start_time)
+        if end_time is not None:
+            request.end_time.FromDatetime(end_time)
+        return await self._transport.call(
+            self._stub.GetVariantResults,
+            request,
+            campaigns_pb2.GetVariantResultsResponse,
+            timeout,
+        )
 
 
 def _merge_contact(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -156,3 +158,31 @@ class Connectors:
             timeout,
         )
         return list(reply.redriven)
+
+    async def backfill(
+        self,
+        connector: str,
+        *,
+        since: datetime | None = None,
+        restart: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[connectors_pb2.BackfillProgress, None]:
+        """Sends every stored contact to `connector`, yielding progress until done.
+
+        Stopping early is safe: calling again continues after the last queued contact.
+
+        Args:
+            connector: The connector's name.
+            since: Only contacts changed at or after this time.
+            restart: Start over instead of continuing an earlier backfill.
+            timeout: Seconds for the whole stream; no deadline by default.
+        """
+        request = connectors_pb2.BackfillConnectorRequest(connector=connector, restart=restart)
+        if since is not None:
+            request.since.FromDatetime(since)
+        replies = self._transport.stream(
+            self._stub.BackfillConnector, request, connectors_pb2.BackfillProgress, timeout
+        )
+        async with aclosing(replies):
+            async for reply in replies:
+                yield reply

@@ -141,6 +141,7 @@ class SyncCampaigns(_SyncNamespace[Campaigns]):
     iter_runs = _blocking_iter(Campaigns.iter_runs)
     list_triggers = _blocking(Campaigns.list_triggers)
     watch = _blocking_iter(Campaigns.watch)
+    variant_results = _blocking(Campaigns.variant_results)
 
 
 class SyncConnectors(_SyncNamespace[Connectors]):
@@ -151,6 +152,7 @@ class SyncConnectors(_SyncNamespace[Connectors]):
     list_dead_letters = _blocking(Connectors.list_dead_letters)
     iter_dead_letters = _blocking_iter(Connectors.iter_dead_letters)
     redrive_dead_letters = _blocking(Connectors.redrive_dead_letters)
+    backfill = _blocking_iter(Connectors.backfill)
 
 
 class SyncSwitchboard:

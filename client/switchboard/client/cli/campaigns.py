@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -144,6 +145,49 @@ async def list_triggers(conn: Connection, event: str | None, as_json: bool) -> N
                 continue
             fallback = f"  (fallback: {step.fallback})" if step.fallback else ""
             click.echo(f"  {step.index} {step.connector} {step.action}{fallback}")
+
+
+@triggers.command()
+@click.argument("event")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Runs started at or after this date (UTC).",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Runs started before this date (UTC).",
+)
+@click.option("--conversion", default="", help="Activity type counted (default: configured).")
+@json_option
+@connection_options
+@async_command
+async def variants(
+    conn: Connection,
+    event: str,
+    since: datetime | None,
+    until: datetime | None,
+    conversion: str,
+    as_json: bool,
+) -> None:
+    """Show EVENT's A/B variants: contacts exposed, conversions and conversion rate."""
+    async with conn.client() as sb:
+        reply = await sb.campaigns.variant_results(
+            event,
+            start_time=since.replace(tzinfo=UTC) if since else None,
+            end_time=until.replace(tzinfo=UTC) if until else None,
+            conversion_type=conversion,
+        )
+    if as_json:
+        echo_json(reply)
+        return
+    click.echo(f"conversion: {reply.conversion_type}")
+    for r in reply.results:
+        click.echo(
+            f"{r.variant:<16} weight {r.weight:<6} exposed {r.exposures:<8} "
+            f"converted {r.conversions:<8} {r.conversion_rate:.1%}"
+        )
 
 
 def _show(run: campaigns_pb2.Run, as_json: bool) -> None:

@@ -1,6 +1,8 @@
-"""`switchboard connectors list`."""
+"""`switchboard connectors list` and `switchboard connectors backfill`."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import click
 
@@ -36,3 +38,34 @@ async def list_connectors(conn: Connection, as_json: bool) -> None:
         health = short_enum(connectors_pb2.ConnectorHealth.Name(info.health))
         detail = f" ({info.health_detail})" if info.health_detail else ""
         click.echo(f"{info.name:<16} {info.kind:<16} {health}{detail}  {', '.join(info.actions)}")
+
+
+@connectors.command()
+@click.argument("name")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only contacts changed at or after this date (UTC).",
+)
+@click.option("--restart", is_flag=True, help="Start over instead of continuing.")
+@json_option
+@connection_options
+@async_command
+async def backfill(
+    conn: Connection, name: str, since: datetime | None, restart: bool, as_json: bool
+) -> None:
+    """Send every stored contact to connector NAME, showing progress.
+
+    Interrupting it is safe: run it again to continue after the last queued contact.
+    """
+    when = since.replace(tzinfo=UTC) if since is not None else None
+    async with conn.client() as sb:
+        async for progress in sb.connectors.backfill(name, since=when, restart=restart):
+            if as_json:
+                echo_json(progress)
+                continue
+            click.echo(
+                f"queued {progress.queued}  finished {progress.finished} "
+                f"(sent {progress.succeeded}, skipped {progress.skipped}, "
+                f"failed {progress.failed})" + ("  done" if progress.done else "")
+            )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 
 from switchboard.server.common.timeutil import now_us, to_us
 from switchboard.server.config.sync import SyncSettings
@@ -90,10 +91,8 @@ class BackfillService:
         first = True
         while True:
             if not start.done and len(under_way) < self._window:
-                page, now = start, now_us()
-                start, runs = await self._store.write(
-                    lambda tx: queue_page(tx, step, page, self._page_size, now), bulk=True
-                )
+                page = partial(queue_page, step=step, start=start, limit=self._page_size)
+                start, runs = await self._store.write(partial(page, now=now_us()), bulk=True)
                 under_way.update(runs)
                 if runs:
                     self._dispatcher.started(BACKFILL_EVENT)

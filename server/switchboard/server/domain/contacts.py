@@ -37,8 +37,8 @@ from switchboard.server.rules.validation import (
     normalize_email,
     require_lookup,
 )
-from switchboard.server.runs.start import start_run
 from switchboard.server.runs.backfill import skip_pending_backfill
+from switchboard.server.runs.start import start_run
 from switchboard.server.runs.sync import SyncFanout, erasure_trigger, skip_pending_changes
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.v1 import common_pb2, contacts_pb2

@@ -129,7 +129,8 @@ def queue_page(
 
 def skip_pending_backfill(tx: WriteTx, contact_id: str, now: int) -> None:
     """Skip the erased contact's backfill steps that no worker has claimed."""
-    flt = RunFilter(contact_id=contact_id, event=BACKFILL_EVENT, status=RunStatus.RUN_STATUS_PENDING)
+    pending = RunStatus.RUN_STATUS_PENDING
+    flt = RunFilter(contact_id=contact_id, event=BACKFILL_EVENT, status=pending)
     for run in tx.list_runs(flt, None, 1000):
         item = tx.outbox_item(run.id, 0)
         if item is None or item.attempts:

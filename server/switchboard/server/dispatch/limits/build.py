@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from switchboard.server.config.flow import ConnectorSettings
 from switchboard.server.config.sections import DispatchSettings
 from switchboard.server.config.settings import Settings
-from switchboard.server.runs.backfill import BACKFILL_EVENT
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Lane, Limits, LimitSpec
 from switchboard.server.dispatch.limits.local import LocalLimits
+from switchboard.server.runs.backfill import BACKFILL_EVENT
 from switchboard.server.store.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
