@@ -12,14 +12,16 @@ import pytest
 from switchboard.client import Switchboard
 from switchboard.server.app.app import App
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.v1 import connectors_pb2, connectors_pb2_grpc
+from switchboard.v1 import connectors_pb2, connectors_pb2_grpc, contacts_pb2
 
 StartApp = Callable[..., Awaitable[App]]
 DEST = {"kind": "fake", "options": {"actions": ["contacts.upsert"], "max_batch": 50}}
 
 
 async def _import(sb: Switchboard, count: int, prefix: str = "b") -> None:
-    rows = [{"email": f"{prefix}{i}@example.com", "country": "FR"} for i in range(count)]
+    rows = [
+        contacts_pb2.Contact(email=f"{prefix}{i}@example.com", country="FR") for i in range(count)
+    ]
     summary = await sb.contacts.import_([rows[i : i + 500] for i in range(0, count, 500)])
     assert summary.created == count
 

@@ -283,6 +283,19 @@ class CampaignTriggers(campaigns_pb2_grpc.CampaignTriggersServicer):
 
         return await self._gate.unary("ListTriggers", request, context, work)
 
+    async def GetVariantResults(
+        self, request: campaigns_pb2.GetVariantResultsRequest, context: Context
+    ) -> campaigns_pb2.GetVariantResultsResponse:
+        def work() -> campaigns_pb2.GetVariantResultsResponse:
+            if request.event not in self._state.triggers:
+                raise Refusal(grpc.StatusCode.NOT_FOUND, f"no trigger for {request.event!r}")
+            # The fake's triggers have no A/B variants.
+            raise Refusal(
+                grpc.StatusCode.FAILED_PRECONDITION, f"trigger {request.event!r} has no variants"
+            )
+
+        return await self._gate.unary("GetVariantResults", request, context, work)
+
 
 class Connectors(connectors_pb2_grpc.ConnectorsServicer):
     def __init__(self, gate: Gate) -> None:
@@ -348,6 +361,23 @@ class Connectors(connectors_pb2_grpc.ConnectorsServicer):
             return connectors_pb2.RedriveDeadLettersResponse(redriven=chosen)
 
         return await self._gate.unary("RedriveDeadLetters", request, context, work)
+
+    async def BackfillConnector(
+        self, request: connectors_pb2.BackfillConnectorRequest, context: Context
+    ) -> AsyncIterator[connectors_pb2.BackfillProgress]:
+        def work() -> connectors_pb2.BackfillProgress:
+            if request.connector not in self._state.connectors():
+                raise Refusal(
+                    grpc.StatusCode.NOT_FOUND, f"no connector named {request.connector!r}"
+                )
+            # The fake delivers at once: every stored contact, sent.
+            count = len(self._state.contacts)
+            return connectors_pb2.BackfillProgress(
+                connector=request.connector, queued=count, finished=count, succeeded=count,
+                done=True,
+            )
+
+        yield await self._gate.unary("BackfillConnector", request, context, work)
 
 
 def add_services(server: grpc.aio.Server, gate: Gate) -> None:

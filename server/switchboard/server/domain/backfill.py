@@ -75,8 +75,9 @@ class BackfillService:
             )
         step = backfill_step(dest)
         since = to_us(req.since) if req.HasField("since") else 0
-        start = await self._store.read(lambda tx: position(tx, req.connector))
-        if start is None or req.restart:
+        stored = await self._store.read(lambda tx: position(tx, req.connector))
+        start = stored or Position(since, None, 0, False)
+        if req.restart:
             start = Position(since, None, 0, False)
         elif start.since_us != since and not start.done:
             raise FailedPrecondition(
