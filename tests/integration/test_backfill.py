@@ -99,7 +99,10 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(start_app: Sta
                 connectors_pb2.BackfillConnectorRequest(connector="dest")
             )
         ]
-        assert (updates[-1].queued, updates[-1].finished, updates[-1].done) == (450, 250, True)
+        assert (updates[-1].queued, updates[-1].done) == (450, True)
+        # The cancelled call learns that its client left at its next message, so it may
+        # still commit the page it was on; this call continues after whatever was committed.
+        assert updates[-1].finished in (250, 50)
         await _until_delivered(app, 450)
         await asyncio.sleep(0.3)
         items = _sent(app)

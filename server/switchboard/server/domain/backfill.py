@@ -76,24 +76,25 @@ class BackfillService:
         step = backfill_step(dest)
         since = to_us(req.since) if req.HasField("since") else 0
         stored = await self._store.read(lambda tx: position(tx, req.connector))
-        start = stored or Position(since, None, 0, False)
-        if req.restart:
-            start = Position(since, None, 0, False)
-        elif start.since_us != since and not start.done:
+        restart = req.restart or (stored is not None and stored.done and stored.since_us != since)
+        if stored and not restart and stored.since_us != since and not stored.done:
             raise FailedPrecondition(
                 f"a backfill of {req.connector!r} for contacts changed since "
-                f"{start.since_us} (us) stopped part way: continue it with the same since, "
+                f"{stored.since_us} (us) stopped part way: continue it with the same since, "
                 "or pass restart"
             )
-        elif start.done and start.since_us != since:
-            start = Position(since, None, 0, False)
+        start = stored if stored and not restart else Position(since, None, 0, False)
         progress = connectors_pb2.BackfillProgress(connector=req.connector)
         under_way: set[str] = set()
-        first = True
         while True:
+            runs: list[str] = []
             if not start.done and len(under_way) < self._window:
-                page = partial(queue_page, step=step, start=start, limit=self._page_size)
-                start, runs = await self._store.write(partial(page, now=now_us()), bulk=True)
+                page = partial(
+                    queue_page, step=step, since_us=start.since_us, limit=self._page_size,
+                    now=now_us(), restart=restart,
+                )
+                start, runs = await self._store.write(page, bulk=True)
+                restart = False
                 under_way.update(runs)
                 if runs:
                     self._dispatcher.started(BACKFILL_EVENT)
@@ -103,9 +104,10 @@ class BackfillService:
                 _count(progress, run)
             progress.queued = start.queued
             progress.done = start.done and not under_way
-            if ended or first or progress.done:
+            # After every page as well: a client that went away is noticed at the next
+            # message, so a cancelled call queues at most one more page.
+            if ended or runs or progress.done:
                 yield progress
-                first = False
             if progress.done:
                 return
             if start.done or len(under_way) >= self._window:

@@ -86,10 +86,18 @@ def position(tx: ReadTx, connector: str) -> Position | None:
 
 
 def queue_page(
-    tx: WriteTx, step: PlanStep, start: Position, limit: int, now: int
+    tx: WriteTx, step: PlanStep, since_us: int, limit: int, now: int, restart: bool = False
 ) -> tuple[Position, list[str]]:
-    """Queue the next `limit` contacts after `start`; return the new position (stored) and
-    the runs started."""
+    """Queue the next `limit` contacts of the connector's backfill; return the new position
+    (stored) and the runs started.
+
+    The position is read here, in the same transaction that moves it, not passed in: a call
+    whose client went away may still be committing its last page when the next call starts,
+    and neither may queue the same contacts. `restart` (or no stored position) starts from
+    the first contact changed since `since_us`.
+    """
+    stored = None if restart else position(tx, step.connector)
+    start = stored or Position(since_us, None, 0, False)
     contacts = tx.list_contacts("", start.since_us, start.after, limit)
     run_ids: list[str] = []
     for contact in contacts:

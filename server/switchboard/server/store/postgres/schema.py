@@ -140,14 +140,14 @@ MIGRATIONS: list[str] = [
     # A/B variants: the variant of each run of a trigger with variants, read by
     # GetVariantResults per event and time range.
     """
-    CREATE TABLE run_variants (
+    CREATE TABLE IF NOT EXISTS run_variants (
         run_id      text COLLATE "C" PRIMARY KEY,
         event       text NOT NULL,
         variant     text NOT NULL,
         contact_id  text NOT NULL,
         created_us  bigint NOT NULL
     );
-    CREATE INDEX run_variants_event ON run_variants (event, created_us);
+    CREATE INDEX IF NOT EXISTS run_variants_event ON run_variants (event, created_us);
     """,
 ]
 

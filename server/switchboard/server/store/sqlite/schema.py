@@ -185,14 +185,14 @@ MIGRATIONS: list[str] = [
     # A/B variants: the variant of each run of a trigger with variants, read by
     # GetVariantResults per event and time range.
     """
-    CREATE TABLE run_variants (
+    CREATE TABLE IF NOT EXISTS run_variants (
         run_id      TEXT PRIMARY KEY,
         event       TEXT NOT NULL,
         variant     TEXT NOT NULL,
         contact_id  TEXT NOT NULL,
         created_us  INTEGER NOT NULL
     ) WITHOUT ROWID;
-    CREATE INDEX run_variants_event ON run_variants (event, created_us);
+    CREATE INDEX IF NOT EXISTS run_variants_event ON run_variants (event, created_us);
     """,
 ]
 
