@@ -194,3 +194,24 @@ def test_check_applies_the_environment_as_serve_would(
     result = run("config", "check", path)
     assert result.exit_code == 2
     assert "cache.ttl_s: Input should be greater than 0" in result.stderr
+
+
+def test_check_names_a_bad_step_condition(write_toml: WriteToml) -> None:
+    text = """
+[[triggers."order.placed".steps]]
+connector = "crm"
+action = "contacts.upsert"
+[[triggers."order.placed".steps]]
+connector = "esp"
+action = "lists.subscribe"
+when = 'attributes.amount > 100 && contact.plan == "pro"'
+"""
+    result = run("config", "check", write_toml(text))
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith(": 1 problem(s)")
+    assert lines[1] == (
+        "  triggers.\"order.placed\": trigger 'order.placed' step 1: when 'attributes.amount > "
+        "100 && contact.plan == \"pro\"': unknown field 'contact.plan' at 1:28 (contact has: "
+        "attributes, consents, country, email, external_ids, id, lists, opt_in)"
+    )
