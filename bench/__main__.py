@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 from bench import h2load
+from bench.backfill import backfill_rate
 from bench.sync_case import sync_rate
 from bench.targets import BENCH_ENV, PINNED, SERVER_CORES, Target, pin_load, start_all
 from switchboard.client import Switchboard
@@ -353,10 +354,12 @@ def main() -> None:
                 target.stop()
         memory = memory_check(Path(tmp), MEMORY_ROWS) if MEMORY_ROWS and not ONLY else None
         sync = sync_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
+        backfill = backfill_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
     rates = ratios(results)
     report = {
         "memory": memory,
         "sync": sync,
+        "backfill": backfill,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,
@@ -379,6 +382,8 @@ def main() -> None:
         print(f"{'memory':34} {memory}")
     if sync:
         print(f"{'sync':34} {sync}")
+    if backfill:
+        print(f"{'backfill':34} {backfill}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"
     print(f"\n{written} ({report['elapsed_s']} s)")
 

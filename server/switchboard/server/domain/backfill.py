@@ -31,6 +31,7 @@ from switchboard.server.store.base import ReadTx, Store
 from switchboard.v1 import campaigns_pb2, connectors_pb2
 
 StepStatus = campaigns_pb2.StepStatus
+_CHUNK = 100  # runs read per poll transaction
 
 
 class BackfillService:
@@ -85,7 +86,7 @@ class BackfillService:
             )
         start = stored if stored and not restart else Position(since, None, 0, False)
         progress = connectors_pb2.BackfillProgress(connector=req.connector)
-        under_way: set[str] = set()
+        under_way: dict[str, None] = {}  # an ordered set: oldest first
         while True:
             runs: list[str] = []
             if not start.done and len(under_way) < self._window:
@@ -95,12 +96,12 @@ class BackfillService:
                 )
                 start, runs = await self._store.write(page, bulk=True)
                 restart = False
-                under_way.update(runs)
+                under_way.update(dict.fromkeys(runs))
                 if runs:
                     self._dispatcher.started(BACKFILL_EVENT)
             ended = await self._ended(under_way)
             for run in ended:
-                under_way.discard(run.id)
+                del under_way[run.id]
                 _count(progress, run)
             progress.queued = start.queued
             progress.done = start.done and not under_way
@@ -113,14 +114,26 @@ class BackfillService:
             if start.done or len(under_way) >= self._window:
                 await asyncio.sleep(self._poll_s)
 
-    async def _ended(self, run_ids: set[str]) -> list[campaigns_pb2.Run]:
-        ids = list(run_ids)
+    async def _ended(self, under_way: dict[str, None]) -> list[campaigns_pb2.Run]:
+        """The runs of `under_way` (oldest first) that have ended.
 
-        def read(tx: ReadTx) -> list[campaigns_pb2.Run]:
-            runs = (tx.run(i) for i in ids)
-            return [r for r in runs if r is not None and r.status in TERMINAL_RUN]
+        Runs mostly end in the order they were queued, so reading stops at the first chunk
+        in which none has: a poll reads about what ended, not the whole window.
+        """
+        ids = list(under_way)
+        ended: list[campaigns_pb2.Run] = []
+        for at in range(0, len(ids), _CHUNK):
+            chunk = ids[at : at + _CHUNK]
 
-        return await self._store.read(read)
+            def read(tx: ReadTx, chunk: list[str] = chunk) -> list[campaigns_pb2.Run]:
+                runs = (tx.run(i) for i in chunk)
+                return [r for r in runs if r is not None and r.status in TERMINAL_RUN]
+
+            found = await self._store.read(read)
+            if not found:
+                break
+            ended.extend(found)
+        return ended
 
 
 def _count(progress: connectors_pb2.BackfillProgress, run: campaigns_pb2.Run) -> None:
