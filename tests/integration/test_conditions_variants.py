@@ -40,6 +40,10 @@ async def test_a_false_condition_skips_the_step_and_the_run_succeeds(
             attributes={"amount": 20},
             wait=True,
         )
+        (listed,) = await sb.campaigns.list_triggers("order")
+        assert [s.when for s in listed.steps] == [
+            "attributes.amount > 100", 'contact.country == "FR"'
+        ]
         assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
         assert _steps(run) == [
             ("one", SKIPPED, "condition false: attributes.amount > 100"),
@@ -115,6 +119,8 @@ VARIANT_TRIGGER: dict[str, Any] = {
 async def test_variants_are_assigned_recorded_and_change_params(start_app: StartApp) -> None:
     app = await start_app(connectors=CONNECTORS, triggers={"welcome": VARIANT_TRIGGER})
     async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+        (listed,) = await sb.campaigns.list_triggers("welcome")
+        assert list(listed.variants) == ["a", "b"]
         seen: dict[str, str] = {}
         for i in range(12):
             run = await sb.campaigns.trigger("welcome", email=f"v{i}@example.com", wait=True)

@@ -513,6 +513,7 @@ class Trigger(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    VARIANTS_FIELD_NUMBER: _builtins.int
     event: _builtins.str
     """Event name, e.g. "newsletter.signup"."""
     description: _builtins.str
@@ -521,16 +522,21 @@ class Trigger(_message.Message):
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___TriggerStep]:
         """The steps, in the order a run takes them."""
 
+    @_builtins.property
+    def variants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The A/B variants' names, in name order; empty without variants."""
+
     def __init__(
         self,
         *,
         event: _builtins.str | None = ...,
         description: _builtins.str | None = ...,
         steps: _abc.Iterable[Global___TriggerStep] | None = ...,
+        variants: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event", b"event", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "event", b"event", "steps", b"steps", "variants", b"variants"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -548,6 +554,7 @@ class TriggerStep(_message.Message):
     FALLBACK_FIELD_NUMBER: _builtins.int
     WAIT_SOURCE_FIELD_NUMBER: _builtins.int
     WAIT_BRANCHES_FIELD_NUMBER: _builtins.int
+    WHEN_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the trigger, from 0."""
     connector: _builtins.str
@@ -560,6 +567,8 @@ class TriggerStep(_message.Message):
     """
     wait_source: _builtins.str
     """For a wait step: the inbound source whose event resumes the run."""
+    when: _builtins.str
+    """The step's CEL condition; empty when it always runs."""
     @_builtins.property
     def wait_branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For a wait step: the names of its branches."""
@@ -573,10 +582,11 @@ class TriggerStep(_message.Message):
         fallback: _builtins.str | None = ...,
         wait_source: _builtins.str | None = ...,
         wait_branches: _abc.Iterable[_builtins.str] | None = ...,
+        when: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "connector", b"connector", "fallback", b"fallback", "index", b"index", "wait_branches", b"wait_branches", "wait_source", b"wait_source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "connector", b"connector", "fallback", b"fallback", "index", b"index", "wait_branches", b"wait_branches", "wait_source", b"wait_source", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

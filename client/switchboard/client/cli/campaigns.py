@@ -137,14 +137,16 @@ async def list_triggers(conn: Connection, event: str | None, as_json: bool) -> N
             echo_json(trigger)
             continue
         about = f"  {trigger.description}" if trigger.description else ""
-        click.echo(f"{trigger.event}{about}")
+        variants = f"  (variants: {', '.join(trigger.variants)})" if trigger.variants else ""
+        click.echo(f"{trigger.event}{about}{variants}")
         for step in trigger.steps:
             if step.wait_source:
                 branches = ", ".join(step.wait_branches)
                 click.echo(f"  {step.index} wait for {step.wait_source} ({branches})")
                 continue
             fallback = f"  (fallback: {step.fallback})" if step.fallback else ""
-            click.echo(f"  {step.index} {step.connector} {step.action}{fallback}")
+            when = f"  when {step.when}" if step.when else ""
+            click.echo(f"  {step.index} {step.connector} {step.action}{fallback}{when}")
 
 
 @triggers.command()

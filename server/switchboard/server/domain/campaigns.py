@@ -213,11 +213,14 @@ def _trigger_message(event: str, trigger: TriggerSettings) -> campaigns_pb2.Trig
         event=event,
         description=trigger.description,
         steps=[_step_message(index, step) for index, step in enumerate(trigger.steps)],
+        variants=sorted(trigger.variants),
     )
 
 
 def _step_message(index: int, step: StepSettings) -> campaigns_pb2.TriggerStep:
-    message = campaigns_pb2.TriggerStep(index=index, connector=step.connector, action=step.action)
+    message = campaigns_pb2.TriggerStep(
+        index=index, connector=step.connector, action=step.action, when=step.when or ""
+    )
     if step.fallback is not None:
         fallback = step.fallback
         message.fallback = (
