@@ -23,6 +23,7 @@ from switchboard.client import Switchboard, SwitchboardError
 from switchboard.server.app.build import App
 from switchboard.server.auth.api_keys import generate_key, hash_key
 from switchboard.server.common.scopes import ALL_SCOPES
+from switchboard.server.config.settings import defaults
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 from tests.rawcalls import all_rpcs
 
@@ -66,8 +67,16 @@ async def curl(app: App, path: str, body: str, key: str | None = ADMIN) -> Answe
 
 @pytest.fixture
 async def app(start_app: StartApp) -> App:
+    # One trigger with A/B variants besides the defaults, for GetVariantResults.
+    ab = {
+        "steps": [{"connector": "crm", "action": "contacts.upsert"}],
+        "variants": {"a": 1, "b": 1},
+        "conversion": "purchase",
+    }
     return await start_app(
-        auth={"enabled": True, "callers": CALLERS}, connect={"listen": "127.0.0.1:0"}
+        auth={"enabled": True, "callers": CALLERS},
+        connect={"listen": "127.0.0.1:0"},
+        triggers={**defaults()["triggers"], "welcome.ab": ab},
     )
 
 
@@ -129,6 +138,11 @@ async def test_curl_reaches_every_unary_rpc_with_json(app: App) -> None:
             camp + "ListTriggers",
             lambda: "{}",
             lambda b: "newsletter.signup" in {t["event"] for t in b["triggers"]},
+        ),
+        (
+            camp + "GetVariantResults",
+            lambda: '{"event": "welcome.ab"}',
+            lambda b: [r["variant"] for r in b["results"]] == ["a", "b"],
         ),
         (conn + "ListConnectors", lambda: "{}", lambda b: len(b["connectors"]) > 1),
         (
