@@ -91,7 +91,7 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(start_app: Sta
         call = stub.BackfillConnector(connectors_pb2.BackfillConnectorRequest(connector="dest"))
         first = await call.read()
         call.cancel()  # the client goes away after the first page (200 contacts) is queued
-        assert isinstance(first, connectors_pb2.BackfillProgress)
+        assert isinstance(first, connectors_pb2.BackfillConnectorResponse)
         assert first.queued == 200
         await _until_delivered(app, 200)
         updates = [

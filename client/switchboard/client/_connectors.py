@@ -166,7 +166,7 @@ class Connectors:
         since: datetime | None = None,
         restart: bool = False,
         timeout: float | None = None,
-    ) -> AsyncGenerator[connectors_pb2.BackfillProgress, None]:
+    ) -> AsyncGenerator[connectors_pb2.BackfillConnectorResponse, None]:
         """Sends every stored contact to `connector`, yielding progress until done.
 
         Stopping early is safe: calling again continues after the last queued contact.
@@ -181,7 +181,7 @@ class Connectors:
         if since is not None:
             request.since.FromDatetime(since)
         replies = self._transport.stream(
-            self._stub.BackfillConnector, request, connectors_pb2.BackfillProgress, timeout
+            self._stub.BackfillConnector, request, connectors_pb2.BackfillConnectorResponse, timeout
         )
         async with aclosing(replies):
             async for reply in replies:

@@ -463,7 +463,7 @@ class BackfillConnectorRequest(_message.Message):
 Global___BackfillConnectorRequest: _TypeAlias = BackfillConnectorRequest  # noqa: Y015
 
 @_typing.final
-class BackfillProgress(_message.Message):
+class BackfillConnectorResponse(_message.Message):
     """Where a backfill stands."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -508,4 +508,4 @@ class BackfillProgress(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___BackfillProgress: _TypeAlias = BackfillProgress  # noqa: Y015
+Global___BackfillConnectorResponse: _TypeAlias = BackfillConnectorResponse  # noqa: Y015

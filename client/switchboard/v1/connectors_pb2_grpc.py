@@ -58,7 +58,7 @@ class ConnectorsStub(object):
         self.BackfillConnector = channel.unary_stream(
                 '/switchboard.v1.Connectors/BackfillConnector',
                 request_serializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.SerializeToString,
-                response_deserializer=switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.FromString,
+                response_deserializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorResponse.FromString,
                 _registered_method=True)
 
 
@@ -144,7 +144,7 @@ def add_ConnectorsServicer_to_server(servicer, server):
             'BackfillConnector': grpc.unary_stream_rpc_method_handler(
                     servicer.BackfillConnector,
                     request_deserializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.FromString,
-                    response_serializer=switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.SerializeToString,
+                    response_serializer=switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,7 +282,7 @@ class Connectors(object):
             target,
             '/switchboard.v1.Connectors/BackfillConnector',
             switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorRequest.SerializeToString,
-            switchboard_dot_v1_dot_connectors__pb2.BackfillProgress.FromString,
+            switchboard_dot_v1_dot_connectors__pb2.BackfillConnectorResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,7 +53,7 @@ class ConnectorsStub:
     run continues. Redriven letters leave the dead-letter list. Unknown ids:
     NOT_FOUND (nothing is redriven).
     """
-    BackfillConnector: _grpc.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillProgress]
+    BackfillConnector: _grpc.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillConnectorResponse]
     """Sends the current state of every stored contact (changed since `since`, if
     set) to one connector through the contact-sync path: one `contact.backfill`
     run per contact, delivered by the dispatcher with the connector's batching,
@@ -90,7 +90,7 @@ class ConnectorsAsyncStub(ConnectorsStub):
     run continues. Redriven letters leave the dead-letter list. Unknown ids:
     NOT_FOUND (nothing is redriven).
     """
-    BackfillConnector: _aio.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillProgress]  # type: ignore[assignment]
+    BackfillConnector: _aio.UnaryStreamMultiCallable[_connectors_pb2.BackfillConnectorRequest, _connectors_pb2.BackfillConnectorResponse]  # type: ignore[assignment]
     """Sends the current state of every stored contact (changed since `since`, if
     set) to one connector through the contact-sync path: one `contact.backfill`
     run per contact, delivered by the dispatcher with the connector's batching,
@@ -154,7 +154,7 @@ class ConnectorsServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _connectors_pb2.BackfillConnectorRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_connectors_pb2.BackfillProgress], _abc.AsyncIterator[_connectors_pb2.BackfillProgress]]:
+    ) -> _typing.Union[_abc.Iterator[_connectors_pb2.BackfillConnectorResponse], _abc.AsyncIterator[_connectors_pb2.BackfillConnectorResponse]]:
         """Sends the current state of every stored contact (changed since `since`, if
         set) to one connector through the contact-sync path: one `contact.backfill`
         run per contact, delivered by the dispatcher with the connector's batching,

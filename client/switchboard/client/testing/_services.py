@@ -364,15 +364,15 @@ class Connectors(connectors_pb2_grpc.ConnectorsServicer):
 
     async def BackfillConnector(
         self, request: connectors_pb2.BackfillConnectorRequest, context: Context
-    ) -> AsyncIterator[connectors_pb2.BackfillProgress]:
-        def work() -> connectors_pb2.BackfillProgress:
+    ) -> AsyncIterator[connectors_pb2.BackfillConnectorResponse]:
+        def work() -> connectors_pb2.BackfillConnectorResponse:
             if request.connector not in self._state.connectors():
                 raise Refusal(
                     grpc.StatusCode.NOT_FOUND, f"no connector named {request.connector!r}"
                 )
             # The fake delivers at once: every stored contact, sent.
             count = len(self._state.contacts)
-            return connectors_pb2.BackfillProgress(
+            return connectors_pb2.BackfillConnectorResponse(
                 connector=request.connector, queued=count, finished=count, succeeded=count,
                 done=True,
             )

@@ -50,6 +50,6 @@ class ConnectorsServicer(connectors_pb2_grpc.ConnectorsServicer):
 
     async def BackfillConnector(
         self, request: connectors_pb2.BackfillConnectorRequest, context: Context
-    ) -> AsyncIterator[connectors_pb2.BackfillProgress]:
+    ) -> AsyncIterator[connectors_pb2.BackfillConnectorResponse]:
         async for progress in self._backfills.run(request):
             yield progress

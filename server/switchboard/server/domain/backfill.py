@@ -57,7 +57,7 @@ class BackfillService:
 
     async def run(
         self, req: connectors_pb2.BackfillConnectorRequest
-    ) -> AsyncIterator[connectors_pb2.BackfillProgress]:
+    ) -> AsyncIterator[connectors_pb2.BackfillConnectorResponse]:
         """Queue the contacts not yet queued, and report until their runs have ended."""
         v = Violations()
         if not req.connector:
@@ -85,7 +85,7 @@ class BackfillService:
                 "or pass restart"
             )
         start = stored if stored and not restart else Position(since, None, 0, False)
-        progress = connectors_pb2.BackfillProgress(connector=req.connector)
+        progress = connectors_pb2.BackfillConnectorResponse(connector=req.connector)
         under_way: dict[str, None] = {}  # an ordered set: oldest first
         while True:
             runs: list[str] = []
@@ -136,7 +136,7 @@ class BackfillService:
         return ended
 
 
-def _count(progress: connectors_pb2.BackfillProgress, run: campaigns_pb2.Run) -> None:
+def _count(progress: connectors_pb2.BackfillConnectorResponse, run: campaigns_pb2.Run) -> None:
     progress.finished += 1
     status = run.steps[0].status if run.steps else StepStatus.STEP_STATUS_FAILED
     if status == StepStatus.STEP_STATUS_SKIPPED:
