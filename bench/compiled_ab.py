@@ -20,8 +20,15 @@ import tempfile
 from pathlib import Path
 
 from bench.__main__ import py_load, seed, wait_idle
-from bench.targets import BENCH_CONFIG, BENCH_ENV, SERVER_CORES, Target, free_port, pin_load
-from bench.targets import serve_argv
+from bench.targets import (
+    BENCH_CONFIG,
+    BENCH_ENV,
+    SERVER_CORES,
+    Target,
+    free_port,
+    pin_load,
+    serve_argv,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
@@ -105,7 +112,8 @@ def main() -> None:
         pure = statistics.median(cpu[(kind, "pure")])
         comp = statistics.median(cpu[(kind, "compiled")])
         rounds = " ".join(
-            f"{p:.0f}/{c:.0f}" for p, c in zip(cpu[(kind, "pure")], cpu[(kind, "compiled")])
+            f"{p:.0f}/{c:.0f}"
+            for p, c in zip(cpu[(kind, "pure")], cpu[(kind, "compiled")], strict=True)
         )
         print(f"{kind:18} {pure:9.0f} {comp:12.0f} {100 * (comp - pure) / pure:+7.1f}%  {rounds}")
 

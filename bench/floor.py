@@ -9,12 +9,24 @@ but is noise on a loaded machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 
-from bench.__main__ import py_load, wait_idle
-from bench.targets import SERVER_CORES, Target, free_port, pin_load
+from bench.__main__ import py_load, seed, wait_idle
+from bench.targets import (
+    BENCH_CONFIG,
+    BENCH_ENV,
+    SERVER_CORES,
+    Target,
+    free_port,
+    pin_load,
+    serve_argv,
+)
 
 ROUNDS = int(os.environ.get("FLOOR_ROUNDS", "3"))
 
@@ -46,10 +58,30 @@ def start(name: str, uvloop: bool, options: list[str], env: dict[str, str]) -> T
     return target
 
 
+def start_switchboard(name: str, workdir: Path, env: dict[str, str]) -> Target:
+    """`switchboard serve` (one worker, seeded) with the variant's environment."""
+    config = workdir / "bench.toml"
+    config.write_text(BENCH_CONFIG)
+    port = free_port()
+    db = str(workdir / f"{len(list(workdir.iterdir()))}.db")
+    env = {**BENCH_ENV, "SWITCHBOARD_DATABASE__PATH": db, **env}
+    target = Target(name, serve_argv(config, port, workers=1), port, env, cores=SERVER_CORES)
+    target.wait_listening()
+    asyncio.run(seed(port))
+    return target
+
+
 def main() -> None:
+    """`python -m bench.floor [variant ...]`; FLOOR_KIND=get_contact runs `switchboard serve`
+    instead of the echo server (environment variants only: its options come from settings)."""
     pin_load()
     wanted = sys.argv[1:] or list(VARIANTS)
-    targets = {name: start(name, *VARIANTS[name]) for name in wanted}
+    kind = os.environ.get("FLOOR_KIND", "echo")
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-floor-"))
+    if kind == "echo":
+        targets = {name: start(name, *VARIANTS[name]) for name in wanted}
+    else:
+        targets = {name: start_switchboard(name, workdir, VARIANTS[name][2]) for name in wanted}
     cpu: dict[str, list[float]] = {}
     rps: dict[str, list[float]] = {}
     try:
@@ -57,7 +89,7 @@ def main() -> None:
             order = list(targets.items())
             order = order if round_ % 2 == 0 else order[::-1]
             for name, target in order:
-                result = py_load("bench.load_grpc", f"127.0.0.1:{target.port}", "echo", 64, target)
+                result = py_load("bench.load_grpc", f"127.0.0.1:{target.port}", kind, 64, target)
                 cpu.setdefault(name, []).append(result["server_cpu_us_per_call"])
                 rps.setdefault(name, []).append(result["rps"])
                 wait_idle(targets)
@@ -65,6 +97,7 @@ def main() -> None:
     finally:
         for target in targets.values():
             target.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     base = statistics.median(cpu[wanted[0]])
     print(f"{'variant':34} {'CPU us/call':>12} {'vs first':>9} {'req/s':>8}  rounds (us)")
     for name in wanted:
