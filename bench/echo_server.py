@@ -40,7 +40,13 @@ def fixed_reply() -> contacts_pb2.GetContactResponse:
     return contacts_pb2.GetContactResponse(contact=contact)
 
 
-async def serve(port: int) -> None:
+def parse_option(text: str) -> tuple[str, int | str]:
+    """`name=value` from the command line; an integer value stays an integer for gRPC core."""
+    name, _, value = text.partition("=")
+    return (name, int(value)) if value.lstrip("-").isdigit() else (name, value)
+
+
+async def serve(port: int, options: list[tuple[str, int | str]] | None = None) -> None:
     reply = fixed_reply()
 
     async def get(
@@ -58,7 +64,7 @@ async def serve(port: int) -> None:
             )
         },
     )
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=options or None)
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -70,13 +76,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--uvloop", action="store_true")
+    # gRPC core channel arguments, `name=value` (bench/floor.py tries several).
+    parser.add_argument("--option", action="append", type=parse_option, default=[])
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
 
-        uvloop.run(serve(args.port))
+        uvloop.run(serve(args.port, args.option))
     else:
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.option))
 
 
 if __name__ == "__main__":
