@@ -238,3 +238,15 @@ async def test_stream_needs_the_events_scope(start_app: StartApp) -> None:
                 pass
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "events:read" in (err.value.details() or "")
+
+
+async def test_streamed_upserts_record_their_caller(client: Switchboard) -> None:
+    # The stream writes a batch of items in one transaction, away from the call's task:
+    # each item's event must still name the caller, as a unary upsert's does.
+    emails = [f"bulk{i}@example.com" for i in range(3)]
+    results = [r async for r in client.contacts.upsert_many([{"email": e} for e in emails])]
+    assert [r.upserted.contact.email for r in results] == emails
+    events, _, _ = await _export(client, types=["contact.created"])
+    created = [e for e in events if e.contact_changed.contact.email in emails]
+    assert len(created) == 3
+    assert {(e.actor.kind, e.actor.name) for e in created} == {("api_key", "crm-sync")}
