@@ -128,7 +128,7 @@ class SyncSettings(FrozenModel):
         description="Destinations by name; empty: contact writes start no sync run.",
     )
     chunk_runs: bool = Field(
-        default=False,
+        default=True,
         description="An import starts one sync run per written chunk and destination set, "
         "covering the chunk's changed contacts, instead of one run per contact.",
     )

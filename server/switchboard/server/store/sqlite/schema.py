@@ -185,14 +185,15 @@ MIGRATIONS: list[str] = [
     # 9: an import's sync runs cover a chunk of contacts each: `run_contacts` lists them, so
     # ListRuns(contact_id) finds a contact's chunk run; and a chunk step dead-letters each
     # failed contact on its own, so a dead letter is unique per (run, step, contact).
+    # Each statement may run again (a database put back to an older version) unharmed.
     """
-    CREATE TABLE run_contacts (
+    CREATE TABLE IF NOT EXISTS run_contacts (
         contact_id  TEXT NOT NULL,
         run_id      TEXT NOT NULL,
         PRIMARY KEY (contact_id, run_id)
     ) WITHOUT ROWID;
-    CREATE INDEX run_contacts_run ON run_contacts (run_id);
-    CREATE TABLE dead_letters_9 (
+    CREATE INDEX IF NOT EXISTS run_contacts_run ON run_contacts (run_id);
+    CREATE TABLE IF NOT EXISTS dead_letters_9 (
         id               TEXT PRIMARY KEY,
         run_id           TEXT NOT NULL,
         step_index       INTEGER NOT NULL,
