@@ -139,7 +139,11 @@ async def test_a_change_before_delivery_folds_into_the_chunk_run(start_app: Star
         runs = await _settled(sb, 1)
     assert len(runs) == 1  # the second import's change joined the waiting chunk run
     names = {p["contact"]["email"]: p["contact"]["first_name"] for p in _payloads(app)}
-    assert names == {"fold0@example.com": "Old", "fold1@example.com": "New", "fold2@example.com": "Old"}
+    assert names == {
+        "fold0@example.com": "Old",
+        "fold1@example.com": "New",
+        "fold2@example.com": "Old",
+    }
 
 
 async def test_an_erased_contacts_item_is_skipped(start_app: StartApp) -> None:
