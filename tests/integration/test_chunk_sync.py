@@ -168,3 +168,22 @@ async def test_an_erased_contacts_item_is_skipped(start_app: StartApp) -> None:
 
 def _payloads(app: App) -> list[dict[str, Any]]:
     return list(_tool(app).batch_payloads)
+
+
+async def test_a_redriven_item_dead_letter_sends_that_contact_alone(start_app: StartApp) -> None:
+    app = await start_app(**_config())
+    tool = _tool(app)
+    tool.fail_email("bad@example.com", PermanentConnectorError("no such list"))
+    rows = [{"email": f"ok{i}@example.com"} for i in range(5)] + [{"email": "bad@example.com"}]
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
+        await sb.contacts.import_([rows])
+        [run] = await _settled(sb, 1)
+        [letter] = (await sb.connectors.list_dead_letters()).dead_letters
+        await sb.connectors.redrive_dead_letters(ids=[letter.id])
+        deadline = time.monotonic() + 20
+        while (run := await sb.campaigns.get_run(run.id)).status != RunStatus.RUN_STATUS_SUCCEEDED:
+            assert time.monotonic() < deadline, run
+            await asyncio.sleep(0.05)
+    assert _items(run)[letter.contact_id]["status"] == "STEP_STATUS_SUCCEEDED"
+    assert [len(keys) for _, keys in tool.batch_calls] == [6, 1]
+    assert tool.batch_calls[1][1] == [f"{run.id}:0:{letter.contact_id}"]

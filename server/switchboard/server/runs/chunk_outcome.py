@@ -44,6 +44,24 @@ def item_key(item: OutboxItem, contact_id: str) -> str:
     return f"{item.idempotency_key}:{contact_id}"
 
 
+def reopen_item(run: campaigns_pb2.Run, step_index: int, contact_id: str) -> bool:
+    """Set a chunk step's item back to pending with a fresh attempt budget (a redriven
+    dead letter); False when the step has no such item (not a chunk step)."""
+    states = item_states(run, step_index)
+    if not struct_dict(run.attributes).get("chunk") or contact_id not in states:
+        return False
+    states[contact_id] = {"status": StepStatus.Name(StepStatus.STEP_STATUS_PENDING), "attempts": 0}
+    result = Struct()
+    result.update({ITEMS: states})
+    run.steps[step_index].result.CopyFrom(result)
+    return True
+
+
+def chunk_step_key(letter_key: str, contact_id: str) -> str:
+    """The chunk step's own key, from one of its items' keys (see `item_key`)."""
+    return letter_key.removesuffix(f":{contact_id}")
+
+
 def record_chunk(
     tx: WriteTx, item: OutboxItem, outcomes: dict[str, Outcome], now: int
 ) -> campaigns_pb2.Run | None:
