@@ -35,8 +35,11 @@ from switchboard.client import Switchboard
 SECRET = "whsec_" + base64.b64encode(b"bench-sync-signing-key-0123456789").decode()
 
 
-def _config(url: str) -> str:
+def _config(url: str, chunk_runs: bool) -> str:
     return f"""
+[sync]
+chunk_runs = {str(chunk_runs).lower()}
+
 [dispatch]
 poll_interval_s = 0.05
 
@@ -80,8 +83,13 @@ async def _import(port: int, rows: int) -> tuple[float, float]:
     return started, elapsed
 
 
-def sync_rate(workdir: Path, rows: int, timeout_s: float = 300.0) -> dict[str, float]:
-    """Run the case once against fresh servers; see the module docstring for the figures."""
+def sync_rate(
+    workdir: Path, rows: int, timeout_s: float = 300.0, chunk_runs: bool = True
+) -> dict[str, float]:
+    """Run the case once against fresh servers; see the module docstring for the figures.
+
+    `chunk_runs=False` measures the per-contact sync runs an import started before.
+    """
     contract_port, port = free_port(), free_port()
     contract = Target(
         "contract",
@@ -90,7 +98,7 @@ def sync_rate(workdir: Path, rows: int, timeout_s: float = 300.0) -> dict[str, f
         cores=LOAD_CORES,
     )
     config = workdir / "sync.toml"
-    config.write_text(_config(f"http://127.0.0.1:{contract_port}/batch"))
+    config.write_text(_config(f"http://127.0.0.1:{contract_port}/batch", chunk_runs))
     env = {"SWITCHBOARD_DATABASE__PATH": str(workdir / "sync.db"), **BENCH_ENV}
     server = Target("sync", serve_argv(config, port, workers=1), port, env, cores=SERVER_CORES)
     try:
@@ -131,5 +139,7 @@ def _cpu_s(target: Target) -> float:
 if __name__ == "__main__":
     import tempfile
 
+    args = [a for a in sys.argv[1:] if a != "--per-row"]
     with tempfile.TemporaryDirectory() as tmp:
-        print(sync_rate(Path(tmp), int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+        count = int(args[0]) if args else 20_000
+        print(sync_rate(Path(tmp), count, chunk_runs="--per-row" not in sys.argv))

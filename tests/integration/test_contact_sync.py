@@ -115,7 +115,9 @@ async def test_the_default_configuration_syncs_to_the_embedded_crm(sb: Switchboa
 async def test_an_import_starts_a_run_per_changed_row_and_all_are_delivered(
     start_app: StartApp,
 ) -> None:
-    app = await start_app(connectors=_connectors(), sync=_sync(tool=TOOL_DEST))
+    # Per-row runs (`chunk_runs` off); chunk runs are tested in test_chunk_sync.py.
+    sync = {**_sync(tool=TOOL_DEST), "chunk_runs": False}
+    app = await start_app(connectors=_connectors(), sync=sync)
     rows = [{"email": f"imp{i}@example.com", "first_name": f"I{i}"} for i in range(300)]
     async with Switchboard(f"127.0.0.1:{app.port}") as sb:
         summary = await sb.contacts.import_([rows[:200], rows[200:]])

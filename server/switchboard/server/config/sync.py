@@ -127,6 +127,11 @@ class SyncSettings(FrozenModel):
         default_factory=default_destinations,
         description="Destinations by name; empty: contact writes start no sync run.",
     )
+    chunk_runs: bool = Field(
+        default=True,
+        description="An import starts one sync run per written chunk and destination set, "
+        "covering the chunk's changed contacts, instead of one run per contact.",
+    )
     coalesce: bool = Field(
         default=True,
         description="A change of a contact whose previous sync run has not been picked up "

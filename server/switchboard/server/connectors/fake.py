@@ -80,6 +80,8 @@ class FakeConnector:
         )
         #: Each batch call: its action and its items' idempotency keys, in order.
         self.batch_calls: deque[tuple[str, list[str]]] = deque(maxlen=RECORDED_CALLS)
+        #: The payload of every item of every batch call, in order.
+        self.batch_payloads: deque[JsonDict] = deque(maxlen=RECORDED_CALLS)
         self._batch_scripts: dict[str, deque[Exception]] = {}
         self._item_failures: dict[str, deque[ConnectorError]] = {}
         self._invocations = 0
@@ -99,6 +101,11 @@ class FakeConnector:
         """Fail the item with this key in its next batch calls, one error per call."""
         self._item_failures.setdefault(idempotency_key, deque()).extend(errors)
 
+    def fail_email(self, email: str, *errors: ConnectorError) -> None:
+        """Fail the items whose payload's contact has this email, one error per call (for
+        deliveries whose idempotency key is not known in advance, like a chunk run's)."""
+        self._item_failures.setdefault(f"email:{email}", deque()).extend(errors)
+
     def max_batch(self, action: str) -> int:
         """The `max_batch` option, for every action."""
         return self._max_batch
@@ -110,6 +117,7 @@ class FakeConnector:
     async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
         """Record the call; fail it whole or per item as scripted, else echo each item."""
         self.batch_calls.append((action, [item.ctx.idempotency_key for item in items]))
+        self.batch_payloads.extend(item.payload for item in items)
         self._invocations += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -123,6 +131,9 @@ class FakeConnector:
 
     def _item_outcome(self, action: str, item: BatchItem) -> ItemOutcome:
         failures = self._item_failures.get(item.ctx.idempotency_key)
+        contact = item.payload.get("contact")
+        if not failures and isinstance(contact, dict):
+            failures = self._item_failures.get(f"email:{contact.get('email')}")
         if failures:
             return failures.popleft()
         echo = copy.deepcopy(item.payload.get("params", {}))

@@ -51,8 +51,11 @@ from switchboard.server.dispatch.retry import is_retryable
 from switchboard.server.dispatch.run_metrics import RunMetrics
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.rules.plan import PlanStep
+from switchboard.server.runs.chunk_outcome import item_done, item_key, item_states, record_chunk
 from switchboard.server.runs.outcome import Outcome, record
 from switchboard.server.runs.sealed import is_sealed, open_payload, redact_sealed, seal_key
+from switchboard.server.runs.sync import ERASED_SKIP
+from switchboard.server.runs.sync_chunk import ITEMS, is_chunk, item_plan
 from switchboard.server.runs.waits import WAIT_CONNECTOR
 from switchboard.server.store.base import ClaimFilter, OutboxItem, Store, WriteTx
 from switchboard.v1 import campaigns_pb2
@@ -230,9 +233,14 @@ class Dispatcher:
         ):
             self._seal_key = await self._store.write(seal_key)
         for item, ticket in claimed.items:
-            self._start(item, ticket)
+            if is_chunk(item.plan):
+                self._start_chunk(item, ticket)
+            else:
+                self._start(item, ticket)
         for item in batch_items:
-            if not self._coalesce(item):
+            if is_chunk(item.plan):
+                self._start_chunk(item, None)
+            elif not self._coalesce(item):
                 # A step the connector does not batch (its action, a wait): one call of its own.
                 self._start(item, await self._limits.acquire(item.connector, self._lane_of(item)))
         self._coalescer.settle()
@@ -247,6 +255,113 @@ class Dispatcher:
         task = asyncio.create_task(self._deliver(item, guard, ticket), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_chunk(self, item: OutboxItem, ticket: Ticket | None) -> None:
+        """Deliver a chunk step: its calls take their own tickets, so the claim's goes back."""
+        if ticket is not None and ticket.ok:
+            self._limits.release(item.connector, ticket)
+        context = self._telemetry.task_context(item.traceparent)
+        task = asyncio.create_task(self._deliver_chunk(item), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_chunk(self, item: OutboxItem) -> None:
+        """Send the chunk step's unfinished items (in batch calls where the connector has
+        them), then record every item's outcome in one commit."""
+        try:
+            run = await self._store.read(lambda tx: tx.run(item.run_id))
+            states = item_states(run, item.step_index) if run is not None else {}
+            items = [
+                replace(
+                    item,
+                    plan=item_plan(item.plan, cid),
+                    contact_id=cid,
+                    idempotency_key=item_key(item, cid),
+                    attempts=int((states.get(cid) or {}).get("attempts", 0)),
+                )
+                for cid in item.plan.base[ITEMS]
+                if not item_done(states.get(cid))
+            ]
+            outcomes = await self._chunk_outcomes(item, items)
+            now = now_us()
+            done = await self._store.write(lambda tx: record_chunk(tx, item, outcomes, now))
+        except Exception:
+            log.exception("delivering chunk step %s of run %s failed", item.step_index, item.run_id)
+            return
+        if done is not None:
+            self._runs.recorded(item, done, now)
+            self._notifier.publish(done.id)
+        for one in items:
+            outcome = outcomes[one.contact_id]
+            if outcome.status == StepStatus.STEP_STATUS_FAILED:
+                _log_dead_letter(one, outcome)
+            elif done is not None:
+                await self._after_write_back(one, outcome)
+        self.wake()
+
+    async def _chunk_outcomes(
+        self, chunk: OutboxItem, items: list[OutboxItem]
+    ) -> dict[str, Outcome]:
+        """Each item's outcome (by contact id): skipped when erased, else attempted."""
+        outcomes: dict[str, Outcome] = {}
+        live: list[OutboxItem] = []
+        for one in items:
+            if set(one.plan.base["contact"]) <= {"id"}:  # erasure reduced it to its id
+                outcomes[one.contact_id] = Outcome(
+                    StepStatus.STEP_STATUS_SKIPPED, one.attempts, skip_reason=ERASED_SKIP
+                )
+            else:
+                live.append(one)
+        guard = self._guards.get(chunk.connector)
+        step = chunk.plan.steps[chunk.step_index]
+        batching = self._batching.get(chunk.connector)
+        max_items, max_bytes = batch_limits(batching[0], step.action) if batching else (1, None)
+        if guard is None or max_items <= 1:
+            done = await asyncio.gather(*(self._chunk_single(guard, one) for one in live))
+            outcomes.update(zip((one.contact_id for one in live), done, strict=True))
+            return outcomes
+        entries = [
+            batch_entry(one, self._payload(one, step.params), bool(max_bytes)) for one in live
+        ]
+        calls = await asyncio.gather(
+            *(
+                self._chunk_batch(guard, step.action, part)
+                for part in _slices(entries, max_items, max_bytes)
+            )
+        )
+        for part, got in calls:
+            outcomes.update((e.item.contact_id, got[i]) for i, e in enumerate(part))
+        return outcomes
+
+    async def _chunk_single(self, guard: ConnectorGuard | None, item: OutboxItem) -> Outcome:
+        """One item of a chunk step sent on its own, with its own ticket."""
+        if guard is None:
+            return await self._attempt(item, guard)
+        ticket = await self._limits.acquire(guard.name, self._lane_of(item))
+        if ticket.ok:
+            guard.in_flight += 1
+        try:
+            return await self._attempt(item, guard, ticket)
+        finally:
+            if ticket.ok:
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
+
+    async def _chunk_batch(
+        self, guard: ConnectorGuard, action: str, entries: list[BatchEntry]
+    ) -> tuple[list[BatchEntry], dict[int, Outcome]]:
+        """One batch call for part of a chunk step: the outcomes by entry index."""
+        outcomes, live = await self._screen_batch(guard, entries)
+        ticket: Ticket | None = None
+        try:
+            if live:
+                ticket = await self._batch_ticket(guard, [entries[i] for i in live])
+                await self._call_batch(guard, action, entries, live, ticket, outcomes)
+        finally:
+            if ticket is not None and ticket.ok:
+                guard.in_flight -= 1
+                self._limits.release(guard.name, ticket)
+        return entries, outcomes
 
     def _batch_items_waiting(self, name: str) -> int:
         """Items of `name` claimed but not yet in a call that holds its ticket."""
@@ -640,6 +755,22 @@ class Dispatcher:
             step_index=item.step_index,
             attempt=attempt,
         )
+
+
+def _slices(
+    entries: list[BatchEntry], max_items: int, max_bytes: int | None
+) -> list[list[BatchEntry]]:
+    """`entries` cut into batch calls of at most `max_items` items and `max_bytes` bytes."""
+    parts: list[list[BatchEntry]] = [[]]
+    size = 0
+    for entry in entries:
+        full = len(parts[-1]) >= max_items or (max_bytes and size + entry.size > max_bytes)
+        if parts[-1] and full:
+            parts.append([])
+            size = 0
+        parts[-1].append(entry)
+        size += entry.size
+    return [p for p in parts if p]
 
 
 def _interrupted(item: OutboxItem, guard: ConnectorGuard) -> str:

@@ -399,15 +399,24 @@ class ContactService:
             now = now_us()
             started.clear()
             out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
+            chunked = self._sync.settings.chunk_runs
             for index, contact in valid:
                 try:
                     result = apply_upsert(tx, contact, now)
                 except SwitchboardError as exc:
                     out.append((index, contact.email, exc))
                     continue
-                if (event := self._sync_change(tx, result, now, traceparent)) is not None:
+                # Chunk runs: one sync run for the whole chunk, started below.
+                if not chunked and (event := self._sync_change(tx, result, now, traceparent)):
                     started.append(event)
                 out.append((index, contact.email, result))
+            if chunked:
+                changes = [
+                    (r.contact, list(r.fields), r.created)
+                    for _, _, r in out
+                    if isinstance(r, UpsertOutcome) and r.changed
+                ]
+                started.extend(self._sync.change_chunk(tx, changes, now, traceparent))
             return out
 
         stale: list[str] = []

@@ -10,6 +10,7 @@ from switchboard.server.dispatch.worker import Dispatcher
 from switchboard.server.errors import NotFound
 from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import Violations, check_id, check_page_size
+from switchboard.server.runs.chunk_outcome import chunk_step_key, reopen_item
 from switchboard.server.store.base import DeadLetter, Store, WriteTx
 from switchboard.v1 import campaigns_pb2, connectors_pb2
 
@@ -123,6 +124,10 @@ def _requeue(tx: WriteTx, letter: DeadLetter, now: int) -> None:
     if run is None:
         return
     step = run.steps[letter.step_index]
+    key = letter.idempotency_key
+    if letter.contact_id and reopen_item(run, letter.step_index, letter.contact_id):
+        # A chunk step's item: only that contact is sent again, under the step's own row.
+        key = chunk_step_key(key, letter.contact_id)
     step.status = campaigns_pb2.StepStatus.STEP_STATUS_PENDING
     step.attempts = 0  # a fresh attempt budget
     set_ts(step.updated_at, now)
@@ -132,8 +137,6 @@ def _requeue(tx: WriteTx, letter: DeadLetter, now: int) -> None:
     tx.put_run(run)
     # Same key as every earlier attempt: a tool that honours keys applies the step once.
     # advance=False: the run already went on past this step when it failed.
-    tx.enqueue_step(
-        letter.run_id, letter.step_index, letter.connector, letter.idempotency_key, now, False
-    )
+    tx.enqueue_step(letter.run_id, letter.step_index, letter.connector, key, now, False)
     body = {"id": letter.id, "step": letter.step_index}
     tx.append_event("run.step_redriven", letter.run_id, json.dumps(body).encode(), now)

@@ -36,6 +36,7 @@ from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.runs.sealed import seal_key, with_sealed_email
 from switchboard.server.runs.start import start_run
+from switchboard.server.runs.sync_chunk import fold_into_chunk, item_entry, start_chunk_run
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
@@ -96,6 +97,30 @@ class SyncFanout:
         body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
         tx.append_event("run.started", run.id, body.encode(), now)
         return CHANGED_EVENT
+
+    def change_chunk(
+        self,
+        tx: WriteTx,
+        changes: list[tuple[contacts_pb2.Contact, list[str], bool]],
+        now: int,
+        traceparent: str = "",
+    ) -> list[str]:
+        """Start one chunk run per set of destinations for an import chunk's changes
+        (contact, changed fields, created), after folding each into its contact's waiting
+        run where coalescing allows. Returns the event of each run started."""
+        groups: dict[int, tuple[_Shape, dict[str, dict[str, Any]]]] = {}
+        for contact, fields, created in changes:
+            shape = self._shape(contact)
+            if shape is None:
+                continue
+            coalesce = self.settings.coalesce and not created
+            if coalesce and _coalesce(tx, contact, shape, fields, now):
+                continue
+            group = groups.setdefault(id(shape), (shape, {}))
+            group[1][contact.id] = item_entry(contact, fields)
+        for shape, items in groups.values():
+            start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
+        return [CHANGED_EVENT] * len(groups)
 
 
 class _Shape:
@@ -188,6 +213,12 @@ def _coalesce(
     item = tx.outbox_item(run.id, 0)
     if item is None or item.attempts:
         return False  # claimed: a tool may have seen this step's key; queue behind it
+    if struct_dict(run.attributes).get("chunk"):
+        if not fold_into_chunk(tx, run, contact, fields):
+            return False
+        body = {"run_id": run.id, "contact_id": contact.id, "version": contact.version}
+        tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
+        return True
     before = struct_dict(run.attributes)
     seen = [str(f) for f in before.get("fields") or []]
     attributes: dict[str, Any] = {
@@ -249,7 +280,10 @@ def skip_pending_changes(tx: WriteTx, contact_id: str, now: int) -> None:
     for status in (RunStatus.RUN_STATUS_PENDING, RunStatus.RUN_STATUS_RUNNING):
         flt = RunFilter(contact_id=contact_id, event=CHANGED_EVENT, status=status)
         for run in tx.list_runs(flt, None, 1000):
-            _skip_rest(tx, run, now)
+            # A chunk run covers others too: erasure reduced this contact's item to its
+            # id, and the dispatcher skips such an item.
+            if not struct_dict(run.attributes).get("chunk"):
+                _skip_rest(tx, run, now)
 
 
 def _skip_rest(tx: WriteTx, run: campaigns_pb2.Run, now: int) -> None:

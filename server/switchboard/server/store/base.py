@@ -198,6 +198,10 @@ class WriteTx(ReadTx, EventWrites, Protocol):
         without a plan, update its status and record."""
         ...
 
+    def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
+        """List the contacts a chunk run covers (found by `list_runs(contact_id=...)`)."""
+        ...
+
     def enqueue_step(
         self,
         run_id: str,

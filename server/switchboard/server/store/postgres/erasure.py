@@ -11,6 +11,7 @@ import json
 import psycopg
 from psycopg.rows import TupleRow
 
+from switchboard.server.store.chunk_scrub import scrub_chunk
 from switchboard.server.store.sqlite.erasure import ERASED_ERROR
 from switchboard.v1 import campaigns_pb2
 
@@ -50,6 +51,16 @@ def scrub_runs(db: Conn, contact_id: str) -> list[str]:
         db.execute(
             "UPDATE runs SET data = %s, plan = %s WHERE id = %s",
             (run.SerializeToString(), json.dumps(plan, separators=(",", ":")), run_id),
+        )
+    chunks = db.execute(
+        "SELECT r.id, r.data, r.plan FROM run_contacts c JOIN runs r ON r.id = c.run_id "
+        "WHERE c.contact_id = %s",
+        (contact_id,),
+    ).fetchall()
+    for run_id, data, plan_text in chunks:
+        new_data, new_plan = scrub_chunk(bytes(data), plan_text, contact_id)
+        db.execute(
+            "UPDATE runs SET data = %s, plan = %s WHERE id = %s", (new_data, new_plan, run_id)
         )
     return [str(row[0]) for row in rows]
 

@@ -200,10 +200,11 @@ class OutboxQueries:
     # -- dead letters --------------------------------------------------------------------
     def add_dead_letter(self, letter: DeadLetter) -> None:
         # A later letter for the same step replaces the earlier (SQLite's INSERT OR REPLACE
-        # drops every row a new one conflicts with: the id's and the step's).
+        # drops every row a new one conflicts with: the id's and the step's, per contact).
         self._db.execute(
-            "DELETE FROM dead_letters WHERE id = %s OR (run_id = %s AND step_index = %s)",
-            (letter.id, letter.run_id, letter.step_index),
+            "DELETE FROM dead_letters WHERE id = %s "
+            "OR (run_id = %s AND step_index = %s AND contact_id = %s)",
+            (letter.id, letter.run_id, letter.step_index, letter.contact_id),
         )
         self._db.execute(
             f"INSERT INTO dead_letters ({_DEAD_COLUMNS}) "

@@ -242,6 +242,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (campaign_id, contact_id)
     );
     """,
+    # An import's sync runs cover a chunk of contacts each: `run_contacts` lists them, so
+    # ListRuns(contact_id) finds a contact's chunk run; and a chunk step dead-letters each
+    # failed contact on its own, so a dead letter is unique per (run, step, contact).
+    """
+    CREATE TABLE run_contacts (
+        contact_id  text COLLATE "C" NOT NULL,
+        run_id      text COLLATE "C" NOT NULL,
+        PRIMARY KEY (contact_id, run_id)
+    );
+    CREATE INDEX run_contacts_run ON run_contacts (run_id);
+    ALTER TABLE dead_letters DROP CONSTRAINT dead_letters_run_id_step_index_key;
+    ALTER TABLE dead_letters ADD UNIQUE (run_id, step_index, contact_id);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

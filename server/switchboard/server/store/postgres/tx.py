@@ -228,7 +228,8 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audi
         # Empty filters match everything; the planner drops the always-true arms.
         rows = self._db.execute(
             "SELECT data FROM runs "
-            "WHERE (%(contact)s = '' OR contact_id = %(contact)s) "
+            "WHERE (%(contact)s = '' OR contact_id = %(contact)s OR id IN "
+            "(SELECT run_id FROM run_contacts WHERE contact_id = %(contact)s)) "
             "AND (%(event)s = '' OR event = %(event)s) "
             "AND (%(status)s = 0 OR status = %(status)s) "
             "AND (%(cursor)s IS FALSE OR (created_us, id) < (%(created)s, %(id)s)) "
@@ -244,6 +245,13 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audi
             },
         )
         return [campaigns_pb2.Run.FromString(r[0]) for r in rows]
+
+    def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
+        self._db.execute(
+            "INSERT INTO run_contacts (contact_id, run_id) "
+            "SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+            (contact_ids, run_id),
+        )
 
     def put_run(
         self, run: campaigns_pb2.Run, plan: Plan | None = None, traceparent: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from switchboard.server.store.chunk_scrub import scrub_chunk
 from switchboard.v1 import campaigns_pb2
 
 ERASED_ERROR = "(cleared: the contact was erased)"
@@ -53,6 +54,14 @@ def scrub_runs(db: sqlite3.Connection, contact_id: str) -> list[str]:
             "UPDATE runs SET data = ?, plan = ? WHERE id = ?",
             (run.SerializeToString(), json.dumps(plan, separators=(",", ":")), run_id),
         )
+    chunks = db.execute(
+        "SELECT r.id, r.data, r.plan FROM run_contacts c JOIN runs r ON r.id = c.run_id "
+        "WHERE c.contact_id = ?",
+        (contact_id,),
+    ).fetchall()
+    for run_id, data, plan_text in chunks:
+        new_data, new_plan = scrub_chunk(bytes(data), plan_text, contact_id)
+        db.execute("UPDATE runs SET data = ?, plan = ? WHERE id = ?", (new_data, new_plan, run_id))
     return [row[0] for row in rows]
 
 

@@ -287,6 +287,37 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (campaign_id, contact_id)
     ) WITHOUT ROWID;
     """,
+    # An import's sync runs cover a chunk of contacts each: `run_contacts` lists them, so
+    # ListRuns(contact_id) finds a contact's chunk run; and a chunk step dead-letters each
+    # failed contact on its own, so a dead letter is unique per (run, step, contact).
+    # Each statement may run again (a database put back to an older version) unharmed.
+    """
+    CREATE TABLE IF NOT EXISTS run_contacts (
+        contact_id  TEXT NOT NULL,
+        run_id      TEXT NOT NULL,
+        PRIMARY KEY (contact_id, run_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS run_contacts_run ON run_contacts (run_id);
+    CREATE TABLE IF NOT EXISTS dead_letters_9 (
+        id               TEXT PRIMARY KEY,
+        run_id           TEXT NOT NULL,
+        step_index       INTEGER NOT NULL,
+        connector        TEXT NOT NULL,
+        action           TEXT NOT NULL,
+        contact_id       TEXT NOT NULL,
+        idempotency_key  TEXT NOT NULL,
+        reason           TEXT NOT NULL,
+        attempts         INTEGER NOT NULL,
+        last_error       TEXT NOT NULL,
+        dead_us          INTEGER NOT NULL,
+        UNIQUE (run_id, step_index, contact_id)
+    ) WITHOUT ROWID;
+    INSERT INTO dead_letters_9 SELECT id, run_id, step_index, connector, action, contact_id,
+        idempotency_key, reason, attempts, last_error, dead_us FROM dead_letters;
+    DROP TABLE dead_letters;
+    ALTER TABLE dead_letters_9 RENAME TO dead_letters;
+    CREATE INDEX dead_letters_connector ON dead_letters (connector, id);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

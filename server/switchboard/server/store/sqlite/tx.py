@@ -222,10 +222,15 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audien
     ) -> list[campaigns_pb2.Run]:
         where: list[str] = ["1"]
         args: list[Any] = []
-        for column, value in (("contact_id", flt.contact_id), ("event", flt.event)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
+        if flt.contact_id:
+            # Its own runs, and the import chunk runs that cover it.
+            where.append(
+                "(contact_id = ? OR id IN (SELECT run_id FROM run_contacts WHERE contact_id = ?))"
+            )
+            args.extend((flt.contact_id, flt.contact_id))
+        if flt.event:
+            where.append("event = ?")
+            args.append(flt.event)
         if flt.status:
             where.append("status = ?")
             args.append(flt.status)
@@ -237,6 +242,12 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audien
             "ORDER BY created_us DESC, id DESC LIMIT ?"
         )
         return [_run(r[0]) for r in self._db.execute(sql, (*args, limit))]
+
+    def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO run_contacts (contact_id, run_id) VALUES (?, ?)",
+            [(c, run_id) for c in contact_ids],
+        )
 
     def put_run(
         self, run: campaigns_pb2.Run, plan: Plan | None = None, traceparent: str = ""
