@@ -243,9 +243,10 @@ class FactsQueries:
 
     def list_member_ids(self, name: str) -> list[str]:
         """The contact ids on the list `name`."""
-        return [str(r[0]) for r in self._rows(
-            "SELECT contact_id FROM contact_lists WHERE list = ?", (name,)
-        )]
+        return [
+            str(r[0])
+            for r in self._rows("SELECT contact_id FROM contact_lists WHERE list = ?", (name,))
+        ]
 
     def lists_of(self, contact_ids: list[str]) -> list[tuple[str, str]]:
         """(list, contact id) for every list these contacts are on."""
