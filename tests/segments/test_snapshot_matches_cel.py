@@ -65,7 +65,7 @@ async def test_snapshot_counts_what_cel_selects(any_store: AnyStore, seed: int) 
     checked = await _check(any_store, snap, live, rng, seed)
 
     # Change some, add some, erase some: the snapshot catches up from the change log.
-    changed = []
+    changed: People = []
     for contact, lead, _ in people[:30]:
         contact.country = rng.choice(["FR", "DE", "US", "BR"])
         contact.lists[:] = rng.sample(["vip", "news", "b2b"], rng.randint(0, 3))

@@ -13,6 +13,7 @@ order, so there the snapshot also re-reads a window of changes behind its waterm
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy.typing as npt
 
 from switchboard.server.rules.segment_expr import Bool, Cmp, In, Lit, Node, Not
 from switchboard.server.rules.segment_vec import Mask, evaluate
-from switchboard.server.store.base import Store
+from switchboard.server.store.base import ReadTx, Store
 from switchboard.server.store.facts import SNAPSHOT_COLUMNS
 
 _STRINGS = ("country", "lead_grade", "lead_status")
@@ -41,6 +42,18 @@ def _dtype(column: str) -> Any:
     if column.startswith(_FLOATS):
         return np.float64
     return np.int64
+
+
+def _log_after(tx: ReadTx, after: int) -> list[tuple[int, str]]:
+    return tx.facts_log_after(after, _LOG_PAGE)
+
+
+def _chunk(tx: ReadTx, after: str) -> list[tuple[Any, ...]]:
+    return tx.facts_chunk(after, _CHUNK)
+
+
+def _facts_of(tx: ReadTx, ids: list[str]) -> list[tuple[Any, ...]]:
+    return tx.facts_of(ids)
 
 
 def list_names(node: Node) -> set[str]:
@@ -105,7 +118,7 @@ class FactsSnapshot:
             return
         after = max(self._seq - self._reorder, 0) if self._reorder else self._seq
         while True:
-            page = await self._store.read(lambda tx, a=after: tx.facts_log_after(a, _LOG_PAGE))
+            page = await self._store.read(functools.partial(_log_after, after=after))
             if not page:
                 break
             await self._apply(list(dict.fromkeys(cid for _, cid in page)))
@@ -122,7 +135,7 @@ class FactsSnapshot:
         self._alive = np.zeros(0, dtype=np.bool_)
         after = ""
         while True:
-            rows = await self._store.read(lambda tx, a=after: tx.facts_chunk(a, _CHUNK))
+            rows = await self._store.read(functools.partial(_chunk, after=after))
             if not rows:
                 break
             self._append(rows)
@@ -165,7 +178,7 @@ class FactsSnapshot:
     async def _apply(self, changed: list[str]) -> None:
         for i in range(0, len(changed), _IDS_PER_QUERY):
             ids = changed[i : i + _IDS_PER_QUERY]
-            rows = await self._store.read(lambda tx, c=ids: tx.facts_of(c))
+            rows = await self._store.read(functools.partial(_facts_of, ids=ids))
             found = {str(r[0]) for r in rows}
             for cid in ids:
                 if cid not in found and cid in self._pos:

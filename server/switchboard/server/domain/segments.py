@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.common.timeutil import now_us, set_ts
+from switchboard.server.domain.segment_snapshot import FactsSnapshot
 from switchboard.server.errors import AlreadyExists, InvalidArgument, NotFound, Violation
 from switchboard.server.rules.cel import CelSyntaxError, compile_expression
 from switchboard.server.rules.paging import PageTokens
@@ -15,7 +16,6 @@ from switchboard.server.rules.segment_facts import day_of
 from switchboard.server.rules.segment_sql import POSTGRES, Dialect, to_sql
 from switchboard.server.rules.segment_vec import supports
 from switchboard.server.rules.validation import Violations, check_length, check_page_size
-from switchboard.server.domain.segment_snapshot import FactsSnapshot
 from switchboard.server.store.base import Store
 from switchboard.v1 import contacts_pb2, segments_pb2
 
