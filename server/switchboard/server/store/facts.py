@@ -213,7 +213,12 @@ class FactsQueries:
     # -- the column snapshot (domain/segment_snapshot.py) ----------------------------------
     def facts_log_bounds(self) -> tuple[int, int]:
         """The oldest and newest change-log sequence numbers (0, 0 when empty)."""
-        row = self._rows("SELECT min(seq), max(seq) FROM segment_facts_log")[0]
+        # Two subqueries: each is then one probe at an end of the key, where a single
+        # `SELECT min(seq), max(seq)` scans the whole log.
+        row = self._rows(
+            "SELECT (SELECT min(seq) FROM segment_facts_log), "
+            "(SELECT max(seq) FROM segment_facts_log)"
+        )[0]
         return int(row[0] or 0), int(row[1] or 0)
 
     def facts_log_after(self, after: int, limit: int) -> list[tuple[int, str]]:
