@@ -127,6 +127,10 @@ class _Eval:
         fn = _OPS[op]
         if isinstance(left, _Str) and isinstance(right, _Str):
             left, right = left.decoded(), right.decoded()
+        elif isinstance(left, _Str) and op in ("==", "!=") and isinstance(right, str):
+            # One code compare instead of a gather through the vocabulary.
+            code = list(left.vocab).index(right) if right in left.vocab else -1
+            return (left.codes == code) if op == "==" else (left.codes != code)
         elif isinstance(left, _Str):
             return left.lookup(lambda v: fn(v, right), np.bool_)
         elif isinstance(right, _Str):
