@@ -28,6 +28,7 @@ from switchboard.server.store.facts import SNAPSHOT_COLUMNS
 _STRINGS = ("country", "lead_grade", "lead_status")
 _SMALL = ("consent_", "cart_without_order")  # 0/1 columns, a byte each
 _FLOATS = ("amount_", "average_basket")
+_COUNTS = ("purchases_", "lead_score", "list_count", "attribute_count")  # int32 is plenty
 _CHUNK = 50_000  # rows per read while loading
 _IDS_PER_QUERY = 500  # contact ids per `IN (...)` while catching up
 _LOG_PAGE = 10_000
@@ -35,7 +36,7 @@ _LOG_KEEP = 200_000  # changes kept behind the newest; a snapshot further behind
 
 
 def _dtype(column: str) -> Any:
-    if column in _STRINGS:
+    if column in _STRINGS or column.startswith(_COUNTS):
         return np.int32
     if column.startswith(_SMALL):
         return np.int8

@@ -58,8 +58,13 @@ FACT_COLUMNS = [
 ]
 
 
-#: What the column snapshot holds: every column but the free-form attributes (read in SQL).
-SNAPSHOT_COLUMNS = [c for c in FACT_COLUMNS if c != "attributes"]
+#: What the column snapshot holds: the columns an expression can reach, but the free-form
+#: attributes (read in SQL); bookkeeping columns (last purchase, expiry, ...) stay out.
+SNAPSHOT_COLUMNS = [
+    c
+    for c in FACT_COLUMNS
+    if c not in ("attributes", "amount_total", "last_purchase_us", "last_cart_us", "expires_day")
+]
 
 
 def _upsert(columns: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
