@@ -130,7 +130,8 @@ class _Eval:
         elif isinstance(left, _Str) and op in ("==", "!=") and isinstance(right, str):
             # One code compare instead of a gather through the vocabulary.
             code = list(left.vocab).index(right) if right in left.vocab else -1
-            return (left.codes == code) if op == "==" else (left.codes != code)
+            same: Mask = left.codes == code
+            return same if op == "==" else ~same
         elif isinstance(left, _Str):
             return left.lookup(lambda v: fn(v, right), np.bool_)
         elif isinstance(right, _Str):
