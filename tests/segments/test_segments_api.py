@@ -154,3 +154,28 @@ async def test_erased_contact_is_in_no_segment(app: App, sb: Switchboard) -> Non
         members = await _members(stub, "buyers", page_size=10)
     assert (before.count, after.count) == (3, 2)
     assert "fr-frequent@example.com" not in members
+
+
+async def test_count_reflects_a_write_right_after_it(app: App, sb: Switchboard) -> None:
+    """The column snapshot behind CountSegment catches up before answering: no staleness."""
+    ids = await _seed(sb)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        stub = segments_pb2_grpc.SegmentsStub(ch)
+        await stub.CreateSegment(
+            segments_pb2.CreateSegmentRequest(
+                segment=segments_pb2.Segment(
+                    name="vip-fr", expression='"vip" in lists && country == "FR"'
+                )
+            )
+        )
+        request = segments_pb2.CountSegmentRequest(name="vip-fr")
+        counts = [(await stub.CountSegment(request)).count]
+        await sb.contacts.upsert(email="new@example.com", country="FR", lists=["vip"])
+        counts.append((await stub.CountSegment(request)).count)
+        await sb.contacts.upsert(email="de-frequent@example.com", country="FR", lists=["vip"])
+        counts.append((await stub.CountSegment(request)).count)
+        await sb.contacts.upsert(email="fr-frequent@example.com", country="DE")
+        counts.append((await stub.CountSegment(request)).count)
+        await sb.contacts.delete(id=ids["de-frequent"])
+        counts.append((await stub.CountSegment(request)).count)
+    assert counts == [1, 2, 3, 2, 1]

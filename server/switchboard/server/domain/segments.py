@@ -7,18 +7,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.common.timeutil import now_us, set_ts
+from switchboard.server.domain.segment_snapshot import FactsSnapshot
 from switchboard.server.errors import AlreadyExists, InvalidArgument, NotFound, Violation
 from switchboard.server.rules.cel import CelSyntaxError, compile_expression
 from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.segment_expr import ExpressionError, parse
 from switchboard.server.rules.segment_facts import day_of
-from switchboard.server.rules.segment_sql import Dialect, to_sql
+from switchboard.server.rules.segment_sql import POSTGRES, Dialect, to_sql
+from switchboard.server.rules.segment_vec import supports
 from switchboard.server.rules.validation import Violations, check_length, check_page_size
 from switchboard.server.store.base import Store
 from switchboard.v1 import contacts_pb2, segments_pb2
 
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _ROLL_CHUNK = 5_000  # rows re-summed per write transaction when days have passed
+# PostgreSQL hands out change-log numbers before commit, so one may become visible after a
+# higher one: the snapshot re-reads this many changes behind its watermark there.
+_PG_REORDER_WINDOW = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class SegmentService:
         self._store = store
         self._tokens = tokens
         self._dialect = dialect
+        reorder = _PG_REORDER_WINDOW if dialect == POSTGRES else 0
+        self._snapshot = FactsSnapshot(store, reorder_window=reorder)
 
     async def create(self, segment: segments_pb2.Segment) -> segments_pb2.Segment:
         """Store a new segment after checking its expression."""
@@ -129,9 +136,18 @@ class SegmentService:
             await self._store.write(lambda tx: tx.roll_facts(today, _ROLL_CHUNK), bulk=True)
 
     async def count(self, name: str) -> int:
-        """How many live contacts the segment holds now."""
-        seg = await self.compiled(name)
-        return await self._store.read(lambda tx: tx.segment_count(seg.where, seg.params))
+        """How many live contacts the segment holds now.
+
+        Over the column snapshot when the expression allows (all but `attributes` keys),
+        else in SQL; both see every write committed before the call.
+        """
+        segment = await self.get(name)
+        tree = parse(segment.expression)
+        await self.roll()
+        if supports(tree):
+            return await self._snapshot.count(tree)
+        where, params = to_sql(tree, self._dialect)
+        return await self._store.read(lambda tx: tx.segment_count(where, params))
 
     async def members(
         self, req: segments_pb2.ListSegmentMembersRequest

@@ -58,6 +58,15 @@ FACT_COLUMNS = [
 ]
 
 
+#: What the column snapshot holds: the columns an expression can reach, but the free-form
+#: attributes (read in SQL); bookkeeping columns (last purchase, expiry, ...) stay out.
+SNAPSHOT_COLUMNS = [
+    c
+    for c in FACT_COLUMNS
+    if c not in ("attributes", "amount_total", "last_purchase_us", "last_cart_us", "expires_day")
+]
+
+
 def _upsert(columns: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     return _upsert_sql(tuple(columns)), tuple(columns.values())
 
@@ -205,6 +214,62 @@ class FactsQueries:
             [after_id, *params, limit],
         )
         return [str(r[0]) for r in rows]
+
+    # -- the column snapshot (domain/segment_snapshot.py) ----------------------------------
+    def facts_log_bounds(self) -> tuple[int, int]:
+        """The oldest and newest change-log sequence numbers (0, 0 when empty)."""
+        # Two subqueries: each is then one probe at an end of the key, where a single
+        # `SELECT min(seq), max(seq)` scans the whole log.
+        row = self._rows(
+            "SELECT (SELECT min(seq) FROM segment_facts_log), "
+            "(SELECT max(seq) FROM segment_facts_log)"
+        )[0]
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def facts_log_after(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` (seq, contact id) changes after `after`, oldest first."""
+        rows = self._rows(
+            "SELECT seq, contact_id FROM segment_facts_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(int(seq), str(cid)) for seq, cid in rows]
+
+    def facts_chunk(self, after_id: str, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` rows of SNAPSHOT_COLUMNS after `after_id`, by contact id."""
+        return self._rows(
+            f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM segment_facts WHERE contact_id > ? "
+            "ORDER BY contact_id LIMIT ?",
+            (after_id, limit),
+        )
+
+    def facts_of(self, contact_ids: list[str]) -> list[tuple[Any, ...]]:
+        """The SNAPSHOT_COLUMNS rows of these contacts (the erased have none)."""
+        marks = ", ".join("?" for _ in contact_ids)
+        return self._rows(
+            f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM segment_facts "
+            f"WHERE contact_id IN ({marks})",
+            contact_ids,
+        )
+
+    def list_member_ids(self, name: str) -> list[str]:
+        """The contact ids on the list `name`."""
+        return [
+            str(r[0])
+            for r in self._rows("SELECT contact_id FROM contact_lists WHERE list = ?", (name,))
+        ]
+
+    def lists_of(self, contact_ids: list[str]) -> list[tuple[str, str]]:
+        """(list, contact id) for every list these contacts are on."""
+        marks = ", ".join("?" for _ in contact_ids)
+        rows = self._rows(
+            f"SELECT list, contact_id FROM contact_lists WHERE contact_id IN ({marks})",
+            contact_ids,
+        )
+        return [(str(name), str(cid)) for name, cid in rows]
+
+    def prune_facts_log(self, below: int) -> None:
+        """Forget changes before `below` (a snapshot further behind reloads in full)."""
+        self._rows("DELETE FROM segment_facts_log WHERE seq < ?", (below,))
 
     def facts_row(self, contact_id: str) -> dict[str, Any] | None:
         """One read-model row by column name (tests compare it with CEL)."""

@@ -255,6 +255,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE dead_letters DROP CONSTRAINT dead_letters_run_id_step_index_key;
     ALTER TABLE dead_letters ADD UNIQUE (run_id, step_index, contact_id);
     """,
+    # Segments' change log: every write to segment_facts appends the contact id, so each
+    # server's in-memory column snapshot (domain/segment_snapshot.py) catches up by reading
+    # the rows after its watermark. Idempotent like the segment migrations above.
+    """
+    CREATE TABLE IF NOT EXISTS segment_facts_log (
+        seq         BIGSERIAL PRIMARY KEY,
+        contact_id  text COLLATE "C" NOT NULL
+    );
+    CREATE OR REPLACE FUNCTION segment_facts_logged() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            INSERT INTO segment_facts_log (contact_id) VALUES (OLD.contact_id);
+        ELSE
+            INSERT INTO segment_facts_log (contact_id) VALUES (NEW.contact_id);
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql;
+    DROP TRIGGER IF EXISTS segment_facts_log_change ON segment_facts;
+    CREATE TRIGGER segment_facts_log_change AFTER INSERT OR UPDATE OR DELETE ON segment_facts
+        FOR EACH ROW EXECUTE FUNCTION segment_facts_logged();
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -318,6 +318,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE dead_letters_9 RENAME TO dead_letters;
     CREATE INDEX dead_letters_connector ON dead_letters (connector, id);
     """,
+    # Segments' change log: every write to segment_facts (insert, update, delete, whoever
+    # makes it) appends the contact id, so each server's in-memory column snapshot
+    # (domain/segment_snapshot.py) catches up by reading the rows after its watermark.
+    """
+    CREATE TABLE IF NOT EXISTS segment_facts_log (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact_id  TEXT NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS segment_facts_log_insert AFTER INSERT ON segment_facts
+    BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (new.contact_id); END;
+    CREATE TRIGGER IF NOT EXISTS segment_facts_log_update AFTER UPDATE ON segment_facts
+    BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (new.contact_id); END;
+    CREATE TRIGGER IF NOT EXISTS segment_facts_log_delete AFTER DELETE ON segment_facts
+    BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (old.contact_id); END;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -1,0 +1,210 @@
+"""An in-memory column snapshot of `segment_facts`, kept per server process, for counts.
+
+Counting a segment in SQL reads every row an unindexed condition touches (a full scan at
+1M contacts) or probes the read model once per list member; over numpy columns the same
+count is a few vectorised passes. The snapshot loads once (in chunks, by contact id), then
+before every count catches up with the rows changed since its watermark: triggers append
+each written contact id to `segment_facts_log` (whoever wrote it), the snapshot re-reads
+those rows, and a contact whose row is gone (erased) is dropped. A count therefore sees
+every write committed before it started. PostgreSQL may commit sequence numbers out of
+order, so there the snapshot also re-reads a window of changes behind its watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from switchboard.server.rules.segment_expr import Bool, Cmp, In, Lit, Node, Not
+from switchboard.server.rules.segment_vec import Mask, evaluate
+from switchboard.server.store.base import ReadTx, Store
+from switchboard.server.store.facts import SNAPSHOT_COLUMNS
+
+_STRINGS = ("country", "lead_grade", "lead_status")
+_SMALL = ("consent_", "cart_without_order")  # 0/1 columns, a byte each
+_FLOATS = ("amount_", "average_basket")
+_COUNTS = ("purchases_", "lead_score", "list_count", "attribute_count")  # int32 is plenty
+_CHUNK = 50_000  # rows per read while loading
+_IDS_PER_QUERY = 500  # contact ids per `IN (...)` while catching up
+_LOG_PAGE = 10_000
+_LOG_KEEP = 200_000  # changes kept behind the newest; a snapshot further behind reloads
+
+
+def _dtype(column: str) -> Any:
+    if column in _STRINGS or column.startswith(_COUNTS):
+        return np.int32
+    if column.startswith(_SMALL):
+        return np.int8
+    if column.startswith(_FLOATS):
+        return np.float64
+    return np.int64
+
+
+def _log_after(tx: ReadTx, after: int) -> list[tuple[int, str]]:
+    return tx.facts_log_after(after, _LOG_PAGE)
+
+
+def _chunk(tx: ReadTx, after: str) -> list[tuple[Any, ...]]:
+    return tx.facts_chunk(after, _CHUNK)
+
+
+def _facts_of(tx: ReadTx, ids: list[str]) -> list[tuple[Any, ...]]:
+    return tx.facts_of(ids)
+
+
+def list_names(node: Node) -> set[str]:
+    """The list names an expression tests (`"vip" in lists`)."""
+    if isinstance(node, (Bool, Cmp)):
+        return list_names(node.left) | list_names(node.right)
+    if isinstance(node, Not):
+        return list_names(node.arg)
+    if isinstance(node, In) and not isinstance(node.container, tuple):
+        return {str(node.item.value)} if isinstance(node.item, Lit) else set()
+    return set()
+
+
+class FactsSnapshot:
+    """The columns of every live contact's read-model row (see the module docstring)."""
+
+    def __init__(self, store: Store, *, reorder_window: int = 0) -> None:
+        self._store = store
+        self._reorder = reorder_window
+        self._lock = asyncio.Lock()
+        self._seq = -1  # the last change applied; -1 before the first load
+        self._n = 0
+        self._ids: list[str] = []
+        self._pos: dict[str, int] = {}
+        self._cols: dict[str, npt.NDArray[Any]] = {}
+        self._vocab: dict[str, dict[str, int]] = {c: {} for c in _STRINGS}
+        self._lists: dict[str, Mask] = {}
+        self._alive: Mask = np.zeros(0, dtype=np.bool_)
+
+    # -- Columns (rules/segment_vec.py) ------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Slots in use (erased contacts keep theirs, marked dead)."""
+        return self._n
+
+    def numbers(self, column: str) -> npt.NDArray[Any]:
+        """A numeric column."""
+        return self._cols[column][: self._n]
+
+    def strings(self, column: str) -> tuple[npt.NDArray[np.int32], Sequence[str]]:
+        """A string column's codes and vocabulary."""
+        return self._cols[column][: self._n], list(self._vocab[column])
+
+    def listed(self, name: str) -> Mask:
+        """Membership of one list (loaded by `count` before evaluating)."""
+        return self._lists[name][: self._n]
+
+    # -- counting ----------------------------------------------------------------------------
+    async def count(self, node: Node) -> int:
+        """How many live contacts `node` selects, after catching up with committed writes."""
+        async with self._lock:
+            await self._catch_up()
+            for name in list_names(node) - set(self._lists):
+                await self._load_list(name)
+            mask = evaluate(node, self)
+            return int(np.count_nonzero(mask & self._alive[: self._n]))
+
+    async def _catch_up(self) -> None:
+        oldest, newest = await self._store.read(lambda tx: tx.facts_log_bounds(), point=True)
+        if self._seq < 0 or (newest > self._seq and oldest > self._seq + 1):
+            await self._load(newest)
+            return
+        after = max(self._seq - self._reorder, 0) if self._reorder else self._seq
+        while True:
+            page = await self._store.read(functools.partial(_log_after, after=after))
+            if not page:
+                break
+            await self._apply(list(dict.fromkeys(cid for _, cid in page)))
+            after = page[-1][0]
+            self._seq = max(self._seq, after)
+        if newest - oldest > 2 * _LOG_KEEP:
+            below = self._seq - _LOG_KEEP
+            await self._store.write(lambda tx: tx.prune_facts_log(below), bulk=True)
+
+    async def _load(self, newest: int) -> None:
+        self._n, self._ids, self._pos, self._lists = 0, [], {}, {}
+        self._vocab = {c: {} for c in _STRINGS}
+        self._cols = {c: np.zeros(0, dtype=_dtype(c)) for c in SNAPSHOT_COLUMNS[1:]}
+        self._alive = np.zeros(0, dtype=np.bool_)
+        after = ""
+        while True:
+            rows = await self._store.read(functools.partial(_chunk, after=after))
+            if not rows:
+                break
+            self._append(rows)
+            after = str(rows[-1][0])
+        # Changes made while loading are replayed by the next catch-up (re-reading is safe).
+        self._seq = newest
+
+    def _append(self, rows: list[tuple[Any, ...]]) -> None:
+        start = self._n
+        self._grow(start + len(rows))
+        for cid in (str(r[0]) for r in rows):
+            self._pos[cid] = len(self._ids)
+            self._ids.append(cid)
+        self._n = start + len(rows)
+        self._write(np.arange(start, self._n), rows)
+
+    def _write(self, slots: npt.NDArray[Any], rows: list[tuple[Any, ...]]) -> None:
+        columns = list(zip(*rows, strict=True))
+        for name, values in zip(SNAPSHOT_COLUMNS[1:], columns[1:], strict=True):
+            if name in _STRINGS:
+                vocab = self._vocab[name]
+                values = tuple(vocab.setdefault(str(v), len(vocab)) for v in values)
+            self._cols[name][slots] = np.asarray(values, dtype=_dtype(name))
+        self._alive[slots] = True
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._alive)
+        if need <= cap:
+            return
+        cap = max(need, cap * 2, 1024)
+        for name, arr in self._cols.items():
+            self._cols[name] = np.resize(arr, cap)
+        self._alive = np.resize(self._alive, cap)
+        self._alive[self._n :] = False
+        for name, mask in self._lists.items():
+            grown = np.zeros(cap, dtype=np.bool_)
+            grown[: len(mask)] = mask
+            self._lists[name] = grown
+
+    async def _apply(self, changed: list[str]) -> None:
+        for i in range(0, len(changed), _IDS_PER_QUERY):
+            ids = changed[i : i + _IDS_PER_QUERY]
+            rows = await self._store.read(functools.partial(_facts_of, ids=ids))
+            found = {str(r[0]) for r in rows}
+            for cid in ids:
+                if cid not in found and cid in self._pos:
+                    self._alive[self._pos[cid]] = False  # erased: its row is gone
+            fresh = [r for r in rows if str(r[0]) not in self._pos]
+            known = [r for r in rows if str(r[0]) in self._pos]
+            if fresh:
+                self._append(fresh)
+            if known:
+                self._write(np.array([self._pos[str(r[0])] for r in known]), known)
+            if self._lists:
+                await self._relist(ids)
+
+    async def _relist(self, ids: list[str]) -> None:
+        pairs = await self._store.read(lambda tx: tx.lists_of(ids))
+        slots = np.array([self._pos[c] for c in ids if c in self._pos], dtype=np.int64)
+        for mask in self._lists.values():
+            mask[slots] = False
+        for name, cid in pairs:
+            if name in self._lists and cid in self._pos:
+                self._lists[name][self._pos[cid]] = True
+
+    async def _load_list(self, name: str) -> None:
+        members = await self._store.read(lambda tx: tx.list_member_ids(name))
+        mask = np.zeros(len(self._alive), dtype=np.bool_)
+        slots = [self._pos[c] for c in members if c in self._pos]
+        mask[np.array(slots, dtype=np.int64)] = True
+        self._lists[name] = mask
