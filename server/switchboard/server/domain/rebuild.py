@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.segment_facts import day_of
 from switchboard.server.store.base import ReadTx, Store, WriteTx
-from switchboard.server.store.event_log import EventFilter, EventReads, decode_rows
+from switchboard.server.store.event_log import EventFilter, EventReads
 from switchboard.server.store.replay import ReadModels
+from switchboard.server.store.replay_decode import replay_rows
 from switchboard.v1 import admin_pb2
 
 CHUNK = 5_000  # events per read transaction and per progress message
@@ -29,9 +30,7 @@ def replay_chunk(tx: EventReads, models: ReadModels, limit: int = CHUNK) -> int:
     rows = tx.event_rows(models.cursor, limit, _ALL)
     if not rows:
         return 0
-    page = decode_rows(tx, rows)
-    for row, event in zip(rows, page.events, strict=True):
-        models.apply(row, event)
+    replay_rows(tx, rows, models)
     return len(rows)
 
 
