@@ -198,3 +198,33 @@ async def test_rebuild_needs_the_admin_scope(start_app: StartApp) -> None:
         assert "admin" in (err.value.details() or "")
         progress = await _rebuild(ch, metadata=(("authorization", f"Bearer {admin}"),))
     assert progress[-1].done
+
+
+async def test_schema_1_history_keeps_the_current_row(app: App, channel: grpc.aio.Channel) -> None:
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+        ids = await _seed(sb)
+        old = await sb.contacts.upsert(email="old@example.com", country="IT")
+    old_id = old.contact.id
+
+    def legacy(tx: Any) -> None:
+        # As a server from before the envelope wrote it: ids and field names, no values.
+        tx._rows(
+            "INSERT INTO events (type, aggregate_id, contact_id, at_us, version, payload) "
+            "VALUES ('contact.updated', ?, '', ?, 1, ?)",
+            (old_id, now_us(), b'{"fields": ["country"]}'),
+        )
+        contact = tx.contact_by_id(old_id)
+        contact.email = "kept@example.com"
+        tx._rows(
+            "UPDATE contacts SET email = ?, data = ? WHERE id = ?",
+            (contact.email, contact.SerializeToString(), old_id),
+        )
+
+    await app.store.write(legacy)
+    progress = await _rebuild(channel)
+    assert progress[-1].legacy_contacts_kept == 1
+    rows = await app.store.read(lambda tx: tx._rows("SELECT id, email FROM contacts"))
+    emails = {r[0]: r[1] for r in rows}
+    assert emails[old_id] == "kept@example.com"  # the current row, not the log's version
+    assert emails[ids["ann"]] == "ann@example.com"
+    assert ids["gone"] not in emails
