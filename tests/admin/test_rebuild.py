@@ -86,7 +86,7 @@ async def _counts(ch: grpc.aio.Channel) -> dict[str, int]:
     return out
 
 
-async def _rebuild(ch: grpc.aio.Channel, **kw: Any) -> list[admin_pb2.RebuildReadModelsProgress]:
+async def _rebuild(ch: grpc.aio.Channel, **kw: Any) -> list[admin_pb2.RebuildReadModelsResponse]:
     stub = admin_pb2_grpc.AdminStub(ch)
     call = stub.RebuildReadModels(admin_pb2.RebuildReadModelsRequest(), timeout=60, **kw)
     return [m async for m in call]
@@ -160,7 +160,7 @@ async def test_interrupted_rebuild_leaves_the_old_models(start_app: StartApp) ->
         stub = admin_pb2_grpc.AdminStub(ch)
         call = stub.RebuildReadModels(admin_pb2.RebuildReadModelsRequest(), timeout=60)
         first = await call.read()
-        assert isinstance(first, admin_pb2.RebuildReadModelsProgress)
+        assert isinstance(first, admin_pb2.RebuildReadModelsResponse)
         assert not first.done
         call.cancel()
         # Longer than the whole replay would take: a swap would have happened by now.

@@ -24,7 +24,7 @@ class Admin:
 
     async def rebuild_read_models(
         self, *, dry_run: bool = False, timeout: float | None = None
-    ) -> AsyncGenerator[admin_pb2.RebuildReadModelsProgress, None]:
+    ) -> AsyncGenerator[admin_pb2.RebuildReadModelsResponse, None]:
         """Replays the event log into fresh read models and swaps them in; yields progress.
 
         The last message has `done` set, once the new models are in place. Stopping early
@@ -37,7 +37,7 @@ class Admin:
         replies = self._transport.stream(
             self._stub.RebuildReadModels,
             admin_pb2.RebuildReadModelsRequest(dry_run=dry_run),
-            admin_pb2.RebuildReadModelsProgress,
+            admin_pb2.RebuildReadModelsResponse,
             timeout,
         )
         async with aclosing(replies):

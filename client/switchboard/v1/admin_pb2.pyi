@@ -37,7 +37,7 @@ class RebuildReadModelsRequest(_message.Message):
 Global___RebuildReadModelsRequest: _TypeAlias = RebuildReadModelsRequest  # noqa: Y015
 
 @_typing.final
-class RebuildReadModelsProgress(_message.Message):
+class RebuildReadModelsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_READ_FIELD_NUMBER: _builtins.int
@@ -86,4 +86,4 @@ class RebuildReadModelsProgress(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RebuildReadModelsProgress: _TypeAlias = RebuildReadModelsProgress  # noqa: Y015
+Global___RebuildReadModelsResponse: _TypeAlias = RebuildReadModelsResponse  # noqa: Y015

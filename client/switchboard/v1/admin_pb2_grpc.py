@@ -38,7 +38,7 @@ class AdminStub(object):
         self.RebuildReadModels = channel.unary_stream(
                 '/switchboard.v1.Admin/RebuildReadModels',
                 request_serializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsRequest.SerializeToString,
-                response_deserializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsProgress.FromString,
+                response_deserializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsResponse.FromString,
                 _registered_method=True)
 
 
@@ -64,7 +64,7 @@ def add_AdminServicer_to_server(servicer, server):
             'RebuildReadModels': grpc.unary_stream_rpc_method_handler(
                     servicer.RebuildReadModels,
                     request_deserializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsRequest.FromString,
-                    response_serializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsProgress.SerializeToString,
+                    response_serializer=switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,7 +94,7 @@ class Admin(object):
             target,
             '/switchboard.v1.Admin/RebuildReadModels',
             switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsRequest.SerializeToString,
-            switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsProgress.FromString,
+            switchboard_dot_v1_dot_admin__pb2.RebuildReadModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,7 +33,7 @@ class AdminStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminAsyncStub: ...
-    RebuildReadModels: _grpc.UnaryStreamMultiCallable[_admin_pb2.RebuildReadModelsRequest, _admin_pb2.RebuildReadModelsProgress]
+    RebuildReadModels: _grpc.UnaryStreamMultiCallable[_admin_pb2.RebuildReadModelsRequest, _admin_pb2.RebuildReadModelsResponse]
     """Replays the event log into fresh read models (contacts and their lists,
     activities, the segments read model) and swaps them in, in one write
     transaction: readers see the old models or the new ones, never a half-built
@@ -47,7 +47,7 @@ class AdminAsyncStub(AdminStub):
     """Operator tasks over the whole database."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    RebuildReadModels: _aio.UnaryStreamMultiCallable[_admin_pb2.RebuildReadModelsRequest, _admin_pb2.RebuildReadModelsProgress]  # type: ignore[assignment]
+    RebuildReadModels: _aio.UnaryStreamMultiCallable[_admin_pb2.RebuildReadModelsRequest, _admin_pb2.RebuildReadModelsResponse]  # type: ignore[assignment]
     """Replays the event log into fresh read models (contacts and their lists,
     activities, the segments read model) and swaps them in, in one write
     transaction: readers see the old models or the new ones, never a half-built
@@ -64,7 +64,7 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _admin_pb2.RebuildReadModelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_admin_pb2.RebuildReadModelsProgress], _abc.AsyncIterator[_admin_pb2.RebuildReadModelsProgress]]:
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.RebuildReadModelsResponse], _abc.AsyncIterator[_admin_pb2.RebuildReadModelsResponse]]:
         """Replays the event log into fresh read models (contacts and their lists,
         activities, the segments read model) and swaps them in, in one write
         transaction: readers see the old models or the new ones, never a half-built

@@ -21,6 +21,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     async def RebuildReadModels(
         self, request: admin_pb2.RebuildReadModelsRequest, context: Context
-    ) -> AsyncIterator[admin_pb2.RebuildReadModelsProgress]:
+    ) -> AsyncIterator[admin_pb2.RebuildReadModelsResponse]:
         async for message in self._rebuild.rebuild(request.dry_run):
             yield message

@@ -51,14 +51,14 @@ class RebuildService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def rebuild(self, dry_run: bool) -> AsyncIterator[admin_pb2.RebuildReadModelsProgress]:
+    async def rebuild(self, dry_run: bool) -> AsyncIterator[admin_pb2.RebuildReadModelsResponse]:
         """Progress per chunk read; the last message (`done`) once the swap committed."""
         models = ReadModels()
         started = time.monotonic()
 
-        def progress() -> admin_pb2.RebuildReadModelsProgress:
+        def progress() -> admin_pb2.RebuildReadModelsResponse:
             elapsed = max(time.monotonic() - started, 1e-6)
-            return admin_pb2.RebuildReadModelsProgress(
+            return admin_pb2.RebuildReadModelsResponse(
                 events_read=models.events_read,
                 cursor=models.cursor,
                 events_per_second=models.events_read / elapsed,
