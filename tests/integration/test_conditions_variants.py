@@ -12,7 +12,9 @@ from switchboard.client import InvalidArgumentError, Switchboard
 from switchboard.server.app.app import App
 from switchboard.server.app.build import StartupError
 from switchboard.server.rules.variants import assign
-from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, leads_pb2
+from switchboard.server.store.base import ReadTx
+from switchboard.server.store.event_log import EventFilter, decode_rows
+from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, events_pb2, leads_pb2
 
 StartApp = Callable[..., Awaitable[App]]
 SKIPPED = campaigns_pb2.STEP_STATUS_SKIPPED
@@ -130,9 +132,18 @@ async def test_variants_are_assigned_recorded_and_change_params(start_app: Start
             again = await sb.campaigns.trigger("welcome", contact_id=run.contact_id, wait=True)
             assert again.variant == run.variant  # the same contact, the same variant
         assert seen == {"a": "welcome_a", "b": "welcome_b"}
-        events = await app.store.read(lambda tx: tx.events(run.id))
-        started = [body for kind, body in events if kind == "run.started"]
-        assert f'"variant": "{run.variant}"'.encode() in started[0]
+        contact_id = run.contact_id
+
+        def read(tx: ReadTx) -> list[events_pb2.Event]:
+            rows = tx.event_rows(0, 100_000, EventFilter(contact_id=contact_id))
+            return [e for e in decode_rows(tx, rows).events if e.aggregate_id == run.id]
+
+        events = await app.store.read(read)
+        started = [e for e in events if e.type == "run.started"]
+        assert started[0].details["variant"] == run.variant
+        steps = [e for e in events if e.type == "run.step"]
+        assert steps
+        assert all(e.run_step.variant == run.variant for e in steps)
 
 
 async def test_a_requested_variant_must_be_configured(start_app: StartApp) -> None:
