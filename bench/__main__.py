@@ -26,6 +26,7 @@ import psutil
 from bench import h2load
 from bench.backfill import backfill_rate
 from bench.events_case import stream_rate as events_rate
+from bench.rebuild_case import rebuild_rate
 from bench.roles_case import roles_rates
 from bench.segments_case import segment_counts
 from bench.stream_case import NO_SYNC, stream_rate
@@ -365,6 +366,7 @@ def main() -> None:
         events = events_rate(Path(tmp), IMPORT_ROWS // 2) if not ONLY else None
         backfill = backfill_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
         segments = segment_counts(Path(tmp), SEGMENT_ROWS) if SEGMENT_ROWS and not ONLY else None
+        rebuild = None if ONLY else rebuild_rate(Path(tmp), IMPORT_ROWS // 2)
     rates = ratios(results)
     if stream and "rest/upsert_contact/64" in results:  # the REST app writes without sync too
         rest_us = results["rest/upsert_contact/64"]["server_cpu_us_per_call"]
@@ -379,6 +381,7 @@ def main() -> None:
         "events": events,
         "backfill": backfill,
         "segments": segments,
+        "rebuild": rebuild,
         "quick": QUICK,
         "rounds": ROUNDS,
         "seconds_per_case": SECONDS,

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from switchboard.v1 import (
+    admin_pb2,
     campaigns_pb2,
     connectors_pb2,
     contacts_pb2,
@@ -46,6 +47,7 @@ def all_rpcs() -> list[Rpc]:
         connectors_pb2,
         events_pb2,
         segments_pb2,
+        admin_pb2,
     ):
         for service in module.DESCRIPTOR.services_by_name.values():
             for m in service.methods:

@@ -9,6 +9,7 @@ from typing import Self
 
 import grpc
 
+from ._admin import Admin
 from ._campaigns import Campaigns
 from ._config import ChannelOptions, TLSConfig, call_metadata, open_channel, resolve_tls
 from ._connectors import Connectors
@@ -24,8 +25,9 @@ __all__ = ["Switchboard"]
 class Switchboard:
     """Asynchronous client for a Switchboard server.
 
-    Calls are grouped by service: `contacts`, `leads`, `campaigns`, `connectors` and
-    `segments`. Failed calls raise `SwitchboardError` (or a subclass chosen by status code).
+    Calls are grouped by service: `contacts`, `leads`, `campaigns`, `connectors`,
+    `segments` and `admin`. Failed calls raise `SwitchboardError` (or a subclass chosen by
+    status code).
     Calls that fail with UNAVAILABLE are retried by the channel with exponential backoff;
     writes carry an idempotency key so that a retried write is applied once.
 
@@ -89,6 +91,7 @@ class Switchboard:
         self.connectors = Connectors(transport)
         self.events = Events(transport)
         self.segments = Segments(transport)
+        self.admin = Admin(transport)
 
     async def aclose(self) -> None:
         """Closes the channel (unless it was passed in), cancelling calls in progress."""

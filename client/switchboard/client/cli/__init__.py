@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from .admin import admin
 from .campaigns import runs, trigger, triggers
 from .connectors import connectors
 from .contacts import contacts
@@ -78,6 +79,7 @@ for _command in (
     dead_letters,
     events,
     segments,
+    admin,
 ):
     main.add_command(_command)
 del _command

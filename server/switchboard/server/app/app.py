@@ -32,6 +32,7 @@ from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import (
+    admin_pb2,
     campaigns_pb2,
     connectors_pb2,
     contacts_pb2,
@@ -49,6 +50,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
     events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
     segments_pb2.DESCRIPTOR.services_by_name["Segments"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from switchboard.server.api.admin import AdminServicer
 from switchboard.server.api.campaigns import CampaignTriggersServicer
 from switchboard.server.api.connect import ConnectServer, SwitchboardConnectApp, endpoints_for
 from switchboard.server.api.connectors import ConnectorsServicer
@@ -59,6 +60,7 @@ from switchboard.server.domain.dead_letters import DeadLetterService
 from switchboard.server.domain.events import EventService
 from switchboard.server.domain.leads import LeadService
 from switchboard.server.domain.page_keys import load_page_tokens
+from switchboard.server.domain.rebuild import RebuildService
 from switchboard.server.domain.segments import SegmentService
 from switchboard.server.domain.variants import VariantResults
 from switchboard.server.errors import Unavailable
@@ -81,6 +83,8 @@ from switchboard.server.store.postgres.store import PostgresStore
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import build_store
 from switchboard.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     campaigns_pb2,
     campaigns_pb2_grpc,
     connectors_pb2,
@@ -277,9 +281,7 @@ async def _build(
         (leads_pb2_grpc.add_LeadScoringServicer_to_server, LeadScoringServicer(leads)),
         (
             campaigns_pb2_grpc.add_CampaignTriggersServicer_to_server,
-            CampaignTriggersServicer(
-                campaigns, VariantResults(store, settings.triggers), audience
-            ),
+            CampaignTriggersServicer(campaigns, VariantResults(store, settings.triggers), audience),
         ),
         (connectors_pb2_grpc.add_ConnectorsServicer_to_server, connector_servicer),
         (
@@ -287,6 +289,7 @@ async def _build(
             EventsServicer(EventService(store, tokens)),
         ),
         (segments_pb2_grpc.add_SegmentsServicer_to_server, SegmentsServicer(segments)),
+        (admin_pb2_grpc.add_AdminServicer_to_server, AdminServicer(RebuildService(store))),
     ]
     serves_calls = settings.role != "dispatch"  # a dispatch process answers health only
     if serves_calls:
@@ -357,6 +360,7 @@ def _connect_server(
             connectors_pb2,
             events_pb2,
             segments_pb2,
+            admin_pb2,
         )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods

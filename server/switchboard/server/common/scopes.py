@@ -14,6 +14,7 @@ from typing import Any, Final
 from google.protobuf.descriptor import FileDescriptor
 
 from switchboard.v1 import (
+    admin_pb2,
     campaigns_pb2,
     connectors_pb2,
     contacts_pb2,
@@ -44,7 +45,15 @@ def scope_table(files: Iterable[FileDescriptor]) -> dict[str, str]:
 
 SCOPE_BY_METHOD: Final[dict[str, str]] = scope_table(
     m.DESCRIPTOR
-    for m in (contacts_pb2, leads_pb2, campaigns_pb2, connectors_pb2, events_pb2, segments_pb2)
+    for m in (
+        contacts_pb2,
+        leads_pb2,
+        campaigns_pb2,
+        connectors_pb2,
+        events_pb2,
+        segments_pb2,
+        admin_pb2,
+    )
 )
 
 ALL_SCOPES: Final[frozenset[str]] = frozenset(SCOPE_BY_METHOD.values())

@@ -18,6 +18,7 @@ from switchboard.server.connectors.base import ConnectorState
 from switchboard.server.rules.plan import Plan
 from switchboard.server.store.audience import CampaignRow
 from switchboard.server.store.event_log import EventReads, EventWrites
+from switchboard.server.store.replay import RebuildWrites
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2, segments_pb2
 
 T = TypeVar("T")
@@ -182,7 +183,7 @@ class ReadTx(EventReads, Protocol):
     def campaign_outcomes(self, campaign_id: str) -> dict[str, int]: ...
 
 
-class WriteTx(ReadTx, EventWrites, Protocol):
+class WriteTx(ReadTx, EventWrites, RebuildWrites, Protocol):
     """Queries plus writes; everything done through one WriteTx commits atomically."""
 
     def put_contact(

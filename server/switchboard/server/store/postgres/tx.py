@@ -6,6 +6,7 @@ The statements mirror `sqlite/tx.py` one for one; the store owns the transaction
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from switchboard.server.store.postgres.erasure import (
 from switchboard.server.store.postgres.events import EventQueries
 from switchboard.server.store.postgres.outbox import OutboxQueries
 from switchboard.server.store.postgres.variants import VariantQueries
+from switchboard.server.store.rebuild_sql import RebuildQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -33,7 +35,9 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class PostgresTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, AudienceQueries):
+class PostgresTx(
+    OutboxQueries, EventQueries, RebuildQueries, VariantQueries, FactsQueries, AudienceQueries
+):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
@@ -45,6 +49,10 @@ class PostgresTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audi
     def _rows(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._db.execute(sql.replace("?", "%s"), args)
         return cur.fetchall() if cur.description else []
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._db.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
 
     # -- contacts ------------------------------------------------------------------------
     def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:

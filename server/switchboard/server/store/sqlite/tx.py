@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from switchboard.server.common.timeutil import now_us
@@ -12,6 +13,7 @@ from switchboard.server.rules.segment_facts import day_of
 from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.facts import FactsQueries
+from switchboard.server.store.rebuild_sql import RebuildQueries
 from switchboard.server.store.sqlite.erasure import (
     ERASED_ERROR,
     forget_connector_state,
@@ -36,7 +38,9 @@ def _us(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
-class SqliteTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, AudienceQueries):
+class SqliteTx(
+    OutboxQueries, EventQueries, RebuildQueries, VariantQueries, FactsQueries, AudienceQueries
+):
     """Implements `ReadTx` and `WriteTx`; the caller owns the transaction boundaries."""
 
     __slots__ = ("_db",)
@@ -46,6 +50,9 @@ class SqliteTx(OutboxQueries, EventQueries, VariantQueries, FactsQueries, Audien
 
     def _rows(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, args).fetchall()
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
 
     # -- contacts ------------------------------------------------------------------------
     def contact_by_id(self, contact_id: str) -> contacts_pb2.Contact | None:
