@@ -8,15 +8,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
-from switchboard.v1 import (
-    admin_pb2,
-    campaigns_pb2,
-    connectors_pb2,
-    contacts_pb2,
-    events_pb2,
-    leads_pb2,
-    segments_pb2,
-)
+from switchboard.server.common.scopes import API_MODULES
 
 
 @dataclass(frozen=True)
@@ -40,15 +32,7 @@ class Rpc:
 def all_rpcs() -> list[Rpc]:
     """Every method of every Switchboard service, read from the descriptors."""
     rpcs = []
-    for module in (
-        contacts_pb2,
-        leads_pb2,
-        campaigns_pb2,
-        connectors_pb2,
-        events_pb2,
-        segments_pb2,
-        admin_pb2,
-    ):
+    for module in API_MODULES:
         for service in module.DESCRIPTOR.services_by_name.values():
             for m in service.methods:
                 path = f"/{service.full_name}/{m.name}"

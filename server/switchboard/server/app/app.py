@@ -22,6 +22,7 @@ from switchboard.server.api.connect import ConnectServer
 from switchboard.server.api.health import SERVING, HealthService
 from switchboard.server.api.webhooks import InboundServer
 from switchboard.server.cache.read_cache import ReadCache
+from switchboard.server.common.scopes import API_MODULES
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.base import Connector
 from switchboard.server.dispatch.worker import Dispatcher
@@ -31,26 +32,13 @@ from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import AnyStore
-from switchboard.v1 import (
-    admin_pb2,
-    campaigns_pb2,
-    connectors_pb2,
-    contacts_pb2,
-    events_pb2,
-    leads_pb2,
-    segments_pb2,
-)
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES: tuple[str, ...] = (
-    contacts_pb2.DESCRIPTOR.services_by_name["ContactSync"].full_name,
-    leads_pb2.DESCRIPTOR.services_by_name["LeadScoring"].full_name,
-    campaigns_pb2.DESCRIPTOR.services_by_name["CampaignTriggers"].full_name,
-    connectors_pb2.DESCRIPTOR.services_by_name["Connectors"].full_name,
-    events_pb2.DESCRIPTOR.services_by_name["Events"].full_name,
-    segments_pb2.DESCRIPTOR.services_by_name["Segments"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+SERVICE_NAMES: tuple[str, ...] = tuple(
+    service.full_name
+    for module in API_MODULES
+    for service in module.DESCRIPTOR.services_by_name.values()
 )
 
 

@@ -41,7 +41,7 @@ from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache.backends import CacheBackendError
 from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.cache.siblings import Siblings
-from switchboard.server.common.scopes import SCOPE_BY_METHOD
+from switchboard.server.common.scopes import API_MODULES, SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.registry import build_registry, check_steps
 from switchboard.server.connectors.vendor_limits import with_connector_defaults
@@ -83,19 +83,12 @@ from switchboard.server.store.postgres.store import PostgresStore
 from switchboard.server.store.retention import RetentionTask
 from switchboard.server.store.select import build_store
 from switchboard.v1 import (
-    admin_pb2,
     admin_pb2_grpc,
-    campaigns_pb2,
     campaigns_pb2_grpc,
-    connectors_pb2,
     connectors_pb2_grpc,
-    contacts_pb2,
     contacts_pb2_grpc,
-    events_pb2,
     events_pb2_grpc,
-    leads_pb2,
     leads_pb2_grpc,
-    segments_pb2,
     segments_pb2_grpc,
 )
 
@@ -353,15 +346,7 @@ def _connect_server(
     guards = next(i for i in chain if isinstance(i, GuardChain))
     methods = {
         f"/{service.full_name}/{method.name}": method
-        for module in (
-            contacts_pb2,
-            leads_pb2,
-            campaigns_pb2,
-            connectors_pb2,
-            events_pb2,
-            segments_pb2,
-            admin_pb2,
-        )
+        for module in API_MODULES
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
