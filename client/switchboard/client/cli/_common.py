@@ -67,6 +67,16 @@ class Connection:
         return Switchboard(self.target, api_key=self.api_key, timeout=self.timeout, options=options)
 
 
+#: `-o/--output FILE` of the commands that write a file (`-`, the default: standard output).
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File to write; `-` (the default) is standard output.",
+)
+
+
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Adds --target, --api-key and --timeout; the command receives `conn: Connection`."""
 

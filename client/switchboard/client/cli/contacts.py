@@ -21,6 +21,7 @@ from ._common import (
     connection_options,
     echo_json,
     json_option,
+    output_option,
     run,
 )
 from .importer import Counts, Totals, import_parts, parts
@@ -212,13 +213,7 @@ async def get_contact(conn: Connection, contact: str, as_json: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    help="File to write; `-` (the default) is standard output.",
-)
+@output_option
 @click.option("--list", "list_name", help="Only contacts on this list.")
 @click.option("--page-size", type=click.IntRange(1, 1000), default=500, show_default=True)
 @connection_options

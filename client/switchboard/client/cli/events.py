@@ -11,7 +11,7 @@ import click
 
 from switchboard.v1 import events_pb2
 
-from ._common import Connection, as_dict, async_command, connection_options
+from ._common import Connection, as_dict, async_command, connection_options, output_option
 
 CSV_COLUMNS = [
     "cursor",
@@ -53,13 +53,7 @@ def events() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    help="File to write; `-` (the default) is standard output.",
-)
+@output_option
 @click.option(
     "--include-redacted",
     is_flag=True,
@@ -138,13 +132,7 @@ def _csv_row(event: events_pb2.Event) -> list[str]:
 
 @click.command("data-export")
 @click.argument("email")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    help="File to write; `-` (the default) is standard output.",
-)
+@output_option
 @connection_options
 @async_command
 async def data_export(conn: Connection, email: str, output: str) -> None:

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from ._common import Connection, as_dict, async_command, connection_options
+from ._common import Connection, as_dict, async_command, connection_options, output_option
 from .contacts import EXPORT_COLUMNS, csv_row
 
 
@@ -65,13 +65,7 @@ async def count_segment(conn: Connection, name: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    help="File to write; `-` (the default) is standard output.",
-)
+@output_option
 @click.option("--page-size", type=click.IntRange(1, 1000), default=500, show_default=True)
 @connection_options
 @async_command
