@@ -39,6 +39,10 @@ class ServerProcess:
             "SWITCHBOARD_ACCESS_LOG": "false",
             **(extra_env or {}),
         }
+        if "--local" in extra_args:
+            # `--local` also serves Connect on a fixed port (localhost:50052); test servers
+            # take a free one so that suites running side by side do not collide there.
+            env.setdefault("SWITCHBOARD_CONNECT__LISTEN", "127.0.0.1:0")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
