@@ -14,12 +14,13 @@ import pytest
 from switchboard.client import Switchboard
 from switchboard.server.app.app import App
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.v1 import connectors_pb2, connectors_pb2_grpc
+from switchboard.v1 import campaigns_pb2, connectors_pb2, connectors_pb2_grpc
 
 StartApp = Callable[..., Awaitable[App]]
 HISTORY = connectors_pb2.BackfillMode.BACKFILL_MODE_HISTORY
 ACTIONS = ["contacts.upsert", "events.track", "purchases.record"]
 DEST = {"kind": "fake", "options": {"actions": ACTIONS, "max_batch": 50}}
+StepStatus = campaigns_pb2.StepStatus
 TYPES = ("contact.created", "contact.updated", "lead.activity_recorded")
 NO_SYNC: dict[str, object] = {"destinations": {}}  # the log is the only way anything reaches `dest`
 
@@ -281,3 +282,30 @@ async def test_history_backfill_refuses_what_it_cannot_do(
             await _drain(connectors_pb2_grpc.ConnectorsStub(channel), request_)
         assert info.value.code() == code
         assert info.value.details()
+
+
+async def test_a_person_erased_while_their_history_waits_is_not_sent(
+    start_app: StartApp,
+) -> None:
+    # The quota lets nothing out (the bulk lane keeps 20% of 1 call), so every step waits.
+    held = {"kind": "fake", "options": {"actions": ACTIONS, "max_batch": 10}, "daily_quota": 1}
+    app = await start_app(connectors={"dest": held}, triggers={}, sync=NO_SYNC)
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        await _write_history(sb, 3, "w")
+        stub = connectors_pb2_grpc.ConnectorsStub(channel)
+        call = stub.BackfillConnector(_history_request())
+        first = await call.read()
+        call.cancel()
+        assert isinstance(first, connectors_pb2.BackfillConnectorResponse)
+        assert first.queued == 12
+        gone = await sb.contacts.get(email="w1@example.com")
+        await sb.contacts.delete(email="w1@example.com")
+        runs = await sb.campaigns.list_runs(event="contact.history", page_size=100)
+        theirs = [r for r in runs.runs if r.contact_id == gone.id]
+        assert len(theirs) == 4
+        # Held back by the quota counts as an attempt: skipped all the same.
+        assert {r.steps[0].status for r in theirs} == {StepStatus.STEP_STATUS_SKIPPED}
+        others = [r for r in runs.runs if r.contact_id != gone.id]
+        assert {r.steps[0].status for r in others} == {StepStatus.STEP_STATUS_PENDING}
+        assert _sent_keys(app) == []

@@ -139,8 +139,13 @@ def queue_page(
 
 
 def skip_pending_backfill(tx: WriteTx, contact_id: str, now: int) -> None:
-    """Skip the erased contact's backfill steps (current state and history) that no worker
-    has claimed."""
+    """Skip the erased contact's backfill steps (current state and history) not yet sent.
+
+    Steps waiting for a retry, or held back by a rate limit or the daily quota, are skipped
+    too: their plan now holds only the contact's id, and a call made from that would reach
+    the tool as an empty record. A step already on its way is not recalled; when it comes
+    back, its outcome is dropped (`record` ignores a step that has ended).
+    """
     for event in (BACKFILL_EVENT, HISTORY_EVENT):
         _skip_pending(tx, contact_id, event, now)
 
@@ -150,8 +155,8 @@ def _skip_pending(tx: WriteTx, contact_id: str, event: str, now: int) -> None:
     flt = RunFilter(contact_id=contact_id, event=event, status=pending)
     for run in tx.list_runs(flt, None, 1000):
         item = tx.outbox_item(run.id, 0)
-        if item is None or item.attempts:
-            continue  # in flight or retrying: its plan holds only the id now
+        if item is None:
+            continue
         tx.finish_outbox(item.id)
         step = run.steps[0]
         step.status = StepStatus.STEP_STATUS_SKIPPED
