@@ -25,6 +25,7 @@ import psutil
 
 from bench import h2load
 from bench.backfill import backfill_rate
+from bench.backfill_history import history_rate
 from bench.events_case import stream_rate as events_rate
 from bench.rebuild_case import rebuild_rate
 from bench.roles_case import roles_rates
@@ -365,6 +366,7 @@ def main() -> None:
         stream = None if ONLY else stream_rate(Path(tmp), STREAM_ITEMS, ROUNDS, NO_SYNC)
         events = events_rate(Path(tmp), IMPORT_ROWS // 2) if not ONLY else None
         backfill = backfill_rate(Path(tmp), SYNC_ROWS) if SYNC_ROWS and not ONLY else None
+        history = history_rate(Path(tmp), SYNC_ROWS) if backfill else None
         segments = segment_counts(Path(tmp), SEGMENT_ROWS) if SEGMENT_ROWS and not ONLY else None
         rebuild = None if ONLY else rebuild_rate(Path(tmp), IMPORT_ROWS // 2)
     rates = ratios(results)
@@ -380,6 +382,7 @@ def main() -> None:
         "stream": stream,
         "events": events,
         "backfill": backfill,
+        "backfill_history": history,
         "segments": segments,
         "rebuild": rebuild,
         "quick": QUICK,
@@ -412,6 +415,7 @@ def main() -> None:
         print(f"{'events':34} {events}")
     if backfill:
         print(f"{'backfill':34} {backfill}")
+        print(f"{'backfill --history':34} {history}")
     if segments:
         print(f"{'segments':34} {segments}")
     written = f"wrote {RESULTS}" if not ONLY else "partial run (BENCH_ONLY): results.json untouched"

@@ -25,6 +25,22 @@ def test_connectors_backfill_reports_progress_and_continues(invoke: Invoke) -> N
     assert int(last.get("finished", 0)) == 0
 
 
+def test_connectors_backfill_history(invoke: Invoke) -> None:
+    email = "hist@example.com"
+    assert invoke("trigger", "newsletter.signup", "--contact", email).exit_code == 0
+    result = invoke("connectors", "backfill", "crm", "--history", "--restart", "--json")
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert last["done"] is True, result.output
+    total = int(last["events_total"])
+    assert total >= 1  # at least the contact's creation
+    assert int(last["queued"]) + int(last.get("events_skipped", 0)) == total
+    text = invoke("connectors", "backfill", "crm", "--history")
+    assert text.exit_code == 0, text.output
+    assert f"events {total} (skipped " in text.output
+    assert text.output.strip().endswith("done")
+
+
 def test_connectors_backfill_unknown_connector(invoke: Invoke) -> None:
     result = invoke("connectors", "backfill", "nope")
     assert result.exit_code != 0

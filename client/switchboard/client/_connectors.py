@@ -165,19 +165,33 @@ class Connectors:
         *,
         since: datetime | None = None,
         restart: bool = False,
+        history: bool = False,
+        segment: str = "",
         timeout: float | None = None,
     ) -> AsyncGenerator[connectors_pb2.BackfillConnectorResponse, None]:
         """Sends every stored contact to `connector`, yielding progress until done.
 
-        Stopping early is safe: calling again continues after the last queued contact.
+        Stopping early is safe: calling again continues after the last queued contact
+        (or, with `history`, after the last queued event).
 
         Args:
             connector: The connector's name.
-            since: Only contacts changed at or after this time.
+            since: Only contacts changed at or after this time (with `history`: the
+                events written at or after it).
             restart: Start over instead of continuing an earlier backfill.
+            history: Replay the events since `since` (contact changes, activities and
+                purchases), in order, instead of sending each contact's current state.
+            segment: With `history`, only this segment's current members.
             timeout: Seconds for the whole stream; no deadline by default.
         """
-        request = connectors_pb2.BackfillConnectorRequest(connector=connector, restart=restart)
+        mode = (
+            connectors_pb2.BackfillMode.BACKFILL_MODE_HISTORY
+            if history
+            else connectors_pb2.BackfillMode.BACKFILL_MODE_CURRENT_STATE
+        )
+        request = connectors_pb2.BackfillConnectorRequest(
+            connector=connector, restart=restart, mode=mode, segment=segment
+        )
         if since is not None:
             request.since.FromDatetime(since)
         replies = self._transport.stream(

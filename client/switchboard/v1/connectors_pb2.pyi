@@ -69,6 +69,38 @@ CONNECTOR_HEALTH_NOT_SERVING: ConnectorHealth.ValueType  # 2
 """Failing its health check."""
 Global___ConnectorHealth: _TypeAlias = ConnectorHealth  # noqa: Y015
 
+class _BackfillMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BackfillModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BackfillMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BACKFILL_MODE_UNSPECIFIED: _BackfillMode.ValueType  # 0
+    """Same as CURRENT_STATE."""
+    BACKFILL_MODE_CURRENT_STATE: _BackfillMode.ValueType  # 1
+    """Each contact's current state, one contact call each."""
+    BACKFILL_MODE_HISTORY: _BackfillMode.ValueType  # 2
+    """The events written since `since`, oldest first, as the connector's calls:
+    contact changes as its contact action, activities and purchases as its
+    track, conversion or purchase action. A contact's events reach the tool in
+    the order they were written.
+    """
+
+class BackfillMode(_BackfillMode, metaclass=_BackfillModeEnumTypeWrapper):
+    """What a backfill sends."""
+
+BACKFILL_MODE_UNSPECIFIED: BackfillMode.ValueType  # 0
+"""Same as CURRENT_STATE."""
+BACKFILL_MODE_CURRENT_STATE: BackfillMode.ValueType  # 1
+"""Each contact's current state, one contact call each."""
+BACKFILL_MODE_HISTORY: BackfillMode.ValueType  # 2
+"""The events written since `since`, oldest first, as the connector's calls:
+contact changes as its contact action, activities and purchases as its
+track, conversion or purchase action. A contact's events reach the tool in
+the order they were written.
+"""
+Global___BackfillMode: _TypeAlias = BackfillMode  # noqa: Y015
+
 @_typing.final
 class DeadLetter(_message.Message):
     """A step kept for an operator after delivery gave up."""
@@ -437,15 +469,25 @@ class BackfillConnectorRequest(_message.Message):
     CONNECTOR_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     RESTART_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
     connector: _builtins.str
     """Connector name."""
     restart: _builtins.bool
     """Start over from the first contact even when an earlier backfill of this
     connector stopped part way or finished.
     """
+    mode: Global___BackfillMode.ValueType
+    """What to send: the contacts as they are now (the default), or the log's
+    events since `since` replayed in order.
+    """
+    segment: _builtins.str
+    """Only this segment's current members; empty: every contact."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Only contacts changed at or after this time; unset: every contact."""
+        """Only contacts changed at or after this time (history mode: the events
+        written at or after it); unset: every contact (history: the whole log).
+        """
 
     def __init__(
         self,
@@ -453,10 +495,12 @@ class BackfillConnectorRequest(_message.Message):
         connector: _builtins.str | None = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
         restart: _builtins.bool | None = ...,
+        mode: Global___BackfillMode.ValueType | None = ...,
+        segment: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "restart", b"restart", "since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "mode", b"mode", "restart", b"restart", "segment", b"segment", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -475,10 +519,15 @@ class BackfillConnectorResponse(_message.Message):
     SKIPPED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    EVENTS_TOTAL_FIELD_NUMBER: _builtins.int
+    EVENTS_SKIPPED_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
     connector: _builtins.str
     """Connector name."""
     queued: _builtins.int
-    """Contacts queued so far by this backfill (earlier calls included)."""
+    """Contacts (history mode: events) queued so far by this backfill, earlier
+    calls included.
+    """
     finished: _builtins.int
     """Contacts whose run ended (sent, skipped or failed), among those queued by
     this call.
@@ -491,6 +540,19 @@ class BackfillConnectorResponse(_message.Message):
     """Of `finished`: failed (dead letters)."""
     done: _builtins.bool
     """Every contact is queued and every run this call queued has ended."""
+    events_total: _builtins.int
+    """History mode: the events since `since` that the backfill replays (those
+    of the selected contacts that the connector has a call for), counted when
+    it started. `queued` + `events_skipped` reaches it when all are queued.
+    """
+    events_skipped: _builtins.int
+    """History mode: events not sent because their contact was erased (their
+    values are unreadable) or they were written before values were recorded.
+    """
+    cursor: _builtins.int
+    """History mode: the log cursor the backfill has read through; a later call
+    continues after it.
+    """
     def __init__(
         self,
         *,
@@ -501,10 +563,13 @@ class BackfillConnectorResponse(_message.Message):
         skipped: _builtins.int | None = ...,
         failed: _builtins.int | None = ...,
         done: _builtins.bool | None = ...,
+        events_total: _builtins.int | None = ...,
+        events_skipped: _builtins.int | None = ...,
+        cursor: _builtins.int | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "done", b"done", "failed", b"failed", "finished", b"finished", "queued", b"queued", "skipped", b"skipped", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector", b"connector", "cursor", b"cursor", "done", b"done", "events_skipped", b"events_skipped", "events_total", b"events_total", "failed", b"failed", "finished", b"finished", "queued", b"queued", "skipped", b"skipped", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,24 +48,46 @@ async def list_connectors(conn: Connection, as_json: bool) -> None:
     help="Only contacts changed at or after this date (UTC).",
 )
 @click.option("--restart", is_flag=True, help="Start over instead of continuing.")
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Replay the events since --since (changes, activities, purchases) in order, "
+    "instead of each contact's current state.",
+)
+@click.option("--segment", default="", help="With --history: only this segment's members.")
 @json_option
 @connection_options
 @async_command
 async def backfill(
-    conn: Connection, name: str, since: datetime | None, restart: bool, as_json: bool
+    conn: Connection,
+    name: str,
+    since: datetime | None,
+    restart: bool,
+    history: bool,
+    segment: str,
+    as_json: bool,
 ) -> None:
-    """Send every stored contact to connector NAME, showing progress.
+    """Send every stored contact (or, with --history, the events since a date) to connector
+    NAME, showing progress.
 
-    Interrupting it is safe: run it again to continue after the last queued contact.
+    Interrupting it is safe: run it again to continue after the last queued contact or event.
     """
     when = since.replace(tzinfo=UTC) if since is not None else None
     async with conn.client() as sb:
-        async for progress in sb.connectors.backfill(name, since=when, restart=restart):
+        replies = sb.connectors.backfill(
+            name, since=when, restart=restart, history=history, segment=segment
+        )
+        async for progress in replies:
             if as_json:
                 echo_json(progress)
                 continue
+            events = (
+                f"  events {progress.events_total} (skipped {progress.events_skipped})"
+                if history
+                else ""
+            )
             click.echo(
                 f"queued {progress.queued}  finished {progress.finished} "
                 f"(sent {progress.succeeded}, skipped {progress.skipped}, "
-                f"failed {progress.failed})" + ("  done" if progress.done else "")
+                f"failed {progress.failed})" + events + ("  done" if progress.done else "")
             )

@@ -266,7 +266,7 @@ async def _build(
             store, connectors, connector_settings, attempts, dispatcher.guards, limits
         ),
         DeadLetterService(store, dispatcher, notifier, tokens),
-        BackfillService(store, connectors, settings.sync, dispatcher),
+        BackfillService(store, connectors, settings.sync, dispatcher, segments),
     )
     # Requests are decoded by `decoding`, so that bad bytes get INVALID_ARGUMENT.
     registrations: list[tuple[Callable[[Any, Any], None], object]] = [

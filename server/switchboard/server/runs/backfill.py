@@ -10,7 +10,8 @@ backfill stopped part way continues after the last queued contact and queues no 
 The position is kept in the store's key/value state under its own namespace (not a
 connector's), keyed by the connector's name. Contacts are read as they are stored now:
 an erased contact has no record and is never queued; one erased after it was queued has
-its unsent step skipped (`skip_pending_backfill`).
+its unsent step skipped (`skip_pending_backfill`). The run's start is logged as a
+version-2 event with the caller's actor (the domain wraps the page in `acting_as`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from switchboard.server.config.sync import SyncDestinationSettings, SyncSettings
 from switchboard.server.rules.payloads import contact_payload
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.sync import StepSync
+from switchboard.server.runs.backfill_history import HISTORY_EVENT
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import ReadTx, RunFilter, WriteTx
+from switchboard.server.store.event_log import append_details
 from switchboard.v1 import campaigns_pb2
 
 BACKFILL_EVENT = "contact.backfill"
@@ -123,8 +126,8 @@ def queue_page(
         plan = Plan(base, (step,))
         tx.put_run(run, plan)
         queue_step(tx, run, plan, 0, now)
-        body = f'{{"event":"{BACKFILL_EVENT}","contact_id":"{contact.id}"}}'
-        tx.append_event("run.started", run.id, body.encode(), now)
+        details = {"event": BACKFILL_EVENT, "contact_id": contact.id}
+        append_details(tx, "run.started", run.id, now, details, contact.id)
         run_ids.append(run.id)
     after = start.after
     if contacts:
@@ -136,13 +139,24 @@ def queue_page(
 
 
 def skip_pending_backfill(tx: WriteTx, contact_id: str, now: int) -> None:
-    """Skip the erased contact's backfill steps that no worker has claimed."""
+    """Skip the erased contact's backfill steps (current state and history) not yet sent.
+
+    Steps waiting for a retry, or held back by a rate limit or the daily quota, are skipped
+    too: their plan now holds only the contact's id, and a call made from that would reach
+    the tool as an empty record. A step already on its way is not recalled; when it comes
+    back, its outcome is dropped (`record` ignores a step that has ended).
+    """
+    for event in (BACKFILL_EVENT, HISTORY_EVENT):
+        _skip_pending(tx, contact_id, event, now)
+
+
+def _skip_pending(tx: WriteTx, contact_id: str, event: str, now: int) -> None:
     pending = RunStatus.RUN_STATUS_PENDING
-    flt = RunFilter(contact_id=contact_id, event=BACKFILL_EVENT, status=pending)
+    flt = RunFilter(contact_id=contact_id, event=event, status=pending)
     for run in tx.list_runs(flt, None, 1000):
         item = tx.outbox_item(run.id, 0)
-        if item is None or item.attempts:
-            continue  # in flight or retrying: its plan holds only the id now
+        if item is None:
+            continue
         tx.finish_outbox(item.id)
         step = run.steps[0]
         step.status = StepStatus.STEP_STATUS_SKIPPED

@@ -16,6 +16,7 @@ from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.dispatch.limits.base import Lane, Limits, LimitSpec
 from switchboard.server.dispatch.limits.local import LocalLimits
 from switchboard.server.runs.backfill import BACKFILL_EVENT
+from switchboard.server.runs.backfill_history import HISTORY_EVENT
 from switchboard.server.store.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def redis_url(settings: Settings) -> str:
 
 def lane_rule(settings: Settings) -> LaneRule:
     """The lane of an outbox step: bulk for the configured bulk events and backfills."""
-    return LaneRule(frozenset(settings.connector_limits.bulk_events) | {BACKFILL_EVENT})
+    bulk = frozenset(settings.connector_limits.bulk_events)
+    return LaneRule(bulk | {BACKFILL_EVENT, HISTORY_EVENT})
 
 
 class LaneRule:
