@@ -8,11 +8,16 @@ each written contact id to `segment_facts_log` (whoever wrote it), the snapshot 
 those rows, and a contact whose row is gone (erased) is dropped. A count therefore sees
 every write committed before it started. PostgreSQL may commit sequence numbers out of
 order, so there the snapshot also re-reads a window of changes behind its watermark.
+
+Free-form attribute keys get columns on demand (domain/segment_attributes.py): the first
+count naming a key reads every row's attributes once; after that the catch-up re-reads
+the attributes of changed contacts along with their other columns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -20,8 +25,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from switchboard.server.domain.segment_attributes import AttributeColumns, TooManyValues, decode
 from switchboard.server.rules.segment_expr import Bool, Cmp, In, Lit, Node, Not
-from switchboard.server.rules.segment_vec import Mask, evaluate
+from switchboard.server.rules.segment_fields import Kind
+from switchboard.server.rules.segment_vec import Mask, attribute_keys, evaluate
 from switchboard.server.store.base import ReadTx, Store
 from switchboard.server.store.facts import SNAPSHOT_COLUMNS
 
@@ -57,6 +64,14 @@ def _facts_of(tx: ReadTx, ids: list[str]) -> list[tuple[Any, ...]]:
     return tx.facts_of(ids)
 
 
+def _attributes_chunk(tx: ReadTx, after: str) -> list[tuple[str, Any]]:
+    return tx.facts_attributes_chunk(after, _CHUNK)
+
+
+def _attributes_of(tx: ReadTx, ids: list[str]) -> list[tuple[str, Any]]:
+    return tx.facts_attributes_of(ids)
+
+
 def list_names(node: Node) -> set[str]:
     """The list names an expression tests (`"vip" in lists`)."""
     if isinstance(node, (Bool, Cmp)):
@@ -64,6 +79,8 @@ def list_names(node: Node) -> set[str]:
     if isinstance(node, Not):
         return list_names(node.arg)
     if isinstance(node, In) and not isinstance(node.container, tuple):
+        if node.container.field.kind != Kind.STRING_LIST:
+            return set()
         return {str(node.item.value)} if isinstance(node.item, Lit) else set()
     return set()
 
@@ -71,8 +88,15 @@ def list_names(node: Node) -> set[str]:
 class FactsSnapshot:
     """The columns of every live contact's read-model row (see the module docstring)."""
 
-    def __init__(self, store: Store, *, reorder_window: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        reorder_window: int = 0,
+        attributes: AttributeColumns | None = None,
+    ) -> None:
         self._store = store
+        self.attributes = attributes if attributes is not None else AttributeColumns()
         self._reorder = reorder_window
         self._lock = asyncio.Lock()
         self._seq = -1  # the last change applied; -1 before the first load
@@ -102,15 +126,54 @@ class FactsSnapshot:
         """Membership of one list (loaded by `count` before evaluating)."""
         return self._lists[name][: self._n]
 
+    def attribute(self, key: str) -> tuple[npt.NDArray[np.int32], list[str], dict[str, int]]:
+        """One attribute key's column (loaded by `count` before evaluating)."""
+        return self.attributes.column(key, self._n)
+
     # -- counting ----------------------------------------------------------------------------
-    async def count(self, node: Node) -> int:
-        """How many live contacts `node` selects, after catching up with committed writes."""
+    async def count(self, node: Node) -> int | None:
+        """How many live contacts `node` selects, after catching up with committed writes.
+
+        None when an attribute key it reads is not held (too many keys at once, or too
+        many distinct values): the caller counts in SQL.
+        """
         async with self._lock:
-            await self._catch_up()
-            for name in list_names(node) - set(self._lists):
-                await self._load_list(name)
-            mask = evaluate(node, self)
-            return int(np.count_nonzero(mask & self._alive[: self._n]))
+            mask = await self._select(node)
+            return None if mask is None else int(np.count_nonzero(mask))
+
+    async def _select(self, node: Node) -> Mask | None:
+        await self._catch_up()
+        for name in list_names(node) - set(self._lists):
+            await self._load_list(name)
+        keys = attribute_keys(node)
+        if keys and not await self._hold(keys):
+            return None
+        return evaluate(node, self) & self._alive[: self._n]
+
+    async def _hold(self, keys: set[str]) -> bool:
+        held = self.attributes
+        if held.refused(keys) or not held.make_room(keys):
+            return False
+        missing = keys - held.keys
+        if not missing:
+            return True
+        held.start(missing, len(self._alive))
+        after = ""
+        try:
+            while True:
+                rows = await self._store.read(functools.partial(_attributes_chunk, after=after))
+                if not rows:
+                    break
+                # Rows written since the catch-up and not yet known wait for the next one.
+                known = [(self._pos[cid], raw) for cid, raw in rows if cid in self._pos]
+                slots = [slot for slot, _ in known]
+                held.fill(missing, slots, [decode(raw) for _, raw in known], building=True)
+                after = rows[-1][0]
+        except TooManyValues:
+            for key in missing & held.keys:
+                held.clear_key(key)
+            return False
+        return True
 
     async def _catch_up(self) -> None:
         oldest, newest = await self._store.read(lambda tx: tx.facts_log_bounds(), point=True)
@@ -131,6 +194,7 @@ class FactsSnapshot:
 
     async def _load(self, newest: int) -> None:
         self._n, self._ids, self._pos, self._lists = 0, [], {}, {}
+        self.attributes.clear()
         self._vocab = {c: {} for c in _STRINGS}
         self._cols = {c: np.zeros(0, dtype=_dtype(c)) for c in SNAPSHOT_COLUMNS[1:]}
         self._alive = np.zeros(0, dtype=np.bool_)
@@ -175,6 +239,7 @@ class FactsSnapshot:
             grown = np.zeros(cap, dtype=np.bool_)
             grown[: len(mask)] = mask
             self._lists[name] = grown
+        self.attributes.grow(cap)
 
     async def _apply(self, changed: list[str]) -> None:
         for i in range(0, len(changed), _IDS_PER_QUERY):
@@ -192,6 +257,18 @@ class FactsSnapshot:
                 self._write(np.array([self._pos[str(r[0])] for r in known]), known)
             if self._lists:
                 await self._relist(ids)
+            if self.attributes.keys:
+                await self._reattribute(ids)
+
+    async def _reattribute(self, ids: list[str]) -> None:
+        rows = await self._store.read(functools.partial(_attributes_of, ids=ids))
+        # A contact created since its columns were read is logged again: it waits for that.
+        known = [(self._pos[cid], decode(raw)) for cid, raw in rows if cid in self._pos]
+        slots, attrs = [slot for slot, _ in known], [a for _, a in known]
+        for key in self.attributes.keys:
+            # Dropped when too wide: the next count naming it rebuilds it without stale values.
+            with contextlib.suppress(TooManyValues):
+                self.attributes.fill([key], slots, attrs)
 
     async def _relist(self, ids: list[str]) -> None:
         pairs = await self._store.read(lambda tx: tx.lists_of(ids))

@@ -138,14 +138,17 @@ class SegmentService:
     async def count(self, name: str) -> int:
         """How many live contacts the segment holds now.
 
-        Over the column snapshot when the expression allows (all but `attributes` keys),
-        else in SQL; both see every write committed before the call.
+        Over the column snapshot when the expression allows (see rules/segment_vec.py and
+        domain/segment_attributes.py), else in SQL; both see every write committed before
+        the call.
         """
         segment = await self.get(name)
         tree = parse(segment.expression)
         await self.roll()
         if supports(tree):
-            return await self._snapshot.count(tree)
+            counted = await self._snapshot.count(tree)
+            if counted is not None:
+                return counted
         where, params = to_sql(tree, self._dialect)
         return await self._store.read(lambda tx: tx.segment_count(where, params))
 
