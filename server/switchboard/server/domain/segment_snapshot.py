@@ -17,7 +17,9 @@ the attributes of changed contacts along with their other columns.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import heapq
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -102,6 +104,7 @@ class FactsSnapshot:
         self._seq = -1  # the last change applied; -1 before the first load
         self._n = 0
         self._ids: list[str] = []
+        self._ordered = True  # whether slot order is contact id order (ids made in time order)
         self._pos: dict[str, int] = {}
         self._cols: dict[str, npt.NDArray[Any]] = {}
         self._vocab: dict[str, dict[str, int]] = {c: {} for c in _STRINGS}
@@ -140,6 +143,23 @@ class FactsSnapshot:
         async with self._lock:
             mask = await self._select(node)
             return None if mask is None else int(np.count_nonzero(mask))
+
+    async def member_ids(self, node: Node, after: str, limit: int) -> list[str] | None:
+        """Up to `limit` ids of live contacts `node` selects after `after`, by id.
+
+        None as for `count`.
+        """
+        async with self._lock:
+            mask = await self._select(node)
+            if mask is None:
+                return None
+            slots = np.flatnonzero(mask)
+            if self._ordered:
+                start = bisect.bisect_right(self._ids, after, 0, self._n)
+                picked = slots[np.searchsorted(slots, start) :][:limit]
+                return [self._ids[s] for s in picked.tolist()]
+            ids = (self._ids[s] for s in slots.tolist())
+            return heapq.nsmallest(limit, (cid for cid in ids if cid > after))
 
     async def _select(self, node: Node) -> Mask | None:
         await self._catch_up()
@@ -194,6 +214,7 @@ class FactsSnapshot:
 
     async def _load(self, newest: int) -> None:
         self._n, self._ids, self._pos, self._lists = 0, [], {}, {}
+        self._ordered = True
         self.attributes.clear()
         self._vocab = {c: {} for c in _STRINGS}
         self._cols = {c: np.zeros(0, dtype=_dtype(c)) for c in SNAPSHOT_COLUMNS[1:]}
@@ -212,6 +233,8 @@ class FactsSnapshot:
         start = self._n
         self._grow(start + len(rows))
         for cid in (str(r[0]) for r in rows):
+            if self._ids and cid <= self._ids[-1]:
+                self._ordered = False
             self._pos[cid] = len(self._ids)
             self._ids.append(cid)
         self._n = start + len(rows)
