@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import heapq
 import functools
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
