@@ -36,6 +36,14 @@ def decode(raw: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def decode_many(raws: list[Any]) -> list[dict[str, Any]]:
+    """`decode` of many cells; JSON text is parsed as one array (one call, not one each)."""
+    if not all(isinstance(r, str) and r for r in raws):
+        return [decode(r) for r in raws]
+    values = json.loads("[" + ",".join(raws) + "]")
+    return [v if isinstance(v, dict) else {} for v in values]
+
+
 @dataclass(slots=True)
 class _Column:
     codes: npt.NDArray[np.int32]

@@ -9,6 +9,7 @@ is about 28 MB where a list of str and a dict of positions held about 200 MB.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -78,13 +79,19 @@ class SlotIndex:
         cids = list(cids)
         if not cids:
             return [], np.zeros(0, dtype=np.int64)
-        raw = np.array([c.encode() for c in cids], dtype=self._ids.dtype)
-        # Ids longer than the array's width cannot be held; truncation must not match them.
-        fits = np.array([len(c.encode()) <= self._ids.dtype.itemsize for c in cids])
+        raw = np.array([c.encode() for c in cids])
+        if raw.dtype.itemsize > self._ids.dtype.itemsize:
+            # Ids wider than any held cannot be in the array; cut, they must not match.
+            fits = np.char.str_len(raw) <= self._ids.dtype.itemsize
+            raw = raw.astype(self._ids.dtype)
+        else:
+            fits = np.ones(len(cids), dtype=np.bool_)
         ordered = self._ids[: self.ordered]
         at = np.searchsorted(ordered, raw)
         hit = (at < self.ordered) & fits
         hit[hit] = ordered[at[hit]] == raw[hit]
+        if not self._extra:
+            return list(itertools.compress(cids, hit.tolist())), at[hit].astype(np.int64)
         held: list[str] = []
         out: list[int] = []
         for cid, found, i in zip(cids, hit.tolist(), at.tolist(), strict=True):

@@ -26,7 +26,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from switchboard.server.domain.segment_attributes import AttributeColumns, TooManyValues, decode
+from switchboard.server.domain.segment_attributes import (
+    AttributeColumns,
+    TooManyValues,
+    decode_many,
+)
 from switchboard.server.domain.segment_slots import SlotIndex
 from switchboard.server.rules.segment_expr import Bool, Cmp, In, Lit, Node, Not
 from switchboard.server.rules.segment_fields import Kind
@@ -184,9 +188,7 @@ class FactsSnapshot:
                 if not rows:
                     break
                 # Rows written since the catch-up and not yet known wait for the next one.
-                cids, slots = self._slots.slots(cid for cid, _ in rows)
-                raws = dict(rows)
-                held.fill(missing, slots.tolist(), [decode(raws[c]) for c in cids], building=True)
+                held.fill(missing, *self._attributes_at(rows), building=True)
                 after = rows[-1][0]
         except TooManyValues:
             for key in missing & held.keys:
@@ -291,13 +293,19 @@ class FactsSnapshot:
     async def _reattribute(self, ids: list[str]) -> None:
         rows = await self._store.read(functools.partial(_attributes_of, ids=ids))
         # A contact created since its columns were read is logged again: it waits for that.
-        cids, slots = self._slots.slots(cid for cid, _ in rows)
-        raws = dict(rows)
-        attrs = [decode(raws[c]) for c in cids]
+        slots, attrs = self._attributes_at(rows)
         for key in self.attributes.keys:
             # Dropped when too wide: the next count naming it rebuilds it without stale values.
             with contextlib.suppress(TooManyValues):
-                self.attributes.fill([key], slots.tolist(), attrs)
+                self.attributes.fill([key], slots, attrs)
+
+    def _attributes_at(self, rows: list[tuple[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
+        """The slots and decoded attributes of the rows whose contact is held."""
+        cids, slots = self._slots.slots(cid for cid, _ in rows)
+        if len(cids) < len(rows):
+            held = set(cids)
+            rows = [row for row in rows if row[0] in held]
+        return slots.tolist(), decode_many([raw for _, raw in rows])
 
     async def _relist(self, ids: list[str]) -> None:
         pairs = await self._store.read(lambda tx: tx.lists_of(ids))
