@@ -266,7 +266,8 @@ class FactsSnapshot:
         self._alive[self._n :] = False
         for name, mask in self._lists.items():
             grown = np.zeros(cap, dtype=np.bool_)
-            grown[: len(mask)] = mask
+            keep = min(len(mask), cap)
+            grown[:keep] = mask[:keep]
             self._lists[name] = grown
         self.attributes.grow(cap)
 
