@@ -182,6 +182,7 @@ class FactsSnapshot:
             return True
         held.start(missing, len(self._alive))
         after = ""
+        built = False
         try:
             while True:
                 rows = await self._store.read(functools.partial(_attributes_chunk, after=after))
@@ -190,10 +191,13 @@ class FactsSnapshot:
                 # Rows written since the catch-up and not yet known wait for the next one.
                 held.fill(missing, *self._attributes_at(rows), building=True)
                 after = rows[-1][0]
+            built = True
         except TooManyValues:
-            for key in missing & held.keys:
-                held.clear_key(key)
             return False
+        finally:
+            if not built:  # a half-built column (too wide, a failed read, a cancel) must go
+                for key in missing & held.keys:
+                    held.clear_key(key)
         return True
 
     async def _catch_up(self) -> None:

@@ -59,7 +59,8 @@ FACT_COLUMNS = [
 
 
 #: What the column snapshot holds: the columns an expression can reach, but the free-form
-#: attributes (read in SQL); bookkeeping columns (last purchase, expiry, ...) stay out.
+#: attributes (read apart, per key, by `facts_attributes_*`); bookkeeping columns (last
+#: purchase, expiry, ...) stay out.
 SNAPSHOT_COLUMNS = [
     c
     for c in FACT_COLUMNS
