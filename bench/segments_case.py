@@ -39,9 +39,14 @@ EXPRESSIONS = {
     "consent_unindexed": (
         'consent.email_marketing && last_activity > timestamp("2026-01-01T00:00:00Z")'
     ),
-    # Free-form attributes are not in the column snapshot: this one is still SQL.
-    "attribute_sql": 'attributes.plan == "pro"',
+    # Free-form attributes: a column per key, built by the first count naming it.
+    "attribute_eq": 'attributes.plan == "pro"',
+    "attribute_in": 'attributes.tier in ["gold", "silver"]',
+    "attribute_has": "has(attributes.tier) && !has(attributes.city)",
+    "attribute_order": 'attributes.city >= "M" && attributes.plan != "free"',
+    "attribute_mixed": 'attributes.plan == "pro" && purchases_90d >= 1 && country == "FR"',
 }
+_CITIES = ["Paris", "Lyon", "München", "Zürich", "東京", "São Paulo", "Berlin", "Madrid"]
 _COUNTRIES = ["FR"] * 10 + ["DE"] * 10 + ["US"] * 30 + ["GB"] * 10 + ["ES", "IT", "NL", "BR"] * 10
 
 
@@ -59,13 +64,17 @@ def fill(path: Path, rows: int, seed: int = 7) -> None:
         cid = new_id("c")
         country = rng.choice(_COUNTRIES)
         lists = ["vip"] if rng.random() < 0.05 else []
-        plan = rng.choice(["pro", "free", "trial"])
+        attributes = {"plan": rng.choice(["pro", "free", "trial"])}
+        if rng.random() < 0.5:
+            attributes["tier"] = rng.choice(["gold", "silver", "bronze"])
+        if rng.random() < 0.3:
+            attributes["city"] = rng.choice(_CITIES)
         contact = contacts_pb2.Contact(
             id=cid,
             email=f"seg-{i:07d}@example.com",
             country=country,
             lists=lists,
-            attributes={"plan": plan},
+            attributes=attributes,
         )
         batch_c.append((cid, contact.email, now, contact.SerializeToString()))
         # About 40% bought in a year, 2% more than five times in 90 days.
@@ -77,8 +86,8 @@ def fill(path: Path, rows: int, seed: int = 7) -> None:
             (
                 cid,
                 country,
-                json.dumps({"plan": plan}),
-                1,
+                json.dumps(attributes, sort_keys=True),
+                len(attributes),
                 int(rng.random() < 0.6),
                 len(lists),
                 rng.randint(0, 100),
@@ -176,10 +185,25 @@ def segment_counts(workdir: Path, rows: int) -> dict[str, Any]:
     )
     try:
         target.wait_listening(timeout_s=120.0)
+        rss_before = _rss_mb(target)
         cases = asyncio.run(_count_latencies(port, target))
+        rss_after = _rss_mb(target)
     finally:
         target.stop()
-    return {"contacts": rows, "fill_s": round(fill_s, 1), "calls": CALLS, "cases": cases}
+    return {
+        "contacts": rows,
+        "fill_s": round(fill_s, 1),
+        "calls": CALLS,
+        # The server's resident memory before the first count and after every case: the
+        # difference is mostly the column snapshot (with the attribute keys the cases name).
+        "server_rss_mb_before": rss_before,
+        "server_rss_mb_after": rss_after,
+        "cases": cases,
+    }
+
+
+def _rss_mb(target: Target) -> float:
+    return round(sum(psutil.Process(p).memory_info().rss for p in target.pids()) / 2**20, 1)
 
 
 if __name__ == "__main__":  # `python -m bench.segments_case N`: this case alone

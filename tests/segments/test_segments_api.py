@@ -139,21 +139,33 @@ async def test_define_list_get_delete(channel: grpc.aio.Channel) -> None:
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_erased_contact_is_in_no_segment(app: App, sb: Switchboard) -> None:
+@pytest.mark.parametrize(
+    ("expression", "counts"),
+    [
+        pytest.param("purchases_total > 0", (3, 2), id="columns"),
+        pytest.param('has(attributes.plan) && attributes.plan != "x"', (2, 1), id="attributes"),
+    ],
+)
+async def test_erased_contact_is_in_no_segment(
+    app: App, sb: Switchboard, expression: str, counts: tuple[int, int]
+) -> None:
     ids = await _seed(sb)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
         stub = segments_pb2_grpc.SegmentsStub(ch)
         await stub.CreateSegment(
             segments_pb2.CreateSegmentRequest(
-                segment=segments_pb2.Segment(name="buyers", expression="purchases_total > 0")
+                segment=segments_pb2.Segment(name="buyers", expression=expression)
             )
         )
         before = await stub.CountSegment(segments_pb2.CountSegmentRequest(name="buyers"))
+        members_before = await _members(stub, "buyers", page_size=1)
         await sb.contacts.delete(id=ids["fr-frequent"])
         after = await stub.CountSegment(segments_pb2.CountSegmentRequest(name="buyers"))
-        members = await _members(stub, "buyers", page_size=10)
-    assert (before.count, after.count) == (3, 2)
+        members = await _members(stub, "buyers", page_size=1)
+    assert (before.count, after.count) == counts
+    assert "fr-frequent@example.com" in members_before
     assert "fr-frequent@example.com" not in members
+    assert len(members) == after.count
 
 
 async def test_count_reflects_a_write_right_after_it(app: App, sb: Switchboard) -> None:

@@ -77,6 +77,7 @@ def _atom(rng: random.Random) -> str:
             f"has(attributes.{rng.choice(['plan', 'tier'])})",
             f'attributes.plan {rng.choice(["==", "!="])} "pro"',
             '"tier" in attributes',
+            'attributes.plan in ["pro", "none"]',
             f"consent.{rng.choice(['email_marketing', 'analytics', 'advertising'])}",
             f"lead_score {op} {rng.randint(0, 100)}",
             f'lead_grade == "{rng.choice("AB")}"',

@@ -11,7 +11,7 @@ from switchboard.server.domain.segment_snapshot import FactsSnapshot
 from switchboard.server.errors import AlreadyExists, InvalidArgument, NotFound, Violation
 from switchboard.server.rules.cel import CelSyntaxError, compile_expression
 from switchboard.server.rules.paging import PageTokens
-from switchboard.server.rules.segment_expr import ExpressionError, parse
+from switchboard.server.rules.segment_expr import ExpressionError, Node, parse
 from switchboard.server.rules.segment_facts import day_of
 from switchboard.server.rules.segment_sql import POSTGRES, Dialect, to_sql
 from switchboard.server.rules.segment_vec import supports
@@ -32,6 +32,7 @@ class Compiled:
 
     where: str
     params: list[Any]
+    tree: Node | None = None  # the checked expression, for the column snapshot
 
 
 def check_expression(expression: str, field: str = "segment.expression") -> Compiled:
@@ -127,7 +128,7 @@ class SegmentService:
         segment = await self.get(name)
         tree = parse(segment.expression)
         await self.roll()
-        return Compiled(*to_sql(tree, self._dialect))
+        return Compiled(*to_sql(tree, self._dialect), tree=tree)
 
     async def roll(self) -> None:
         """Re-sum the windows of rows whose day has come (usually none: one index probe)."""
@@ -138,14 +139,17 @@ class SegmentService:
     async def count(self, name: str) -> int:
         """How many live contacts the segment holds now.
 
-        Over the column snapshot when the expression allows (all but `attributes` keys),
-        else in SQL; both see every write committed before the call.
+        Over the column snapshot when the expression allows (see rules/segment_vec.py and
+        domain/segment_attributes.py), else in SQL; both see every write committed before
+        the call.
         """
         segment = await self.get(name)
         tree = parse(segment.expression)
         await self.roll()
         if supports(tree):
-            return await self._snapshot.count(tree)
+            counted = await self._snapshot.count(tree)
+            if counted is not None:
+                return counted
         where, params = to_sql(tree, self._dialect)
         return await self._store.read(lambda tx: tx.segment_count(where, params))
 
@@ -161,13 +165,31 @@ class SegmentService:
         v.raise_if_any()
         seg = await self.compiled(req.name)
         after = cursor[1] if cursor else ""
-        found: list[contacts_pb2.Contact] = await self._store.read(
-            lambda tx: tx.segment_members(seg.where, seg.params, after, size + 1)
-        )
+        found = await self._snapshot_members(seg.tree, after, size + 1)
+        if found is None:
+            found = await self._store.read(
+                lambda tx: tx.segment_members(seg.where, seg.params, after, size + 1)
+            )
         resp = segments_pb2.ListSegmentMembersResponse(contacts=found[:size])
         if len(found) > size:
             resp.next_page_token = self._tokens.encode((0, found[size - 1].id), scope)
         return resp
+
+    async def _snapshot_members(
+        self, tree: Node | None, after: str, limit: int
+    ) -> list[contacts_pb2.Contact] | None:
+        """The page from the column snapshot, or None when SQL has to answer."""
+        if tree is None or not supports(tree):
+            return None
+        ids = await self._snapshot.member_ids(tree, after, limit)
+        if not ids:
+            return None if ids is None else []
+        where = f"f.contact_id IN ({', '.join(self._dialect.mark for _ in ids)})"
+        found: list[contacts_pb2.Contact] = await self._store.read(
+            lambda tx: tx.segment_members(where, list(ids), "", len(ids))
+        )
+        # A contact erased since the snapshot looked would shorten the page: ask SQL.
+        return found if len(found) == len(ids) else None
 
     async def member_ids(self, seg: Compiled, after: str, limit: int) -> list[str]:
         """Up to `limit` member ids after `after` (audience campaigns walk these)."""

@@ -81,8 +81,12 @@ class _Sql:
 
     def membership(self, node: In) -> str:
         if isinstance(node.container, tuple):
+            if not node.container:
+                return "(1 = 0)"
+            # The item first: its parameters (an attribute key) come before the literals'.
+            item = self.value(node.item)
             marks = ", ".join(self.param(lit.value) for lit in node.container)
-            return f"({self.value(node.item)} IN ({marks}))" if marks else "(1 = 0)"
+            return f"({item} IN ({marks}))"
         item = self.value(node.item)
         if node.container.field.kind == Kind.STRING_LIST:
             return _LIST_MEMBER.format(m=item)

@@ -59,7 +59,8 @@ FACT_COLUMNS = [
 
 
 #: What the column snapshot holds: the columns an expression can reach, but the free-form
-#: attributes (read in SQL); bookkeeping columns (last purchase, expiry, ...) stay out.
+#: attributes (read apart, per key, by `facts_attributes_*`); bookkeeping columns (last
+#: purchase, expiry, ...) stay out.
 SNAPSHOT_COLUMNS = [
     c
     for c in FACT_COLUMNS
@@ -250,6 +251,24 @@ class FactsQueries:
             f"WHERE contact_id IN ({marks})",
             contact_ids,
         )
+
+    def facts_attributes_chunk(self, after_id: str, limit: int) -> list[tuple[str, Any]]:
+        """Up to `limit` (contact id, attributes) after `after_id`, by contact id."""
+        rows = self._rows(
+            "SELECT contact_id, attributes FROM segment_facts WHERE contact_id > ? "
+            "ORDER BY contact_id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(str(cid), attrs) for cid, attrs in rows]
+
+    def facts_attributes_of(self, contact_ids: list[str]) -> list[tuple[str, Any]]:
+        """(contact id, attributes) of these contacts (the erased have none)."""
+        marks = ", ".join("?" for _ in contact_ids)
+        rows = self._rows(
+            f"SELECT contact_id, attributes FROM segment_facts WHERE contact_id IN ({marks})",
+            contact_ids,
+        )
+        return [(str(cid), attrs) for cid, attrs in rows]
 
     def list_member_ids(self, name: str) -> list[str]:
         """The contact ids on the list `name`."""
