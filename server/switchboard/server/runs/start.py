@@ -15,7 +15,7 @@ from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.variants import assign, variant_params
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
-from switchboard.server.store.event_log import append_details
+from switchboard.server.store.event_log import actor_label, append_details, current_actor
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 
@@ -42,6 +42,7 @@ def start_run(
         event=event,
         contact_id=contact.id,
         status=campaigns_pb2.RunStatus.RUN_STATUS_PENDING,
+        started_by=actor_label(current_actor()),
     )
     if trigger.variants:
         run.variant = variant or assign(event, contact.id, _weights(trigger))
