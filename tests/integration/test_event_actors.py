@@ -90,7 +90,9 @@ async def _stream(sb: Switchboard, *types: str) -> list[events_pb2.Event]:
     stub = events_pb2_grpc.EventsStub(sb.channel)
     md = (("authorization", f"Bearer {WRITER}"),)
     req = events_pb2.StreamEventsRequest(stop_at_head=True, types=list(types))
-    return [e async for resp in stub.StreamEvents(req, metadata=md, timeout=10) for e in resp.events]
+    return [
+        e async for resp in stub.StreamEvents(req, metadata=md, timeout=10) for e in resp.events
+    ]
 
 
 async def _finished(
