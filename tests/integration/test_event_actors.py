@@ -26,7 +26,7 @@ from switchboard.server.common.signing import sign
 from switchboard.server.config.defaults import built_in_connectors
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.errors import PermanentConnectorError
-from switchboard.v1 import campaigns_pb2, events_pb2, events_pb2_grpc
+from switchboard.v1 import campaigns_pb2, campaigns_pb2_grpc, events_pb2, events_pb2_grpc
 
 StartApp = Callable[..., Awaitable[App]]
 WRITER, OPS = generate_key(), generate_key()
@@ -262,3 +262,30 @@ async def test_webhooks_name_their_source(start_app: StartApp) -> None:
     assert _who(received) == ("webhook", "ats", "", "")
     # The wait ended in the webhook's request; the next step was the dispatcher's.
     assert [_who(e) for e in steps_logged] == [("webhook", "ats", "", ""), _dispatched(run.id)]
+
+
+async def test_segment_campaign_runs_name_who_started_the_campaign(start_app: StartApp) -> None:
+    pace = {"chunk": 2, "runs_per_s": 1000.0, "poll_interval_s": 0.1}
+    app = await start_app(
+        auth=AUTH,
+        audience=pace,
+        connectors={"fake": {"kind": "fake"}},
+        triggers={"wave": {"steps": [{"connector": "fake", "action": "echo"}]}},
+    )
+    async with Switchboard(f"127.0.0.1:{app.port}", api_key=WRITER, timeout=10.0) as sb:
+        for i in range(3):
+            await sb.contacts.upsert(email=f"fr{i}@example.com", country="FR")
+        await sb.segments.create("fr", 'country == "FR"')
+        stub = campaigns_pb2_grpc.CampaignTriggersStub(sb.channel)
+        md = (("authorization", f"Bearer {WRITER}"),)
+        req = campaigns_pb2.TriggerCampaignRequest(event="wave", segment="fr")
+        campaign = (await stub.TriggerCampaign(req, metadata=md)).campaign
+        watch = campaigns_pb2.WatchCampaignRequest(id=campaign.id)
+        [*_, final] = [r.campaign async for r in stub.WatchCampaign(watch, metadata=md, timeout=30)]
+        assert final.status == campaigns_pb2.CAMPAIGN_STATUS_DONE
+        runs = await _finished(sb, "wave", 3)
+        started = [e for e in await _stream(sb, "run.started") if e.details["event"] == "wave"]
+    assert campaign.started_by == "api_key:crm-sync"
+    assert {r.started_by for r in runs} == {"api_key:crm-sync"}
+    # Started in the background, for the caller who triggered the campaign.
+    assert sorted(_who(e) for e in started) == sorted(_dispatched(r.id) for r in runs)

@@ -761,6 +761,7 @@ class Campaign(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    STARTED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned (`g_` followed by 26 characters)."""
     event: _builtins.str
@@ -781,6 +782,10 @@ class Campaign(_message.Message):
     """Runs that ended with every step SKIPPED (e.g. no consent)."""
     failed: _builtins.int
     """Runs that ended FAILED."""
+    started_by: _builtins.str
+    """Who started it (`kind:name`, as `Run.started_by`): its runs, started in the
+    background, are recorded as started by this caller.
+    """
     @_builtins.property
     def attributes(self) -> _struct_pb2.Struct:
         """The attributes every run received."""
@@ -804,10 +809,11 @@ class Campaign(_message.Message):
         failed: _builtins.int | None = ...,
         attributes: _struct_pb2.Struct | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        started_by: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "audience", b"audience", "created_at", b"created_at", "event", b"event", "failed", b"failed", "id", b"id", "pending", b"pending", "segment", b"segment", "skipped", b"skipped", "started", b"started", "status", b"status", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "audience", b"audience", "created_at", b"created_at", "event", b"event", "failed", b"failed", "id", b"id", "pending", b"pending", "segment", b"segment", "skipped", b"skipped", "started", b"started", "started_by", b"started_by", "status", b"status", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
