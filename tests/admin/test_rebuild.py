@@ -18,6 +18,7 @@ from switchboard.server.common.timeutil import now_us
 from switchboard.server.store.event_log import append_details
 from switchboard.v1 import admin_pb2, admin_pb2_grpc, segments_pb2, segments_pb2_grpc
 from switchboard.v1.contacts_pb2 import Contact
+from switchboard.v1.leads_pb2 import LEAD_STATUS_MQL, LEAD_STATUS_NEW, LEAD_STATUS_SQL, Lead
 
 StartApp = Callable[..., Awaitable[App]]
 _TABLES = {
@@ -27,6 +28,7 @@ _TABLES = {
     "ORDER BY id",
     "facts": "SELECT * FROM segment_facts ORDER BY contact_id",
     "days": "SELECT contact_id, day, purchases, amount FROM activity_days ORDER BY contact_id, day",
+    "leads": "SELECT contact_id, data FROM leads ORDER BY contact_id",
 }
 _SEGMENTS = {
     "fr_buyers": 'purchases_90d > 2 && country == "FR"',
@@ -64,6 +66,9 @@ async def _seed(sb: Switchboard) -> dict[str, str]:
             )
     await sb.leads.record_activity(id=ids["cy"], type="add_to_cart")
     await sb.leads.update_status(id=ids["ann"], status="mql", reason="asked for a demo")
+    await sb.leads.score(id=ids["bob"])
+    await sb.contacts.upsert(email="dee@example.com", job_title="CTO")
+    ids["dee"] = (await sb.leads.score(email="dee@example.com")).contact_id  # scored only
     await sb.contacts.delete(id=ids["gone"])
     return ids
 
@@ -74,6 +79,7 @@ async def _snapshot(app: App) -> dict[str, list[tuple[Any, ...]]]:
         # Messages compared as messages: a map's serialized order is not fixed.
         out["contacts"] = [(*r[:3], Contact.FromString(r[3])) for r in out["contacts"]]
         out["activities"] = [(*r[:5], Struct.FromString(r[5])) for r in out["activities"]]
+        out["leads"] = [(r[0], Lead.FromString(r[1])) for r in out["leads"]]
         return out
 
     return await app.store.read(read)
@@ -102,6 +108,10 @@ async def _damage(app: App, ids: dict[str, str]) -> None:
         tx._rows("DELETE FROM contact_lists WHERE contact_id = ?", (ids["bob"],))
         tx._rows("DELETE FROM activities WHERE contact_id = ?", (ids["ann"],))
         tx._rows("UPDATE segment_facts SET purchases_90d = 99, country = 'XX'")
+        tx._rows("DELETE FROM leads WHERE contact_id = ?", (ids["dee"],))
+        lead = tx.lead(ids["ann"])
+        lead.score, lead.status = 3, LEAD_STATUS_NEW  # the "mql" segment loses ann
+        tx.put_lead(lead)
 
     await app.store.write(work)
 
@@ -134,8 +144,9 @@ async def test_rebuild_equals_the_live_models(
     total = await app.store.read(lambda tx: tx._rows("SELECT count(*) FROM events")[0][0])
     assert last.events_read == total
     assert last.events_per_second > 0
-    assert (last.contacts, last.activities, last.list_memberships) == (3, 7, 4)
+    assert (last.contacts, last.activities, last.list_memberships) == (4, 7, 4)
     assert last.legacy_contacts_kept == 0
+    assert (last.leads, last.leads_kept) == (4, 0)  # every stored score is in the log
     assert last.redacted_events > 0  # the erased person's creation, activities...
     assert live_counts == {"fr_buyers": 1, "vip": 2, "carts": 1, "mql": 1, "spenders": 1}
     assert rebuilt_counts == live_counts
@@ -184,7 +195,7 @@ async def test_dry_run_counts_without_swapping(app: App, channel: grpc.aio.Chann
     call = stub.RebuildReadModels(admin_pb2.RebuildReadModelsRequest(dry_run=True), timeout=60)
     progress = [m async for m in call]
     assert progress[-1].done
-    assert progress[-1].contacts == 3
+    assert progress[-1].contacts == 4
     assert await _snapshot(app) == damaged
 
 
@@ -232,3 +243,26 @@ async def test_schema_1_history_keeps_the_current_row(app: App, channel: grpc.ai
     assert emails[old_id] == "kept@example.com"  # the current row, not the log's version
     assert emails[ids["ann"]] == "ann@example.com"
     assert ids["gone"] not in emails
+
+
+async def test_leads_stored_before_scores_were_logged_are_kept(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+        ids = await _seed(sb)
+        old = (await sb.contacts.upsert(email="old@example.com")).contact
+
+    def unlogged(tx: Any) -> None:
+        # As a server from before scores were logged stored it: a lead row, no event.
+        tx.put_lead(Lead(contact_id=old.id, score=42, grade=2, status=LEAD_STATUS_SQL))
+
+    await app.store.write(unlogged)
+    await _damage(app, ids)
+    progress = await _rebuild(channel)
+    assert (progress[-1].leads, progress[-1].leads_kept) == (5, 1)
+    rows = await app.store.read(lambda tx: tx._rows("SELECT contact_id, data FROM leads"))
+    leads = {r[0]: Lead.FromString(r[1]) for r in rows}
+    assert (leads[old.id].score, leads[old.id].status) == (42, LEAD_STATUS_SQL)
+    assert leads[ids["ann"]].status == LEAD_STATUS_MQL  # again, from the log
+    assert ids["dee"] in leads
+    assert ids["gone"] not in leads

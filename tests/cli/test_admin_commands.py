@@ -22,6 +22,7 @@ def test_rebuild_shows_progress_and_a_summary(invoke: Invoke, tmp_path: Path) ->
     assert "/s), cursor " in result.stderr
     assert result.stdout.startswith("rebuilt and swapped in: ")
     assert "contacts with schema-1 history kept" in result.stdout
+    assert " leads (0 not in the log, kept as they were)" in result.stdout
     after = invoke("contacts", "get", "rebuild-1@example.com")
     assert after.exit_code == 0, after.output
     assert after.stdout == before.stdout

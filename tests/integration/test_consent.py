@@ -12,7 +12,8 @@ from switchboard.client import FailedPreconditionError, InvalidArgumentError, Sw
 from switchboard.server.app.build import App
 from switchboard.server.config.settings import defaults
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2
+from switchboard.server.store.event_log import EventFilter, decode_rows
+from switchboard.v1 import campaigns_pb2, connectors_pb2, contacts_pb2, events_pb2
 
 StartApp = Callable[..., Awaitable[App]]
 OK = campaigns_pb2.RUN_STATUS_SUCCEEDED
@@ -262,9 +263,13 @@ async def test_skip_consent_check_is_an_operators_explicit_bypass(
     result = await sb.connectors.invoke(request=request)
 
     assert result["subscribed"] is True
-    events = await app.store.read(lambda tx: tx.events("esp"))
-    assert [(kind, b'"consent_check_skipped": true' in body) for kind, body in events] == [
-        ("connector.invoked", True)
+    def invoked(tx: Any) -> list[events_pb2.Event]:
+        rows = tx.event_rows(0, 1000, EventFilter(types=("connector.invoked",)))
+        return decode_rows(tx, rows).events
+
+    events = await app.store.read(invoked)
+    assert [(e.aggregate_id, e.details["consent_check_skipped"]) for e in events] == [
+        ("esp", True)
     ]
 
 

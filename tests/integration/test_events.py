@@ -202,7 +202,9 @@ async def test_run_steps_are_in_the_history(client: Switchboard) -> None:
     steps = {(e.run_step.connector, e.run_step.action) for e in page.events}
     assert all(e.run_step.run_event == "newsletter.signup" for e in page.events)
     assert len(steps) >= 2
-    assert all(e.actor.kind == "system" for e in page.events)
+    # Delivered later by the dispatcher, on behalf of the caller who triggered the run.
+    actors = {(e.actor.kind, e.actor.name, e.actor.via, e.actor.run_id) for e in page.events}
+    assert actors == {("api_key", "crm-sync", "dispatcher", run.id)}
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/admin.proto\x12\x0eswitchboard.v1\x1a\x1cswitchboard/v1/options.proto\"+\n\x18RebuildReadModelsRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\xe0\x01\n\x19RebuildReadModelsResponse\x12\x13\n\x0b\x65vents_read\x18\x01 \x01(\x03\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x03\x12\x19\n\x11\x65vents_per_second\x18\x03 \x01(\x01\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x10\n\x08\x63ontacts\x18\x05 \x01(\x03\x12\x12\n\nactivities\x18\x06 \x01(\x03\x12\x18\n\x10list_memberships\x18\x07 \x01(\x03\x12\x1c\n\x14legacy_contacts_kept\x18\x08 \x01(\x03\x12\x17\n\x0fredacted_events\x18\t \x01(\x03\x32~\n\x05\x41\x64min\x12u\n\x11RebuildReadModels\x12(.switchboard.v1.RebuildReadModelsRequest\x1a).switchboard.v1.RebuildReadModelsResponse\"\t\x8a\xb5\x18\x05\x61\x64min0\x01\x42]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/admin.proto\x12\x0eswitchboard.v1\x1a\x1cswitchboard/v1/options.proto\"+\n\x18RebuildReadModelsRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\x83\x02\n\x19RebuildReadModelsResponse\x12\x13\n\x0b\x65vents_read\x18\x01 \x01(\x03\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x03\x12\x19\n\x11\x65vents_per_second\x18\x03 \x01(\x01\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x10\n\x08\x63ontacts\x18\x05 \x01(\x03\x12\x12\n\nactivities\x18\x06 \x01(\x03\x12\x18\n\x10list_memberships\x18\x07 \x01(\x03\x12\x1c\n\x14legacy_contacts_kept\x18\x08 \x01(\x03\x12\x17\n\x0fredacted_events\x18\t \x01(\x03\x12\r\n\x05leads\x18\n \x01(\x03\x12\x12\n\nleads_kept\x18\x0b \x01(\x03\x32~\n\x05\x41\x64min\x12u\n\x11RebuildReadModels\x12(.switchboard.v1.RebuildReadModelsRequest\x1a).switchboard.v1.RebuildReadModelsResponse\"\t\x8a\xb5\x18\x05\x61\x64min0\x01\x42]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REBUILDREADMODELSREQUEST']._serialized_start=76
   _globals['_REBUILDREADMODELSREQUEST']._serialized_end=119
   _globals['_REBUILDREADMODELSRESPONSE']._serialized_start=122
-  _globals['_REBUILDREADMODELSRESPONSE']._serialized_end=346
-  _globals['_ADMIN']._serialized_start=348
-  _globals['_ADMIN']._serialized_end=474
+  _globals['_REBUILDREADMODELSRESPONSE']._serialized_end=381
+  _globals['_ADMIN']._serialized_start=383
+  _globals['_ADMIN']._serialized_end=509
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,8 @@ class RebuildReadModelsResponse(_message.Message):
     LIST_MEMBERSHIPS_FIELD_NUMBER: _builtins.int
     LEGACY_CONTACTS_KEPT_FIELD_NUMBER: _builtins.int
     REDACTED_EVENTS_FIELD_NUMBER: _builtins.int
+    LEADS_FIELD_NUMBER: _builtins.int
+    LEADS_KEPT_FIELD_NUMBER: _builtins.int
     events_read: _builtins.int
     """Events read from the log so far."""
     cursor: _builtins.int
@@ -67,6 +69,12 @@ class RebuildReadModelsResponse(_message.Message):
     """
     redacted_events: _builtins.int
     """Events whose personal part could not be opened (the person was erased)."""
+    leads: _builtins.int
+    """On the last message: leads (stored scores) in the new models."""
+    leads_kept: _builtins.int
+    """Of those, leads whose score is not in the log (stored by a server from before
+    scores were logged, or of a contact with schema-1 history): kept as they are.
+    """
     def __init__(
         self,
         *,
@@ -79,10 +87,12 @@ class RebuildReadModelsResponse(_message.Message):
         list_memberships: _builtins.int | None = ...,
         legacy_contacts_kept: _builtins.int | None = ...,
         redacted_events: _builtins.int | None = ...,
+        leads: _builtins.int | None = ...,
+        leads_kept: _builtins.int | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "contacts", b"contacts", "cursor", b"cursor", "done", b"done", "events_per_second", b"events_per_second", "events_read", b"events_read", "legacy_contacts_kept", b"legacy_contacts_kept", "list_memberships", b"list_memberships", "redacted_events", b"redacted_events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "contacts", b"contacts", "cursor", b"cursor", "done", b"done", "events_per_second", b"events_per_second", "events_read", b"events_read", "leads", b"leads", "leads_kept", b"leads_kept", "legacy_contacts_kept", b"legacy_contacts_kept", "list_memberships", b"list_memberships", "redacted_events", b"redacted_events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

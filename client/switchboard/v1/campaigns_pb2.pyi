@@ -216,6 +216,7 @@ class Run(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     VARIANT_FIELD_NUMBER: _builtins.int
+    STARTED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (`r_` followed by 26 characters)."""
     event: _builtins.str
@@ -227,6 +228,11 @@ class Run(_message.Message):
     variant: _builtins.str
     """The A/B variant the contact was assigned to; empty when the trigger has no
     variants.
+    """
+    started_by: _builtins.str
+    """Who started the run: the caller's `kind:name` (e.g. `api_key:crm-sync`,
+    see `Actor`), `anonymous`, or `system` for runs the server started itself.
+    The events of its later steps name this caller with `via = dispatcher`.
     """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
@@ -261,10 +267,11 @@ class Run(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         variant: _builtins.str | None = ...,
+        started_by: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "created_at", b"created_at", "finished_at", b"finished_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact_id", b"contact_id", "created_at", b"created_at", "event", b"event", "finished_at", b"finished_at", "id", b"id", "status", b"status", "steps", b"steps", "updated_at", b"updated_at", "variant", b"variant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "contact_id", b"contact_id", "created_at", b"created_at", "event", b"event", "finished_at", b"finished_at", "id", b"id", "started_by", b"started_by", "status", b"status", "steps", b"steps", "updated_at", b"updated_at", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -754,6 +761,7 @@ class Campaign(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    STARTED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned (`g_` followed by 26 characters)."""
     event: _builtins.str
@@ -774,6 +782,10 @@ class Campaign(_message.Message):
     """Runs that ended with every step SKIPPED (e.g. no consent)."""
     failed: _builtins.int
     """Runs that ended FAILED."""
+    started_by: _builtins.str
+    """Who started it (`kind:name`, as `Run.started_by`): its runs, started in the
+    background, are recorded as started by this caller.
+    """
     @_builtins.property
     def attributes(self) -> _struct_pb2.Struct:
         """The attributes every run received."""
@@ -797,10 +809,11 @@ class Campaign(_message.Message):
         failed: _builtins.int | None = ...,
         attributes: _struct_pb2.Struct | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        started_by: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "audience", b"audience", "created_at", b"created_at", "event", b"event", "failed", b"failed", "id", b"id", "pending", b"pending", "segment", b"segment", "skipped", b"skipped", "started", b"started", "status", b"status", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "audience", b"audience", "created_at", b"created_at", "event", b"event", "failed", b"failed", "id", b"id", "pending", b"pending", "segment", b"segment", "skipped", b"skipped", "started", b"started", "started_by", b"started_by", "status", b"status", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

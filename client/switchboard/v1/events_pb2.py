@@ -30,7 +30,7 @@ from switchboard.v1 import leads_pb2 as switchboard_dot_v1_dot_leads__pb2
 from switchboard.v1 import options_pb2 as switchboard_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eswitchboard/v1/campaigns.proto\x1a\x1dswitchboard/v1/contacts.proto\x1a\x1aswitchboard/v1/leads.proto\x1a\x1cswitchboard/v1/options.proto\"#\n\x05\x41\x63tor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xf7\x03\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x14\n\x0c\x61ggregate_id\x18\x04 \x01(\t\x12\x12\n\ncontact_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05\x61\x63tor\x18\x07 \x01(\x0b\x32\x15.switchboard.v1.Actor\x12\x10\n\x08redacted\x18\x08 \x01(\x08\x12\x39\n\x0f\x63ontact_changed\x18\x14 \x01(\x0b\x32\x1e.switchboard.v1.ContactChangedH\x00\x12=\n\x11\x61\x63tivity_recorded\x18\x15 \x01(\x0b\x32 .switchboard.v1.ActivityRecordedH\x00\x12\x33\n\x08run_step\x18\x16 \x01(\x0b\x32\x1f.switchboard.v1.RunStepRecordedH\x00\x12@\n\x13lead_status_changed\x18\x17 \x01(\x0b\x32!.switchboard.v1.LeadStatusChangedH\x00\x12*\n\x07\x64\x65tails\x18\x1e \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06values\"f\n\x0e\x43ontactChanged\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"S\n\x10\x41\x63tivityRecorded\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12*\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Activity\"\xf1\x01\n\x0fRunStepRecorded\x12\x11\n\trun_event\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x11\n\tconnector\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.switchboard.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x13\n\x0bskip_reason\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\'\n\x06result\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07variant\x18\n \x01(\t\"}\n\x11LeadStatusChanged\x12,\n\x08previous\x18\x01 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xd4\x01\n\x13StreamEventsRequest\x12\x14\n\x0c\x61\x66ter_cursor\x18\x01 \x01(\x03\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05types\x18\x03 \x03(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x14\n\x0cstop_at_head\x18\x05 \x01(\x08\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10include_redacted\x18\x07 \x01(\x08\"g\n\x14StreamEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.switchboard.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x03\x12\x18\n\x10redacted_skipped\x18\x03 \x01(\x05\"\x81\x01\n\x18GetContactHistoryRequest\x12\x14\n\ncontact_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\r\n\x05types\x18\x05 \x03(\tB\x08\n\x06lookup\"[\n\x19GetContactHistoryResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.switchboard.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf1\x01\n\x06\x45vents\x12l\n\x0cStreamEvents\x12#.switchboard.v1.StreamEventsRequest\x1a$.switchboard.v1.StreamEventsResponse\"\x0f\x8a\xb5\x18\x0b\x65vents:read0\x01\x12y\n\x11GetContactHistory\x12(.switchboard.v1.GetContactHistoryRequest\x1a).switchboard.v1.GetContactHistoryResponse\"\x0f\x8a\xb5\x18\x0b\x65vents:readB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eswitchboard/v1/campaigns.proto\x1a\x1dswitchboard/v1/contacts.proto\x1a\x1aswitchboard/v1/leads.proto\x1a\x1cswitchboard/v1/options.proto\"@\n\x05\x41\x63tor\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03via\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"\xaa\x04\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x14\n\x0c\x61ggregate_id\x18\x04 \x01(\t\x12\x12\n\ncontact_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05\x61\x63tor\x18\x07 \x01(\x0b\x32\x15.switchboard.v1.Actor\x12\x10\n\x08redacted\x18\x08 \x01(\x08\x12\x39\n\x0f\x63ontact_changed\x18\x14 \x01(\x0b\x32\x1e.switchboard.v1.ContactChangedH\x00\x12=\n\x11\x61\x63tivity_recorded\x18\x15 \x01(\x0b\x32 .switchboard.v1.ActivityRecordedH\x00\x12\x33\n\x08run_step\x18\x16 \x01(\x0b\x32\x1f.switchboard.v1.RunStepRecordedH\x00\x12@\n\x13lead_status_changed\x18\x17 \x01(\x0b\x32!.switchboard.v1.LeadStatusChangedH\x00\x12\x31\n\x0blead_scored\x18\x18 \x01(\x0b\x32\x1a.switchboard.v1.LeadScoredH\x00\x12*\n\x07\x64\x65tails\x18\x1e \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06values\"f\n\x0e\x43ontactChanged\x12(\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x17.switchboard.v1.Contact\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"w\n\x10\x41\x63tivityRecorded\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12*\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.Activity\x12\"\n\x04lead\x18\x03 \x01(\x0b\x32\x14.switchboard.v1.Lead\"\xf1\x01\n\x0fRunStepRecorded\x12\x11\n\trun_event\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x11\n\tconnector\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.switchboard.v1.StepStatus\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x13\n\x0bskip_reason\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\'\n\x06result\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07variant\x18\n \x01(\t\"\xa1\x01\n\x11LeadStatusChanged\x12,\n\x08previous\x18\x01 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.switchboard.v1.LeadStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\"\n\x04lead\x18\x04 \x01(\x0b\x32\x14.switchboard.v1.Lead\"0\n\nLeadScored\x12\"\n\x04lead\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Lead\"\xd4\x01\n\x13StreamEventsRequest\x12\x14\n\x0c\x61\x66ter_cursor\x18\x01 \x01(\x03\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05types\x18\x03 \x03(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x14\n\x0cstop_at_head\x18\x05 \x01(\x08\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10include_redacted\x18\x07 \x01(\x08\"g\n\x14StreamEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.switchboard.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x03\x12\x18\n\x10redacted_skipped\x18\x03 \x01(\x05\"\x81\x01\n\x18GetContactHistoryRequest\x12\x14\n\ncontact_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x02 \x01(\tH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\r\n\x05types\x18\x05 \x03(\tB\x08\n\x06lookup\"[\n\x19GetContactHistoryResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.switchboard.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf1\x01\n\x06\x45vents\x12l\n\x0cStreamEvents\x12#.switchboard.v1.StreamEventsRequest\x1a$.switchboard.v1.StreamEventsResponse\"\x0f\x8a\xb5\x18\x0b\x65vents:read0\x01\x12y\n\x11GetContactHistory\x12(.switchboard.v1.GetContactHistoryRequest\x1a).switchboard.v1.GetContactHistoryResponse\"\x0f\x8a\xb5\x18\x0b\x65vents:readB]\n\x11io.switchboard.v1P\x01ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,25 +43,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTS'].methods_by_name['GetContactHistory']._loaded_options = None
   _globals['_EVENTS'].methods_by_name['GetContactHistory']._serialized_options = b'\212\265\030\013events:read'
   _globals['_ACTOR']._serialized_start=231
-  _globals['_ACTOR']._serialized_end=266
-  _globals['_EVENT']._serialized_start=269
-  _globals['_EVENT']._serialized_end=772
-  _globals['_CONTACTCHANGED']._serialized_start=774
-  _globals['_CONTACTCHANGED']._serialized_end=876
-  _globals['_ACTIVITYRECORDED']._serialized_start=878
-  _globals['_ACTIVITYRECORDED']._serialized_end=961
-  _globals['_RUNSTEPRECORDED']._serialized_start=964
-  _globals['_RUNSTEPRECORDED']._serialized_end=1205
-  _globals['_LEADSTATUSCHANGED']._serialized_start=1207
-  _globals['_LEADSTATUSCHANGED']._serialized_end=1332
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1335
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1547
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1549
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1652
-  _globals['_GETCONTACTHISTORYREQUEST']._serialized_start=1655
-  _globals['_GETCONTACTHISTORYREQUEST']._serialized_end=1784
-  _globals['_GETCONTACTHISTORYRESPONSE']._serialized_start=1786
-  _globals['_GETCONTACTHISTORYRESPONSE']._serialized_end=1877
-  _globals['_EVENTS']._serialized_start=1880
-  _globals['_EVENTS']._serialized_end=2121
+  _globals['_ACTOR']._serialized_end=295
+  _globals['_EVENT']._serialized_start=298
+  _globals['_EVENT']._serialized_end=852
+  _globals['_CONTACTCHANGED']._serialized_start=854
+  _globals['_CONTACTCHANGED']._serialized_end=956
+  _globals['_ACTIVITYRECORDED']._serialized_start=958
+  _globals['_ACTIVITYRECORDED']._serialized_end=1077
+  _globals['_RUNSTEPRECORDED']._serialized_start=1080
+  _globals['_RUNSTEPRECORDED']._serialized_end=1321
+  _globals['_LEADSTATUSCHANGED']._serialized_start=1324
+  _globals['_LEADSTATUSCHANGED']._serialized_end=1485
+  _globals['_LEADSCORED']._serialized_start=1487
+  _globals['_LEADSCORED']._serialized_end=1535
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1538
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1750
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1752
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1855
+  _globals['_GETCONTACTHISTORYREQUEST']._serialized_start=1858
+  _globals['_GETCONTACTHISTORYREQUEST']._serialized_end=1987
+  _globals['_GETCONTACTHISTORYRESPONSE']._serialized_start=1989
+  _globals['_GETCONTACTHISTORYRESPONSE']._serialized_end=2080
+  _globals['_EVENTS']._serialized_start=2083
+  _globals['_EVENTS']._serialized_end=2324
 # @@protoc_insertion_point(module_scope)

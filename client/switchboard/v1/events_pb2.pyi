@@ -31,6 +31,8 @@ class Actor(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    VIA_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """`api_key` or `jwt` (an authenticated caller), `anonymous` (auth is off),
     or `system` (the server itself: deliveries, retries, timeouts).
@@ -39,15 +41,25 @@ class Actor(_message.Message):
     """The caller's name from the server's configuration (API-key caller or JWT
     subject); empty for `system` and `anonymous`.
     """
+    via: _builtins.str
+    """`dispatcher` when the server did the work later, outside the caller's
+    request (a run's step delivered, retried, timed out or dead-lettered):
+    `kind` and `name` are then who started the run (`system` for runs the
+    server started itself). Empty for work done within the caller's request.
+    """
+    run_id: _builtins.str
+    """The run the work belonged to, when `via` is `dispatcher`."""
     def __init__(
         self,
         *,
         kind: _builtins.str | None = ...,
         name: _builtins.str | None = ...,
+        via: _builtins.str | None = ...,
+        run_id: _builtins.str | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "run_id", b"run_id", "via", b"via"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -71,6 +83,7 @@ class Event(_message.Message):
     ACTIVITY_RECORDED_FIELD_NUMBER: _builtins.int
     RUN_STEP_FIELD_NUMBER: _builtins.int
     LEAD_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
+    LEAD_SCORED_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
     """Position in the log: increasing, unique. Resume a stream after it."""
@@ -113,6 +126,12 @@ class Event(_message.Message):
         """lead.status_changed."""
 
     @_builtins.property
+    def lead_scored(self) -> Global___LeadScored:
+        """lead.scored: a lead re-scored without an activity or a status change
+        (ScoreLead, or UpdateLeadStatus to the status it already had).
+        """
+
+    @_builtins.property
     def details(self) -> _struct_pb2.Struct:
         """Any other type, and every schema_version 1 event: its recorded fields."""
 
@@ -131,13 +150,14 @@ class Event(_message.Message):
         activity_recorded: Global___ActivityRecorded | None = ...,
         run_step: Global___RunStepRecorded | None = ...,
         lead_status_changed: Global___LeadStatusChanged | None = ...,
+        lead_scored: Global___LeadScored | None = ...,
         details: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_recorded", b"activity_recorded", "actor", b"actor", "contact_changed", b"contact_changed", "details", b"details", "lead_status_changed", b"lead_status_changed", "occurred_at", b"occurred_at", "run_step", b"run_step", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_recorded", b"activity_recorded", "actor", b"actor", "contact_changed", b"contact_changed", "details", b"details", "lead_scored", b"lead_scored", "lead_status_changed", b"lead_status_changed", "occurred_at", b"occurred_at", "run_step", b"run_step", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_recorded", b"activity_recorded", "actor", b"actor", "aggregate_id", b"aggregate_id", "contact_changed", b"contact_changed", "contact_id", b"contact_id", "cursor", b"cursor", "details", b"details", "lead_status_changed", b"lead_status_changed", "occurred_at", b"occurred_at", "redacted", b"redacted", "run_step", b"run_step", "schema_version", b"schema_version", "type", b"type", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_recorded", b"activity_recorded", "actor", b"actor", "aggregate_id", b"aggregate_id", "contact_changed", b"contact_changed", "contact_id", b"contact_id", "cursor", b"cursor", "details", b"details", "lead_scored", b"lead_scored", "lead_status_changed", b"lead_status_changed", "occurred_at", b"occurred_at", "redacted", b"redacted", "run_step", b"run_step", "schema_version", b"schema_version", "type", b"type", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["contact_changed", "activity_recorded", "run_step", "lead_status_changed", "details"]  # noqa: Y015
+    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["contact_changed", "activity_recorded", "run_step", "lead_status_changed", "lead_scored", "details"]  # noqa: Y015
     _WhichOneofArgType_values: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_values) -> _WhichOneofReturnType_values | None: ...
 
@@ -189,21 +209,27 @@ class ActivityRecorded(_message.Message):
 
     ACTIVITY_ID_FIELD_NUMBER: _builtins.int
     ACTIVITY_FIELD_NUMBER: _builtins.int
+    LEAD_FIELD_NUMBER: _builtins.int
     activity_id: _builtins.str
     """The activity's id."""
     @_builtins.property
     def activity(self) -> _leads_pb2.Activity:
         """What happened; `attributes` are removed when the person is erased."""
 
+    @_builtins.property
+    def lead(self) -> _leads_pb2.Lead:
+        """The lead as re-scored after the activity (removed when the person is erased)."""
+
     def __init__(
         self,
         *,
         activity_id: _builtins.str | None = ...,
         activity: _leads_pb2.Activity | None = ...,
+        lead: _leads_pb2.Lead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "lead", b"lead"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "activity_id", b"activity_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "activity_id", b"activity_id", "lead", b"lead"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -277,24 +303,54 @@ class LeadStatusChanged(_message.Message):
     PREVIOUS_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    LEAD_FIELD_NUMBER: _builtins.int
     previous: _leads_pb2.LeadStatus.ValueType
     status: _leads_pb2.LeadStatus.ValueType
     reason: _builtins.str
     """The reason given by the caller (removed when the person is erased)."""
+    @_builtins.property
+    def lead(self) -> _leads_pb2.Lead:
+        """The lead as stored after the move, re-scored (removed when the person is erased)."""
+
     def __init__(
         self,
         *,
         previous: _leads_pb2.LeadStatus.ValueType | None = ...,
         status: _leads_pb2.LeadStatus.ValueType | None = ...,
         reason: _builtins.str | None = ...,
+        lead: _leads_pb2.Lead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead", "previous", b"previous", "reason", b"reason", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeadStatusChanged: _TypeAlias = LeadStatusChanged  # noqa: Y015
+
+@_typing.final
+class LeadScored(_message.Message):
+    """A lead's score was stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> _leads_pb2.Lead:
+        """The lead as stored: score, grade and reasons (removed when the person is erased)."""
+
+    def __init__(
+        self,
+        *,
+        lead: _leads_pb2.Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadScored: _TypeAlias = LeadScored  # noqa: Y015
 
 @_typing.final
 class StreamEventsRequest(_message.Message):

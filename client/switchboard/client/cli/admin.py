@@ -39,7 +39,8 @@ async def rebuild_read_models(conn: Connection, dry_run: bool, quiet: bool) -> N
             click.echo(
                 f"{verb}: {p.events_read} events up to cursor {p.cursor} "
                 f"({p.events_per_second:,.0f}/s); {p.contacts} contacts, "
-                f"{p.activities} activities, {p.list_memberships} list memberships; "
+                f"{p.activities} activities, {p.list_memberships} list memberships, "
+                f"{p.leads} leads ({p.leads_kept} not in the log, kept as they were); "
                 f"{p.legacy_contacts_kept} contacts with schema-1 history kept as they were; "
                 f"{p.redacted_events} redacted events"
             )

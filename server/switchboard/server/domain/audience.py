@@ -25,6 +25,7 @@ from switchboard.server.rules.segment_sql import Dialect
 from switchboard.server.rules.validation import Violations, check_id, check_idempotency_key
 from switchboard.server.runs.audience import start_chunk
 from switchboard.server.store.base import ReadTx, Store, WriteTx
+from switchboard.server.store.event_log import actor_label, current_actor
 from switchboard.v1 import campaigns_pb2
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class AudienceService:
                 segment=req.segment,
                 status=campaigns_pb2.CAMPAIGN_STATUS_STARTING,
                 audience=audience,
+                started_by=actor_label(current_actor()),  # `write_once` acts as the caller
             )
             campaign.attributes.CopyFrom(req.attributes)
             set_ts(campaign.created_at, now)

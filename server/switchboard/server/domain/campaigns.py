@@ -33,7 +33,8 @@ from switchboard.server.runs.outcome import TERMINAL_RUN
 from switchboard.server.runs.resume import resume_waits
 from switchboard.server.runs.start import start_run
 from switchboard.server.store.base import RunFilter, Store, WriteTx
-from switchboard.v1 import campaigns_pb2
+from switchboard.server.store.event_log import acting_as
+from switchboard.v1 import campaigns_pb2, events_pb2
 
 _EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Slow poll behind the in-process notifier: catches changes made by other processes.
@@ -131,9 +132,14 @@ class CampaignService:
         Committed before it returns; a repeated `msg_id` resumes nothing new.
         """
         dedupe = f"webhook:{source}:{msg_id}:resume"
-        resumed, _ = await self._store.write(
-            lambda tx: resume_waits(tx, source, key, branch, event, dedupe, now_us())
-        )
+        # The tool that sent the webhook caused what it resumes.
+        actor = events_pb2.Actor(kind="webhook", name=source)
+
+        def work(tx: WriteTx) -> tuple[list[str], bool]:
+            with acting_as(actor):
+                return resume_waits(tx, source, key, branch, event, dedupe, now_us())
+
+        resumed, _ = await self._store.write(work)
         for run_id in resumed:
             self._notifier.publish(run_id)
         self._dispatcher.wake()

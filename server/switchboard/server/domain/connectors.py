@@ -41,6 +41,7 @@ from switchboard.server.rules.validation import (
     check_struct,
 )
 from switchboard.server.store.base import IdempotencyRecord, Store, WriteTx
+from switchboard.server.store.event_log import append_details, as_caller
 from switchboard.v1 import connectors_pb2
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,9 @@ class ConnectorService:
         resp = connectors_pb2.InvokeConnectorResponse()
         if ok:
             resp.result.CopyFrom(_struct(result))
-        await self._store.write(lambda tx: self._record(tx, req, digest, resp, ok, error))
+        await self._store.write(
+            as_caller(lambda tx: self._record(tx, req, digest, resp, ok, error))
+        )
         if error is not None:
             raise error
         return resp
@@ -289,7 +292,7 @@ class ConnectorService:
             "permanent": isinstance(error, PermanentConnectorError),
             "consent_check_skipped": req.skip_consent_check,
         }
-        tx.append_event("connector.invoked", req.connector, json.dumps(body).encode(), now)
+        append_details(tx, "connector.invoked", req.connector, now, body)
         # Only successes are replayed: a failed call may succeed when retried with the same key.
         if ok and req.idempotency_key and tx.idempotency(req.idempotency_key) is None:
             record = IdempotencyRecord(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from switchboard.server.common.timeutil import now_us, set_ts
 from switchboard.server.dispatch.notify import RunNotifier
 from switchboard.server.dispatch.worker import Dispatcher
@@ -12,6 +10,7 @@ from switchboard.server.rules.paging import PageTokens
 from switchboard.server.rules.validation import Violations, check_id, check_page_size
 from switchboard.server.runs.chunk_outcome import chunk_step_key, reopen_item
 from switchboard.server.store.base import DeadLetter, Store, WriteTx
+from switchboard.server.store.event_log import append_details, as_caller
 from switchboard.v1 import campaigns_pb2, connectors_pb2
 
 _REASONS = {
@@ -78,7 +77,9 @@ class DeadLetterService:
     ) -> connectors_pb2.RedriveDeadLettersResponse:
         """Queue the selected dead letters again; their runs continue."""
         ids, connector = _selection(req)
-        redriven = await self._store.write(lambda tx: _redrive(tx, ids, connector, now_us()))
+        redriven = await self._store.write(
+            as_caller(lambda tx: _redrive(tx, ids, connector, now_us()))
+        )
         for run_id in {letter.run_id for letter in redriven}:
             self._notifier.publish(run_id)
         self._dispatcher.wake()
@@ -139,4 +140,4 @@ def _requeue(tx: WriteTx, letter: DeadLetter, now: int) -> None:
     # advance=False: the run already went on past this step when it failed.
     tx.enqueue_step(letter.run_id, letter.step_index, letter.connector, key, now, False)
     body = {"id": letter.id, "step": letter.step_index}
-    tx.append_event("run.step_redriven", letter.run_id, json.dumps(body).encode(), now)
+    append_details(tx, "run.step_redriven", letter.run_id, now, body, letter.contact_id)

@@ -33,7 +33,7 @@ from switchboard.server.rules.validation import (
 from switchboard.server.runs.start import start_run
 from switchboard.server.store import event_values
 from switchboard.server.store.base import ActivityRow, ReadTx, Store, WriteTx
-from switchboard.server.store.event_log import append
+from switchboard.server.store.event_log import append, as_caller
 from switchboard.v1 import common_pb2, contacts_pb2, leads_pb2
 
 STATUS_EVENT = "lead.status_updated"
@@ -62,6 +62,20 @@ def _stored_lead(contact: contacts_pb2.Contact, state: LeadState) -> leads_pb2.L
     if state.has_lead:
         return state.lead
     return leads_pb2.Lead(contact_id=contact.id, status=leads_pb2.LEAD_STATUS_NEW)
+
+
+def _store_score(tx: WriteTx, lead: leads_pb2.Lead, now: int) -> None:
+    """Store a re-scored lead and log it, unless its contact was erased meanwhile."""
+    if tx.contact_by_id(lead.contact_id) is not None:
+        tx.put_lead(lead)
+        _scored_event(tx, lead, now)
+
+
+def _scored_event(tx: WriteTx, lead: leads_pb2.Lead, now: int) -> None:
+    # The log holds every stored score, so a replay rebuilds the leads (`store/replay.py`).
+    clear, personal = event_values.lead_scored(lead)
+    cid = lead.contact_id
+    append(tx, "lead.scored", cid, now, contact_id=cid, clear=clear, personal=personal)
 
 
 def _resolve(tx: ReadTx, contact_id: str, email: str) -> contacts_pb2.Contact:
@@ -182,7 +196,7 @@ class LeadService:
             self._rescore(tx, contact, lead, now)
             tx.put_lead(lead)
             clear, personal = event_values.activity_recorded(
-                activity_id, act.type, occurred, act.value, act.attributes
+                activity_id, act.type, occurred, act.value, act.attributes, lead
             )
             append(
                 tx,
@@ -221,9 +235,7 @@ class LeadService:
             set_ts(lead.scored_at, now)  # the usual case: nothing to store
             return lead
         lead_rules.apply_score(lead, result, state.activity_count, now)
-        await self._store.write(
-            lambda tx: tx.put_lead(lead) if tx.contact_by_id(lead.contact_id) else None
-        )
+        await self._store.write(as_caller(lambda tx: _store_score(tx, lead, now)))
         await self._cache.invalidate(lead_key(contact.id))
         return lead
 
@@ -264,9 +276,13 @@ class LeadService:
                 set_ts(lead.status_changed_at, now)
             self._rescore(tx, contact, lead, now)
             tx.put_lead(lead)
-            if previous != req.status:
+            if previous == req.status:
+                _scored_event(tx, lead, now)
+            else:
                 # The reason is free text, maybe about the person: sealed with their key.
-                clear, personal = event_values.lead_status_changed(previous, req.status, req.reason)
+                clear, personal = event_values.lead_status_changed(
+                    previous, req.status, req.reason, lead
+                )
                 append(
                     tx,
                     "lead.status_changed",

@@ -41,6 +41,7 @@ def swap(tx: WriteTx, models: ReadModels, dry_run: bool) -> None:
     legacy = sorted(models.legacy - models.erased)
     contacts, activities = tx.current_read_models(legacy)
     models.keep_current(contacts, activities)
+    models.keep_current_leads(tx.current_leads(models.unlogged_leads()))
     if not dry_run:
         tx.replace_read_models(models, day_of(now_us()))
 
@@ -78,4 +79,6 @@ class RebuildService:
         last.list_memberships = sum(len(set(c.lists)) for c in models.contacts.values())
         last.legacy_contacts_kept = len(models.legacy - models.erased)
         last.redacted_events = models.redacted
+        last.leads = len(models.live_leads())
+        last.leads_kept = models.leads_kept
         yield last

@@ -37,7 +37,15 @@ def start_chunk(
         contact = tx.contact_by_id(contact_id)
         if contact is None:  # erased since it was selected, in this same snapshot: none
             continue
-        run = start_run(tx, campaign.event, trigger, contact, campaign.attributes, now)
+        run = start_run(
+            tx,
+            campaign.event,
+            trigger,
+            contact,
+            campaign.attributes,
+            now,
+            started_by=campaign.started_by,
+        )
         tx.add_campaign_run(campaign_id, contact_id, run.id)
         started += 1
     tx.advance_campaign(campaign_id, ids[-1] if ids else row.cursor, started, len(ids) < limit)

@@ -9,7 +9,6 @@ letter, naming the contact), else SUCCEEDED; then the run moves on as any run do
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -21,6 +20,7 @@ from switchboard.server.runs.outcome import _DONE, Outcome, _advance
 from switchboard.server.runs.sync_chunk import ITEMS
 from switchboard.server.runs.write_back import write_back
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
+from switchboard.server.store.event_log import append_details, run_actor
 from switchboard.v1 import campaigns_pb2
 
 StepStatus = campaigns_pb2.StepStatus
@@ -107,7 +107,8 @@ def record_chunk(
         "attempts": step.attempts,
         "items": len(outcomes),
     }
-    tx.append_event("run.step", run.id, json.dumps(body).encode(), now)
+    actor = run_actor(run.started_by, run.id)
+    append_details(tx, "run.step", run.id, now, body, run.contact_id, otherwise=actor)
     return run
 
 
@@ -154,4 +155,5 @@ def _dead_letter(
     )
     tx.add_dead_letter(letter)
     body = {"id": letter.id, "step": item.step_index, "contact_id": contact_id}
-    tx.append_event("run.step_dead_lettered", run.id, json.dumps(body).encode(), now)
+    actor = run_actor(run.started_by, run.id)
+    append_details(tx, "run.step_dead_lettered", run.id, now, body, contact_id, otherwise=actor)

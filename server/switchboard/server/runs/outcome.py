@@ -17,7 +17,7 @@ from switchboard.server.runs.waits import start_wait, take_branch
 from switchboard.server.runs.write_back import write_back
 from switchboard.server.store import event_values
 from switchboard.server.store.base import DeadLetter, OutboxItem, WriteTx
-from switchboard.server.store.event_log import append, append_details
+from switchboard.server.store.event_log import append, append_details, run_actor
 from switchboard.v1 import campaigns_pb2
 
 StepStatus = campaigns_pb2.StepStatus
@@ -99,7 +99,17 @@ def record(tx: WriteTx, item: OutboxItem, outcome: Outcome, now: int) -> campaig
         step.result if step.HasField("result") else None,
         variant=run.variant,
     )
-    append(tx, "run.step", run.id, now, contact_id=run.contact_id, clear=clear, personal=personal)
+    actor = run_actor(run.started_by, run.id)
+    append(
+        tx,
+        "run.step",
+        run.id,
+        now,
+        contact_id=run.contact_id,
+        clear=clear,
+        personal=personal,
+        otherwise=actor,
+    )
     return run
 
 
@@ -122,7 +132,8 @@ def _dead_letter(
     )
     tx.add_dead_letter(letter)
     body = {"id": letter.id, "step": item.step_index, "reason": letter.reason}
-    append_details(tx, "run.step_dead_lettered", run.id, now, body, run.contact_id)
+    actor = run_actor(run.started_by, run.id)
+    append_details(tx, "run.step_dead_lettered", run.id, now, body, run.contact_id, actor)
 
 
 def queue_step(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now: int) -> None:
@@ -146,7 +157,8 @@ def queue_step(tx: WriteTx, run: campaigns_pb2.Run, plan: Plan, index: int, now:
             reason,
             variant=run.variant,
         )
-        append(tx, "run.step", run.id, now, contact_id=run.contact_id, clear=clear)
+        actor = run_actor(run.started_by, run.id)
+        append(tx, "run.step", run.id, now, contact_id=run.contact_id, clear=clear, otherwise=actor)
         index += 1
         if index >= len(plan.steps):
             _finish(run, now)

@@ -7,6 +7,7 @@ from typing import Any
 
 from switchboard.server.runs.outcome import Outcome, record
 from switchboard.server.store.base import IdempotencyRecord, WriteTx
+from switchboard.server.store.event_log import append_details
 from switchboard.v1 import campaigns_pb2
 
 
@@ -46,5 +47,5 @@ def resume_waits(
     # The log keeps that the event came and what it did; the body itself stays in the
     # results of the steps it resumed.
     note = {"source": source, "key": key, "branch": branch, "resumed": resumed}
-    tx.append_event("inbound.received", f"{source}:{key}", json.dumps(note).encode(), now)
+    append_details(tx, "inbound.received", f"{source}:{key}", now, note)
     return resumed, False

@@ -15,7 +15,12 @@ from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.variants import assign, variant_params
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
-from switchboard.server.store.event_log import append_details
+from switchboard.server.store.event_log import (
+    actor_label,
+    append_details,
+    current_actor,
+    run_actor,
+)
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 
@@ -29,6 +34,7 @@ def start_run(
     lead: dict[str, Any] | None = None,
     traceparent: str = "",
     variant: str = "",
+    started_by: str | None = None,
 ) -> campaigns_pb2.Run:
     """Create a PENDING run for `event` and queue its first step.
 
@@ -36,12 +42,15 @@ def start_run(
     transaction may run in another context) puts the run's deliveries in the caller's trace.
     A trigger with variants runs `variant` (a configured one, checked by the caller), or
     else the contact's own; the run records it and its steps take that variant's params.
+    `started_by`: who the run is for when it is started outside that caller's request
+    (a segment campaign's runs); default: the current actor.
     """
     run = campaigns_pb2.Run(
         id=new_id("r"),
         event=event,
         contact_id=contact.id,
         status=campaigns_pb2.RunStatus.RUN_STATUS_PENDING,
+        started_by=actor_label(current_actor()) if started_by is None else started_by,
     )
     if trigger.variants:
         run.variant = variant or assign(event, contact.id, _weights(trigger))
@@ -83,7 +92,8 @@ def start_run(
     details: dict[str, Any] = {"event": event, "contact_id": contact.id}
     if run.variant:
         details["variant"] = run.variant
-    append_details(tx, "run.started", run.id, now, details, contact.id)
+    actor = run_actor(run.started_by, run.id)  # when no caller is acting
+    append_details(tx, "run.started", run.id, now, details, contact.id, actor)
     return run
 
 

@@ -38,6 +38,7 @@ from switchboard.server.runs.sealed import seal_key, with_sealed_email
 from switchboard.server.runs.start import start_run
 from switchboard.server.runs.sync_chunk import fold_into_chunk, item_entry, start_chunk_run
 from switchboard.server.store.base import RunFilter, WriteTx
+from switchboard.server.store.event_log import actor_label, append_details, current_actor
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 CHANGED_EVENT = "contact.changed"
@@ -91,11 +92,12 @@ class SyncFanout:
             return None
         attributes = {"version": contact.version, "fields": list(fields), "changes": 1}
         run = shape.new_run(contact.id, attributes, now)
+        run.started_by = actor_label(current_actor())
         plan = _ShapedPlan(_base(run.id, contact, attributes), shape.steps, shape.steps_json)
         tx.put_run(run, plan, traceparent)
         queue_step(tx, run, plan, 0, now)
-        body = f'{{"event":"{CHANGED_EVENT}","contact_id":"{contact.id}"}}'
-        tx.append_event("run.started", run.id, body.encode(), now)
+        started = {"event": CHANGED_EVENT, "contact_id": contact.id}
+        append_details(tx, "run.started", run.id, now, started, contact.id)
         return CHANGED_EVENT
 
     def change_chunk(
@@ -217,7 +219,7 @@ def _coalesce(
         if not fold_into_chunk(tx, run, contact, fields):
             return False
         body = {"run_id": run.id, "contact_id": contact.id, "version": contact.version}
-        tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
+        append_details(tx, "run.coalesced", run.id, now, body, contact.id)
         return True
     before = struct_dict(run.attributes)
     seen = [str(f) for f in before.get("fields") or []]
@@ -232,7 +234,7 @@ def _coalesce(
     tx.update_plan(run.id, Plan(_base(run.id, contact, attributes), steps))
     tx.put_run(run)
     body = {"run_id": run.id, "version": contact.version}
-    tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
+    append_details(tx, "run.coalesced", run.id, now, body, contact.id)
     return True
 
 

@@ -24,6 +24,7 @@ from switchboard.server.rules.payloads import contact_payload
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import WriteTx
+from switchboard.server.store.event_log import actor_label, append_details, current_actor
 from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 CHANGED_EVENT = "contact.changed"
@@ -66,6 +67,7 @@ def start_chunk_run(
     run = campaigns_pb2.Run()
     run.CopyFrom(template)
     run.id = new_id("r")
+    run.started_by = actor_label(current_actor())
     attributes = Struct()
     attributes.update({"contacts": len(items), "chunk": True})
     run.attributes.CopyFrom(attributes)
@@ -78,8 +80,8 @@ def start_chunk_run(
     tx.put_run(run, plan, traceparent)
     tx.add_run_contacts(run.id, list(items))
     queue_step(tx, run, plan, 0, now)
-    body = f'{{"event":"{CHANGED_EVENT}","contacts":{len(items)}}}'
-    tx.append_event("run.started", run.id, body.encode(), now)
+    started = {"event": CHANGED_EVENT, "contacts": len(items)}
+    append_details(tx, "run.started", run.id, now, started)
     return run
 
 

@@ -11,17 +11,20 @@ they read as `details` with `schema_version = 1`.
 
 Who caused an event is taken from `acting_as`, which use-cases wrap around their
 transaction function (the transaction may run on another thread or in another call's
-task, so the caller's identity is captured before and passed in). Unset: `system`.
+task, so the caller's identity is captured before and passed in; `as_caller` does both).
+Work the dispatcher does later for a run (its steps' outcomes, dead letters) has no
+caller: it records who started the run (`Run.started_by`, taken when the run is
+created) with `via = "dispatcher"` and the run's id (`run_actor`). Unset: `system`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, MutableSequence, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.struct_pb2 import Struct
@@ -36,6 +39,7 @@ from switchboard.v1 import events_pb2
 LEGACY_VERSION = 1  # JSON of ids and field names, before values were recorded
 ENVELOPE_VERSION = 2  # SealedEvent
 SYSTEM = events_pb2.Actor(kind="system")
+DISPATCHER = "dispatcher"  # `Actor.via` of work done for a run outside any request
 _ACTOR: ContextVar[events_pb2.Actor | None] = ContextVar("event_actor", default=None)
 
 
@@ -129,6 +133,40 @@ def caller_actor() -> events_pb2.Actor:
     return events_pb2.Actor(kind=principal.method, name=principal.name)
 
 
+def actor_label(actor: events_pb2.Actor) -> str:
+    """`kind:name` (or `kind` alone), as kept in `Run.started_by`."""
+    return f"{actor.kind}:{actor.name}" if actor.name else actor.kind
+
+
+def current_actor() -> events_pb2.Actor:
+    """Who the events appended now are recorded as caused by."""
+    return _ACTOR.get() or SYSTEM
+
+
+def run_actor(started_by: str, run_id: str) -> events_pb2.Actor:
+    """The actor of the dispatcher's work on run `run_id`: who started the run."""
+    kind, _, name = (started_by or SYSTEM.kind).partition(":")
+    return events_pb2.Actor(kind=kind, name=name, via=DISPATCHER, run_id=run_id)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def as_caller(work: Callable[[_T], _R]) -> Callable[[_T], _R]:
+    """`work` (a transaction function) recording the current call's caller as actor.
+
+    Call it in the call's task: it reads the caller there, before `work` runs elsewhere.
+    """
+    actor = caller_actor()
+
+    def acted(tx: _T) -> _R:
+        with acting_as(actor):
+            return work(tx)
+
+    return acted
+
+
 @contextmanager
 def acting_as(actor: events_pb2.Actor) -> Iterator[None]:
     """Events appended inside record `actor` as their cause."""
@@ -150,17 +188,20 @@ def append(
     clear: events_pb2.Event | None = None,
     personal: events_pb2.Event | None = None,
     new_contact: bool = False,
+    otherwise: events_pb2.Actor | None = None,
 ) -> int:
     """Append one event: `clear` as is, `personal` sealed with `contact_id`'s data key.
 
     The personal part is dropped when the contact was already erased (no new key is made
     for someone who is gone). `new_contact`: the contact was created by this transaction,
     so it has no key yet and was never erased (two lookups saved per created contact).
+    `otherwise`: the actor when no caller is acting (`acting_as`), e.g. `run_actor` for
+    the dispatcher's work; a caller's request that does the same work wins.
     """
     sealed = SealedEvent()
     if clear is not None:
         sealed.clear.CopyFrom(clear)
-    sealed.clear.actor.CopyFrom(_ACTOR.get() or SYSTEM)
+    sealed.clear.actor.CopyFrom(_ACTOR.get() or otherwise or SYSTEM)
     if personal is not None and contact_id and personal.ByteSize():
         key = _new_data_key(tx, contact_id) if new_contact else _data_key(tx, contact_id)
         if key is not None:
@@ -181,11 +222,14 @@ def append_details(
     at_us: int,
     details: dict[str, Any],
     contact_id: str = "",
+    otherwise: events_pb2.Actor | None = None,
 ) -> int:
     """Append an event whose values are a few clear fields (ids, counts, statuses)."""
     clear = events_pb2.Event()
     clear.details.update(details)
-    return append(tx, type_, aggregate_id, at_us, contact_id=contact_id, clear=clear)
+    return append(
+        tx, type_, aggregate_id, at_us, contact_id=contact_id, clear=clear, otherwise=otherwise
+    )
 
 
 def _aad(key_id: bytes, type_: str) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from google.protobuf.struct_pb2 import Struct
 
-from switchboard.v1 import contacts_pb2, events_pb2
+from switchboard.v1 import contacts_pb2, events_pb2, leads_pb2
 
 Split = tuple[events_pb2.Event, events_pb2.Event]
 
@@ -31,9 +31,15 @@ def contact_changed(
 
 
 def activity_recorded(
-    activity_id: str, kind: int, occurred_us: int, value: float, attributes: Struct
+    activity_id: str,
+    kind: int,
+    occurred_us: int,
+    value: float,
+    attributes: Struct,
+    lead: leads_pb2.Lead | None = None,
 ) -> Split:
-    """An activity: type, time and value (the amount of a purchase) clear; attributes sealed."""
+    """An activity: type, time and value (the amount of a purchase) clear; attributes and
+    the lead re-scored after it sealed."""
     clear = events_pb2.Event()
     recorded = clear.activity_recorded
     recorded.activity_id = activity_id
@@ -45,6 +51,8 @@ def activity_recorded(
     personal = events_pb2.Event()
     if attributes.fields:
         personal.activity_recorded.activity.attributes.CopyFrom(attributes)
+    if lead is not None:
+        personal.activity_recorded.lead.CopyFrom(lead)
     return clear, personal
 
 
@@ -79,12 +87,26 @@ def run_step(
     return clear, personal
 
 
-def lead_status_changed(previous: int, status: int, reason: str) -> Split:
-    """A lead's move: both statuses clear; the caller's reason (free text) sealed."""
+def lead_status_changed(
+    previous: int, status: int, reason: str, lead: leads_pb2.Lead | None = None
+) -> Split:
+    """A lead's move: both statuses clear; the caller's reason (free text) and the lead
+    as stored after the move sealed."""
     clear = events_pb2.Event()
     clear.lead_status_changed.previous = previous  # type: ignore[assignment]
     clear.lead_status_changed.status = status  # type: ignore[assignment]
     personal = events_pb2.Event()
     if reason:
         personal.lead_status_changed.reason = reason
+    if lead is not None:
+        personal.lead_status_changed.lead.CopyFrom(lead)
+    return clear, personal
+
+
+def lead_scored(lead: leads_pb2.Lead) -> Split:
+    """A stored score: all of it sealed (a score is a judgement about the person)."""
+    clear = events_pb2.Event()
+    clear.lead_scored.SetInParent()  # the type of values stays readable once redacted
+    personal = events_pb2.Event()
+    personal.lead_scored.lead.CopyFrom(lead)
     return clear, personal

@@ -65,13 +65,19 @@ class RebuildQueries:
             )
         return contacts, activities
 
+    def current_leads(self, contact_ids: Sequence[str]) -> list[leads_pb2.Lead]:
+        """The current lead rows of `contact_ids` (kept by a rebuild)."""
+        leads: list[leads_pb2.Lead] = []
+        for chunk in _chunks(contact_ids):
+            marks = ",".join("?" * len(chunk))
+            cur = self._rows(f"SELECT data FROM leads WHERE contact_id IN ({marks})", list(chunk))
+            leads.extend(leads_pb2.Lead.FromString(r[0]) for r in cur)
+        return leads
+
     def replace_read_models(self, models: ReadModels, today: int) -> None:
-        """Replace contacts, lists, activities and the segments model with `models`."""
-        leads = {
-            cid: leads_pb2.Lead.FromString(data)
-            for cid, data in self._rows("SELECT contact_id, data FROM leads")
-        }
-        for table in ("contacts", "contact_lists", "activities", "segment_facts", "activity_days"):
+        """Replace contacts, lists, activities, leads and the segments model with `models`."""
+        tables = ("contacts", "contact_lists", "activities", "leads", "segment_facts")
+        for table in (*tables, "activity_days"):
             self._rows(f"DELETE FROM {table}")
         contacts = sorted(models.contacts.values(), key=lambda c: c.id)
         self._many(
@@ -82,6 +88,12 @@ class RebuildQueries:
             "INSERT INTO contact_lists (list, contact_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(name, c.id) for c in contacts for name in c.lists],
         )
+        live_leads = models.live_leads()
+        self._many(
+            "INSERT INTO leads (contact_id, data) VALUES (?, ?)",
+            [(lead.contact_id, lead.SerializeToString()) for lead in live_leads],
+        )
+        leads = {lead.contact_id: lead for lead in live_leads}
         acts = models.live_activities()
         self._many(
             "INSERT INTO activities (id, contact_id, type, occurred_us, value, attributes) "

@@ -2,9 +2,10 @@
 
 What is rebuilt from the log: each contact (the full record is sealed in every
 `contact.*` change) with its lists, its activities (time, type and value clear, attributes
-sealed), and the segments read model derived from them. Not rebuilt: the lead rows (a
-lead's score is computed by the scoring rules at write time and is not in the events), so
-the segments model takes its lead columns from the current `leads` table.
+sealed), its lead (every stored score is sealed in the event that stored it:
+`lead.activity_recorded`, `lead.status_changed`, `lead.scored`), and the segments read
+model derived from them. A live contact whose lead was stored before scores were logged
+(no lead in its events) keeps its current lead row; those are counted as `leads_kept`.
 
 Erased people: their data key is gone, so their events open as clear parts only. A
 redacted contact change never creates a contact, and `contact.erased` drops everything
@@ -60,11 +61,14 @@ class ReadModels:
     contacts: dict[str, contacts_pb2.Contact] = field(default_factory=dict)
     # Per contact, in log order: the live path sums them in that order too.
     activities: dict[str, list[ActivityRecord]] = field(default_factory=dict)
+    # The last stored lead of each contact, as logged.
+    leads: dict[str, leads_pb2.Lead] = field(default_factory=dict)
     legacy: set[str] = field(default_factory=set)
     erased: set[str] = field(default_factory=set)
     events_read: int = 0
     redacted: int = 0
     cursor: int = 0
+    leads_kept: int = 0
 
     def apply(self, row: EventRow, event: events_pb2.Event) -> None:
         """Fold one decoded event (`event_log.decode_rows`) into the models."""
@@ -85,8 +89,17 @@ class ReadModels:
             # Redacted or cleared: only the id and version are clear, not a contact.
             if not event.redacted and contact.email and contact_id not in self.erased:
                 self.contacts[contact_id] = contact
-        elif kind == "activity_recorded" and contact_id not in self.erased:
+            return
+        if contact_id in self.erased:
+            return
+        if kind == "lead_status_changed" or kind == "lead_scored":
+            values = getattr(event, kind)
+            if values.HasField("lead"):
+                self.leads[contact_id] = values.lead
+        elif kind == "activity_recorded":
             recorded = event.activity_recorded
+            if recorded.HasField("lead"):
+                self.leads[contact_id] = recorded.lead
             act = recorded.activity
             self.activities.setdefault(contact_id, []).append(
                 ActivityRecord(
@@ -110,6 +123,7 @@ class ReadModels:
         self.erased.add(contact_id)
         self.contacts.pop(contact_id, None)
         self.activities.pop(contact_id, None)
+        self.leads.pop(contact_id, None)
         self.legacy.discard(contact_id)
 
     def keep_current(
@@ -123,6 +137,23 @@ class ReadModels:
             self.activities.pop(contact.id, None)
         for act in activities:
             self.activities.setdefault(act.contact_id, []).append(act)
+
+    def unlogged_leads(self) -> list[str]:
+        """Live contacts whose current lead row the log cannot rebuild: schema-1 history,
+        or no stored score in their events (a lead stored before scores were logged)."""
+        return sorted(
+            cid for cid in self.contacts if cid in self.legacy or cid not in self.leads
+        )
+
+    def keep_current_leads(self, leads: Sequence[leads_pb2.Lead]) -> None:
+        """Take the current lead rows of `unlogged_leads` as they are."""
+        for lead in leads:
+            self.leads[lead.contact_id] = lead
+        self.leads_kept = len(leads)
+
+    def live_leads(self) -> list[leads_pb2.Lead]:
+        """Leads of contacts that exist in the rebuilt model, by contact id."""
+        return [self.leads[cid] for cid in sorted(self.contacts) if cid in self.leads]
 
     def live_activities(self) -> list[ActivityRecord]:
         """Activities of contacts that exist in the rebuilt model."""
@@ -174,6 +205,10 @@ class RebuildWrites(Protocol):
         """The current contacts and activities of `contact_ids` (kept by a rebuild)."""
         ...
 
+    def current_leads(self, contact_ids: Sequence[str]) -> list[leads_pb2.Lead]:
+        """The current lead rows of `contact_ids` (kept by a rebuild)."""
+        ...
+
     def replace_read_models(self, models: ReadModels, today: int) -> None:
-        """Replace contacts, lists, activities and the segments model with `models`."""
+        """Replace contacts, lists, activities, leads and the segments model with `models`."""
         ...
