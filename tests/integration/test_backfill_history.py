@@ -255,6 +255,19 @@ async def test_backfill_run_starts_name_their_caller(start_app: StartApp) -> Non
         assert {e.actor.kind for e in started} == {"anonymous"}  # auth is off in tests
         events = sorted(e.details.fields["event"].string_value for e in started)
         assert events == ["contact.backfill"] * 2 + ["contact.history"] * 8
+        # The dispatcher's step events name who started the backfill, not `system`.
+        async with asyncio.timeout(30):
+            while True:
+                steps = [
+                    e async for batch in sb.events.stream(types=["run.step"], stop_at_head=True)
+                    for e in batch.events
+                ]
+                if len(steps) >= len(started):
+                    break
+                await asyncio.sleep(0.05)
+        started_runs = {e.aggregate_id for e in started}
+        assert {(e.actor.kind, e.actor.via) for e in steps} == {("anonymous", "dispatcher")}
+        assert {e.actor.run_id for e in steps} == started_runs
 
 
 @pytest.mark.parametrize(

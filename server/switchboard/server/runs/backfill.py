@@ -28,7 +28,7 @@ from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.backfill_history import HISTORY_EVENT
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.store.base import ReadTx, RunFilter, WriteTx
-from switchboard.server.store.event_log import append_details
+from switchboard.server.store.event_log import actor_label, append_details, current_actor
 from switchboard.v1 import campaigns_pb2
 
 BACKFILL_EVENT = "contact.backfill"
@@ -109,6 +109,7 @@ def queue_page(
             event=BACKFILL_EVENT,
             contact_id=contact.id,
             status=RunStatus.RUN_STATUS_PENDING,
+            started_by=actor_label(current_actor()),
         )
         set_ts(run.created_at, now)
         set_ts(run.updated_at, now)

@@ -34,7 +34,9 @@ from switchboard.server.store.base import ReadTx, WriteTx
 from switchboard.server.store.event_log import (
     ENVELOPE_VERSION,
     EventFilter,
+    actor_label,
     append_details,
+    current_actor,
     decode_rows,
 )
 from switchboard.v1 import campaigns_pb2, contacts_pb2, events_pb2, leads_pb2
@@ -255,6 +257,7 @@ def _queue_run(
         event=HISTORY_EVENT,
         contact_id=event.contact_id,
         status=RunStatus.RUN_STATUS_PENDING,
+        started_by=actor_label(current_actor()),
     )
     # Clear values only (no one's data): which log event the run replays.
     run.attributes.update({"cursor": event.cursor, "type": event.type})
