@@ -254,6 +254,20 @@ class PostgresTx(
         )
         return [campaigns_pb2.Run.FromString(r[0]) for r in rows]
 
+    def pending_run(self, contact_id: str, event: str) -> campaigns_pb2.Run | None:
+        # Two indexed arms instead of list_runs' OR; `status = 1` (PENDING) spelt out so the
+        # partial index `runs_pending` serves the first.
+        row = self._db.execute(
+            "SELECT data FROM (SELECT created_us, id, data FROM runs "
+            "WHERE contact_id = %(contact)s AND event = %(event)s AND status = 1 "
+            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts c "
+            "JOIN runs r ON r.id = c.run_id WHERE c.contact_id = %(contact)s "
+            "AND r.event = %(event)s AND r.status = 1) AS pending "
+            "ORDER BY created_us DESC, id DESC LIMIT 1",
+            {"contact": contact_id, "event": event},
+        ).fetchone()
+        return campaigns_pb2.Run.FromString(row[0]) if row else None
+
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
         self._db.execute(
             "INSERT INTO run_contacts (contact_id, run_id) "
