@@ -128,6 +128,7 @@ class SyncFanout:
         the destinations without a batch call. Returns the event of each run started."""
         started: list[str] = []
         groups: dict[int, tuple[_Shape, dict[str, dict[str, Any]]]] = {}
+        folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] = {}
         for contact, fields, created in changes:
             single = self._single.shape(contact)
             event = single and self._one(tx, single, contact, fields, now, created, traceparent)
@@ -137,10 +138,16 @@ class SyncFanout:
             if shape is None:
                 continue
             coalesce = self.settings.coalesce and not created
-            if coalesce and _coalesce(tx, contact, shape, fields, now):
+            if coalesce and _coalesce(tx, contact, shape, fields, now, folds):
                 continue
             group = groups.setdefault(id(shape), (shape, {}))
             group[1][contact.id] = item_entry(contact, fields)
+        for run_id, folding in folds.items():
+            folded = _fold(tx, run_id, folding, now)
+            for contact, fields in folding:
+                if contact.id not in folded and (shape := self._chunked.shape(contact)):
+                    group = groups.setdefault(id(shape), (shape, {}))
+                    group[1][contact.id] = item_entry(contact, fields)
         for shape, items in groups.values():
             start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
         return started + [CHANGED_EVENT] * len(groups)
@@ -244,23 +251,26 @@ def _coalesce(
     shape: _Shape,
     fields: list[str],
     now: int,
+    folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] | None = None,
 ) -> bool:
-    """Fold this change into the contact's newest unclaimed sync run, if there is one."""
+    """Fold this change into the contact's newest unclaimed sync run, if there is one.
+
+    A chunk run's fold is added to `folds` (run id -> changes) when given, so that an
+    import chunk reads and writes each chunk plan once, not once per contact.
+    """
+    # Only a run whose first step no worker claimed: a tool may have seen a claimed
+    # step's key, so the change queues behind it.
     run = tx.pending_run(contact.id, CHANGED_EVENT)
     if run is None:
         return False
     steps = shape.steps
     if [(s.connector, s.action) for s in run.steps] != [(s.connector, s.action) for s in steps]:
         return False  # another set of destinations (an update_only tool learnt the person)
-    item = tx.outbox_item(run.id, 0)
-    if item is None or item.attempts:
-        return False  # claimed: a tool may have seen this step's key; queue behind it
     if struct_dict(run.attributes).get("chunk"):
-        if not fold_into_chunk(tx, run, contact, fields):
-            return False
-        body = {"run_id": run.id, "contact_id": contact.id, "version": contact.version}
-        tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
-        return True
+        if folds is not None:
+            folds.setdefault(run.id, []).append((contact, fields))
+            return True
+        return bool(_fold(tx, run.id, [(contact, fields)], now))
     before = struct_dict(run.attributes)
     seen = [str(f) for f in before.get("fields") or []]
     attributes: dict[str, Any] = {
@@ -276,6 +286,17 @@ def _coalesce(
     body = {"run_id": run.id, "version": contact.version}
     tx.append_event("run.coalesced", run.id, json.dumps(body).encode(), now)
     return True
+
+
+def _fold(
+    tx: WriteTx, run_id: str, changes: list[tuple[contacts_pb2.Contact, list[str]]], now: int
+) -> set[str]:
+    """Fold `changes` into the chunk run `run_id`; returns the ids of the contacts folded."""
+    folded = fold_into_chunk(tx, run_id, changes)
+    for contact in folded:
+        body = {"run_id": run_id, "contact_id": contact.id, "version": contact.version}
+        tx.append_event("run.coalesced", run_id, json.dumps(body).encode(), now)
+    return {c.id for c in folded}
 
 
 def erasure_trigger(trigger: TriggerSettings | None, sync: SyncSettings) -> TriggerSettings | None:

@@ -142,7 +142,8 @@ class ReadTx(EventReads, Protocol):
     ) -> list[campaigns_pb2.Run]: ...
     def pending_run(self, contact_id: str, event: str) -> campaigns_pb2.Run | None:
         """The contact's newest PENDING run of `event` (its own or a chunk run covering it),
-        through an index: a sync change looks it up to coalesce with."""
+        when no worker ever claimed its first step (its outbox row has no attempt); else
+        None. Through indexes, without reading plans: a sync change coalesces with it."""
         ...
 
     def outbox_depth(self) -> int: ...
