@@ -1,7 +1,8 @@
 """Chunk sync runs: an import chunk's changes fanned out as one run per destination set.
 
-With `sync.chunk_runs` on, `ImportContacts` starts one `contact.changed` run per written
-chunk and set of destinations instead of one per contact. The run's plan holds every
+`ImportContacts` starts one `contact.changed` run per written chunk and set of the
+destinations `sync.chunk_runs` chunks (by default those with a batch call; see
+`SyncFanout`) instead of one per contact. The run's plan holds every
 contact's snapshot under `items` (keyed by contact id, in import order), its steps are the
 destinations' as for a single contact, and each step is one outbox row. `run_contacts`
 lists the contacts it covers, so `ListRuns(contact_id=...)` still shows a contact's sync.
