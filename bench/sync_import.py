@@ -2,8 +2,10 @@
 
 Starts a real server in this process (its dispatcher delivering as it would in production),
 imports `rows` new contacts through the client in batches of 1,000, and prints rows/s for the
-import call itself and, with sync on, how long until every sync run was delivered. The
-server is built from the defaults with `sync` either as configured by default or emptied.
+import call itself and, with sync on, how long until every sync run was delivered, the end
+to end rate (first row sent to empty outbox) and the process's CPU per contact over that
+time (server and client share the process: compare with the `sync off` row). The server is
+built from the defaults with `sync` either as configured by default or emptied.
 """
 
 from __future__ import annotations
@@ -38,18 +40,21 @@ async def _drained(app: Any, deadline_s: float) -> float:
     return float("nan")
 
 
-async def one(settings: Settings, rows: int, tag: str) -> tuple[float, float]:
-    """(import rows/s, seconds after the import until the outbox was empty)."""
+async def one(settings: Settings, rows: int, tag: str) -> tuple[float, float, float]:
+    """(import rows/s, seconds after the import until the outbox was empty, CPU seconds of
+    the process from the first row until then)."""
     app = await build_app(settings)
     await app.start()
     try:
         async with Switchboard(f"127.0.0.1:{app.port}", timeout=None) as sb:
+            cpu0 = time.process_time()
             t0 = time.perf_counter()
             summary = await sb.contacts.import_(_rows(rows, tag))
             elapsed = time.perf_counter() - t0
         if summary.failed or summary.created != rows:
             raise RuntimeError(f"import went wrong: {summary}")
-        return rows / elapsed, await _drained(app, 120.0)
+        drain = await _drained(app, 120.0)
+        return rows / elapsed, drain, time.process_time() - cpu0
     finally:
         await app.stop(grace_s=1.0)
 
@@ -64,16 +69,22 @@ def main() -> None:
                 Settings(**overrides)
             except Exception:
                 overrides = {}
-            rates, drains = [], []
+            rates, drains, ends, cpus = [], [], [], []
             for r in range(rounds):
                 db = Path(tmp) / f"{name.replace(' ', '_')}-{r}.db"
-                rate, drain = asyncio.run(one(settings_for_tests(db, **overrides), rows, f"r{r}"))
+                got = asyncio.run(one(settings_for_tests(db, **overrides), rows, f"r{r}"))
+                rate, drain, cpu_s = got
                 rates.append(rate)
                 drains.append(drain)
+                ends.append(rows / (rows / rate + drain))
+                cpus.append(1e6 * cpu_s / rows)
             print(
                 f"{name:10} import {statistics.median(rates):8.0f} rows/s "
                 f"(rounds: {', '.join(f'{x:.0f}' for x in rates)}); "
-                f"outbox empty {statistics.median(drains):.2f}s after"
+                f"outbox empty {statistics.median(drains):.2f}s after; "
+                f"end to end {statistics.median(ends):.0f} contacts/s; "
+                f"CPU {statistics.median(cpus):.0f} us/contact "
+                f"(rounds: {', '.join(f'{x:.0f}' for x in cpus)})"
             )
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from switchboard.server.connectors.base import InvokeContext, JsonDict
+from switchboard.server.connectors.base import (
+    BatchConnector,
+    BatchItem,
+    InvokeContext,
+    JsonDict,
+    batch_limits,
+)
 from switchboard.server.connectors.crm import CrmConnector, external_id_for
 from switchboard.server.connectors.memory_state import InMemoryState
 from switchboard.server.errors import PermanentConnectorError
@@ -118,3 +124,28 @@ async def test_item_quantity_from_json(crm: CrmConnector, quantity: float, accep
     else:
         with pytest.raises(PermanentConnectorError, match="quantity"):
             await call
+
+
+async def test_a_batch_upsert_answers_each_contact_and_fails_a_bad_one_alone(
+    crm: CrmConnector,
+) -> None:
+    await crm.invoke("contacts.upsert", payload("c2"), CTX)  # known before the batch
+    items = [
+        BatchItem(payload("c1"), InvokeContext(idempotency_key="k:c1")),
+        BatchItem({"contact": {"email": "x@example.com"}}, InvokeContext(idempotency_key="k:x")),
+        BatchItem(payload("c2"), InvokeContext(idempotency_key="k:c2")),
+    ]
+    first, bad, second = await crm.invoke_batch("contacts.upsert", items)
+
+    assert first == {"external_id": external_id_for("c1"), "created": True}
+    assert isinstance(bad, PermanentConnectorError)
+    assert second == {"external_id": external_id_for("c2"), "created": False}
+    kept = await crm.invoke("contacts.upsert", payload("c1"), CTX)
+    assert kept["created"] is False  # the batch kept c1
+
+
+def test_only_contacts_upsert_is_batched_up_to_hubspots_limit(crm: CrmConnector) -> None:
+    assert isinstance(crm, BatchConnector)
+    assert batch_limits(crm, "contacts.upsert") == (100, None)
+    assert batch_limits(crm, "contacts.erase") == (1, None)
+    assert batch_limits(crm, "purchases.record") == (1, None)

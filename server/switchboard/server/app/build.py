@@ -76,7 +76,7 @@ from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
 from switchboard.server.rules.segment_sql import POSTGRES, SQLITE
-from switchboard.server.runs.sync import check_destinations
+from switchboard.server.runs.sync import batched_destinations, check_destinations
 from switchboard.server.store.base import SchemaTooNew
 from switchboard.server.store.postgres.migrate import SchemaTooOld
 from switchboard.server.store.postgres.store import PostgresStore
@@ -252,7 +252,13 @@ async def _build(
         options=[*server_options(settings), *rebalance_options(settings)],
     )
     contacts = ContactService(
-        store, cache, settings.triggers, dispatcher, tokens, sync=settings.sync
+        store,
+        cache,
+        settings.triggers,
+        dispatcher,
+        tokens,
+        sync=settings.sync,
+        batched=batched_destinations(settings.sync, connectors),
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)

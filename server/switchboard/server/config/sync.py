@@ -120,6 +120,10 @@ def default_destinations() -> dict[str, SyncDestinationSettings]:
     return {"crm": SyncDestinationSettings(connector="crm")}
 
 
+#: `sync.chunk_runs`: see `SyncSettings.chunk_runs`.
+ChunkRuns = Literal["auto", "on", "off"]
+
+
 class SyncSettings(FrozenModel):
     """Contact sync: every accepted contact write, fanned out to these destinations."""
 
@@ -127,17 +131,26 @@ class SyncSettings(FrozenModel):
         default_factory=default_destinations,
         description="Destinations by name; empty: contact writes start no sync run.",
     )
-    # Off by default: with a destination that has no batch call (the embedded sandbox
-    # `crm`), a chunk step sends its contacts one by one and re-records the whole chunk on
-    # every retry cycle, which measured ~10 contacts/s against ~1,000/s for per-contact runs.
-    chunk_runs: bool = Field(
-        default=False,
-        description="An import starts one sync run per written chunk and destination set, "
-        "covering the chunk's changed contacts, instead of one run per contact. For "
-        "destinations with a batch call; see docs/contact-sync.md.",
+    chunk_runs: ChunkRuns = Field(
+        default="auto",
+        description="How an import's changes become sync runs. `auto`: one run per written "
+        "chunk for the destinations whose connector has a batch call for their action, one "
+        "run per contact for the others; `on`: chunk runs for every destination (the server "
+        "refuses to start if one has no batch call); `off`: one run per contact everywhere. "
+        "See docs/contact-sync.md.",
     )
     coalesce: bool = Field(
         default=True,
         description="A change of a contact whose previous sync run has not been picked up "
         "yet replaces that run's snapshot instead of starting another (latest wins).",
     )
+
+    @field_validator("chunk_runs", mode="before")
+    @classmethod
+    def _legacy_chunk_runs(cls, value: Any) -> Any:
+        # It was a boolean before `auto`: configs that say true/false keep their meaning.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return "on" if value.lower() == "true" else "off"
+        return value

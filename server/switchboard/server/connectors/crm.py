@@ -6,17 +6,24 @@ Collections, keyed by contact id so erasure is two deletes:
 
 Every change is one state transaction, so concurrent calls for one contact keep each
 other's orders.
+
+`contacts.upsert` also has a batch call, as real CRMs do (HubSpot's
+`POST /crm/v3/objects/contacts/batch/upsert` takes up to 100 inputs a call and answers a
+result per input): up to `BATCH_UPSERT` contacts in one state transaction, each with its own
+result or error, so an import's chunk sync runs reach the embedded CRM in batches.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from switchboard.server.connectors.base import (
+    BatchItem,
     ConnectorState,
     InvokeContext,
+    ItemOutcome,
     JsonDict,
     StateTx,
     payload_contact,
@@ -24,7 +31,10 @@ from switchboard.server.connectors.base import (
     require,
     require_action,
 )
-from switchboard.server.errors import PermanentConnectorError
+from switchboard.server.errors import ConnectorError, PermanentConnectorError
+
+#: Contacts one `contacts.upsert` batch call takes (HubSpot's batch upsert limit).
+BATCH_UPSERT = 100
 
 
 class CrmConnector:
@@ -51,6 +61,30 @@ class CrmConnector:
             return await self._erase(contact_id)
         return await self._record(contact_id, payload.get("attributes") or {})
 
+    def max_batch(self, action: str) -> int:
+        """`contacts.upsert` is batched (up to `BATCH_UPSERT`); the other actions are not."""
+        return BATCH_UPSERT if action == "contacts.upsert" else 1
+
+    async def invoke_batch(self, action: str, items: Sequence[BatchItem]) -> list[ItemOutcome]:
+        """Upsert every item's contact in one state transaction; an item without a contact
+        fails alone (permanently), the others are kept."""
+        require_action(self, action)
+        if action != "contacts.upsert":
+            raise PermanentConnectorError(f"action {action!r} has no batch call")
+        parsed: list[tuple[str, JsonDict] | ConnectorError] = []
+        for item in items:
+            try:
+                contact, contact_id = payload_contact(item.payload)
+            except PermanentConnectorError as exc:
+                parsed.append(exc)
+            else:
+                parsed.append((contact_id, contact))
+
+        def upsert_all(state: StateTx) -> list[ItemOutcome]:
+            return [one if isinstance(one, ConnectorError) else _put(state, *one) for one in parsed]
+
+        return await self._state.transaction(upsert_all)
+
     async def health(self) -> None:
         """Always healthy: the state lives in the store."""
 
@@ -58,14 +92,7 @@ class CrmConnector:
         """Nothing to release."""
 
     async def _upsert(self, contact_id: str, contact: JsonDict) -> JsonDict:
-        external_id = external_id_for(contact_id)
-
-        def upsert(state: StateTx) -> JsonDict:
-            existing = state.get("contacts", contact_id)
-            state.put("contacts", contact_id, {"external_id": external_id, "contact": contact})
-            return {"external_id": external_id, "created": existing is None}
-
-        return await self._state.transaction(upsert)
+        return await self._state.transaction(lambda state: _put(state, contact_id, contact))
 
     async def _erase(self, contact_id: str) -> JsonDict:
         def erase(state: StateTx) -> JsonDict:
@@ -96,6 +123,14 @@ class CrmConnector:
             }
 
         return await self._state.transaction(record)
+
+
+def _put(state: StateTx, contact_id: str, contact: JsonDict) -> JsonDict:
+    """Keep one contact; its result says whether the CRM knew it before."""
+    external_id = external_id_for(contact_id)
+    existing = state.get("contacts", contact_id)
+    state.put("contacts", contact_id, {"external_id": external_id, "contact": contact})
+    return {"external_id": external_id, "created": existing is None}
 
 
 def external_id_for(contact_id: str) -> str:

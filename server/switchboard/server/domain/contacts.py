@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from switchboard.server.cache.read_cache import ReadCache, lead_key
@@ -201,13 +201,14 @@ class ContactService:
         tokens: PageTokens,
         *,
         sync: SyncSettings | None = None,
+        batched: Collection[tuple[str, str]] = frozenset(),
     ) -> None:
         self._store = store
         self._cache = cache
         self._triggers = triggers
         self._dispatcher = dispatcher
         self._tokens = tokens
-        self._sync = SyncFanout(sync or SyncSettings(destinations={}))
+        self._sync = SyncFanout(sync or SyncSettings(destinations={}), batched)
         # The erasure flow: the `contact.erased` trigger's steps plus the sync destinations'.
         self._erasure = erasure_trigger(triggers.get(ERASED_EVENT), self._sync.settings)
 
@@ -399,7 +400,7 @@ class ContactService:
             now = now_us()
             started.clear()
             out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
-            chunked = self._sync.settings.chunk_runs
+            chunked = self._sync.chunks
             for index, contact in valid:
                 try:
                     result = apply_upsert(tx, contact, now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.config.flow import StepSettings, TriggerSettings
 from switchboard.server.config.sync import SyncDestinationSettings, SyncSettings
-from switchboard.server.connectors.base import Connector
+from switchboard.server.connectors.base import Connector, batch_limits
 from switchboard.server.rules.payloads import contact_payload, struct_dict
 from switchboard.server.rules.plan import Plan, PlanStep
 from switchboard.server.rules.sync import StepSync
@@ -51,24 +51,29 @@ StepStatus = campaigns_pb2.StepStatus
 class SyncFanout:
     """The `sync` section, made ready for the write path: each change's steps and run shape
     are worked out once per set of destinations, not once per contact (an import starts
-    thousands of runs in one transaction)."""
+    thousands of runs in one transaction).
 
-    def __init__(self, sync: SyncSettings) -> None:
+    `batched` names the (connector, action) pairs whose connector has a batch call: with
+    `chunk_runs = "auto"` an import sends those destinations one chunk run per written
+    chunk and the others one run per contact.
+    """
+
+    def __init__(
+        self, sync: SyncSettings, batched: Collection[tuple[str, str]] = frozenset()
+    ) -> None:
         self.settings = sync
-        self._dests = [d for d in sync.destinations.values() if "changed" in d.events]
-        self._shapes: dict[tuple[bool, ...], _Shape] = {}
-
-    def _shape(self, contact: contacts_pb2.Contact) -> _Shape | None:
-        # update_only: only a tool that already knows the person (an external id) is sent to.
-        known = tuple(
-            d.mode != "update_only" or bool(contact.external_ids.get(d.connector))
-            for d in self._dests
-        )
-        shape = self._shapes.get(known)
-        if shape is None:
-            dests = [d for d, take in zip(self._dests, known, strict=True) if take]
-            shape = self._shapes[known] = _Shape(dests) if dests else _NO_SHAPE
-        return None if shape is _NO_SHAPE else shape
+        dests = [d for d in sync.destinations.values() if "changed" in d.events]
+        if sync.chunk_runs == "on":
+            chunked = dests
+        elif sync.chunk_runs == "off":
+            chunked = []
+        else:
+            chunked = [d for d in dests if (d.connector, d.action) in batched]
+        self._all = _Shapes(dests)
+        self._chunked = _Shapes(chunked)
+        self._single = _Shapes([d for d in dests if not any(d is c for c in chunked)])
+        #: Whether an import starts chunk runs (for some destinations at least).
+        self.chunks = bool(chunked)
 
     def change(
         self,
@@ -84,9 +89,21 @@ class SyncFanout:
 
         Returns the event when a new run was started (for the dispatcher's count), else None.
         """
-        shape = self._shape(contact)
+        shape = self._all.shape(contact)
         if shape is None:
             return None
+        return self._one(tx, shape, contact, fields, now, created, traceparent)
+
+    def _one(
+        self,
+        tx: WriteTx,
+        shape: _Shape,
+        contact: contacts_pb2.Contact,
+        fields: list[str],
+        now: int,
+        created: bool,
+        traceparent: str,
+    ) -> str | None:
         # A contact created by this write has no runs yet: no lookup.
         if self.settings.coalesce and not created and _coalesce(tx, contact, shape, fields, now):
             return None
@@ -107,22 +124,56 @@ class SyncFanout:
         now: int,
         traceparent: str = "",
     ) -> list[str]:
-        """Start one chunk run per set of destinations for an import chunk's changes
-        (contact, changed fields, created), after folding each into its contact's waiting
-        run where coalescing allows. Returns the event of each run started."""
+        """Start the sync runs of an import chunk's changes (contact, changed fields,
+        created): one chunk run per set of batch destinations, after folding each change
+        into its contact's waiting run where coalescing allows, and one run per contact for
+        the destinations without a batch call. Returns the event of each run started."""
+        started: list[str] = []
         groups: dict[int, tuple[_Shape, dict[str, dict[str, Any]]]] = {}
+        folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] = {}
         for contact, fields, created in changes:
-            shape = self._shape(contact)
+            single = self._single.shape(contact)
+            event = single and self._one(tx, single, contact, fields, now, created, traceparent)
+            if event:
+                started.append(event)
+            shape = self._chunked.shape(contact)
             if shape is None:
                 continue
             coalesce = self.settings.coalesce and not created
-            if coalesce and _coalesce(tx, contact, shape, fields, now):
+            if coalesce and _coalesce(tx, contact, shape, fields, now, folds):
                 continue
             group = groups.setdefault(id(shape), (shape, {}))
             group[1][contact.id] = item_entry(contact, fields)
+        for run_id, folding in folds.items():
+            folded = _fold(tx, run_id, folding, now)
+            for contact, fields in folding:
+                if contact.id not in folded and (shape := self._chunked.shape(contact)):
+                    group = groups.setdefault(id(shape), (shape, {}))
+                    group[1][contact.id] = item_entry(contact, fields)
         for shape, items in groups.values():
             start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
-        return [CHANGED_EVENT] * len(groups)
+        return started + [CHANGED_EVENT] * len(groups)
+
+
+class _Shapes:
+    """The run shapes of a list of destinations, one per set a contact is sent to."""
+
+    def __init__(self, dests: list[SyncDestinationSettings]) -> None:
+        self._dests = dests
+        self._shapes: dict[tuple[bool, ...], _Shape] = {}
+
+    def shape(self, contact: contacts_pb2.Contact) -> _Shape | None:
+        """The shape of this contact's change run; None when no destination takes it."""
+        # update_only: only a tool that already knows the person (an external id) is sent to.
+        known = tuple(
+            d.mode != "update_only" or bool(contact.external_ids.get(d.connector))
+            for d in self._dests
+        )
+        shape = self._shapes.get(known)
+        if shape is None:
+            dests = [d for d, take in zip(self._dests, known, strict=True) if take]
+            shape = self._shapes[known] = _Shape(dests) if dests else _NO_SHAPE
+        return None if shape is _NO_SHAPE else shape
 
 
 class _Shape:
@@ -202,25 +253,26 @@ def _coalesce(
     shape: _Shape,
     fields: list[str],
     now: int,
+    folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] | None = None,
 ) -> bool:
-    """Fold this change into the contact's newest unclaimed sync run, if there is one."""
-    flt = RunFilter(contact_id=contact.id, event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
-    pending = tx.list_runs(flt, None, 1)
-    if not pending:
+    """Fold this change into the contact's newest unclaimed sync run, if there is one.
+
+    A chunk run's fold is added to `folds` (run id -> changes) when given, so that an
+    import chunk reads and writes each chunk plan once, not once per contact.
+    """
+    # Only a run whose first step no worker claimed: a tool may have seen a claimed
+    # step's key, so the change queues behind it.
+    run = tx.pending_run(contact.id, CHANGED_EVENT)
+    if run is None:
         return False
-    run = pending[0]
     steps = shape.steps
     if [(s.connector, s.action) for s in run.steps] != [(s.connector, s.action) for s in steps]:
         return False  # another set of destinations (an update_only tool learnt the person)
-    item = tx.outbox_item(run.id, 0)
-    if item is None or item.attempts:
-        return False  # claimed: a tool may have seen this step's key; queue behind it
     if struct_dict(run.attributes).get("chunk"):
-        if not fold_into_chunk(tx, run, contact, fields):
-            return False
-        body = {"run_id": run.id, "contact_id": contact.id, "version": contact.version}
-        append_details(tx, "run.coalesced", run.id, now, body, contact.id)
-        return True
+        if folds is not None:
+            folds.setdefault(run.id, []).append((contact, fields))
+            return True
+        return bool(_fold(tx, run.id, [(contact, fields)], now))
     before = struct_dict(run.attributes)
     seen = [str(f) for f in before.get("fields") or []]
     attributes: dict[str, Any] = {
@@ -236,6 +288,17 @@ def _coalesce(
     body = {"run_id": run.id, "version": contact.version}
     append_details(tx, "run.coalesced", run.id, now, body, contact.id)
     return True
+
+
+def _fold(
+    tx: WriteTx, run_id: str, changes: list[tuple[contacts_pb2.Contact, list[str]]], now: int
+) -> set[str]:
+    """Fold `changes` into the chunk run `run_id`; returns the ids of the contacts folded."""
+    folded = fold_into_chunk(tx, run_id, changes)
+    for contact in folded:
+        body = {"run_id": run_id, "contact_id": contact.id, "version": contact.version}
+        append_details(tx, "run.coalesced", run_id, now, body, contact.id)
+    return {c.id for c in folded}
 
 
 def erasure_trigger(trigger: TriggerSettings | None, sync: SyncSettings) -> TriggerSettings | None:
@@ -323,6 +386,27 @@ def check_destinations(sync: SyncSettings, registry: Mapping[str, Connector]) ->
             if action not in connector.actions:
                 known = ", ".join(sorted(connector.actions))
                 raise ValueError(f"{where} has no action {action!r} (its actions: {known})")
+        changed = "changed" in dest.events
+        if sync.chunk_runs == "on" and changed and batch_limits(connector, dest.action)[0] <= 1:
+            # A chunk step to a tool without a batch call would send its contacts one call
+            # each and hold the whole chunk until the last one ended.
+            raise ValueError(
+                f"{where} has no batch call for {dest.action!r}, which sync.chunk_runs = "
+                "'on' needs: use 'auto' (chunk runs only where there is a batch call)"
+            )
+
+
+def batched_destinations(
+    sync: SyncSettings, registry: Mapping[str, Connector]
+) -> frozenset[tuple[str, str]]:
+    """The (connector, action) pairs of `sync` destinations whose connector has a batch
+    call for that action: the ones `chunk_runs = "auto"` sends chunk runs to."""
+    pairs = {(d.connector, d.action) for d in sync.destinations.values()}
+    return frozenset(
+        (name, action)
+        for name, action in pairs
+        if (connector := registry.get(name)) is not None and batch_limits(connector, action)[0] > 1
+    )
 
 
 def _actions(dest: SyncDestinationSettings) -> list[str]:

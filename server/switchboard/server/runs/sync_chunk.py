@@ -1,7 +1,8 @@
 """Chunk sync runs: an import chunk's changes fanned out as one run per destination set.
 
-With `sync.chunk_runs` on, `ImportContacts` starts one `contact.changed` run per written
-chunk and set of destinations instead of one per contact. The run's plan holds every
+`ImportContacts` starts one `contact.changed` run per written chunk and set of the
+destinations `sync.chunk_runs` chunks (by default those with a batch call; see
+`SyncFanout`) instead of one per contact. The run's plan holds every
 contact's snapshot under `items` (keyed by contact id, in import order), its steps are the
 destinations' as for a single contact, and each step is one outbox row. `run_contacts`
 lists the contacts it covers, so `ListRuns(contact_id=...)` still shows a contact's sync.
@@ -86,19 +87,25 @@ def start_chunk_run(
 
 
 def fold_into_chunk(
-    tx: WriteTx, run: campaigns_pb2.Run, contact: contacts_pb2.Contact, fields: list[str]
-) -> bool:
-    """Replace the contact's snapshot in the unclaimed chunk run `run` (latest wins)."""
-    plan = tx.run_plan(run.id)
+    tx: WriteTx, run_id: str, changes: list[tuple[contacts_pb2.Contact, list[str]]]
+) -> list[contacts_pb2.Contact]:
+    """Replace these contacts' snapshots in the unclaimed chunk run `run_id` (latest wins),
+    reading and writing its plan once for all of them. Returns the contacts folded in (a
+    contact the run does not hold is left out)."""
+    plan = tx.run_plan(run_id)
     if plan is None or not is_chunk(plan):
-        return False
+        return []
     items = dict(plan.base[ITEMS])
-    before = items.get(contact.id)
-    if before is None:
-        return False
-    seen = [str(f) for f in before["attributes"].get("fields") or []]
-    entry = item_entry(contact, seen + [f for f in fields if f not in seen])
-    entry["attributes"]["changes"] = int(before["attributes"].get("changes", 1)) + 1
-    items[contact.id] = entry
-    tx.update_plan(run.id, Plan({**plan.base, ITEMS: items}, plan.steps))
-    return True
+    folded: list[contacts_pb2.Contact] = []
+    for contact, fields in changes:
+        before = items.get(contact.id)
+        if before is None:
+            continue
+        seen = [str(f) for f in before["attributes"].get("fields") or []]
+        entry = item_entry(contact, seen + [f for f in fields if f not in seen])
+        entry["attributes"]["changes"] = int(before["attributes"].get("changes", 1)) + 1
+        items[contact.id] = entry
+        folded.append(contact)
+    if folded:
+        tx.update_plan(run_id, Plan({**plan.base, ITEMS: items}, plan.steps))
+    return folded

@@ -276,6 +276,12 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER segment_facts_log_change AFTER INSERT OR UPDATE OR DELETE ON segment_facts
         FOR EACH ROW EXECUTE FUNCTION segment_facts_logged();
     """,
+    # A sync change coalesces with its contact's newest PENDING run: only PENDING runs are
+    # indexed (few at any time), so the look-up stays small however many runs a contact has.
+    """
+    CREATE INDEX IF NOT EXISTS runs_pending ON runs (contact_id, event, created_us DESC)
+        WHERE status = 1;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

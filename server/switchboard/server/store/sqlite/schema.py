@@ -333,6 +333,12 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER IF NOT EXISTS segment_facts_log_delete AFTER DELETE ON segment_facts
     BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (old.contact_id); END;
     """,
+    # A sync change coalesces with its contact's newest PENDING run: only PENDING runs are
+    # indexed (few at any time), so the look-up stays small however many runs a contact has.
+    """
+    CREATE INDEX IF NOT EXISTS runs_pending ON runs (contact_id, event, created_us DESC)
+        WHERE status = 1;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -250,6 +250,24 @@ class SqliteTx(
         )
         return [_run(r[0]) for r in self._db.execute(sql, (*args, limit))]
 
+    def pending_run(self, contact_id: str, event: str) -> campaigns_pb2.Run | None:
+        # `status = 1` (PENDING) spelt out so the partial index `runs_pending` serves it:
+        # a contact's finished runs are not walked.
+        row = self._db.execute(
+            "SELECT data, id FROM (SELECT created_us, id, data FROM runs "
+            "WHERE contact_id = ? AND event = ? AND status = 1 "
+            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts c "
+            "JOIN runs r ON r.id = c.run_id WHERE c.contact_id = ? AND r.event = ? "
+            "AND r.status = 1) ORDER BY created_us DESC, id DESC LIMIT 1",
+            (contact_id, event, contact_id, event),
+        ).fetchone()
+        if row is None:
+            return None
+        first = self._db.execute(
+            "SELECT attempts FROM outbox WHERE run_id = ? AND step_index = 0", (row[1],)
+        ).fetchone()
+        return _run(row[0]) if first is not None and not first[0] else None
+
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
         self._db.executemany(
             "INSERT OR IGNORE INTO run_contacts (contact_id, run_id) VALUES (?, ?)",
