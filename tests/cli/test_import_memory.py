@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.tooling.live import LOCAL_KEY
 
 _PEAK = re.compile(r"peak_rss_kb=(\d+)")
@@ -62,6 +64,10 @@ def _import(target: str, path: Path) -> tuple[str, int]:
     return done.stdout, int(match.group(1))
 
 
+# What is measured is the client's memory, not speed: the server delivers the imported
+# contacts to the sandbox CRM while the import runs, and on a busy machine 100,000 rows can
+# take longer than the suite's default 120 s (each import has its own 300 s bound).
+@pytest.mark.timeout(600)
 def test_large_import_has_steady_memory(target: str, tmp_path: Path) -> None:
     small = _write_csv(tmp_path / "small.csv", 1_000, "small")
     large = _write_csv(tmp_path / "large.csv", 100_000, "large")
