@@ -169,7 +169,7 @@ def _server_lines(log: Path, seen: int) -> tuple[int, float, int, list[dict[str,
         for lines, line in enumerate(f, start=1):
             if lines <= seen:
                 continue
-            if "store writer stats" in line:
+            if "store writer stats" in line or "heap growth" in line:
                 with contextlib.suppress(ValueError):
                     stats.append(json.loads(line))
             if "event loop lag" not in line:
@@ -245,7 +245,12 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
             del env["SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS"]
         if not Path(base, WRITER_STATS_MODULE).exists():
             del env["SWITCHBOARD_DATABASE__WRITER_STATS_S"]
-    server = Target("soak", serve_argv(config, port, workers=2), port, env, cores=None, log=log)
+    # Layout: BENCH_SOAK_WORKERS processes, BENCH_SOAK_DISPATCHERS of them delivery-only.
+    workers = int(os.environ.get("BENCH_SOAK_WORKERS", "2"))
+    env["SWITCHBOARD_DISPATCH__PROCESSES"] = os.environ.get("BENCH_SOAK_DISPATCHERS", "0")
+    # A leak hunt (slows the workers): tracemalloc growth lines every BENCH_SOAK_HEAP_S.
+    env["SWITCHBOARD_TELEMETRY__HEAP_GROWTH_S"] = os.environ.get("BENCH_SOAK_HEAP_S", "0")
+    server = Target("soak", serve_argv(config, port, workers), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))
     load_env = dict(os.environ)
     try:
@@ -314,6 +319,10 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         server.stop()
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
     report["writer"] = writer_components(every_stats)
+    heap = {str(s["pid"]): s for s in every_stats if "growth" in s}  # the last line per worker
+    report["heap_growth"] = {
+        pid: {"traced_mb": s["traced_mb"], "top": s["growth"]} for pid, s in heap.items()
+    }
     return report
 
 

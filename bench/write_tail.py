@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.soak import percentile
+from bench.soak import percentile, writer_components
 
 
 async def _child(path: str, seconds: float, rate: float, bulk_rate: float, ckpt: str) -> None:
@@ -72,9 +72,11 @@ async def _child(path: str, seconds: float, rate: float, bulk_rate: float, ckpt:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    writer = getattr(store, "_writer", None)  # older store code has no stats
+    stats = writer.stats.take() if hasattr(writer, "stats") else {}
     await store.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"lat": latencies, "cpu_s": usage.ru_utime + usage.ru_stime}))
+    print(json.dumps({"lat": latencies, "cpu_s": usage.ru_utime + usage.ru_stime, "w": stats}))
 
 
 def main() -> None:
@@ -125,6 +127,7 @@ def main() -> None:
                 "max_ms": round(max(lat, default=0.0) * 1e3, 2),
                 "cpu_s": round(sum(o["cpu_s"] for o in outs), 2),
                 "load1": round(os.getloadavg()[0], 2),
+                "writer": writer_components([{"writer": o.get("w", {})} for o in outs]),
             }
         )
     )

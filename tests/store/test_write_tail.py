@@ -129,7 +129,8 @@ async def test_a_bulk_batch_commits_early_for_an_interactive_write_that_arrives(
     assert await store.write(_put("call")) == "call"
     # Behind the whole batch it would wait ~0.8 s; yielding, only for the job running.
     assert time.monotonic() - asked < 0.5
-    assert bulk[0].done() and not bulk[2].done()
+    assert bulk[0].done()
+    assert not bulk[2].done()
     assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
 
 
@@ -145,7 +146,8 @@ async def test_a_bulk_batch_commits_early_when_another_worker_announces_calls_wa
         ]
         await asyncio.wait_for(bulk[0], 5.0)
         # Committed on its own: the other two go in later transactions.
-        assert not bulk[1].done() and not bulk[2].done()
+        assert not bulk[1].done()
+        assert not bulk[2].done()
         assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
     finally:
         other_worker.close()
