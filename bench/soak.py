@@ -349,7 +349,7 @@ def _window_line(w: dict[str, Any]) -> str:
 
 
 def _writer_line(writer: dict[str, Any]) -> str:
-    """` | writer interactive queue 1.0/20 lock ...`: each component's p50/p99 (ms)."""
+    """` | writer call queue 1.0/20 lock ...`: each component's p50/p99 (ms)."""
     parts = []
     for kind, components in writer.items():
         spans = " ".join(

@@ -177,9 +177,26 @@ async def test_the_writer_counts_where_each_write_spent_its_time(store: SqliteSt
     await store.write(_put("bulk", pause_s=0.05), bulk=True)
     assert store._writer is not None
     figures = store._writer.stats.take()
-    assert figures["interactive"]["total"]["n"] == 5
+    assert figures["background"]["total"]["n"] == 5  # not inside an RPC
     bulk = figures["bulk"]
     assert bulk["tx"]["n"] == 1
     assert bulk["tx"]["max_ms"] >= 50  # the job's own sleep is transaction time
     assert bulk["total"]["max_ms"] >= bulk["tx"]["max_ms"]
     assert store._writer.stats.take() == {}  # taking starts over
+
+
+async def test_writes_made_while_serving_a_call_count_apart_from_background_ones(
+    store: SqliteStore,
+) -> None:
+    from switchboard.server.observability.logs import CALL_TRACE_ID
+
+    async def in_a_call() -> None:
+        CALL_TRACE_ID.set(object())  # what the call-id guard sets in an RPC's task
+        await store.write(_put("from-a-call"))
+
+    await asyncio.create_task(in_a_call())
+    await store.write(_put("from-delivery"))
+    assert store._writer is not None
+    figures = store._writer.stats.take()
+    assert figures["call"]["total"]["n"] == 1
+    assert figures["background"]["total"]["n"] == 1

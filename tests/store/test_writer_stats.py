@@ -28,7 +28,7 @@ def test_quantiles_are_at_or_just_above_the_exact_ones() -> None:
 def test_an_empty_histogram_reports_zero_and_take_skips_idle_kinds() -> None:
     assert Histogram().quantile(0.99) == 0.0
     stats = WriterStats()
-    stats.job("interactive", 0.001, 0.002, 0.003, 0.004, 0.011)
+    stats.job("call", 0.001, 0.002, 0.003, 0.004, 0.011)
     taken = stats.take()
-    assert set(taken) == {"interactive"}
-    assert taken["interactive"]["commit"]["max_ms"] == 4.0
+    assert set(taken) == {"call"}
+    assert taken["call"]["commit"]["max_ms"] == 4.0

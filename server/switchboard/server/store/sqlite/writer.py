@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.errors import Unavailable
+from switchboard.server.observability.logs import CALL_TRACE_ID
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer_lock import WriterLock
-from switchboard.server.store.sqlite.writer_stats import WriterStats
+from switchboard.server.store.sqlite.writer_stats import Kind, WriterStats
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,13 @@ MAX_BULK_BATCH = 4
 YIELD_WAIT_S = 0.05
 
 
+def _kind(bulk: bool) -> Kind:
+    """`call` inside an RPC's handler (its context has a call trace id), else `background`."""
+    if bulk:
+        return "bulk"
+    return "background" if isinstance(CALL_TRACE_ID.get(), str) else "call"
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[SqliteTx], Any]
@@ -56,6 +64,7 @@ class _Job:
     bulk: bool
     queued: float = 0.0  # perf_counter at submit
     deferred: bool = False  # a bulk job left out of its transaction to let calls in
+    kind: Kind = "background"  # for the stats
     result: Any = None
     error: Exception | None = None
 
@@ -88,7 +97,9 @@ class WriteBatcher:
         if self._closed:
             raise Unavailable("the store is closing")
         future: asyncio.Future[Any] = self._loop.create_future()
-        (self._bulk if bulk else self._pending).append(_Job(fn, future, bulk, time.perf_counter()))
+        (self._bulk if bulk else self._pending).append(
+            _Job(fn, future, bulk, time.perf_counter(), kind=_kind(bulk))
+        )
         if not self._running:
             self._running = True
             self._idle.clear()
@@ -259,7 +270,7 @@ class WriteBatcher:
         now = time.perf_counter()
         for job in batch:
             self.stats.job(
-                "bulk" if job.bulk else "interactive",
+                job.kind,
                 started - job.queued,
                 locked - started,
                 commit - locked,

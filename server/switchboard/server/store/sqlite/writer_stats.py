@@ -1,7 +1,8 @@
 """Where a write's time goes: waiting for the writer, in the transaction, in the COMMIT.
 
-Every job the `WriteBatcher` runs records four spans of its life, per kind (interactive or
-bulk):
+Every job the `WriteBatcher` runs records four spans of its life, per kind: `call` (an
+interactive write made while serving an RPC), `background` (an interactive write from
+delivery or other background work: step results, claims) or `bulk`:
 
 - `queue`: from `submit` until its batch starts (behind this process's earlier batches);
 - `lock`: from the batch start until `BEGIN IMMEDIATE` returned (behind the other worker
@@ -23,7 +24,8 @@ from __future__ import annotations
 import bisect
 from typing import Literal
 
-Kind = Literal["interactive", "bulk"]
+Kind = Literal["call", "background", "bulk"]
+KINDS: tuple[Kind, ...] = ("call", "background", "bulk")
 COMPONENTS = ("queue", "lock", "tx", "commit", "total")
 #: Upper bounds (seconds) of the buckets: 50 µs to ~20 s, 10 per decade.
 BOUNDS: tuple[float, ...] = tuple(50e-6 * 10 ** (i / 10) for i in range(57))
@@ -71,7 +73,7 @@ class WriterStats:
 
     @staticmethod
     def _fresh() -> dict[str, dict[str, Histogram]]:
-        return {kind: {c: Histogram() for c in COMPONENTS} for kind in ("interactive", "bulk")}
+        return {kind: {c: Histogram() for c in COMPONENTS} for kind in KINDS}
 
     def job(
         self,
