@@ -95,7 +95,8 @@ def backfill_rate(workdir: Path, rows: int) -> dict[str, float]:
     config = workdir / "backfill.toml"
     config.write_text(_config(f"http://127.0.0.1:{contract_port}/batch"))
     env = {"SWITCHBOARD_DATABASE__PATH": str(workdir / "backfill.db"), **BENCH_ENV}
-    server = Target("backfill", serve_argv(config, port, workers=1), port, env, cores=SERVER_CORES)
+    server = Target("backfill", serve_argv(config, port, workers=1), port, env,
+                    cores=SERVER_CORES)
     try:
         contract.wait_listening()
         server.wait_listening()

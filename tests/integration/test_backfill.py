@@ -48,17 +48,14 @@ async def test_backfill_sends_every_contact_once_in_batches_but_not_the_erased(
     start_app: StartApp,
 ) -> None:
     app = await start_app(connectors={"dest": DEST}, triggers={})
-    async with (
-        Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
-    ):
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         await _import(sb, 120)
         gone = await sb.contacts.get(email="b7@example.com")
         await sb.contacts.delete(email="b7@example.com")
         stub = connectors_pb2_grpc.ConnectorsStub(channel)
         updates = [
-            p
-            async for p in stub.BackfillConnector(
+            p async for p in stub.BackfillConnector(
                 connectors_pb2.BackfillConnectorRequest(connector="dest")
             )
         ]
@@ -76,8 +73,7 @@ async def test_backfill_sends_every_contact_once_in_batches_but_not_the_erased(
         assert gone.id not in contacts
         # Finished: calling again sends nothing more.
         again = [
-            p
-            async for p in stub.BackfillConnector(
+            p async for p in stub.BackfillConnector(
                 connectors_pb2.BackfillConnectorRequest(connector="dest")
             )
         ]
@@ -88,10 +84,8 @@ async def test_backfill_sends_every_contact_once_in_batches_but_not_the_erased(
 
 async def test_an_interrupted_backfill_continues_where_it_stopped(start_app: StartApp) -> None:
     app = await start_app(connectors={"dest": DEST}, triggers={})
-    async with (
-        Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
-    ):
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         await _import(sb, 450)
         stub = connectors_pb2_grpc.ConnectorsStub(channel)
         call = stub.BackfillConnector(connectors_pb2.BackfillConnectorRequest(connector="dest"))
@@ -101,8 +95,7 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(start_app: Sta
         assert first.queued == 200
         await _until_delivered(app, 200)
         updates = [
-            p
-            async for p in stub.BackfillConnector(
+            p async for p in stub.BackfillConnector(
                 connectors_pb2.BackfillConnectorRequest(connector="dest")
             )
         ]
@@ -120,10 +113,8 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(start_app: Sta
 
 async def test_since_and_restart(start_app: StartApp) -> None:
     app = await start_app(connectors={"dest": DEST}, triggers={})
-    async with (
-        Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
-    ):
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30.0) as sb, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         await _import(sb, 5, "old")
         cut = datetime.now(UTC)
         await asyncio.sleep(0.01)

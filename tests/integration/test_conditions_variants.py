@@ -44,8 +44,7 @@ async def test_a_false_condition_skips_the_step_and_the_run_succeeds(
         )
         (listed,) = await sb.campaigns.list_triggers("order")
         assert [s.when for s in listed.steps] == [
-            "attributes.amount > 100",
-            'contact.country == "FR"',
+            "attributes.amount > 100", 'contact.country == "FR"'
         ]
         assert run.status == campaigns_pb2.RUN_STATUS_SUCCEEDED
         assert _steps(run) == [

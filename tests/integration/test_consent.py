@@ -308,3 +308,4 @@ async def test_bad_consents_are_invalid_arguments(
 
     assert [v.field for v in caught.value.field_violations] == ["contact.consents"]
     assert message in caught.value.field_violations[0].description
+

@@ -169,7 +169,9 @@ async def test_a_reader_that_stops_reading_stops_the_server_reading(app: App) ->
     # so what the transport buffers is small beside the 20,000 items offered.
     options = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16_384)]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}", options=options) as channel:
-        call = contacts_pb2_grpc.ContactSyncStub(channel).UpsertContacts(_requests(20_000, [0]))
+        call = contacts_pb2_grpc.ContactSyncStub(channel).UpsertContacts(
+            _requests(20_000, [0])
+        )
         first = await call.read()  # the stream is open; now stop reading
         assert isinstance(first, contacts_pb2.UpsertContactsResponse)
         written = await _settled(app)

@@ -89,8 +89,6 @@ def test_a_database_from_a_newer_release_is_refused_and_left_untouched(tmp_path:
         assert db.execute("PRAGMA user_version").fetchone()[0] == newer
     finally:
         db.close()
-
-
 def _plan(key_path: str, attributes: dict[str, object]) -> str:
     wait = {"source": "ats", "key": key_path}
     steps = [{"connector": "fake"}, {"wait": wait}]

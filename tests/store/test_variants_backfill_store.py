@@ -33,11 +33,8 @@ async def test_variant_results_count_contacts_and_conversions_after_exposure(
 
     def write(tx: WriteTx) -> None:
         runs = [
-            ("r1", "c1", "a", 100),
-            ("r2", "c1", "a", 300),  # one contact, two runs
-            ("r3", "c2", "a", 100),
-            ("r4", "c3", "b", 100),
-            ("r5", "c4", "b", 900),
+            ("r1", "c1", "a", 100), ("r2", "c1", "a", 300),  # one contact, two runs
+            ("r3", "c2", "a", 100), ("r4", "c3", "b", 100), ("r5", "c4", "b", 900),
         ]
         for run_id, contact, variant, created in runs:
             run = _variant_run(run_id, contact, variant, created)

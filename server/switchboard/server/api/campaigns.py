@@ -59,7 +59,6 @@ class CampaignTriggersServicer(campaigns_pb2_grpc.CampaignTriggersServicer):
         self, request: campaigns_pb2.GetVariantResultsRequest, context: Context
     ) -> campaigns_pb2.GetVariantResultsResponse:
         return await self._variants.results(request)
-
     async def GetCampaign(
         self, request: campaigns_pb2.GetCampaignRequest, context: Context
     ) -> campaigns_pb2.GetCampaignResponse:

@@ -48,7 +48,9 @@ def add_servicer(
     """
     service, captured = method_handlers(register, servicer)
     handlers = {name: decoding_handler(h) for name, h in captured.items()}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, handlers),)
+    )
     server.add_registered_method_handlers(service, handlers)
     return service
 

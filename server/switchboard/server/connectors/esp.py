@@ -140,3 +140,4 @@ class EspConnector:
 def _lists(state: StateTx, contact_id: str) -> list[str]:
     record = state.get("subscriptions", contact_id)
     return list(record["lists"]) if record else []
+

@@ -72,13 +72,7 @@ KINDS: tuple[str, ...] = tuple(sorted(_FACTORIES))
 DEPRECATED_KINDS: dict[str, str] = {
     old: f"sandbox_{old}"
     for old in (
-        "analytics",
-        "automation",
-        "crm",
-        "esp",
-        "personalization",
-        "recommendations",
-        "scoring",
+        "analytics", "automation", "crm", "esp", "personalization", "recommendations", "scoring"
     )
 }
 

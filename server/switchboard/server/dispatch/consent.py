@@ -60,7 +60,9 @@ class ConsentGate:
         contact = await self.stored_contact(contact_id)
         return refusal(self.purposes(connector), action, contact)
 
-    async def stored_contact(self, contact_id: str, email: str = "") -> contacts_pb2.Contact | None:
+    async def stored_contact(
+        self, contact_id: str, email: str = ""
+    ) -> contacts_pb2.Contact | None:
         """The contact as stored now, by id or else by normalized email; None when erased
         or never stored."""
         if contact_id:

@@ -91,12 +91,8 @@ class BackfillService:
             runs: list[str] = []
             if not start.done and len(under_way) < self._window:
                 page = partial(
-                    queue_page,
-                    step=step,
-                    since_us=start.since_us,
-                    limit=self._page_size,
-                    now=now_us(),
-                    restart=restart,
+                    queue_page, step=step, since_us=start.since_us, limit=self._page_size,
+                    now=now_us(), restart=restart,
                 )
                 start, runs = await self._store.write(page, bulk=True)
                 restart = False

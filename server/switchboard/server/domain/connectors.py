@@ -98,7 +98,9 @@ class ConnectorService:
             set_ts(info.checked_at, check.at_us)
             guard = self._guards.get(name)
             if guard is not None:
-                info.circuit = self._limits.circuit(name) if self._limits else guard.breaker.state
+                info.circuit = (
+                    self._limits.circuit(name) if self._limits else guard.breaker.state
+                )
                 info.in_flight = guard.in_flight
         return resp
 

@@ -36,18 +36,13 @@ class PlanFallback:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanFallback:
         """Read a stored fallback."""
-        return cls(
-            data.get("connector"), data.get("action"), data.get("params") or {}, data.get("result")
-        )
+        return cls(data.get("connector"), data.get("action"), data.get("params") or {},
+                   data.get("result"))
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
-        return {
-            "connector": self.connector,
-            "action": self.action,
-            "params": dict(self.params),
-            "result": self.result,
-        }
+        return {"connector": self.connector, "action": self.action,
+                "params": dict(self.params), "result": self.result}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +62,8 @@ class PlanWait:
             name: tuple(PlanStep.from_json(s) for s in steps)
             for name, steps in (data.get("branches") or {}).items()
         }
-        return cls(
-            data["source"],
-            data["key"],
-            float(data["timeout_s"]),
-            data.get("timeout_branch", "timeout"),
-            branches,
-        )
+        return cls(data["source"], data["key"], float(data["timeout_s"]),
+                   data.get("timeout_branch", "timeout"), branches)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""

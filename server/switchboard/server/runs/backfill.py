@@ -60,7 +60,8 @@ class Position:
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
         after = list(self.after) if self.after else None
-        return {"since_us": self.since_us, "after": after, "queued": self.queued, "done": self.done}
+        return {"since_us": self.since_us, "after": after, "queued": self.queued,
+                "done": self.done}
 
 
 def destination_for(sync: SyncSettings, connector: str) -> SyncDestinationSettings:
@@ -109,9 +110,7 @@ def queue_page(
         set_ts(run.created_at, now)
         set_ts(run.updated_at, now)
         added = run.steps.add(
-            index=0,
-            connector=step.connector,
-            action=step.action,
+            index=0, connector=step.connector, action=step.action,
             status=StepStatus.STEP_STATUS_PENDING,
         )
         set_ts(added.updated_at, now)

@@ -188,7 +188,7 @@ class PostgresStore:
                     ) from exc
                 self.retries += 1
                 # Jittered and growing: conflicting replicas should not collide again.
-                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                time.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
             except PoolTimeout as exc:
                 log.error("no database connection within %gs: %s", pool.timeout, exc)
                 raise Unavailable("the database is not answering; try again") from exc
