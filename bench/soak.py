@@ -37,6 +37,7 @@ WRITES = ("UpsertContact", "TriggerCampaign", "ScoreLead", "RecordActivity")
 RUN_NOT_FINAL = (1, 2)  # RUN_STATUS_PENDING, RUN_STATUS_RUNNING
 RESULTS = Path(__file__).parent / "results.json"
 LOOP_LAG_MODULE = "server/switchboard/server/observability/loop_lag.py"
+WRITER_STATS_MODULE = "server/switchboard/server/store/sqlite/writer_stats.py"
 
 
 def pick(mix: tuple[tuple[str, float], ...], u: float) -> str:
@@ -159,19 +160,46 @@ def _db_figures(db: Path) -> dict[str, Any]:
     return figures
 
 
-def _loop_lag(log: Path, seen: int) -> tuple[int, float, int]:
-    """Lines read so far, the worst loop lag (ms) reported since `seen`, and how many."""
+def _server_lines(log: Path, seen: int) -> tuple[int, float, int, list[dict[str, Any]]]:
+    """Lines read so far; since `seen`: the worst loop lag (ms) reported, how many lag lines,
+    and the workers' `store writer stats` lines (see store/sqlite/writer_stats.py)."""
     worst, count, lines = 0.0, 0, 0
+    stats: list[dict[str, Any]] = []
     with log.open(encoding="utf-8", errors="replace") as f:
         for lines, line in enumerate(f, start=1):
-            if lines <= seen or "event loop lag" not in line:
+            if lines <= seen:
+                continue
+            if "store writer stats" in line or "heap growth" in line:
+                with contextlib.suppress(ValueError):
+                    stats.append(json.loads(line))
+            if "event loop lag" not in line:
                 continue
             try:
                 worst = max(worst, float(json.loads(line).get("lag_ms", 0.0)))
                 count += 1
             except ValueError:
                 continue
-    return lines, worst, count
+    return lines, worst, count, stats
+
+
+def writer_components(lines: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Merge workers' writer stats lines: per kind and component, jobs, the job-weighted mean
+    of the lines' p50 (an approximation) and the worst p99 and max (ms)."""
+    merged: dict[str, dict[str, dict[str, float]]] = {}
+    for line in lines:
+        for kind, components in line.get("writer", {}).items():
+            for name, h in components.items():
+                m = merged.setdefault(kind, {}).setdefault(
+                    name, {"n": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+                )
+                m["p50_ms"] += h["p50_ms"] * h["n"]
+                m["n"] += h["n"]
+                m["p99_ms"] = max(m["p99_ms"], h["p99_ms"])
+                m["max_ms"] = max(m["max_ms"], h["max_ms"])
+    for components in merged.values():
+        for m in components.values():
+            m["p50_ms"] = round(m["p50_ms"] / m["n"], 2) if m["n"] else 0.0
+    return merged
 
 
 async def _seed(port: int, contacts: int) -> None:
@@ -207,13 +235,22 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         "SWITCHBOARD_LOG_LEVEL": "WARNING",
         # Every loop lag of 10 ms or more becomes a log line the windows report.
         "SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS": "10",
+        # Where writes wait: each worker logs its writer's components every 5 s.
+        "SWITCHBOARD_DATABASE__WRITER_STATS_S": "5",
     }
     # A/B against another checkout's server code: BENCH_SOAK_SERVER_PATH=<checkout>.
     if base := os.environ.get("BENCH_SOAK_SERVER_PATH"):
         env["PYTHONPATH"] = f"{base}/server:{base}/client"
         if not Path(base, LOOP_LAG_MODULE).exists():  # older code: no such setting
             del env["SWITCHBOARD_TELEMETRY__LOOP_LAG_WARN_MS"]
-    server = Target("soak", serve_argv(config, port, workers=2), port, env, cores=None, log=log)
+        if not Path(base, WRITER_STATS_MODULE).exists():
+            del env["SWITCHBOARD_DATABASE__WRITER_STATS_S"]
+    # Layout: BENCH_SOAK_WORKERS processes, BENCH_SOAK_DISPATCHERS of them delivery-only.
+    workers = int(os.environ.get("BENCH_SOAK_WORKERS", "2"))
+    env["SWITCHBOARD_DISPATCH__PROCESSES"] = os.environ.get("BENCH_SOAK_DISPATCHERS", "0")
+    # A leak hunt (slows the workers): tracemalloc growth lines every BENCH_SOAK_HEAP_S.
+    env["SWITCHBOARD_TELEMETRY__HEAP_GROWTH_S"] = os.environ.get("BENCH_SOAK_HEAP_S", "0")
+    server = Target("soak", serve_argv(config, port, workers), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))
     load_env = dict(os.environ)
     try:
@@ -244,13 +281,15 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         final: dict[str, Any] = {}
         t0 = time.monotonic()
         seen = 0
+        every_stats: list[dict[str, Any]] = []
         assert gen.stdout is not None
         for line in gen.stdout:
             item = json.loads(line)
             if item.get("final"):
                 final = item
                 continue
-            seen, lag_ms, lag_lines = _loop_lag(log, seen)
+            seen, lag_ms, lag_lines, stats = _server_lines(log, seen)
+            every_stats.extend(stats)
             item.update(
                 t_s=round(time.monotonic() - t0, 1),
                 rss_mb={
@@ -261,6 +300,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 },
                 server_loop_lag_max_ms=lag_ms,
                 server_loop_lag_reports=lag_lines,
+                writer=writer_components(stats),
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
                 **_db_figures(db),
@@ -277,7 +317,13 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         drain_s = round(time.monotonic() - drained_at, 1)
     finally:
         server.stop()
-    return _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
+    report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
+    report["writer"] = writer_components(every_stats)
+    heap = {str(s["pid"]): s for s in every_stats if "growth" in s}  # the last line per worker
+    report["heap_growth"] = {
+        pid: {"traced_mb": s["traced_mb"], "top": s["growth"]} for pid, s in heap.items()
+    }
+    return report
 
 
 def _load_process_setup() -> None:
@@ -298,8 +344,19 @@ def _window_line(w: dict[str, Any]) -> str:
         f"[{w['t_s']:7.1f}s] p99 {w['p99_ms']:.0f} ms, err {sum(w['errors'].values())}, "
         f"rss {w['rss_mb']}, wal {w['wal_mb']} MB, db {w['db_mb']} MB, outbox {w['outbox']}, "
         f"srv lag {w['server_loop_lag_max_ms']:.0f} ms, gen lag {w['gen_lag_max_ms']:.0f} ms, "
-        f"load {w['load1']} | " + ", ".join(parts)
+        f"load {w['load1']} | " + ", ".join(parts) + _writer_line(w.get("writer", {}))
     )
+
+
+def _writer_line(writer: dict[str, Any]) -> str:
+    """` | writer call queue 1.0/20 lock ...`: each component's p50/p99 (ms)."""
+    parts = []
+    for kind, components in writer.items():
+        spans = " ".join(
+            f"{name} {h['p50_ms']:.1f}/{h['p99_ms']:.0f}" for name, h in components.items()
+        )
+        parts.append(f"{kind} {spans}")
+    return " | writer " + "; ".join(parts) if parts else ""
 
 
 def _report(
@@ -367,5 +424,7 @@ def main() -> None:
     for name, m in report["methods"].items():
         print(f"{name:16} {m['calls']:7} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}")
     keys = ("errors", "runs_not_final_after_drain", "drain_s", "window_p99_max_ms")
-    for key in (*keys, "gen_lag_max_ms", "server_loop_lag_max_ms", "workers", "targets"):
+    for key in (*keys, "gen_lag_max_ms", "server_loop_lag_max_ms", "workers", "writer"):
+        print(f"{key}: {report[key]}")
+    for key in ("targets",):
         print(f"{key}: {report[key]}")

@@ -1,10 +1,12 @@
 """The store's write tail alone: N processes writing to one SQLite file, open loop.
 
 `python -m bench.write_tail [--procs 2] [--seconds 20] [--rate 100] [--bulk-rate 5]
-[--checkpoint-interval S] [--server-path CHECKOUT]` starts `procs` processes; each opens a
-`SqliteStore` on the shared file and, for `seconds`, submits `rate` small interactive writes
-a second (a few rows each, like an upsert with its event and outbox row) and `bulk-rate`
-bulk jobs of 100 rows a second (like an import chunk), on a fixed schedule. It prints the
+[--bulk-cpu-ms MS] [--checkpoint-interval S] [--server-path CHECKOUT]` starts `procs`
+processes; each opens a `SqliteStore` on the shared file and, for `seconds`, submits `rate`
+small interactive writes a second (a few rows each, like an upsert with its event and outbox
+row) and `bulk-rate` bulk jobs of 100 rows a second (like an import chunk; `--bulk-cpu-ms`
+adds that much Python work per job, as a real chunk's per-row work), on a fixed schedule.
+It prints the
 interactive writes' p50/p99/max (ms, from the scheduled time) over all processes, and the
 CPU seconds the processes used. No gRPC, no client: what is left is the writer itself
 (group commit, bulk jobs, the hand-off between processes, checkpoints), so the figure moves
@@ -26,10 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.soak import percentile
+from bench.soak import percentile, writer_components
 
 
-async def _child(path: str, seconds: float, rate: float, bulk_rate: float, ckpt: str) -> None:
+async def _child(
+    path: str, seconds: float, rate: float, bulk_rate: float, ckpt: str, bulk_cpu_ms: float
+) -> None:
     from switchboard.server.config.sections import DatabaseSettings
     from switchboard.server.store.sqlite.store import SqliteStore
 
@@ -52,6 +56,10 @@ async def _child(path: str, seconds: float, rate: float, bulk_rate: float, ckpt:
         def work(tx: Any) -> None:
             for j in range(100):
                 tx.state_put("bench", f"b{pid}", f"{(i * 100 + j) % 20000}", payload)
+            # An import chunk's Python work per row (validation, events), holding the GIL.
+            until = time.perf_counter() + bulk_cpu_ms / 1e3
+            while time.perf_counter() < until:
+                pass
 
         await store.write(work, bulk=True)
 
@@ -72,9 +80,11 @@ async def _child(path: str, seconds: float, rate: float, bulk_rate: float, ckpt:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    writer = getattr(store, "_writer", None)  # older store code has no stats
+    stats = writer.stats.take() if hasattr(writer, "stats") else {}
     await store.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"lat": latencies, "cpu_s": usage.ru_utime + usage.ru_stime}))
+    print(json.dumps({"lat": latencies, "cpu_s": usage.ru_utime + usage.ru_stime, "w": stats}))
 
 
 def main() -> None:
@@ -84,12 +94,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--bulk-rate", type=float, default=5.0)
     parser.add_argument("--checkpoint-interval", default="")
+    parser.add_argument("--bulk-cpu-ms", type=float, default=0.0)
     parser.add_argument("--server-path", default="")
     parser.add_argument("--child", default="")
     args = parser.parse_args()
     if args.child:
         asyncio.run(
-            _child(args.child, args.seconds, args.rate, args.bulk_rate, args.checkpoint_interval)
+            _child(
+                args.child,
+                args.seconds,
+                args.rate,
+                args.bulk_rate,
+                args.checkpoint_interval,
+                args.bulk_cpu_ms,
+            )
         )
         return
     env = dict(os.environ)
@@ -109,6 +127,7 @@ def main() -> None:
             "--seconds", str(args.seconds), "--rate", str(args.rate),
             "--bulk-rate", str(args.bulk_rate),
             "--checkpoint-interval", args.checkpoint_interval,
+            "--bulk-cpu-ms", str(args.bulk_cpu_ms),
         ]  # fmt: skip
         procs = [
             subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
@@ -125,6 +144,7 @@ def main() -> None:
                 "max_ms": round(max(lat, default=0.0) * 1e3, 2),
                 "cpu_s": round(sum(o["cpu_s"] for o in outs), 2),
                 "load1": round(os.getloadavg()[0], 2),
+                "writer": writer_components([{"writer": o.get("w", {})} for o in outs]),
             }
         )
     )

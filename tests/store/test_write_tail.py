@@ -114,3 +114,89 @@ async def test_without_the_thread_small_commits_stay_in_the_log(tmp_path: Path) 
         assert _size(path) == before  # the control for the test above
     finally:
         await store.close()
+
+
+async def test_a_bulk_batch_commits_early_for_an_interactive_write_that_arrives(
+    store: SqliteStore,
+) -> None:
+    # Three slow bulk jobs share one bulk batch; a call arrives while the first runs.
+    bulk = [
+        asyncio.ensure_future(store.write(_put(f"chunk{i}", pause_s=0.3), bulk=True))
+        for i in range(3)
+    ]
+    await asyncio.sleep(0.1)
+    asked = time.monotonic()
+    assert await store.write(_put("call")) == "call"
+    # Behind the whole batch it would wait ~0.8 s; yielding, only for the job running.
+    assert time.monotonic() - asked < 0.5
+    assert bulk[0].done()
+    assert not bulk[2].done()
+    assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
+
+
+async def test_a_bulk_batch_commits_early_when_another_worker_announces_calls_waiting(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    try:
+        other_worker.announce_waiting(True)
+        bulk = [
+            asyncio.ensure_future(store.write(_put(f"chunk{i}", pause_s=0.2), bulk=True))
+            for i in range(3)
+        ]
+        await asyncio.wait_for(bulk[0], 5.0)
+        # Committed on its own: the other two go in later transactions.
+        assert not bulk[1].done()
+        assert not bulk[2].done()
+        assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
+    finally:
+        other_worker.close()
+
+
+async def test_a_worker_waiting_for_the_lock_announces_its_calls_and_clears_the_flag(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    assert other_worker.try_acquire()
+    try:
+        write = asyncio.ensure_future(store.write(_put("call")))
+        for _ in range(100):
+            if other_worker.others_waiting():
+                break
+            await asyncio.sleep(0.01)
+        assert other_worker.others_waiting()
+        other_worker.release()
+        assert await asyncio.wait_for(write, 5.0) == "call"
+        assert not other_worker.others_waiting()
+    finally:
+        other_worker.close()
+
+
+async def test_the_writer_counts_where_each_write_spent_its_time(store: SqliteStore) -> None:
+    await asyncio.gather(*(store.write(_put(f"k{i}")) for i in range(5)))
+    await store.write(_put("bulk", pause_s=0.05), bulk=True)
+    assert store._writer is not None
+    figures = store._writer.stats.take()
+    assert figures["background"]["total"]["n"] == 5  # not inside an RPC
+    bulk = figures["bulk"]
+    assert bulk["tx"]["n"] == 1
+    assert bulk["tx"]["max_ms"] >= 50  # the job's own sleep is transaction time
+    assert bulk["total"]["max_ms"] >= bulk["tx"]["max_ms"]
+    assert store._writer.stats.take() == {}  # taking starts over
+
+
+async def test_writes_made_while_serving_a_call_count_apart_from_background_ones(
+    store: SqliteStore,
+) -> None:
+    from switchboard.server.observability.logs import CALL_TRACE_ID
+
+    async def in_a_call() -> None:
+        CALL_TRACE_ID.set(object())  # what the call-id guard sets in an RPC's task
+        await store.write(_put("from-a-call"))
+
+    await asyncio.create_task(in_a_call())
+    await store.write(_put("from-delivery"))
+    assert store._writer is not None
+    figures = store._writer.stats.take()
+    assert figures["call"]["total"]["n"] == 1
+    assert figures["background"]["total"]["n"] == 1

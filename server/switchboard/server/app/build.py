@@ -72,6 +72,7 @@ from switchboard.server.interceptors.chain import Guard, GuardChain
 from switchboard.server.interceptors.concurrency import ConcurrencyLimitGuard
 from switchboard.server.interceptors.ratelimit import CallerRates, RateLimitGuard, TokenBuckets
 from switchboard.server.interceptors.rpc_telemetry import RpcTelemetryGuard, ServerEndpoint
+from switchboard.server.observability.heap_growth import HeapGrowth
 from switchboard.server.observability.loop_lag import LoopLagMonitor
 from switchboard.server.observability.telemetry import Telemetry, build_telemetry
 from switchboard.server.rules.scoring import validate_rules
@@ -191,6 +192,10 @@ async def _build(
         chain = standard_interceptors(settings, telemetry, endpoint, limiter)
     except (OSError, ValueError) as exc:  # unreadable or malformed JWKS file
         raise StartupError(f"cannot set up authentication: {exc}") from exc
+    if settings.telemetry.heap_growth_s > 0:  # a diagnostic: see observability/heap_growth.py
+        heap = HeapGrowth(settings.telemetry.heap_growth_s)
+        heap.start()
+        stack.push_async_callback(heap.aclose)
     store = build_store(settings.database, telemetry.tracer)
     try:
         await store.open()

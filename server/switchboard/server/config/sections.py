@@ -93,6 +93,14 @@ class DatabaseSettings(FrozenModel):
         "past 4000 pages still checkpoints, as a safety net); 0: SQLite's automatic "
         "checkpoint inside the commit that fills the log past 1000 pages.",
     )
+    writer_stats_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="SQLite: every this many seconds each worker logs (WARNING, `store writer "
+        "stats`) where its writes' time went: queued behind its own batches, waiting for the "
+        "write lock (other workers), in the transaction, in the COMMIT; p50/p99/max per kind "
+        "(interactive, bulk). 0: off. A diagnostic for latency work (the soak case turns it on).",
+    )
     readers: int = Field(
         default=2,
         ge=1,

@@ -31,6 +31,13 @@ class TelemetrySettings(FrozenModel):
         "100 ms; at most one line a second). Every sample also goes to the "
         "`switchboard.event_loop.lag` histogram.",
     )
+    heap_growth_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="A leak hunt: trace allocations (tracemalloc; slows the worker) and every "
+        "this many seconds log a WARNING `heap growth` line with the source lines whose live "
+        "allocations grew most since the first interval. 0: off.",
+    )
     metric_interval_s: float = Field(
         default=60.0, gt=0, description="Metric export period (console, otlp)."
     )

@@ -8,7 +8,9 @@ own SAVEPOINT and they commit together, one fsync for many acknowledged writes. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -120,6 +122,7 @@ class SqliteStore:
         self._local = threading.local()
         self._inline_db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._stats_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Create the file and schema, then start the writer and the reader threads."""
@@ -135,6 +138,19 @@ class SqliteStore:
                 self._settings.checkpoint_interval_s,
             )
             self._checkpointer.start()
+        if self._settings.writer_stats_s > 0:
+            self._stats_task = asyncio.create_task(self._log_stats(), name="writer-stats")
+
+    async def _log_stats(self) -> None:
+        # WARNING: an operator turned this diagnostic on and reads it at the usual log level.
+        while self._writer is not None:
+            await asyncio.sleep(self._settings.writer_stats_s)
+            if self._writer is None:
+                return
+            figures = self._writer.stats.take()
+            log.warning(
+                "store writer stats", extra={"fields": {"pid": os.getpid(), "writer": figures}}
+            )
 
     def _open_writer(self) -> sqlite3.Connection:
         db = connect(self._settings.path, self._settings.busy_timeout_ms)
@@ -146,6 +162,11 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Drain queued writes, stop the threads and close every connection."""
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+            self._stats_task = None
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.close()

@@ -15,6 +15,13 @@ and while both kinds wait, batches alternate (see `_take`). Mixed into the inter
 batch, a 100-row import chunk made every write that happened to share its transaction wait
 for it (the soak's write p99 followed the import's). Between worker processes, `WriterLock`
 hands the write lock over at once.
+
+A bulk transaction yields: between its jobs (up to MAX_BULK_BATCH import chunks) it commits
+early when an interactive write is waiting, in this process or, through the lock file's
+flag, in another worker; the jobs it did not reach go back to the head of the bulk queue.
+A worker about to start bulk work while another announces interactive writes waiting lets
+that one take the lock first (for up to YIELD_WAIT_S). So a call's write waits for at most
+one bulk job, not a whole bulk batch, here or in the other worker.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +37,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.server.errors import Unavailable
+from switchboard.server.observability.logs import CALL_TRACE_ID
 from switchboard.server.store.sqlite.tx import SqliteTx
 from switchboard.server.store.sqlite.writer_lock import WriterLock
+from switchboard.server.store.sqlite.writer_stats import Kind, WriterStats
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 MAX_BULK_BATCH = 4
+#: How long bulk work holds back for another worker's announced interactive writes.
+YIELD_WAIT_S = 0.05
+
+
+def _kind(bulk: bool) -> Kind:
+    """`call` inside an RPC's handler (its context has a call trace id), else `background`."""
+    if bulk:
+        return "bulk"
+    return "background" if isinstance(CALL_TRACE_ID.get(), str) else "call"
 
 
 @dataclass(slots=True)
@@ -43,6 +62,9 @@ class _Job:
     fn: Callable[[SqliteTx], Any]
     future: asyncio.Future[Any]
     bulk: bool
+    queued: float = 0.0  # perf_counter at submit
+    deferred: bool = False  # a bulk job left out of its transaction to let calls in
+    kind: Kind = "background"  # for the stats
     result: Any = None
     error: Exception | None = None
 
@@ -66,13 +88,18 @@ class WriteBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self.stats = WriterStats()
+        # The current batch's moments (perf_counter): started, lock taken, COMMIT began, ended.
+        self._t = [0.0, 0.0, 0.0, 0.0]
 
     def submit(self, fn: Callable[[SqliteTx], Any], bulk: bool) -> asyncio.Future[Any]:
         """Queue `fn`; the future resolves once its transaction has committed."""
         if self._closed:
             raise Unavailable("the store is closing")
         future: asyncio.Future[Any] = self._loop.create_future()
-        (self._bulk if bulk else self._pending).append(_Job(fn, future, bulk))
+        (self._bulk if bulk else self._pending).append(
+            _Job(fn, future, bulk, time.perf_counter(), kind=_kind(bulk))
+        )
         if not self._running:
             self._running = True
             self._idle.clear()
@@ -107,6 +134,7 @@ class WriteBatcher:
         return [self._bulk.popleft() for _ in range(count)]
 
     def _start(self) -> None:
+        self._t[0] = time.perf_counter()
         batch = [job for job in self._take() if not job.future.cancelled()]
         if not batch and (self._pending or self._bulk):  # only cancelled jobs were taken
             self._loop.call_soon(self._start)
@@ -114,20 +142,26 @@ class WriteBatcher:
         if not batch:
             self._done()
             return
+        bulk = batch[0].bulk  # a batch is all of one kind (see `_take`)
         try:
-            began = self._begin_without_waiting()
+            began = self._begin_without_waiting(bulk)
         except Exception as exc:  # never leave the writer marked busy with nobody to finish
             self._fail(batch, exc)
             return
         if began:
             self._run(batch)
         else:  # another process holds the write lock: wait for it off the event loop
-            waiting = self._loop.run_in_executor(self._thread, self._begin_waiting)
+            if self._lock is not None and not bulk:
+                self._lock.announce_waiting(True)
+            waiting = self._loop.run_in_executor(self._thread, self._begin_waiting, bulk)
             waiting.add_done_callback(lambda f: self._after_wait(f, batch))
 
-    def _begin_without_waiting(self) -> bool:
-        if self._lock is not None and not self._lock.try_acquire():
-            return False
+    def _begin_without_waiting(self, bulk: bool) -> bool:
+        if self._lock is not None:
+            if bulk and self._lock.others_waiting():
+                return False  # let the other worker's calls go first (`_begin_waiting`)
+            if not self._lock.try_acquire():
+                return False
         db = self._db
         db.execute("PRAGMA busy_timeout = 0")
         try:
@@ -141,9 +175,16 @@ class WriteBatcher:
             db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         return True
 
-    def _begin_waiting(self) -> None:
-        if self._lock is not None and not self._lock.held:
-            self._lock.acquire()
+    def _begin_waiting(self, bulk: bool) -> None:
+        lock = self._lock
+        if lock is not None and not lock.held:
+            if bulk:
+                until = time.monotonic() + YIELD_WAIT_S
+                while lock.others_waiting() and time.monotonic() < until:
+                    time.sleep(0.0005)
+            lock.acquire()
+            if not bulk:
+                lock.announce_waiting(False)
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -162,6 +203,7 @@ class WriteBatcher:
             self._run(batch)
 
     def _run(self, batch: list[_Job]) -> None:
+        self._t[1] = time.perf_counter()
         try:
             for job in batch:
                 if not job.bulk:
@@ -185,17 +227,35 @@ class WriteBatcher:
     def _commit(self, batch: list[_Job]) -> None:
         # On the commit thread: the bulk jobs, then COMMIT (the event loop does not touch
         # the connection until this returns).
+        applied = 0
         for job in batch:
             if job.bulk:
+                if applied and self._calls_waiting():
+                    job.deferred = True
+                    continue
                 self._apply(job)
+                applied += 1
+        self._t[2] = time.perf_counter()
         self._db.execute("COMMIT")
+        self._t[3] = time.perf_counter()
         self._release()
+
+    def _calls_waiting(self) -> bool:
+        # Read from the commit thread: a deque's length is safe to read under the GIL.
+        return bool(self._pending) or (self._lock is not None and self._lock.others_waiting())
 
     def _after_commit(self, committing: asyncio.Future[None], batch: list[_Job]) -> None:
         error = committing.exception()
         if error is not None:
             self._fail(batch, error)
             return
+        deferred = [job for job in batch if job.deferred]
+        if deferred:  # next bulk turn, in their order, ahead of later bulk jobs
+            batch = [job for job in batch if not job.deferred]
+            for job in reversed(deferred):
+                job.deferred = False
+                self._bulk.appendleft(job)
+        self._record(batch)
         for job in batch:
             if job.future.cancelled():
                 continue
@@ -204,6 +264,19 @@ class WriteBatcher:
             else:
                 job.future.set_result(job.result)
         self._done()
+
+    def _record(self, batch: list[_Job]) -> None:
+        started, locked, commit, committed = self._t
+        now = time.perf_counter()
+        for job in batch:
+            self.stats.job(
+                job.kind,
+                started - job.queued,
+                locked - started,
+                commit - locked,
+                committed - commit,
+                now - job.queued,
+            )
 
     def _fail(self, batch: list[_Job], exc: BaseException) -> None:
         log.error("store write batch failed", exc_info=exc)
