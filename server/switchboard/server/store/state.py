@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,6 +12,24 @@ if TYPE_CHECKING:
     from switchboard.server.store.base import Store, WriteTx
 
 T = TypeVar("T")
+
+#: A contact id as `new_id("c")` makes it: the key of the tools' records about one person.
+_CONTACT_ID = re.compile(r"c_[0-9A-Z]{26}")
+
+
+def _erased(tx: WriteTx, key: str) -> bool:
+    """Whether `key` names a person who is no longer a contact (erased).
+
+    A delivery that was already on its way when the person was erased must not write the
+    embedded tool's record of them back after the erasure deleted it: the check runs in
+    the same write transaction as the put, so it cannot miss an erasure.
+    """
+    return _CONTACT_ID.fullmatch(key) is not None and tx.contact_by_id(key) is None
+
+
+def _put(tx: WriteTx, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
+    if not _erased(tx, key):
+        tx.state_put(connector, collection, key, value)
 
 
 class StoreConnectorState:
@@ -36,9 +55,9 @@ class StoreConnectorState:
         return await self._store.read(lambda tx: tx.state_get(name, collection, key))
 
     async def put(self, collection: str, key: str, value: dict[str, Any]) -> None:
-        """Insert or replace a value."""
+        """Insert or replace a value (not when `key` is the id of an erased contact)."""
         name = self._connector
-        await self._store.write(lambda tx: tx.state_put(name, collection, key, value))
+        await self._store.write(lambda tx: _put(tx, name, collection, key, value))
 
     async def delete(self, collection: str, key: str) -> bool:
         """Remove a value; return whether it existed."""
@@ -66,7 +85,7 @@ class _TxState:
         return self._tx.state_get(self._connector, collection, key)
 
     def put(self, collection: str, key: str, value: dict[str, Any]) -> None:
-        self._tx.state_put(self._connector, collection, key, value)
+        _put(self._tx, self._connector, collection, key, value)
 
     def delete(self, collection: str, key: str) -> bool:
         return self._tx.state_delete(self._connector, collection, key)
