@@ -25,6 +25,7 @@ from switchboard.server.errors import (
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as rules
 from switchboard.server.rules.paging import PageTokens
+from switchboard.server.rules.segment_facts import CONTACT_FACT_FIELDS
 from switchboard.server.rules.validation import (
     MAX_LIST_NAME,
     Violations,
@@ -114,8 +115,12 @@ def apply_upsert(
         return UpsertOutcome(current, False, current.email, changed=False)
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
-    tx.put_contact(merged, lists_changed=list(merged.lists) != list(current.lists))
     fields = rules.changed_fields(current, merged)
+    tx.put_contact(
+        merged,
+        lists_changed=list(merged.lists) != list(current.lists),
+        facts_changed=not CONTACT_FACT_FIELDS.isdisjoint(fields),
+    )
     _event(tx, "contact.updated", merged, fields, now)
     return UpsertOutcome(merged, False, current.email, fields=tuple(fields))
 
