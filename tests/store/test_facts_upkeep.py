@@ -66,3 +66,23 @@ async def test_an_update_that_rewrites_the_same_values_is_not_logged(any_store: 
     await any_store.write(lambda tx: tx.put_lead(changed))
     assert await _newest_log_seq(any_store) == seq + 1
     assert (await _facts(any_store, cid))["lead_score"] == 41
+
+
+async def test_a_write_naming_only_a_known_contact_changes_nothing(any_store: Any) -> None:
+    cid = await _upsert(any_store, email="d@example.com", first_name="Di")
+    events = await any_store.read(lambda tx: tx.last_event_seq())
+
+    def by(**fields: Any) -> Any:
+        def work(tx: WriteTx) -> Any:
+            return apply_upsert(tx, contacts_pb2.Contact(**fields), now_us())
+
+        return any_store.write(work)
+
+    for same in (by(email="d@example.com"), by(id=cid), by(id=cid, email="d@example.com")):
+        out = await same
+        assert (out.changed, out.created, out.contact.version) == (False, False, 1)
+    assert await any_store.read(lambda tx: tx.last_event_seq()) == events
+
+    # An id with another email is a change of email, not a lookup.
+    moved = await by(id=cid, email="e@example.com")
+    assert (moved.changed, moved.contact.email, moved.contact.version) == (True, "e@example.com", 2)

@@ -103,6 +103,10 @@ def apply_upsert(
             f"contact {current.id} is at version {current.version}, not {expected_version}; "
             "re-read it and retry"
         )
+    if not mask and _only_names(incoming, current):
+        # A trigger for a known contact, by email or id alone: merging nothing changes
+        # nothing, so the copy and the comparison are skipped.
+        return UpsertOutcome(current, False, current.email, changed=False)
     merged = rules.merge(current, incoming, mask or [], now)
     if not merged.email:
         raise InvalidArgument([Violation("contact.email", "cannot be cleared")])
@@ -123,6 +127,17 @@ def apply_upsert(
     )
     _event(tx, "contact.updated", merged, fields, now)
     return UpsertOutcome(merged, False, current.email, fields=tuple(fields))
+
+
+_LOOKUP_FIELDS = frozenset({"id", "email"})
+
+
+def _only_names(incoming: contacts_pb2.Contact, current: contacts_pb2.Contact) -> bool:
+    """Whether `incoming` sets nothing but the id or email that found `current`."""
+    # ListFields walks only the set fields, in C.
+    if not all(fd.name in _LOOKUP_FIELDS for fd, _ in incoming.ListFields()):
+        return False
+    return incoming.email in ("", current.email)
 
 
 def _create(
