@@ -115,14 +115,16 @@ def apply_upsert(
         if owner is not None:
             raise AlreadyExists(f"email {merged.email!r} belongs to contact {owner.id}")
         _erased(tx, merged.email)
-    if rules.same_data(current, merged):
+    fields = rules.changed_fields(current, merged)
+    # `same_data` (two copies and a comparison) only decides when nothing but consent
+    # records differ: a re-sent consent with a new time alone changes nothing.
+    if not fields or (_CONSENT_FIELDS.issuperset(fields) and rules.same_data(current, merged)):
         return UpsertOutcome(current, False, current.email, changed=False)
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
-    fields = rules.changed_fields(current, merged)
     tx.put_contact(
         merged,
-        lists_changed=list(merged.lists) != list(current.lists),
+        lists_changed="lists" in fields,
         facts_changed=not CONTACT_FACT_FIELDS.isdisjoint(fields),
     )
     _event(tx, "contact.updated", merged, fields, now)
@@ -130,6 +132,7 @@ def apply_upsert(
 
 
 _LOOKUP_FIELDS = frozenset({"id", "email"})
+_CONSENT_FIELDS = frozenset({"consent", "consents"})
 
 
 def _only_names(incoming: contacts_pb2.Contact, current: contacts_pb2.Contact) -> bool:
