@@ -25,6 +25,7 @@ from switchboard.server.errors import (
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import contacts as rules
 from switchboard.server.rules.paging import PageTokens
+from switchboard.server.rules.segment_facts import CONTACT_FACT_FIELDS
 from switchboard.server.rules.validation import (
     MAX_LIST_NAME,
     Violations,
@@ -102,6 +103,10 @@ def apply_upsert(
             f"contact {current.id} is at version {current.version}, not {expected_version}; "
             "re-read it and retry"
         )
+    if not mask and _only_names(incoming, current):
+        # A trigger for a known contact, by email or id alone: merging nothing changes
+        # nothing, so the copy and the comparison are skipped.
+        return UpsertOutcome(current, False, current.email, changed=False)
     merged = rules.merge(current, incoming, mask or [], now)
     if not merged.email:
         raise InvalidArgument([Violation("contact.email", "cannot be cleared")])
@@ -110,14 +115,32 @@ def apply_upsert(
         if owner is not None:
             raise AlreadyExists(f"email {merged.email!r} belongs to contact {owner.id}")
         _erased(tx, merged.email)
-    if rules.same_data(current, merged):
+    fields = rules.changed_fields(current, merged)
+    # `same_data` (two copies and a comparison) only decides when nothing but consent
+    # records differ: a re-sent consent with a new time alone changes nothing.
+    if not fields or (_CONSENT_FIELDS.issuperset(fields) and rules.same_data(current, merged)):
         return UpsertOutcome(current, False, current.email, changed=False)
     merged.version = current.version + 1
     set_ts(merged.updated_at, now)
-    tx.put_contact(merged, lists_changed=list(merged.lists) != list(current.lists))
-    fields = rules.changed_fields(current, merged)
+    tx.put_contact(
+        merged,
+        lists_changed="lists" in fields,
+        facts_changed=not CONTACT_FACT_FIELDS.isdisjoint(fields),
+    )
     _event(tx, "contact.updated", merged, fields, now)
     return UpsertOutcome(merged, False, current.email, fields=tuple(fields))
+
+
+_LOOKUP_FIELDS = frozenset({"id", "email"})
+_CONSENT_FIELDS = frozenset({"consent", "consents"})
+
+
+def _only_names(incoming: contacts_pb2.Contact, current: contacts_pb2.Contact) -> bool:
+    """Whether `incoming` sets nothing but the id or email that found `current`."""
+    # ListFields walks only the set fields, in C.
+    if not all(fd.name in _LOOKUP_FIELDS for fd, _ in incoming.ListFields()):
+        return False
+    return incoming.email in ("", current.email)
 
 
 def _create(

@@ -26,6 +26,11 @@ def day_of(us: int) -> int:
     return us // DAY_US
 
 
+#: The contact fields `contact_columns` reads that a write can change (`created_at` never
+#: changes): a write that changes none of them leaves the facts row as it is.
+CONTACT_FACT_FIELDS = frozenset({"country", "attributes", "lists", "consent", "consents"})
+
+
 def contact_columns(contact: contacts_pb2.Contact) -> dict[str, Any]:
     """Columns taken from the contact record itself (on every contact write: kept cheap)."""
     attributes = contact.attributes

@@ -196,8 +196,16 @@ class WriteTx(ReadTx, EventWrites, RebuildWrites, Protocol):
     """Queries plus writes; everything done through one WriteTx commits atomically."""
 
     def put_contact(
-        self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
-    ) -> None: ...
+        self,
+        contact: contacts_pb2.Contact,
+        lists_changed: bool = True,
+        created: bool = False,
+        facts_changed: bool = True,
+    ) -> None:
+        """Store a contact; `facts_changed=False` (no field the segment read model takes
+        from the contact changed) leaves its `segment_facts` row as it is."""
+        ...
+
     def erase_contact(
         self, contact_id: str, email: str, email_hash: str, deleted_us: int
     ) -> None: ...

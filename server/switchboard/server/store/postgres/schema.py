@@ -282,6 +282,32 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS runs_pending ON runs (contact_id, event, created_us DESC)
         WHERE status = 1;
     """,
+    # Updates are logged only when a column the snapshot (or a segment's SQL) reads changed.
+    """
+    DROP TRIGGER IF EXISTS segment_facts_log_change ON segment_facts;
+    DROP TRIGGER IF EXISTS segment_facts_log_write ON segment_facts;
+    DROP TRIGGER IF EXISTS segment_facts_log_update ON segment_facts;
+    CREATE TRIGGER segment_facts_log_write AFTER INSERT OR DELETE ON segment_facts
+        FOR EACH ROW EXECUTE FUNCTION segment_facts_logged();
+    CREATE TRIGGER segment_facts_log_update AFTER UPDATE ON segment_facts
+        FOR EACH ROW WHEN (
+        (OLD.country, OLD.attributes, OLD.attribute_count, OLD.list_count,
+         OLD.consent_advertising, OLD.consent_analytics, OLD.consent_email_marketing,
+         OLD.consent_personalization, OLD.consent_sms_marketing, OLD.lead_score,
+         OLD.lead_grade, OLD.lead_status, OLD.purchases_30d, OLD.purchases_90d,
+         OLD.purchases_365d, OLD.amount_30d, OLD.amount_90d, OLD.amount_365d,
+         OLD.purchases_total, OLD.average_basket, OLD.last_activity_us,
+         OLD.cart_without_order, OLD.created_us)
+        IS DISTINCT FROM
+        (NEW.country, NEW.attributes, NEW.attribute_count, NEW.list_count,
+         NEW.consent_advertising, NEW.consent_analytics, NEW.consent_email_marketing,
+         NEW.consent_personalization, NEW.consent_sms_marketing, NEW.lead_score,
+         NEW.lead_grade, NEW.lead_status, NEW.purchases_30d, NEW.purchases_90d,
+         NEW.purchases_365d, NEW.amount_30d, NEW.amount_90d, NEW.amount_365d,
+         NEW.purchases_total, NEW.average_basket, NEW.last_activity_us,
+         NEW.cart_without_order, NEW.created_us)
+        ) EXECUTE FUNCTION segment_facts_logged();
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -97,7 +97,11 @@ class PostgresTx(
         return [contacts_pb2.Contact.FromString(r[0]) for r in rows]
 
     def put_contact(
-        self, contact: contacts_pb2.Contact, lists_changed: bool = True, created: bool = False
+        self,
+        contact: contacts_pb2.Contact,
+        lists_changed: bool = True,
+        created: bool = False,
+        facts_changed: bool = True,
     ) -> None:
         self._db.execute(
             "INSERT INTO contacts (id, email, updated_us, data) VALUES (%s, %s, %s, %s) "
@@ -105,7 +109,8 @@ class PostgresTx(
             "updated_us = excluded.updated_us, data = excluded.data",
             (contact.id, contact.email, _us(contact.updated_at), contact.SerializeToString()),
         )
-        self._facts_contact(contact)
+        if facts_changed:  # an upsert of the facts row rewrites its index entries
+            self._facts_contact(contact)
         if not lists_changed:
             return  # the list index is already right: most syncs change other fields
         if not created:

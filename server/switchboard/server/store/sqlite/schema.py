@@ -339,6 +339,35 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS runs_pending ON runs (contact_id, event, created_us DESC)
         WHERE status = 1;
     """,
+    # The change log names a contact only when a column the snapshot (or a segment's SQL)
+    # reads changed: the facts upkeep of a write that changed nothing it reads (a first
+    # name, a bookkeeping column) no longer appends a row for every server to reload.
+    """
+    DROP TRIGGER IF EXISTS segment_facts_log_update;
+    CREATE TRIGGER segment_facts_log_update AFTER UPDATE ON segment_facts
+    WHEN
+        old.country IS NOT new.country OR old.attributes IS NOT new.attributes OR
+        old.attribute_count IS NOT new.attribute_count OR
+        old.list_count IS NOT new.list_count OR
+        old.consent_advertising IS NOT new.consent_advertising OR
+        old.consent_analytics IS NOT new.consent_analytics OR
+        old.consent_email_marketing IS NOT new.consent_email_marketing OR
+        old.consent_personalization IS NOT new.consent_personalization OR
+        old.consent_sms_marketing IS NOT new.consent_sms_marketing OR
+        old.lead_score IS NOT new.lead_score OR old.lead_grade IS NOT new.lead_grade OR
+        old.lead_status IS NOT new.lead_status OR
+        old.purchases_30d IS NOT new.purchases_30d OR
+        old.purchases_90d IS NOT new.purchases_90d OR
+        old.purchases_365d IS NOT new.purchases_365d OR
+        old.amount_30d IS NOT new.amount_30d OR old.amount_90d IS NOT new.amount_90d OR
+        old.amount_365d IS NOT new.amount_365d OR
+        old.purchases_total IS NOT new.purchases_total OR
+        old.average_basket IS NOT new.average_basket OR
+        old.last_activity_us IS NOT new.last_activity_us OR
+        old.cart_without_order IS NOT new.cart_without_order OR
+        old.created_us IS NOT new.created_us
+    BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (new.contact_id); END;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.
