@@ -16,20 +16,19 @@ version-2 event with the caller's actor (the domain wraps the page in `acting_as
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.config.sync import SyncDestinationSettings, SyncSettings
 from switchboard.server.rules.payloads import contact_payload
-from switchboard.server.rules.plan import Plan, PlanStep
+from switchboard.server.rules.plan import PlanStep
 from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.backfill_history import HISTORY_EVENT
-from switchboard.server.runs.outcome import queue_step
+from switchboard.server.runs.one_step import queue_one_step_run
 from switchboard.server.store.base import ReadTx, RunFilter, WriteTx
-from switchboard.server.store.event_log import actor_label, append_details, current_actor
-from switchboard.v1 import campaigns_pb2
+from switchboard.v1 import campaigns_pb2, contacts_pb2
 
 BACKFILL_EVENT = "contact.backfill"
 ERASED_SKIP = "the contact was erased before the backfill sent it"
@@ -88,6 +87,15 @@ def position(tx: ReadTx, connector: str) -> Position | None:
     return Position.from_json(data) if data else None
 
 
+def _base(contact: contacts_pb2.Contact, run_id: str) -> dict[str, Any]:
+    return {
+        "event": BACKFILL_EVENT,
+        "run_id": run_id,
+        "contact": contact_payload(contact),
+        "attributes": {"version": contact.version},
+    }
+
+
 def queue_page(
     tx: WriteTx, step: PlanStep, since_us: int, limit: int, now: int, restart: bool = False
 ) -> tuple[Position, list[str]]:
@@ -104,32 +112,16 @@ def queue_page(
     contacts = tx.list_contacts("", start.since_us, start.after, limit)
     run_ids: list[str] = []
     for contact in contacts:
-        run = campaigns_pb2.Run(
-            id=new_id("r"),
-            event=BACKFILL_EVENT,
-            contact_id=contact.id,
-            status=RunStatus.RUN_STATUS_PENDING,
-            started_by=actor_label(current_actor()),
+        run_ids.append(
+            queue_one_step_run(
+                tx,
+                BACKFILL_EVENT,
+                contact.id,
+                step,
+                functools.partial(_base, contact),
+                now,
+            )
         )
-        set_ts(run.created_at, now)
-        set_ts(run.updated_at, now)
-        added = run.steps.add(
-            index=0, connector=step.connector, action=step.action,
-            status=StepStatus.STEP_STATUS_PENDING,
-        )
-        set_ts(added.updated_at, now)
-        base = {
-            "event": BACKFILL_EVENT,
-            "run_id": run.id,
-            "contact": contact_payload(contact),
-            "attributes": {"version": contact.version},
-        }
-        plan = Plan(base, (step,))
-        tx.put_run(run, plan)
-        queue_step(tx, run, plan, 0, now)
-        details = {"event": BACKFILL_EVENT, "contact_id": contact.id}
-        append_details(tx, "run.started", run.id, now, details, contact.id)
-        run_ids.append(run.id)
     after = start.after
     if contacts:
         last = contacts[-1]

@@ -25,18 +25,14 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from switchboard.server.common.ids import new_id
-from switchboard.server.common.timeutil import iso, set_ts, to_us
+from switchboard.server.common.timeutil import iso, to_us
 from switchboard.server.rules.payloads import contact_payload
-from switchboard.server.rules.plan import Plan, PlanStep
-from switchboard.server.runs.outcome import queue_step
+from switchboard.server.rules.plan import PlanStep
+from switchboard.server.runs.one_step import queue_one_step_run
 from switchboard.server.store.base import ReadTx, WriteTx
 from switchboard.server.store.event_log import (
     ENVELOPE_VERSION,
     EventFilter,
-    actor_label,
-    append_details,
-    current_actor,
     decode_rows,
 )
 from switchboard.v1 import campaigns_pb2, contacts_pb2, events_pb2, leads_pb2
@@ -252,25 +248,14 @@ def _iso(event: events_pb2.Event) -> str:
 def _queue_run(
     tx: WriteTx, step: PlanStep, base: dict[str, Any], event: events_pb2.Event, now: int
 ) -> str:
-    run = campaigns_pb2.Run(
-        id=new_id("r"),
-        event=HISTORY_EVENT,
-        contact_id=event.contact_id,
-        status=RunStatus.RUN_STATUS_PENDING,
-        started_by=actor_label(current_actor()),
+    return queue_one_step_run(
+        tx,
+        HISTORY_EVENT,
+        event.contact_id,
+        step,
+        lambda run_id: {**base, "run_id": run_id},
+        now,
+        # Clear values only (no one's data): which log event the run replays.
+        attributes={"cursor": event.cursor, "type": event.type},
+        details={"cursor": event.cursor},
     )
-    # Clear values only (no one's data): which log event the run replays.
-    run.attributes.update({"cursor": event.cursor, "type": event.type})
-    set_ts(run.created_at, now)
-    set_ts(run.updated_at, now)
-    added = run.steps.add(
-        index=0, connector=step.connector, action=step.action,
-        status=StepStatus.STEP_STATUS_PENDING,
-    )
-    set_ts(added.updated_at, now)
-    plan = Plan({**base, "run_id": run.id}, (step,))
-    tx.put_run(run, plan)
-    queue_step(tx, run, plan, 0, now)
-    details = {"event": HISTORY_EVENT, "contact_id": event.contact_id, "cursor": event.cursor}
-    append_details(tx, "run.started", run.id, now, details, event.contact_id)
-    return run.id
