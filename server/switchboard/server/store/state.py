@@ -18,13 +18,13 @@ _CONTACT_ID = re.compile(r"c_[0-9A-Z]{26}")
 
 
 def _erased(tx: WriteTx, key: str) -> bool:
-    """Whether `key` names a person who is no longer a contact (erased).
+    """Whether `key` names an erased person (their tombstone, kept by the erasure).
 
     A delivery that was already on its way when the person was erased must not write the
     embedded tool's record of them back after the erasure deleted it: the check runs in
     the same write transaction as the put, so it cannot miss an erasure.
     """
-    return _CONTACT_ID.fullmatch(key) is not None and tx.contact_by_id(key) is None
+    return _CONTACT_ID.fullmatch(key) is not None and tx.tombstone_by_id(key) is not None
 
 
 def _put(tx: WriteTx, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
