@@ -97,3 +97,32 @@ async def test_the_look_up_does_not_walk_the_contacts_finished_runs(any_store: A
     assert found is not None
     assert found.id == "mine"
     assert large <= small + 2, (small, large)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_the_look_up_does_not_walk_the_chunk_runs_a_contact_was_in(
+    any_store: AnyStore,
+) -> None:
+    # An import of the same people again and again puts each of them in one more chunk run
+    # every time; walking those made each coalesce slower until a steady load tipped over.
+    def fill(tx: WriteTx, start: int, count: int) -> None:
+        for i in range(start, start + count):
+            run = _run(f"k{i:06d}", "", 10 + i)
+            tx.put_run(run, EMPTY)
+            tx.add_run_contacts(run.id, ["c1", f"other-{i}"])
+            run.status = RunStatus.RUN_STATUS_SUCCEEDED
+            tx.put_run(run)
+
+    def chunk(tx: WriteTx) -> None:
+        _queued(tx, _run("pending-chunk", "", 5))
+        tx.add_run_contacts("pending-chunk", ["c1"])
+
+    await any_store.write(chunk)
+    await any_store.write(lambda tx: fill(tx, 0, 100))
+    small = await any_store.write(lambda tx: _instructions(tx, "c1"))
+    await any_store.write(lambda tx: fill(tx, 100, 2000))
+    large = await any_store.write(lambda tx: _instructions(tx, "c1"))
+    found = await any_store.read(lambda tx: tx.pending_run("c1", "e"))
+    assert found is not None
+    assert found.id == "pending-chunk"
+    assert large <= small + 2, (small, large)

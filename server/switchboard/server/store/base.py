@@ -223,7 +223,8 @@ class WriteTx(ReadTx, EventWrites, RebuildWrites, Protocol):
         ...
 
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
-        """List the contacts a chunk run covers (found by `list_runs(contact_id=...)`)."""
+        """List the contacts a new PENDING chunk run covers (found by
+        `list_runs(contact_id=...)`, and by `pending_run` while the run stays PENDING)."""
         ...
 
     def enqueue_step(

@@ -308,6 +308,29 @@ MIGRATIONS: list[str] = [
          NEW.cart_without_order, NEW.created_us)
         ) EXECUTE FUNCTION segment_facts_logged();
     """,
+    # A chunk run's contacts while the run is PENDING (see the SQLite schema): coalescing
+    # looks here instead of walking every chunk run a contact was ever in.
+    """
+    CREATE TABLE IF NOT EXISTS run_contacts_pending (
+        contact_id  text NOT NULL,
+        run_id      text NOT NULL,
+        PRIMARY KEY (contact_id, run_id)
+    );
+    CREATE INDEX IF NOT EXISTS run_contacts_pending_run ON run_contacts_pending (run_id);
+    INSERT INTO run_contacts_pending (contact_id, run_id)
+        SELECT c.contact_id, c.run_id FROM runs r JOIN run_contacts c ON c.run_id = r.id
+        WHERE r.status = 1
+        ON CONFLICT DO NOTHING;
+    CREATE OR REPLACE FUNCTION run_contacts_pending_done() RETURNS trigger AS $$
+    BEGIN
+        DELETE FROM run_contacts_pending WHERE run_id = NEW.id;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql;
+    DROP TRIGGER IF EXISTS run_contacts_pending_done ON runs;
+    CREATE TRIGGER run_contacts_pending_done AFTER UPDATE OF status ON runs
+        FOR EACH ROW WHEN (OLD.status = 1 AND NEW.status IS DISTINCT FROM 1)
+        EXECUTE FUNCTION run_contacts_pending_done();
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -261,11 +261,12 @@ class PostgresTx(
 
     def pending_run(self, contact_id: str, event: str) -> campaigns_pb2.Run | None:
         # `status = 1` (PENDING) spelt out so the partial index `runs_pending` serves it:
-        # a contact's finished runs are not walked.
+        # a contact's finished runs are not walked; nor are the chunk runs it was in, as
+        # `run_contacts_pending` only holds PENDING ones.
         row = self._db.execute(
             "SELECT data, id FROM (SELECT created_us, id, data FROM runs "
             "WHERE contact_id = %(contact)s AND event = %(event)s AND status = 1 "
-            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts c "
+            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts_pending c "
             "JOIN runs r ON r.id = c.run_id WHERE c.contact_id = %(contact)s "
             "AND r.event = %(event)s AND r.status = 1) AS pending "
             "ORDER BY created_us DESC, id DESC LIMIT 1",
@@ -281,6 +282,11 @@ class PostgresTx(
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
         self._db.execute(
             "INSERT INTO run_contacts (contact_id, run_id) "
+            "SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+            (contact_ids, run_id),
+        )
+        self._db.execute(
+            "INSERT INTO run_contacts_pending (contact_id, run_id) "
             "SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
             (contact_ids, run_id),
         )

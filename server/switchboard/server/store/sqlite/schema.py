@@ -368,6 +368,25 @@ MIGRATIONS: list[str] = [
         old.created_us IS NOT new.created_us
     BEGIN INSERT INTO segment_facts_log (contact_id) VALUES (new.contact_id); END;
     """,
+    # A chunk run's contacts while the run is PENDING, so that coalescing a change finds a
+    # contact's unclaimed chunk run without walking every chunk run the contact was ever in
+    # (`run_contacts` keeps those for ListRuns): that walk grew with each import of the same
+    # people and tipped a steady import load over after three minutes. A run leaving PENDING
+    # drops its rows here (runs are never deleted, and only `put_run` changes a status).
+    """
+    CREATE TABLE IF NOT EXISTS run_contacts_pending (
+        contact_id  TEXT NOT NULL,
+        run_id      TEXT NOT NULL,
+        PRIMARY KEY (contact_id, run_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS run_contacts_pending_run ON run_contacts_pending (run_id);
+    INSERT OR IGNORE INTO run_contacts_pending (contact_id, run_id)
+        SELECT c.contact_id, c.run_id FROM runs r JOIN run_contacts c ON c.run_id = r.id
+        WHERE r.status = 1;
+    CREATE TRIGGER IF NOT EXISTS run_contacts_pending_done AFTER UPDATE OF status ON runs
+    WHEN old.status = 1 AND new.status IS NOT 1
+    BEGIN DELETE FROM run_contacts_pending WHERE run_id = new.id; END;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

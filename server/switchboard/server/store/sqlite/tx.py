@@ -257,11 +257,12 @@ class SqliteTx(
 
     def pending_run(self, contact_id: str, event: str) -> campaigns_pb2.Run | None:
         # `status = 1` (PENDING) spelt out so the partial index `runs_pending` serves it:
-        # a contact's finished runs are not walked.
+        # a contact's finished runs are not walked; nor are the chunk runs it was in, as
+        # `run_contacts_pending` only holds PENDING ones.
         row = self._db.execute(
             "SELECT data, id FROM (SELECT created_us, id, data FROM runs "
             "WHERE contact_id = ? AND event = ? AND status = 1 "
-            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts c "
+            "UNION ALL SELECT r.created_us, r.id, r.data FROM run_contacts_pending c "
             "JOIN runs r ON r.id = c.run_id WHERE c.contact_id = ? AND r.event = ? "
             "AND r.status = 1) ORDER BY created_us DESC, id DESC LIMIT 1",
             (contact_id, event, contact_id, event),
@@ -274,9 +275,12 @@ class SqliteTx(
         return _run(row[0]) if first is not None and not first[0] else None
 
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
+        rows = [(c, run_id) for c in contact_ids]
         self._db.executemany(
-            "INSERT OR IGNORE INTO run_contacts (contact_id, run_id) VALUES (?, ?)",
-            [(c, run_id) for c in contact_ids],
+            "INSERT OR IGNORE INTO run_contacts (contact_id, run_id) VALUES (?, ?)", rows
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO run_contacts_pending (contact_id, run_id) VALUES (?, ?)", rows
         )
 
     def put_run(
