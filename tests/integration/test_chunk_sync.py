@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from switchboard.client import Switchboard
+from switchboard.client import NotFoundError, Switchboard
 from switchboard.server.app.build import App
 from switchboard.server.connectors.fake import FakeConnector
 from switchboard.server.domain.contacts import _IMPORT_CHUNK
@@ -81,6 +81,32 @@ async def test_an_import_starts_one_run_per_chunk_and_every_contact_lists_it(
     sent = [key for _, keys in tool.batch_calls for key in keys]
     assert len(sent) == 1000
     assert len(tool.batch_calls) <= 10  # <= 1 vendor call per 100 contacts
+
+
+async def test_a_call_during_an_import_chunk_goes_in_between_its_parts(
+    start_app: StartApp,
+) -> None:
+    # A chunk is written in parts of its own transactions: a call's write waits for one
+    # part, not the whole chunk; and the parts still make one chunk run.
+    app = await start_app(**_config())
+    rows = [{"email": f"part{i}@example.com", "first_name": f"P{i}"} for i in range(_IMPORT_CHUNK)]
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
+        importing = asyncio.create_task(sb.contacts.import_([rows]))
+        while True:  # the first part has committed
+            try:
+                await sb.contacts.get(email="part0@example.com")
+                break
+            except NotFoundError:
+                await asyncio.sleep(0.001)
+        upserted = await sb.contacts.upsert(email="caller@example.com")
+        summary = await importing
+        assert summary.created == _IMPORT_CHUNK
+        last = await sb.contacts.get(email=f"part{_IMPORT_CHUNK - 1}@example.com")
+        assert upserted.contact.updated_at.ToMicroseconds() < last.updated_at.ToMicroseconds()
+        runs = await _settled(sb, 2)
+        chunks = [r for r in runs if "chunk" in r.attributes]
+        assert [int(r.attributes["contacts"]) for r in chunks] == [_IMPORT_CHUNK]
+        assert len(_items(chunks[0])) == _IMPORT_CHUNK
 
 
 async def test_a_partial_batch_failure_retries_only_the_failed_items(start_app: StartApp) -> None:

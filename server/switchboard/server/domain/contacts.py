@@ -45,7 +45,7 @@ from switchboard.server.runs.sync import (
 from switchboard.server.store import event_values
 from switchboard.server.store.base import ReadTx, Store, WriteTx
 from switchboard.server.store.event_log import acting_as, append, append_details, caller_actor
-from switchboard.v1 import common_pb2, contacts_pb2
+from switchboard.v1 import common_pb2, contacts_pb2, events_pb2
 
 Mode = contacts_pb2.UpsertMode
 ERASED_EVENT = "contact.erased"
@@ -53,6 +53,12 @@ MAX_PAGE = 1000
 MAX_IMPORT_ERRORS = 1000
 MAX_IMPORT_BATCH = 1000
 _IMPORT_CHUNK = 500
+# An import chunk is written in parts of this many rows, each a job of its own for the
+# writer: a call's write waits for one part (~5 ms), not the chunk (~25 ms per 100 rows).
+_IMPORT_TX_ROWS = 25
+# How long the chunk's sync runs are held back from the workers while its later parts may
+# still join them; the last part lets them go at once, a failed call after this long.
+_IMPORT_HOLD_US = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,40 +417,25 @@ class ContactService:
         valid: list[tuple[int, contacts_pb2.Contact]],
         summary: contacts_pb2.ImportContactsResponse,
     ) -> None:
+        if not valid:
+            return
         traceparent = current_traceparent()
-        started: list[str] = []
         actor = caller_actor()
-
-        def work(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
-            with acting_as(actor):
-                return apply(tx)
-
-        def apply(tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
-            now = now_us()
-            started.clear()
-            out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
-            chunked = self._sync.chunks
-            for index, contact in valid:
-                try:
-                    result = apply_upsert(tx, contact, now)
-                except SwitchboardError as exc:
-                    out.append((index, contact.email, exc))
-                    continue
-                # Chunk runs: one sync run for the whole chunk, started below.
-                if not chunked and (event := self._sync_change(tx, result, now, traceparent)):
-                    started.append(event)
-                out.append((index, contact.email, result))
-            if chunked:
-                changes = [
-                    (r.contact, list(r.fields), r.created)
-                    for _, _, r in out
-                    if isinstance(r, UpsertOutcome) and r.changed
-                ]
-                started.extend(self._sync.change_chunk(tx, changes, now, traceparent))
-            return out
-
+        # The chunk's sync runs, by destination set: later parts join them (see change_chunk).
+        open_runs: dict[str, str] = {}
+        starts = range(0, len(valid), _IMPORT_TX_ROWS)
+        parts = [
+            _ImportPart(self, valid[s : s + _IMPORT_TX_ROWS], actor, traceparent, open_runs)
+            for s in starts
+        ]
+        if len(parts) > 1:
+            for part in parts[:-1]:
+                part.hold = True
+            parts[-1].release = True
+        written = await self._store.write_each(parts)
         stale: list[str] = []
-        for index, email, result in await self._store.write(work, bulk=True):
+        results = [row for rows in written for row in rows]
+        for index, email, result in results:
             if isinstance(result, SwitchboardError):
                 _row_error(summary, index, email, result)
             elif result.created:
@@ -455,8 +446,46 @@ class ContactService:
             else:
                 summary.unchanged += 1
         await self._cache.invalidate(*stale)
-        for event in started:
-            self._dispatcher.started(event)
+        for part in parts:
+            for event in part.started:
+                self._dispatcher.started(event)
+
+    def _apply_part(
+        self,
+        tx: WriteTx,
+        rows: list[tuple[int, contacts_pb2.Contact]],
+        traceparent: str,
+        open_runs: dict[str, str],
+        started: list[str],
+        hold: bool = False,
+        release: bool = False,
+    ) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
+        now = now_us()
+        out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
+        chunked = self._sync.chunks
+        for index, contact in rows:
+            try:
+                result = apply_upsert(tx, contact, now)
+            except SwitchboardError as exc:
+                out.append((index, contact.email, exc))
+                continue
+            # Chunk runs: one sync run for the whole chunk, started below.
+            if not chunked and (event := self._sync_change(tx, result, now, traceparent)):
+                started.append(event)
+            out.append((index, contact.email, result))
+        if chunked:
+            changes = [
+                (r.contact, list(r.fields), r.created)
+                for _, _, r in out
+                if isinstance(r, UpsertOutcome) and r.changed
+            ]
+            hold_us = now + _IMPORT_HOLD_US if hold else 0
+            started.extend(
+                self._sync.change_chunk(tx, changes, now, traceparent, open_runs, hold_us)
+            )
+            if release:
+                self._sync.release_chunk_runs(tx, open_runs, now)
+        return out
 
     async def delete(
         self, req: contacts_pb2.DeleteContactRequest
@@ -513,6 +542,40 @@ class ContactService:
         for event in started:
             self._dispatcher.started(event)
         return resp
+
+
+class _ImportPart:
+    """One transaction's share of an import chunk: a bulk job for the store's writer."""
+
+    def __init__(
+        self,
+        service: ContactService,
+        rows: list[tuple[int, contacts_pb2.Contact]],
+        actor: events_pb2.Actor,
+        traceparent: str,
+        open_runs: dict[str, str],
+    ) -> None:
+        self._service = service
+        self._rows = rows
+        self._actor = actor
+        self._traceparent = traceparent
+        self._open_runs = open_runs
+        self.started: list[str] = []  # the runs' events, for the dispatcher once committed
+        self.hold = False  # later parts follow: hold the runs this one starts
+        self.release = False  # the last of several parts: let the chunk's runs go
+
+    def __call__(self, tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
+        self.started.clear()  # a transaction tried again starts over
+        with acting_as(self._actor):
+            return self._service._apply_part(
+                tx,
+                self._rows,
+                self._traceparent,
+                self._open_runs,
+                self.started,
+                self.hold,
+                self.release,
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,12 @@ from switchboard.server.rules.sync import StepSync
 from switchboard.server.runs.outcome import queue_step
 from switchboard.server.runs.sealed import seal_key, with_sealed_email
 from switchboard.server.runs.start import start_run
-from switchboard.server.runs.sync_chunk import fold_into_chunk, item_entry, start_chunk_run
+from switchboard.server.runs.sync_chunk import (
+    extend_chunk,
+    fold_into_chunk,
+    item_entry,
+    start_chunk_run,
+)
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.server.store.event_log import actor_label, append_details, current_actor
 from switchboard.v1 import campaigns_pb2, contacts_pb2
@@ -123,11 +128,20 @@ class SyncFanout:
         changes: list[tuple[contacts_pb2.Contact, list[str], bool]],
         now: int,
         traceparent: str = "",
+        open_runs: dict[str, str] | None = None,
+        hold_us: int = 0,
     ) -> list[str]:
         """Start the sync runs of an import chunk's changes (contact, changed fields,
         created): one chunk run per set of batch destinations, after folding each change
         into its contact's waiting run where coalescing allows, and one run per contact for
-        the destinations without a batch call. Returns the event of each run started."""
+        the destinations without a batch call. Returns the event of each run started.
+
+        `open_runs` (destination set -> run id), kept by the caller across the parts of one
+        chunk written in separate transactions: a later part joins the run an earlier part
+        started while no worker claimed it, and records the runs it starts; a run it starts
+        is held back from the workers until `hold_us` (when later), so that the later parts
+        find it unclaimed. The last part releases the runs (`release_chunk_runs`); a part
+        that never comes (the call failed) leaves the hold to run out."""
         started: list[str] = []
         groups: dict[int, tuple[_Shape, dict[str, dict[str, Any]]]] = {}
         folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] = {}
@@ -150,9 +164,24 @@ class SyncFanout:
                 if contact.id not in folded and (shape := self._chunked.shape(contact)):
                     group = groups.setdefault(id(shape), (shape, {}))
                     group[1][contact.id] = item_entry(contact, fields)
+        runs = 0
         for shape, items in groups.values():
-            start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
-        return started + [CHANGED_EVENT] * len(groups)
+            joined = open_runs is not None and open_runs.get(shape.steps_json)
+            if joined and extend_chunk(tx, joined, items, now):
+                continue
+            run = start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
+            runs += 1
+            if open_runs is not None:
+                open_runs[shape.steps_json] = run.id
+            if hold_us > now:
+                tx.hold_step(run.id, 0, hold_us)
+        return started + [CHANGED_EVENT] * runs
+
+    @staticmethod
+    def release_chunk_runs(tx: WriteTx, open_runs: dict[str, str], now: int) -> None:
+        """Let the workers take the chunk runs of `change_chunk(open_runs=...)` now."""
+        for run_id in open_runs.values():
+            tx.hold_step(run_id, 0, now)
 
 
 class _Shapes:

@@ -86,6 +86,27 @@ def start_chunk_run(
     return run
 
 
+def extend_chunk(tx: WriteTx, run_id: str, items: dict[str, dict[str, Any]], now: int) -> bool:
+    """Add `items` (contact id -> entry) to the chunk run `run_id`, started by an earlier
+    part of the same import chunk, if no worker claimed its first step yet. False, with
+    nothing written, when it was claimed (or is gone): the caller starts a run of its own."""
+    first = tx.outbox_item(run_id, 0)
+    if first is None or first.attempts or not is_chunk(first.plan):
+        return False
+    run = tx.run(run_id)
+    if run is None or run.status != campaigns_pb2.RunStatus.RUN_STATUS_PENDING:
+        return False
+    merged = {**first.plan.base[ITEMS], **items}
+    tx.update_plan(run_id, Plan({**first.plan.base, ITEMS: merged}, first.plan.steps))
+    tx.add_run_contacts(run_id, list(items))
+    attributes = Struct()
+    attributes.update({"contacts": len(merged), "chunk": True})
+    run.attributes.CopyFrom(attributes)
+    set_ts(run.updated_at, now)
+    tx.put_run(run)
+    return True
+
+
 def fold_into_chunk(
     tx: WriteTx, run_id: str, changes: list[tuple[contacts_pb2.Contact, list[str]]]
 ) -> list[contacts_pb2.Contact]:

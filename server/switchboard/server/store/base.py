@@ -10,7 +10,7 @@ Times are integer microseconds since the epoch (UTC); messages are stored as pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -240,6 +240,10 @@ class WriteTx(ReadTx, EventWrites, RebuildWrites, Protocol):
         self, now_us: int, lease_until_us: int, limit: int, flt: ClaimFilter | None = None
     ) -> list[OutboxItem]: ...
     def finish_outbox(self, item_id: int) -> None: ...
+    def hold_step(self, run_id: str, step_index: int, available_us: int) -> None:
+        """Move a queued, never claimed step's due time (a claimed one is left alone)."""
+        ...
+
     def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None: ...
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
     def add_wait(self, run_id: str, step_index: int, source: str, key: str) -> None: ...
@@ -288,6 +292,12 @@ class Store(Protocol):
 
         `bulk=True` marks a job over many rows, which the store keeps off the event loop.
         """
+        ...
+
+    async def write_each(self, fns: Sequence[Callable[[WriteTx], T]]) -> list[T]:
+        """Run each of `fns`, in order, as a bulk job; return their results once all
+        committed. Each job commits on its own or with its neighbours, so that a long piece
+        of bulk work can let other writes in between its parts."""
         ...
 
     async def forget_old_versions(self) -> None:

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -157,6 +157,11 @@ class PostgresStore:
         Every write runs off the event loop here, so `bulk` changes nothing.
         """
         return await self._submit("store.write", fn, read_only=False)
+
+    async def write_each(self, fns: Sequence[Callable[[WriteTx], T]]) -> list[T]:
+        """Run `fns` one after another, each in its own transaction: run together, parts
+        of one piece of work would only conflict with each other and retry."""
+        return [await self.write(fn) for fn in fns]
 
     async def read(self, fn: Callable[[ReadTx], T], *, point: bool = False) -> T:
         """Run `fn` on a store thread against one snapshot (REPEATABLE READ, READ ONLY)."""

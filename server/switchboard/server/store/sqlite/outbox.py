@@ -119,6 +119,13 @@ class OutboxQueries:
     def finish_outbox(self, item_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
+    def hold_step(self, run_id: str, step_index: int, available_us: int) -> None:
+        self._db.execute(
+            "UPDATE outbox SET available_us = ? "
+            "WHERE run_id = ? AND step_index = ? AND attempts = 0",
+            (available_us, run_id, step_index),
+        )
+
     def retry_outbox(self, item_id: int, attempts: int, available_us: int) -> None:
         self._db.execute(
             "UPDATE outbox SET attempts = ?, available_us = ?, lease_us = 0 WHERE id = ?",
