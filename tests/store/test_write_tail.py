@@ -200,3 +200,23 @@ async def test_writes_made_while_serving_a_call_count_apart_from_background_ones
     figures = store._writer.stats.take()
     assert figures["call"]["total"]["n"] == 1
     assert figures["background"]["total"]["n"] == 1
+
+
+async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    # Calls wait throughout (announced by the other worker): yielding after every short job
+    # would commit them one by one, and imports then queued for seconds behind calls.
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    try:
+        other_worker.announce_waiting(True)
+        bulk = [
+            asyncio.ensure_future(store.write(_put(f"part{i}", pause_s=0.002), bulk=True))
+            for i in range(16)
+        ]
+        await asyncio.wait_for(bulk[0], 5.0)
+        together = sum(b.done() for b in bulk)
+        assert 2 <= together < 16, together
+        assert [await b for b in bulk] == [f"part{i}" for i in range(16)]
+    finally:
+        other_worker.close()

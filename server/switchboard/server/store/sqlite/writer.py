@@ -16,9 +16,11 @@ batch, a 100-row import chunk made every write that happened to share its transa
 for it (the soak's write p99 followed the import's). Between worker processes, `WriterLock`
 hands the write lock over at once.
 
-A bulk transaction yields: between its jobs (up to MAX_BULK_BATCH import chunks) it commits
-early when an interactive write is waiting, in this process or, through the lock file's
-flag, in another worker; the jobs it did not reach go back to the head of the bulk queue.
+A bulk transaction yields: between its jobs (up to MAX_BULK_BATCH parts of import chunks),
+once it has run for BULK_SLICE_S, it commits early when an interactive write is waiting, in
+this process or, through the lock file's flag, in another worker; the jobs it did not reach
+go back to the head of the bulk queue. The slice keeps bulk work moving under steady calls:
+yielding after every 25-row part made imports queue for seconds behind calls' batches.
 A worker about to start bulk work while another announces interactive writes waiting lets
 that one take the lock first (for up to YIELD_WAIT_S). So a call's write waits for at most
 one bulk job, not a whole bulk batch, here or in the other worker.
@@ -45,7 +47,9 @@ from switchboard.server.store.sqlite.writer_stats import Kind, WriterStats
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-MAX_BULK_BATCH = 4
+MAX_BULK_BATCH = 16
+#: The least time a bulk transaction runs before it yields to waiting calls (see above).
+BULK_SLICE_S = 0.015
 #: How long bulk work holds back for another worker's announced interactive writes.
 YIELD_WAIT_S = 0.05
 
@@ -228,9 +232,14 @@ class WriteBatcher:
         # On the commit thread: the bulk jobs, then COMMIT (the event loop does not touch
         # the connection until this returns).
         applied = 0
+        began = time.perf_counter()
         for job in batch:
             if job.bulk:
-                if applied and self._calls_waiting():
+                if (
+                    applied
+                    and time.perf_counter() - began >= BULK_SLICE_S
+                    and self._calls_waiting()
+                ):
                     job.deferred = True
                     continue
                 self._apply(job)
