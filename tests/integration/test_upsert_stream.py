@@ -205,6 +205,19 @@ async def test_the_stream_needs_the_write_scope(start_app: StartApp) -> None:
             _ = [a async for a in sb.contacts.upsert_many([{"email": "x@example.com"}])]
 
 
+async def test_a_refused_stream_still_being_written_gets_its_refusal(start_app: StartApp) -> None:
+    # Refused before its first read while the client still writes: the status once went out
+    # mid-upload and reached the client as INTERNAL ("Internal error from Core") at times.
+    reader = generate_key()
+    callers = {"reader": {"scopes": ["contacts:read"], "key_sha256": [hash_key(reader)]}}
+    app = await start_app(auth={"enabled": True, "callers": callers})
+    many = [{"email": f"refused{i}@example.com"} for i in range(3000)]
+    async with Switchboard(f"127.0.0.1:{app.port}", api_key=reader) as sb:
+        for _ in range(10):
+            with pytest.raises(PermissionDeniedError):
+                _ = [a async for a in sb.contacts.upsert_many(many)]
+
+
 async def test_read_ahead_never_exceeds_the_window() -> None:
     from switchboard.server.domain.contact_stream import UpsertStream
     from switchboard.server.domain.contacts import PreparedUpsert
