@@ -32,9 +32,9 @@ Exit = Callable[[Context, BaseException | None], None]
 #: A refused call's request stream is read, and dropped, until the client stops sending
 #: (no message for DRAIN_QUIET_S, or its end), for at most DRAIN_S, before the refusal goes
 #: out: a status that reached the client while it was still writing came out of grpc.aio as
-#: INTERNAL ("Internal error from Core": its send failed) instead of the refusal, for a
-#: read-only key's 3,000-item UpsertContacts stream in every run of ten calls. A windowed
-#: client (ours waits for answers) goes quiet after one window.
+#: INTERNAL ("Internal error from Core": its send failed) instead of the refusal (a read-only
+#: key's 3,000-item UpsertContacts stream: at least one of ten calls, in each of 3 runs). A
+#: windowed client (ours waits for answers) goes quiet after one window.
 DRAIN_QUIET_S = 0.02
 DRAIN_S = 1.0
 

@@ -56,9 +56,10 @@ BULK_SLICE_S = 0.015
 YIELD_WAIT_S = 0.05
 #: Bulk work queued this long no longer holds back for the other worker (it still yields
 #: after its slice): with calls announced almost all the time under steady load, a backlog
-#: of imports otherwise drained at one slice per 50 ms wait, and once one worker's import
-#: queue passed a few seconds it grew to the 30-s deadline and stayed there.
-BULK_OVERDUE_S = 0.25
+#: of imports could otherwise drain only one slice per 50-ms hold, and once one worker's
+#: import queue passed a few seconds it grew to the 30-s deadline and stayed there. At
+#: 250 ms the rule was on most of the time and cost the same as a 5-ms hold.
+BULK_OVERDUE_S = 2.0
 
 
 def _kind(bulk: bool) -> Kind:
