@@ -250,6 +250,14 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     env["SWITCHBOARD_DISPATCH__PROCESSES"] = os.environ.get("BENCH_SOAK_DISPATCHERS", "0")
     # A leak hunt (slows the workers): tracemalloc growth lines every BENCH_SOAK_HEAP_S.
     env["SWITCHBOARD_TELEMETRY__HEAP_GROWTH_S"] = os.environ.get("BENCH_SOAK_HEAP_S", "0")
+    # BENCH_SOAK_BALANCE=round_robin: the layout docs/scaling.md advises for callers you
+    # control (a port per worker, clients balancing calls over them), instead of the
+    # kernel's hash of 8 connections onto the shared port.
+    target = f"127.0.0.1:{port}"
+    if os.environ.get("BENCH_SOAK_BALANCE") == "round_robin":
+        first = free_port()  # and the next ones, free almost always
+        env["SWITCHBOARD_WORKER_LISTEN"] = f"127.0.0.1:{first}"
+        target = "ipv4:" + ",".join(f"127.0.0.1:{first + i}" for i in range(workers))
     server = Target("soak", serve_argv(config, port, workers), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))
     load_env = dict(os.environ)
@@ -265,7 +273,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 sys.executable,
                 "-m",
                 "bench.soak_load",
-                f"127.0.0.1:{port}",
+                target,
                 f"--rate={rate}",
                 f"--seconds={seconds}",
                 f"--window={window_s}",

@@ -125,7 +125,9 @@ async def run(
 ) -> None:
     # A local subchannel pool per channel: otherwise grpc shares one TCP connection among
     # channels to the same address, and every call lands on one worker.
-    local = [("grpc.use_local_subchannel_pool", 1)]
+    local: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
+    if target.startswith("ipv4:"):  # one address per worker: each channel balances calls
+        local.append(("grpc.lb_policy_name", "round_robin"))
     channels = [grpc.aio.insecure_channel(target, options=local) for _ in range(CHANNELS)]
     calls = Calls(channels, contacts)
     rng = random.Random(16)
