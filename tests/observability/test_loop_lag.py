@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 
 import pytest
@@ -51,3 +52,36 @@ async def test_a_free_loop_logs_nothing(caplog: pytest.LogCaptureFixture) -> Non
     assert not [r for r in caplog.records if "event loop lag" in r.getMessage()]
     assert gc.callbacks.count(monitor._on_gc) == 0  # removed on close
     provider.shutdown()
+
+
+def test_a_collection_during_a_metrics_scrape_does_not_deadlock() -> None:
+    # A gc callback runs wherever a collection starts, even inside the SDK's collect with its
+    # locks held; recording the pause from there deadlocked that thread (a Prometheus scrape)
+    # and, behind it, every call that recorded a metric.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    monitor = LoopLagMonitor(provider.get_meter("t"))
+    gc.callbacks.append(monitor._on_gc)
+    thresholds = gc.get_threshold()
+    try:
+        gc.collect()
+        monitor.flush_pauses()  # the pause histogram has points, so collect aggregates it
+
+        def scrape() -> None:
+            for _ in range(200):
+                reader.get_metrics_data()
+
+        gc.set_threshold(1)  # a collection at nearly every allocation, inside collect too
+        scraper = threading.Thread(target=scrape, daemon=True)
+        scraper.start()
+        scraper.join(timeout=20)
+        gc.set_threshold(*thresholds)
+        assert not scraper.is_alive(), "the scrape deadlocked"
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(monitor._on_gc)
+    monitor.flush_pauses()
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "switchboard.gc.pause" in names

@@ -6,6 +6,12 @@ step, a garbage collection, the GIL held by another thread). Lags go to the hist
 `switchboard.event_loop.lag`, collection pauses to `switchboard.gc.pause`; a lag of
 `warn_ms` or more is logged (WARNING, at most one line a second, with the worst lag and
 the longest collection since the last line), which is how the soak case reads them.
+
+A gc callback runs on whichever thread allocated, at any point, even inside the metrics
+SDK while it holds its locks (a Prometheus scrape aggregating a histogram): recording the
+pause from there deadlocked that thread on a lock it held, and the event loop behind it
+(seen as `make test` hanging at 61 %). So the callback only appends the pause to a deque;
+the sampling task records the pauses on the event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from opentelemetry import metrics
@@ -48,6 +55,9 @@ class LoopLagMonitor:
         )
         self._task: asyncio.Task[None] | None = None
         self._gc_started = 0.0
+        # (pause, generation) from the gc callback, recorded by the sampling task; bounded
+        # so a loop that never runs again does not grow it.
+        self._pauses: deque[tuple[float, int]] = deque(maxlen=4096)
         self.worst_lag_s = 0.0  # since the last warning line
         self.worst_gc_s = 0.0
         self._last_line = 0.0
@@ -73,6 +83,14 @@ class LoopLagMonitor:
             asked = loop.time() + self._interval_s
             await asyncio.sleep(self._interval_s)
             self.record(loop.time() - asked)
+            self.flush_pauses()
+
+    def flush_pauses(self) -> None:
+        """Record the gc pauses seen since the last flush (on the event loop, not in gc)."""
+        pauses = self._pauses
+        while pauses:
+            pause, generation = pauses.popleft()
+            self._gc.record(pause, {"generation": generation})
 
     def record(self, lag_s: float) -> None:
         """Count one lag sample; log when it reaches the warning level."""
@@ -101,4 +119,4 @@ class LoopLagMonitor:
             return
         pause = time.perf_counter() - self._gc_started
         self.worst_gc_s = max(self.worst_gc_s, pause)
-        self._gc.record(pause, {"generation": int(info.get("generation", 0))})
+        self._pauses.append((pause, int(info.get("generation", 0))))
