@@ -428,14 +428,15 @@ class ContactService:
         # The chunk's sync runs, by destination set: later parts join them (see change_chunk).
         open_runs: dict[str, str] = {}
         size = max(_IMPORT_TX_ROWS, -(-len(valid) // _IMPORT_PARTS))
+        starts = range(0, len(valid), size)
+        last = starts[-1]  # 0 when the chunk is one part: nothing to hold or release
+        # With several parts, all but the last hold the chunk's runs; the last lets them go.
         parts = [
-            _ImportPart(self, valid[s : s + size], actor, traceparent, open_runs)
-            for s in range(0, len(valid), size)
+            _ImportPart(
+                self, valid[s : s + size], actor, traceparent, open_runs, s < last, s == last > 0
+            )
+            for s in starts
         ]
-        if len(parts) > 1:
-            for part in parts[:-1]:
-                part.hold = True
-            parts[-1].release = True
         written = await self._store.write_each(parts)
         stale: list[str] = []
         results = [row for rows in written for row in rows]
@@ -461,8 +462,8 @@ class ContactService:
         traceparent: str,
         open_runs: dict[str, str],
         started: list[str],
-        hold: bool = False,
-        release: bool = False,
+        hold: bool,
+        release: bool,
     ) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
         now = now_us()
         out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
@@ -558,15 +559,17 @@ class _ImportPart:
         actor: events_pb2.Actor,
         traceparent: str,
         open_runs: dict[str, str],
+        hold: bool,
+        release: bool,
     ) -> None:
         self._service = service
         self._rows = rows
         self._actor = actor
         self._traceparent = traceparent
         self._open_runs = open_runs
+        self._hold = hold  # later parts follow: hold the runs this one starts
+        self._release = release  # the last of several parts: let the chunk's runs go
         self.started: list[str] = []  # the runs' events, for the dispatcher once committed
-        self.hold = False  # later parts follow: hold the runs this one starts
-        self.release = False  # the last of several parts: let the chunk's runs go
 
     def __call__(self, tx: WriteTx) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
         self.started.clear()  # a transaction tried again starts over
@@ -577,8 +580,8 @@ class _ImportPart:
                 self._traceparent,
                 self._open_runs,
                 self.started,
-                self.hold,
-                self.release,
+                self._hold,
+                self._release,
             )
 
 

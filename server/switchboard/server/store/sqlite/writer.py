@@ -158,7 +158,7 @@ class WriteBatcher:
         # Bulk work that waited long enough no longer lets the other worker go first.
         polite = bulk and self._t[0] - batch[0].queued < BULK_OVERDUE_S
         try:
-            began = self._begin_without_waiting(bulk, polite)
+            began = self._begin_without_waiting(polite)
         except Exception as exc:  # never leave the writer marked busy with nobody to finish
             self._fail(batch, exc)
             return
@@ -172,7 +172,7 @@ class WriteBatcher:
             )
             waiting.add_done_callback(lambda f: self._after_wait(f, batch))
 
-    def _begin_without_waiting(self, bulk: bool, polite: bool) -> bool:
+    def _begin_without_waiting(self, polite: bool) -> bool:
         if self._lock is not None:
             if polite and self._lock.others_waiting():
                 return False  # let the other worker's calls go first (`_begin_waiting`)
