@@ -171,12 +171,12 @@ class Dispatcher:
 
     async def _run(self) -> None:
         while not self._stopping:
-            claimed = 0
+            more = False
             try:
-                claimed = await self._claim_and_start()
+                more = await self._claim_and_start()
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
-            if claimed == 0:
+            if not more:
                 # Sooner than the poll when a rate token comes back earlier (shared limits:
                 # another process's claims do not wake this one).
                 wait = self._settings.poll_interval_s
@@ -189,11 +189,18 @@ class Dispatcher:
                         await self._wake.wait()
                 self._wake.clear()
 
-    async def _claim_and_start(self) -> int:
+    async def _claim_and_start(self) -> bool:
+        """Claim due steps and start them; whether to claim again at once.
+
+        Only a claim that filled its limit may have left due steps behind. One that came
+        back short took everything due, so the next waits for a wake-up (a run started, a
+        delivery done) or the poll: claiming again at once was a write transaction of its
+        own that found nothing, after every claim (half of the claims under steady load).
+        """
         free = self._settings.concurrency - len(self._tasks)
         if free <= 0:
             await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
-            return 1
+            return True
         limit = min(free, self._settings.batch_size)
         unordered = frozenset(
             [WAIT_CONNECTOR, *(name for name, g in self._guards.items() if not g.ordered)]
@@ -204,6 +211,7 @@ class Dispatcher:
         batching = self._batching
         waiting = {name: self._batch_items_waiting(name) for name in batching}
         batch_items: list[OutboxItem] = []
+        batch_cap = [0]  # the batch connectors' item limit of the claim
 
         def claim(tx: WriteTx, budgets: Mapping[str, int]) -> list[OutboxItem]:
             # Batch connectors are claimed apart, in the same transaction, and not returned:
@@ -216,7 +224,7 @@ class Dispatcher:
                 name: max(0, min(budgets.get(name, free), free) * size - waiting[name])
                 for name, (_, size) in batching.items()
             }
-            batch_limit = sum(per_item.values())
+            batch_limit = batch_cap[0] = sum(per_item.values())
             batch_flt = ClaimFilter(per_item, default_budget=0, unordered=unordered)
             # Assigned, not extended: a store may run this function again after a conflict.
             batch_items[:] = (
@@ -244,7 +252,8 @@ class Dispatcher:
                 # A step the connector does not batch (its action, a wait): one call of its own.
                 self._start(item, await self._limits.acquire(item.connector, self._lane_of(item)))
         self._coalescer.settle()
-        return len(claimed.items) + len(batch_items)
+        filled = bool(batch_items) and len(batch_items) >= batch_cap[0]
+        return len(claimed.items) >= limit or filled
 
     def _start(self, item: OutboxItem, ticket: Ticket | None) -> None:
         guard = self._guards.get(item.connector)
