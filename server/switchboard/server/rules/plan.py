@@ -10,11 +10,11 @@ below the run state machine, carries it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from switchboard.server.common import json_text
 from switchboard.server.config.flow import BranchStepSettings, FallbackSettings, StepSettings
 from switchboard.server.rules.sync import StepSync, map_contact
 
@@ -152,13 +152,13 @@ class Plan:
     @classmethod
     def from_json(cls, data: str | bytes | Mapping[str, Any]) -> Plan:
         """Read a stored plan (its JSON text, or the parsed object)."""
-        obj = json.loads(data) if isinstance(data, str | bytes) else data
+        obj = json_text.loads(data) if isinstance(data, str | bytes) else data
         return cls(obj["base"], tuple(PlanStep.from_json(s) for s in obj["steps"]))
 
     def to_json(self) -> str:
         """The stored form: compact JSON."""
         body = {"base": self.base, "steps": [s.to_json() for s in self.steps]}
-        return json.dumps(body, separators=(",", ":"))
+        return json_text.dumps(body)
 
     def step_payload(self, index: int, params: Mapping[str, Any]) -> dict[str, Any]:
         """What step `index`'s connector receives, with `params` (the step's or its

@@ -18,13 +18,13 @@ erased contact are skipped rather than sent with what erasure left of the person
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
+from switchboard.server.common import json_text
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import set_ts
 from switchboard.server.config.flow import StepSettings, TriggerSettings
@@ -219,7 +219,7 @@ class _Shape:
             for d in dests
         )
         # Every run of this shape stores the same steps: encoded once, not per contact.
-        self.steps_json = json.dumps([s.to_json() for s in self.steps], separators=(",", ":"))
+        self.steps_json = json_text.dumps([s.to_json() for s in self.steps])
         self.template = campaigns_pb2.Run(event=CHANGED_EVENT, status=RunStatus.RUN_STATUS_PENDING)
         for index, step in enumerate(self.steps):
             self.template.steps.add(
@@ -255,7 +255,7 @@ class _ShapedPlan(Plan):
 
     def to_json(self) -> str:
         """The same text `Plan.to_json` makes, the steps not encoded again."""
-        base = json.dumps(self.base, separators=(",", ":"))
+        base = json_text.dumps(self.base)
         return f'{{"base":{base},"steps":{self.steps_json}}}'
 
 

@@ -5,13 +5,13 @@ The statements mirror `sqlite/tx.py` one for one; the store owns the transaction
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
 
+from switchboard.server.common import json_text
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
 from switchboard.server.rules.segment_facts import day_of
@@ -322,7 +322,7 @@ class PostgresTx(
             "WHERE connector = %s AND collection = %s AND key = %s",
             (connector, collection, key),
         ).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        return dict(json_text.loads(row[0])) if row else None
 
     def state_scan(
         self, connector: str, collection: str, prefix: str, limit: int
@@ -332,14 +332,14 @@ class PostgresTx(
             "AND key >= %s AND left(key, %s) = %s ORDER BY key LIMIT %s",
             (connector, collection, prefix, len(prefix), prefix, limit),
         )
-        return [dict(json.loads(r[0])) for r in rows]
+        return [dict(json_text.loads(r[0])) for r in rows]
 
     def state_put(self, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
         self._db.execute(
             "INSERT INTO connector_state (connector, collection, key, value) "
             "VALUES (%s, %s, %s, %s) ON CONFLICT (connector, collection, key) "
             "DO UPDATE SET value = excluded.value",
-            (connector, collection, key, json.dumps(value, separators=(",", ":"))),
+            (connector, collection, key, json_text.dumps(value)),
         )
 
     def state_delete(self, connector: str, collection: str, key: str) -> bool:

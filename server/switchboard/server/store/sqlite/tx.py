@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from switchboard.server.common import json_text
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.rules.plan import Plan
 from switchboard.server.rules.segment_facts import day_of
@@ -313,7 +313,7 @@ class SqliteTx(
             "SELECT value FROM connector_state WHERE connector = ? AND collection = ? AND key = ?",
             (connector, collection, key),
         ).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        return dict(json_text.loads(row[0])) if row else None
 
     def state_scan(
         self, connector: str, collection: str, prefix: str, limit: int
@@ -323,13 +323,13 @@ class SqliteTx(
             "AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
             (connector, collection, prefix, len(prefix), prefix, limit),
         )
-        return [dict(json.loads(r[0])) for r in cur]
+        return [dict(json_text.loads(r[0])) for r in cur]
 
     def state_put(self, connector: str, collection: str, key: str, value: dict[str, Any]) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO connector_state (connector, collection, key, value) "
             "VALUES (?, ?, ?, ?)",
-            (connector, collection, key, json.dumps(value, separators=(",", ":"))),
+            (connector, collection, key, json_text.dumps(value)),
         )
 
     def state_delete(self, connector: str, collection: str, key: str) -> bool:
