@@ -220,3 +220,41 @@ async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
         assert [await b for b in bulk] == [f"part{i}" for i in range(16)]
     finally:
         other_worker.close()
+
+
+async def test_calls_that_arrive_while_a_bulk_batch_waits_for_the_lock_go_first(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    assert other_worker.try_acquire()
+    try:
+        bulk = asyncio.ensure_future(store.write(_put("chunk", pause_s=0.3), bulk=True))
+        await asyncio.sleep(0.05)  # the bulk batch now waits for the other worker's lock
+        call = asyncio.ensure_future(store.write(_put("call")))
+        await asyncio.sleep(0.05)
+        other_worker.release()
+        done, _ = await asyncio.wait([bulk, call], return_when=asyncio.FIRST_COMPLETED)
+        # Behind the bulk batch, the call would wait for its 0.3 s.
+        assert done == {call}
+        assert await bulk == "chunk"
+    finally:
+        other_worker.close()
+
+
+async def test_a_bulk_batch_holding_back_for_another_worker_lets_its_own_calls_go_first(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    try:
+        # The other worker says its calls wait, and never takes the lock: the bulk batch
+        # holds back for YIELD_WAIT_S (50 ms) before it runs its 0.3 s.
+        other_worker.announce_waiting(True)
+        bulk = asyncio.ensure_future(store.write(_put("chunk", pause_s=0.3), bulk=True))
+        await asyncio.sleep(0.005)
+        asked = time.monotonic()
+        assert await store.write(_put("call")) == "call"
+        assert time.monotonic() - asked < 0.2
+        assert not bulk.done()
+        assert await bulk == "chunk"
+    finally:
+        other_worker.close()

@@ -23,7 +23,9 @@ go back to the head of the bulk queue. The slice keeps bulk work moving under st
 yielding after every 25-row part made imports queue for seconds behind calls' batches.
 A worker about to start bulk work while another announces interactive writes waiting lets
 that one take the lock first (for up to YIELD_WAIT_S). So a call's write waits for at most
-one bulk job, not a whole bulk batch, here or in the other worker.
+one bulk job, not a whole bulk batch, here or in the other worker. Calls of this worker that
+arrive while its bulk batch waits for the lock (holding back, or behind the other worker's
+transaction) go first once the lock is taken, and the bulk batch after them.
 """
 
 from __future__ import annotations
@@ -196,7 +198,9 @@ class WriteBatcher:
         if lock is not None and not lock.held:
             if polite:
                 until = time.monotonic() + YIELD_WAIT_S
-                while lock.others_waiting() and time.monotonic() < until:
+                # Not once this process's own calls wait (see `_after_wait`): holding back
+                # then kept them queued for the whole 50 ms, the soak's call queue p99.
+                while lock.others_waiting() and not self._pending and time.monotonic() < until:
                     time.sleep(0.0005)
             lock.acquire()
             if not bulk:
@@ -215,8 +219,22 @@ class WriteBatcher:
         error = waited.exception()
         if error is not None:
             self._fail(batch, error)
-        else:
-            self._run(batch)
+            return
+        if batch[0].bulk and self._pending:
+            batch = self._calls_first(batch)
+        self._run(batch)
+
+    def _calls_first(self, bulk: list[_Job]) -> list[_Job]:
+        """The calls that arrived while a bulk batch waited for the lock, to run first under
+        it; the bulk jobs go back to the head of their queue and run next."""
+        for job in reversed(bulk):
+            self._bulk.appendleft(job)
+        count = min(MAX_BATCH, len(self._pending))
+        calls = [self._pending.popleft() for _ in range(count)]
+        calls = [job for job in calls if not job.future.cancelled()]
+        self._bulk_owed = True
+        self._t[0] = time.perf_counter()  # their queue time ends here; no lock wait of theirs
+        return calls
 
     def _run(self, batch: list[_Job]) -> None:
         self._t[1] = time.perf_counter()
