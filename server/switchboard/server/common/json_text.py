@@ -1,14 +1,16 @@
 """Compact JSON text for what the store keeps as JSON (run plans, connector state).
 
 orjson rather than the standard library: a run's plan is encoded when it starts and decoded
-at every claim, and an import chunk's plan of 100 contacts took json.dumps ~340 µs against
-orjson's ~22 µs (the chunk run's plan is re-encoded by each part of a chunk). The output is
-the same JSON (compact, keys in insertion order), but non-ASCII text stays UTF-8 rather than
-`\\u` escapes; both read back the same.
+at every claim, and an import chunk's plan is re-encoded by each part of the chunk. For a
+100-contact chunk plan (41 KB) json.dumps took 334 µs against orjson's 54, json.loads 234 µs
+against 114. The text is the same JSON (compact, keys in insertion order) except that
+non-ASCII stays UTF-8 rather than `\\u` escapes, and a NaN or infinity is written as `null`
+(json wrote `NaN`, which is not JSON).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -23,5 +25,10 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """The value of JSON `text`."""
-    return orjson.loads(text)
+    """The value of JSON `text`, also of text json.dumps wrote before (`NaN`, `Infinity`)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Rows written before orjson may hold json's non-standard NaN: a stored plan that
+        # no longer decoded would stop its run's delivery.
+        return json.loads(text)
