@@ -258,3 +258,26 @@ async def test_a_bulk_batch_holding_back_for_another_worker_lets_its_own_calls_g
         assert await bulk == "chunk"
     finally:
         other_worker.close()
+
+
+async def test_overdue_bulk_work_does_not_give_way_to_calls(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from switchboard.server.store.sqlite import writer
+
+    # Every bulk job counts as overdue: it neither holds back nor lets later calls go first,
+    # so an import that waited long is not overtaken again and again (its p99 in the soak).
+    monkeypatch.setattr(writer, "BULK_OVERDUE_S", 0.0)
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    assert other_worker.try_acquire()
+    try:
+        bulk = asyncio.ensure_future(store.write(_put("chunk", pause_s=0.3), bulk=True))
+        await asyncio.sleep(0.05)
+        call = asyncio.ensure_future(store.write(_put("call")))
+        await asyncio.sleep(0.05)
+        other_worker.release()
+        done, _ = await asyncio.wait([bulk, call], return_when=asyncio.FIRST_COMPLETED)
+        assert done == {bulk}
+        assert await call == "call"
+    finally:
+        other_worker.close()
