@@ -222,9 +222,11 @@ async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
         other_worker.close()
 
 
-async def test_calls_that_arrive_while_a_bulk_batch_waits_for_the_lock_go_first(
+async def _call_behind_a_bulk_batch_waiting_for_the_lock(
     store: SqliteStore, tmp_path: Path
-) -> None:
+) -> tuple[asyncio.Future[Any], asyncio.Future[Any], set[asyncio.Future[Any]]]:
+    """A 0.3-s bulk job waits for another worker's lock, a call arrives, the lock is let go:
+    (bulk, call, the one that finished first)."""
     other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
     assert other_worker.try_acquire()
     try:
@@ -234,11 +236,19 @@ async def test_calls_that_arrive_while_a_bulk_batch_waits_for_the_lock_go_first(
         await asyncio.sleep(0.05)
         other_worker.release()
         done, _ = await asyncio.wait([bulk, call], return_when=asyncio.FIRST_COMPLETED)
-        # Behind the bulk batch, the call would wait for its 0.3 s.
-        assert done == {call}
-        assert await bulk == "chunk"
+        await asyncio.gather(bulk, call)
+        return bulk, call, done
     finally:
         other_worker.close()
+
+
+async def test_calls_that_arrive_while_a_bulk_batch_waits_for_the_lock_go_first(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    bulk, call, done = await _call_behind_a_bulk_batch_waiting_for_the_lock(store, tmp_path)
+    # Behind the bulk batch, the call would wait for its 0.3 s.
+    assert done == {call}
+    assert await bulk == "chunk"
 
 
 async def test_a_bulk_batch_holding_back_for_another_worker_lets_its_own_calls_go_first(
@@ -268,16 +278,6 @@ async def test_overdue_bulk_work_does_not_give_way_to_calls(
     # Every bulk job counts as overdue: it neither holds back nor lets later calls go first,
     # so an import that waited long is not overtaken again and again (its p99 in the soak).
     monkeypatch.setattr(writer, "BULK_OVERDUE_S", 0.0)
-    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
-    assert other_worker.try_acquire()
-    try:
-        bulk = asyncio.ensure_future(store.write(_put("chunk", pause_s=0.3), bulk=True))
-        await asyncio.sleep(0.05)
-        call = asyncio.ensure_future(store.write(_put("call")))
-        await asyncio.sleep(0.05)
-        other_worker.release()
-        done, _ = await asyncio.wait([bulk, call], return_when=asyncio.FIRST_COMPLETED)
-        assert done == {bulk}
-        assert await call == "call"
-    finally:
-        other_worker.close()
+    bulk, call, done = await _call_behind_a_bulk_batch_waiting_for_the_lock(store, tmp_path)
+    assert done == {bulk}
+    assert await call == "call"

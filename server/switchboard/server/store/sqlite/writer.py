@@ -143,11 +143,15 @@ class WriteBatcher:
         """
         if self._pending and not self._bulk_owed:
             self._bulk_owed = bool(self._bulk)
-            count = min(MAX_BATCH, len(self._pending))
-            return [self._pending.popleft() for _ in range(count)]
+            return self._pop_calls()
         self._bulk_owed = False
         count = min(MAX_BULK_BATCH, len(self._bulk))
         return [self._bulk.popleft() for _ in range(count)]
+
+    def _pop_calls(self) -> list[_Job]:
+        """The waiting interactive jobs, up to MAX_BATCH, in their order."""
+        count = min(MAX_BATCH, len(self._pending))
+        return [self._pending.popleft() for _ in range(count)]
 
     def _start(self) -> None:
         self._t[0] = time.perf_counter()
@@ -217,9 +221,7 @@ class WriteBatcher:
         if self._lock is not None:
             self._lock.release()
 
-    def _after_wait(
-        self, waited: asyncio.Future[None], batch: list[_Job], polite: bool = False
-    ) -> None:
+    def _after_wait(self, waited: asyncio.Future[None], batch: list[_Job], polite: bool) -> None:
         error = waited.exception()
         if error is not None:
             self._fail(batch, error)
@@ -233,9 +235,7 @@ class WriteBatcher:
         it; the bulk jobs go back to the head of their queue and run next."""
         for job in reversed(bulk):
             self._bulk.appendleft(job)
-        count = min(MAX_BATCH, len(self._pending))
-        calls = [self._pending.popleft() for _ in range(count)]
-        calls = [job for job in calls if not job.future.cancelled()]
+        calls = [job for job in self._pop_calls() if not job.future.cancelled()]
         self._bulk_owed = True
         self._t[0] = time.perf_counter()  # their queue time ends here; no lock wait of theirs
         return calls
