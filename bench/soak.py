@@ -160,6 +160,21 @@ def _db_figures(db: Path) -> dict[str, Any]:
     return figures
 
 
+def _db_tables(db: Path, top: int = 15) -> dict[str, float]:
+    """The largest tables and indexes (MB) at the end of the run: what the database grows by."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        rows = conn.execute(
+            "SELECT name, sum(pgsize) AS size FROM dbstat GROUP BY name ORDER BY size DESC LIMIT ?",
+            (top,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # an SQLite built without the dbstat table
+        return {}
+    finally:
+        conn.close()
+    return {name: round(size / 2**20, 1) for name, size in rows}
+
+
 def _server_lines(log: Path, seen: int) -> tuple[int, float, int, list[dict[str, Any]]]:
     """Lines read so far; since `seen`: the worst loop lag (ms) reported, how many lag lines,
     and the workers' `store writer stats` lines (see store/sqlite/writer_stats.py)."""
@@ -326,6 +341,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     finally:
         server.stop()
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
+    report["db_tables_mb"] = _db_tables(db)
     report["writer"] = writer_components(every_stats)
     heap = {str(s["pid"]): s for s in every_stats if "growth" in s}  # the last line per worker
     report["heap_growth"] = {
@@ -432,7 +448,8 @@ def main() -> None:
     for name, m in report["methods"].items():
         print(f"{name:16} {m['calls']:7} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}")
     keys = ("errors", "runs_not_final_after_drain", "drain_s", "window_p99_max_ms")
-    for key in (*keys, "gen_lag_max_ms", "server_loop_lag_max_ms", "workers", "writer"):
+    extra = ("gen_lag_max_ms", "server_loop_lag_max_ms", "workers", "writer", "db_tables_mb")
+    for key in (*keys, *extra):
         print(f"{key}: {report[key]}")
     for key in ("targets",):
         print(f"{key}: {report[key]}")

@@ -13,6 +13,7 @@ import pytest
 
 from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.store.base import WriteTx
+from switchboard.server.store.sqlite import writer
 from switchboard.server.store.sqlite.store import SqliteStore
 from switchboard.server.store.sqlite.writer_lock import WriterLock
 
@@ -203,10 +204,13 @@ async def test_writes_made_while_serving_a_call_count_apart_from_background_ones
 
 
 async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
-    store: SqliteStore, tmp_path: Path
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Calls wait throughout (announced by the other worker): yielding after every short job
     # would commit them one by one, and imports then queued for seconds behind calls.
+    # A slice of several jobs' length, so that a slow machine's late wake-ups cannot make
+    # one job outlast it.
+    monkeypatch.setattr(writer, "BULK_SLICE_S", 0.02)
     other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
     try:
         other_worker.announce_waiting(True)
@@ -218,6 +222,26 @@ async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
         together = sum(b.done() for b in bulk)
         assert 2 <= together < 16, together
         assert [await b for b in bulk] == [f"part{i}" for i in range(16)]
+    finally:
+        other_worker.close()
+
+
+async def test_a_bulk_slice_holds_calls_back_for_a_few_milliseconds_only(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    # 2-ms jobs while calls wait: the 4-ms slice commits after two or three of them (a slow
+    # machine makes it fewer, never more); the 15-ms slice took seven or eight, and calls'
+    # write p99 followed it.
+    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
+    try:
+        other_worker.announce_waiting(True)
+        bulk = [
+            asyncio.ensure_future(store.write(_put(f"part{i}", pause_s=0.002), bulk=True))
+            for i in range(16)
+        ]
+        await asyncio.wait_for(bulk[0], 5.0)
+        assert sum(b.done() for b in bulk) <= 3
+        await asyncio.gather(*bulk)
     finally:
         other_worker.close()
 

@@ -51,7 +51,11 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 MAX_BULK_BATCH = 16
 #: The least time a bulk transaction runs before it yields to waiting calls (see above).
-BULK_SLICE_S = 0.015
+#: 15 ms was set while overtaken imports starved; with calls first and the overdue bound,
+#: 4 ms brought calls' write p99 from 19-20 ms to 13-15 in 2- and 6-minute soaks, imports
+#: p99 from 72 to 95-102 ms. No slice (yield after every part): writes no better, imports
+#: p99 145 ms. docs/performance.md, "Fifth pass".
+BULK_SLICE_S = 0.004
 #: How long bulk work holds back for another worker's announced interactive writes. 5 ms
 #: was tried and measured worse in the soak (write p50 ~50 ms, not ~10): the other worker's
 #: calls then went in smaller batches, more transactions for the same writes.
