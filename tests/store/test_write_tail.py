@@ -135,23 +135,32 @@ async def test_a_bulk_batch_commits_early_for_an_interactive_write_that_arrives(
     assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
 
 
-async def test_a_bulk_batch_commits_early_when_another_worker_announces_calls_waiting(
-    store: SqliteStore, tmp_path: Path
-) -> None:
+async def _bulk_while_calls_wait(
+    store: SqliteStore, tmp_path: Path, jobs: int, pause_s: float
+) -> tuple[int, list[Any]]:
+    """`jobs` bulk jobs of `pause_s` each, queued while another worker announces calls
+    waiting: (how many committed with the first, every job's result)."""
     other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
     try:
         other_worker.announce_waiting(True)
         bulk = [
-            asyncio.ensure_future(store.write(_put(f"chunk{i}", pause_s=0.2), bulk=True))
-            for i in range(3)
+            asyncio.ensure_future(store.write(_put(f"part{i}", pause_s=pause_s), bulk=True))
+            for i in range(jobs)
         ]
         await asyncio.wait_for(bulk[0], 5.0)
-        # Committed on its own: the other two go in later transactions.
-        assert not bulk[1].done()
-        assert not bulk[2].done()
-        assert [await b for b in bulk] == ["chunk0", "chunk1", "chunk2"]
+        together = sum(b.done() for b in bulk)
+        return together, list(await asyncio.gather(*bulk))
     finally:
         other_worker.close()
+
+
+async def test_a_bulk_batch_commits_early_when_another_worker_announces_calls_waiting(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    together, results = await _bulk_while_calls_wait(store, tmp_path, 3, 0.2)
+    # Committed on its own: the other two go in later transactions.
+    assert together == 1
+    assert results == ["part0", "part1", "part2"]
 
 
 async def test_a_worker_waiting_for_the_lock_announces_its_calls_and_clears_the_flag(
@@ -211,19 +220,9 @@ async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
     # A slice of several jobs' length, so that a slow machine's late wake-ups cannot make
     # one job outlast it.
     monkeypatch.setattr(writer, "BULK_SLICE_S", 0.02)
-    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
-    try:
-        other_worker.announce_waiting(True)
-        bulk = [
-            asyncio.ensure_future(store.write(_put(f"part{i}", pause_s=0.002), bulk=True))
-            for i in range(16)
-        ]
-        await asyncio.wait_for(bulk[0], 5.0)
-        together = sum(b.done() for b in bulk)
-        assert 2 <= together < 16, together
-        assert [await b for b in bulk] == [f"part{i}" for i in range(16)]
-    finally:
-        other_worker.close()
+    together, results = await _bulk_while_calls_wait(store, tmp_path, 16, 0.002)
+    assert 2 <= together < 16, together
+    assert results == [f"part{i}" for i in range(16)]
 
 
 async def test_a_bulk_slice_holds_calls_back_for_a_few_milliseconds_only(
@@ -232,18 +231,8 @@ async def test_a_bulk_slice_holds_calls_back_for_a_few_milliseconds_only(
     # 2-ms jobs while calls wait: the 4-ms slice commits after two or three of them (a slow
     # machine makes it fewer, never more); the 15-ms slice took seven or eight, and calls'
     # write p99 followed it.
-    other_worker = WriterLock(f"{tmp_path / 't.db'}-writer.lock")
-    try:
-        other_worker.announce_waiting(True)
-        bulk = [
-            asyncio.ensure_future(store.write(_put(f"part{i}", pause_s=0.002), bulk=True))
-            for i in range(16)
-        ]
-        await asyncio.wait_for(bulk[0], 5.0)
-        assert sum(b.done() for b in bulk) <= 3
-        await asyncio.gather(*bulk)
-    finally:
-        other_worker.close()
+    together, _ = await _bulk_while_calls_wait(store, tmp_path, 16, 0.002)
+    assert together <= 3, together
 
 
 async def _call_behind_a_bulk_batch_waiting_for_the_lock(
