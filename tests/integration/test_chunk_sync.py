@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from switchboard.client import NotFoundError, Switchboard
+import pytest
+
+from switchboard.client import Switchboard
 from switchboard.server.app.build import App
 from switchboard.server.connectors.fake import FakeConnector
-from switchboard.server.domain.contacts import _IMPORT_CHUNK
+from switchboard.server.domain.contacts import _IMPORT_CHUNK, ContactService
 from switchboard.server.errors import PermanentConnectorError, RetryableConnectorError
 from switchboard.server.runs.sync import ERASED_SKIP
 from switchboard.v1 import campaigns_pb2
@@ -84,20 +87,25 @@ async def test_an_import_starts_one_run_per_chunk_and_every_contact_lists_it(
 
 
 async def test_a_call_during_an_import_chunk_goes_in_between_its_parts(
-    start_app: StartApp,
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A chunk is written in parts of its own transactions: a call's write waits for one
     # part, not the whole chunk; and the parts still make one chunk run.
+    first_part = threading.Event()
+    apply_part = ContactService._apply_part
+
+    def slow_first_part(self: ContactService, *args: Any, **kwargs: Any) -> Any:
+        if not first_part.is_set():  # the call arrives while the first part is written
+            first_part.set()
+            time.sleep(0.1)
+        return apply_part(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContactService, "_apply_part", slow_first_part)
     app = await start_app(**_config())
     rows = [{"email": f"part{i}@example.com", "first_name": f"P{i}"} for i in range(_IMPORT_CHUNK)]
     async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
         importing = asyncio.create_task(sb.contacts.import_([rows]))
-        while True:  # the first part has committed
-            try:
-                await sb.contacts.get(email="part0@example.com")
-                break
-            except NotFoundError:
-                await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(first_part.wait, 10.0)
         upserted = await sb.contacts.upsert(email="caller@example.com")
         summary = await importing
         assert summary.created == _IMPORT_CHUNK
