@@ -143,13 +143,18 @@ def verdict(report: dict[str, Any]) -> dict[str, bool]:
 # -- the run itself (needs the servers) --------------------------------------------------------
 
 
+def _read_only(db: Path) -> sqlite3.Connection:
+    """A connection that reads the servers' database beside them, never writing to it."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+
+
 def _db_figures(db: Path) -> dict[str, Any]:
     wal = Path(f"{db}-wal")
     figures: dict[str, Any] = {
         "db_mb": round(db.stat().st_size / 2**20, 2) if db.exists() else 0.0,
         "wal_mb": round(wal.stat().st_size / 2**20, 2) if wal.exists() else 0.0,
     }
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    conn = _read_only(db)
     try:
         figures["outbox"] = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         figures["runs_not_final"] = conn.execute(
@@ -162,7 +167,7 @@ def _db_figures(db: Path) -> dict[str, Any]:
 
 def _db_tables(db: Path, top: int = 15) -> dict[str, float]:
     """The largest tables and indexes (MB) at the end of the run: what the database grows by."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    conn = _read_only(db)
     try:
         rows = conn.execute(
             "SELECT name, sum(pgsize) AS size FROM dbstat GROUP BY name ORDER BY size DESC LIMIT ?",
@@ -447,9 +452,18 @@ def main() -> None:
     print(f"\n{'method':16} {'calls':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for name, m in report["methods"].items():
         print(f"{name:16} {m['calls']:7} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}")
-    keys = ("errors", "runs_not_final_after_drain", "drain_s", "window_p99_max_ms")
-    extra = ("gen_lag_max_ms", "server_loop_lag_max_ms", "workers", "writer", "db_tables_mb")
-    for key in (*keys, *extra):
+    keys = (
+        "errors",
+        "runs_not_final_after_drain",
+        "drain_s",
+        "window_p99_max_ms",
+        "gen_lag_max_ms",
+        "server_loop_lag_max_ms",
+        "workers",
+        "writer",
+        "db_tables_mb",
+    )
+    for key in keys:
         print(f"{key}: {report[key]}")
     for key in ("targets",):
         print(f"{key}: {report[key]}")
