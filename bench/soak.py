@@ -7,6 +7,10 @@ at each report this process samples the server: resident memory and CPU per proc
 database and WAL size, outbox depth, runs not final, the workers' event-loop lag (from their
 `event loop lag` log lines). After the load, it waits for the outbox to drain and counts
 the runs still not final. The report goes to bench/results.json under "soak".
+
+The tail drifts as the database grows; to measure that without waiting for it,
+`BENCH_SOAK_KEEP_DB=<file>` keeps a run's database, and `BENCH_SOAK_DB_FROM=<file>` starts a
+run from a copy of one (the seeding then updates contacts that already exist).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -245,6 +250,10 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     config.write_text(BENCH_CONFIG)
     db = workdir / "soak.db"
     log = workdir / "soak-server.log"
+    if grown := os.environ.get("BENCH_SOAK_DB_FROM"):
+        shutil.copyfile(grown, db)
+        if Path(grown + "-wal").exists():
+            shutil.copyfile(grown + "-wal", db.with_name(db.name + "-wal"))
     port = free_port()
     env = {
         **BENCH_ENV,
@@ -329,6 +338,10 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 server_loop_lag_max_ms=lag_ms,
                 server_loop_lag_reports=lag_lines,
                 writer=writer_components(stats),
+                # What the server processes wrote to disk so far (commits, checkpoints).
+                disk_write_mb=round(
+                    sum(p.io_counters().write_bytes for p in procs.values()) / 2**20, 1
+                ),
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
                 **_db_figures(db),
@@ -345,6 +358,10 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         drain_s = round(time.monotonic() - drained_at, 1)
     finally:
         server.stop()
+    if keep := os.environ.get("BENCH_SOAK_KEEP_DB"):
+        shutil.copyfile(db, keep)  # with its WAL, if the last close did not checkpoint it
+        if (wal := db.with_name(db.name + "-wal")).exists():
+            shutil.copyfile(wal, keep + "-wal")
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
     report["db_tables_mb"] = _db_tables(db)
     report["writer"] = writer_components(every_stats)
@@ -371,7 +388,8 @@ def _window_line(w: dict[str, Any]) -> str:
     parts = [f"{k[:6]} {v['p50_ms']:.1f}/{v['p99_ms']:.0f}" for k, v in m.items()]
     return (
         f"[{w['t_s']:7.1f}s] p99 {w['p99_ms']:.0f} ms, err {sum(w['errors'].values())}, "
-        f"rss {w['rss_mb']}, wal {w['wal_mb']} MB, db {w['db_mb']} MB, outbox {w['outbox']}, "
+        f"rss {w['rss_mb']}, wal {w['wal_mb']} MB, db {w['db_mb']} MB, disk written "
+        f"{w['disk_write_mb']} MB, outbox {w['outbox']}, "
         f"srv lag {w['server_loop_lag_max_ms']:.0f} ms, gen lag {w['gen_lag_max_ms']:.0f} ms, "
         f"load {w['load1']} | " + ", ".join(parts) + _writer_line(w.get("writer", {}))
     )

@@ -141,6 +141,12 @@ async def test_a_partial_batch_failure_retries_only_the_failed_items(start_app: 
     assert [len(keys) for _, keys in tool.batch_calls] == [22, 1]
     assert tool.batch_calls[1][1] == [f"{run.id}:0:{flaky}"]
     assert [(d.run_id, d.contact_id) for d in letters] == [(run.id, bad)]
+    # The ended run keeps the snapshot a redrive would send, and no other.
+    plan = await app.store.read(lambda tx: tx.run_plan(run.id))
+    assert plan is not None
+    assert list(plan.base["items"]) == [bad]
+    assert plan.base["items"][bad]["contact"]["email"] == "bad@example.com"
+    assert "of 22 contacts failed" in run.steps[0].error
 
 
 async def test_an_opted_out_contacts_item_is_skipped(start_app: StartApp) -> None:
@@ -221,3 +227,25 @@ async def test_a_redriven_item_dead_letter_sends_that_contact_alone(start_app: S
     assert _items(run)[letter.contact_id]["status"] == "STEP_STATUS_SUCCEEDED"
     assert [len(keys) for _, keys in tool.batch_calls] == [6, 1]
     assert tool.batch_calls[1][1] == [f"{run.id}:0:{letter.contact_id}"]
+    # Sent from the snapshot the ended run kept; once it succeeded, none is left.
+    assert _payloads(app)[-1]["contact"]["email"] == "bad@example.com"
+    assert len(_items(run)) == 6
+    plan = await app.store.read(lambda tx: tx.run_plan(run.id))
+    assert plan is not None
+    assert plan.base["items"] == {}
+
+
+async def test_erasing_a_failed_items_contact_scrubs_the_snapshot_its_ended_run_kept(
+    start_app: StartApp,
+) -> None:
+    app = await start_app(**_config())
+    _tool(app).fail_email("gone@example.com", PermanentConnectorError("no such list"))
+    rows = [{"email": "kept@example.com"}, {"email": "gone@example.com", "first_name": "Ada"}]
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
+        await sb.contacts.import_([rows])
+        [run] = await _settled(sb, 1)
+        gone = (await sb.contacts.get(email="gone@example.com")).id
+        await sb.contacts.delete(id=gone)
+    plan = await app.store.read(lambda tx: tx.run_plan(run.id))
+    assert plan is not None
+    assert plan.base["items"] == {gone: {"contact": {"id": gone}, "attributes": {}}}
