@@ -338,10 +338,13 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 server_loop_lag_max_ms=lag_ms,
                 server_loop_lag_reports=lag_lines,
                 writer=writer_components(stats),
-                # What the server processes wrote to disk so far (commits, checkpoints).
+                # What the server processes wrote so far (pages they dirtied, counted again
+                # each time a page written back is dirtied again), and what the disks took.
                 disk_write_mb=round(
                     sum(p.io_counters().write_bytes for p in procs.values()) / 2**20, 1
                 ),
+                device_write_mb=round(psutil.disk_io_counters().write_bytes / 2**20, 1),
+                device_writes=psutil.disk_io_counters().write_count,
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
                 **_db_figures(db),
@@ -389,7 +392,7 @@ def _window_line(w: dict[str, Any]) -> str:
     return (
         f"[{w['t_s']:7.1f}s] p99 {w['p99_ms']:.0f} ms, err {sum(w['errors'].values())}, "
         f"rss {w['rss_mb']}, wal {w['wal_mb']} MB, db {w['db_mb']} MB, disk written "
-        f"{w['disk_write_mb']} MB, outbox {w['outbox']}, "
+        f"{w['disk_write_mb']} MB (device {w.get('device_write_mb')} MB), outbox {w['outbox']}, "
         f"srv lag {w['server_loop_lag_max_ms']:.0f} ms, gen lag {w['gen_lag_max_ms']:.0f} ms, "
         f"load {w['load1']} | " + ", ".join(parts) + _writer_line(w.get("writer", {}))
     )

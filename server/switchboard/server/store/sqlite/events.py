@@ -14,6 +14,10 @@ _SERVER_KEYS: dict[int, tuple[Any, dict[str, bytes]]] = {}
 _MAX_CONNECTIONS = 64
 _COLUMNS = "seq, type, aggregate_id, contact_id, at_us, version, payload"
 _MAX_PARAMS = 500  # per IN (...) list; SQLite's default limit is far higher
+# An event's aggregate is indexed only where it is not the event's contact (the partial
+# index `events_other_aggregate`); the others are found through `events_contact`. Each
+# term ends with the index's condition so that the planner can use it.
+_OTHER_AGGREGATE = "(aggregate_id = ? AND aggregate_id <> contact_id)"
 
 
 def _rows(cur: sqlite3.Cursor) -> list[EventRow]:
@@ -48,7 +52,7 @@ class EventQueries:
             where.append(f"type IN ({','.join('?' * len(flt.types))})")
             args.extend(flt.types)
         if flt.contact_id:
-            where.append("(contact_id = ? OR aggregate_id = ?)")
+            where.append(f"(contact_id = ? OR {_OTHER_AGGREGATE})")
             args.extend((flt.contact_id, flt.contact_id))
         if flt.until_us:
             where.append("at_us < ?")
@@ -60,8 +64,8 @@ class EventQueries:
         self, contact_id: str, before_seq: int, limit: int, types: Sequence[str]
     ) -> list[EventRow]:
         where = [
-            "(contact_id = ? OR aggregate_id = ? OR aggregate_id IN "
-            "(SELECT id FROM runs WHERE contact_id = ?))"
+            f"(contact_id = ? OR {_OTHER_AGGREGATE} OR (aggregate_id IN "
+            "(SELECT id FROM runs WHERE contact_id = ?) AND aggregate_id <> contact_id))"
         ]
         args: list[Any] = [contact_id, contact_id, contact_id]
         if before_seq:

@@ -157,7 +157,10 @@ class SqliteTx(
 
     def events(self, aggregate_id: str) -> list[tuple[str, bytes]]:
         cur = self._db.execute(
-            "SELECT type, payload FROM events WHERE aggregate_id = ? ORDER BY seq", (aggregate_id,)
+            # A contact's own events are indexed by contact only (see `sqlite/events.py`).
+            "SELECT type, payload FROM events WHERE (aggregate_id = ?1 AND aggregate_id <> "
+            "contact_id) OR (contact_id = ?1 AND aggregate_id = ?1) ORDER BY seq",
+            (aggregate_id,),
         )
         return [(r[0], r[1]) for r in cur]
 
