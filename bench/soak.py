@@ -170,6 +170,13 @@ def _db_figures(db: Path) -> dict[str, Any]:
     return figures
 
 
+def _copy_db(source: Path, target: Path) -> None:
+    """Copy a database that no process has open, with its WAL if the last close left one."""
+    shutil.copyfile(source, target)
+    if (wal := Path(f"{source}-wal")).exists():
+        shutil.copyfile(wal, f"{target}-wal")
+
+
 def _db_tables(db: Path, top: int = 15) -> dict[str, float]:
     """The largest tables and indexes (MB) at the end of the run: what the database grows by."""
     conn = _read_only(db)
@@ -251,9 +258,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     db = workdir / "soak.db"
     log = workdir / "soak-server.log"
     if grown := os.environ.get("BENCH_SOAK_DB_FROM"):
-        shutil.copyfile(grown, db)
-        if Path(grown + "-wal").exists():
-            shutil.copyfile(grown + "-wal", db.with_name(db.name + "-wal"))
+        _copy_db(Path(grown), db)
     port = free_port()
     env = {
         **BENCH_ENV,
@@ -326,6 +331,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 final = item
                 continue
             seen, lag_ms, lag_lines, stats = _server_lines(log, seen)
+            disks = psutil.disk_io_counters()
             every_stats.extend(stats)
             item.update(
                 t_s=round(time.monotonic() - t0, 1),
@@ -343,8 +349,8 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 disk_write_mb=round(
                     sum(p.io_counters().write_bytes for p in procs.values()) / 2**20, 1
                 ),
-                device_write_mb=round(psutil.disk_io_counters().write_bytes / 2**20, 1),
-                device_writes=psutil.disk_io_counters().write_count,
+                device_write_mb=round(disks.write_bytes / 2**20, 1),
+                device_writes=disks.write_count,
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
                 **_db_figures(db),
@@ -362,9 +368,7 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     finally:
         server.stop()
     if keep := os.environ.get("BENCH_SOAK_KEEP_DB"):
-        shutil.copyfile(db, keep)  # with its WAL, if the last close did not checkpoint it
-        if (wal := db.with_name(db.name + "-wal")).exists():
-            shutil.copyfile(wal, keep + "-wal")
+        _copy_db(db, Path(keep))
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
     report["db_tables_mb"] = _db_tables(db)
     report["writer"] = writer_components(every_stats)

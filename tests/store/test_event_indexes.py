@@ -12,6 +12,7 @@ from switchboard.server.store.base import WriteTx
 from switchboard.server.store.event_log import EventFilter
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2
+from tests.store.vm_steps import vm_steps
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -40,7 +41,6 @@ def _mine(tx: WriteTx) -> None:
 
 def _cost(tx: WriteTx) -> dict[str, int]:
     """SQLite VM instructions (in hundreds) of each look-up, with its answer checked."""
-    db = _db(tx)
     reads = {
         "by aggregate c1": lambda: len(tx.events("c1")),
         "by aggregate r1": lambda: len(tx.events("r1")),
@@ -50,18 +50,8 @@ def _cost(tx: WriteTx) -> dict[str, int]:
     expected = {"by aggregate c1": 1, "by aggregate r1": 2, "rows of c1": 2, "history of c1": 3}
     cost: dict[str, int] = {}
     for name, read in reads.items():
-        count = [0]
-
-        def tick(count: list[int] = count) -> int:
-            count[0] += 1
-            return 0
-
-        db.set_progress_handler(tick, 100)
-        try:
-            assert read() == expected[name], name
-        finally:
-            db.set_progress_handler(None, 100)
-        cost[name] = count[0]
+        cost[name], answer = vm_steps(tx, read)
+        assert answer == expected[name], name
     return cost
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import WriteTx
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2
+from tests.store.vm_steps import vm_steps
 
 RunStatus = campaigns_pb2.RunStatus
 PENDING = RunStatus.RUN_STATUS_PENDING
@@ -65,19 +65,7 @@ async def test_the_newest_unclaimed_pending_run_covering_the_contact(any_store: 
 
 def _instructions(tx: WriteTx, contact_id: str) -> int:
     """SQLite VM instructions (in hundreds) that `pending_run` takes for `contact_id`."""
-    db: sqlite3.Connection = tx._db  # type: ignore[attr-defined]
-    count = [0]
-
-    def tick() -> int:
-        count[0] += 1
-        return 0
-
-    db.set_progress_handler(tick, 100)
-    try:
-        tx.pending_run(contact_id, "e")
-    finally:
-        db.set_progress_handler(None, 100)
-    return count[0]
+    return vm_steps(tx, lambda: tx.pending_run(contact_id, "e"))[0]
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
