@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
-from bench.soak import MIX, flatness, percentile, pick, run_summary, verdict, window_summary
+from bench.soak import (
+    MIX,
+    flatness,
+    percentile,
+    pick,
+    run_summary,
+    verdict,
+    window_medians,
+    window_summary,
+)
 
 
 def test_the_mix_sums_to_one_and_pick_follows_it() -> None:
@@ -84,3 +94,26 @@ def test_the_verdict_checks_each_target() -> None:
     assert not slow["write_p99_le_5x_p50"]
     assert not slow["zero_errors"]
     assert slow["no_window_p99_above_2x_run"]  # the start-up window does not count
+
+
+def _window(up_p99: float, get_p99: float) -> dict[str, Any]:
+    return {
+        "methods": {
+            "UpsertContact": {"calls": 60, "p50_ms": 2.0, "p99_ms": up_p99},
+            "GetContact": {"calls": 120, "p50_ms": 0.8, "p99_ms": get_p99},
+        }
+    }
+
+
+def test_window_medians_are_the_typical_window_not_the_stalled_one() -> None:
+    windows = [
+        _window(900.0, 900.0),  # start-up: left out
+        _window(12.0, 5.0),
+        _window(14.0, 4.0),
+        _window(400.0, 6.0),  # one stalled window
+    ]
+    assert window_medians(windows) == {
+        "GetContact": {"p50_ms": 0.8, "p99_ms": 5.0},
+        "UpsertContact": {"p50_ms": 2.0, "p99_ms": 14.0},
+    }
+    assert window_medians(windows[:1]) == {}
