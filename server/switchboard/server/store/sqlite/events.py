@@ -17,7 +17,7 @@ _MAX_PARAMS = 500  # per IN (...) list; SQLite's default limit is far higher
 # An event's aggregate is indexed only where it is not the event's contact (the partial
 # index `events_other_aggregate`); the others are found through `events_contact`. Each
 # term ends with the index's condition so that the planner can use it.
-_OTHER_AGGREGATE = "(aggregate_id = ? AND aggregate_id <> contact_id)"
+OTHER_AGGREGATE = "(aggregate_id = ? AND aggregate_id <> contact_id)"
 
 
 def _rows(cur: sqlite3.Cursor) -> list[EventRow]:
@@ -52,7 +52,7 @@ class EventQueries:
             where.append(f"type IN ({','.join('?' * len(flt.types))})")
             args.extend(flt.types)
         if flt.contact_id:
-            where.append(f"(contact_id = ? OR {_OTHER_AGGREGATE})")
+            where.append(f"(contact_id = ? OR {OTHER_AGGREGATE})")
             args.extend((flt.contact_id, flt.contact_id))
         if flt.until_us:
             where.append("at_us < ?")
@@ -64,7 +64,7 @@ class EventQueries:
         self, contact_id: str, before_seq: int, limit: int, types: Sequence[str]
     ) -> list[EventRow]:
         where = [
-            f"(contact_id = ? OR {_OTHER_AGGREGATE} OR (aggregate_id IN "
+            f"(contact_id = ? OR {OTHER_AGGREGATE} OR (aggregate_id IN "
             "(SELECT id FROM runs WHERE contact_id = ?) AND aggregate_id <> contact_id))"
         ]
         args: list[Any] = [contact_id, contact_id, contact_id]

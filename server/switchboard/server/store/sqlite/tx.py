@@ -20,7 +20,7 @@ from switchboard.server.store.sqlite.erasure import (
     forget_idempotency,
     scrub_runs,
 )
-from switchboard.server.store.sqlite.events import EventQueries
+from switchboard.server.store.sqlite.events import OTHER_AGGREGATE, EventQueries
 from switchboard.server.store.sqlite.outbox import OutboxQueries
 from switchboard.server.store.sqlite.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
@@ -158,9 +158,9 @@ class SqliteTx(
     def events(self, aggregate_id: str) -> list[tuple[str, bytes]]:
         cur = self._db.execute(
             # A contact's own events are indexed by contact only (see `sqlite/events.py`).
-            "SELECT type, payload FROM events WHERE (aggregate_id = ?1 AND aggregate_id <> "
-            "contact_id) OR (contact_id = ?1 AND aggregate_id = ?1) ORDER BY seq",
-            (aggregate_id,),
+            f"SELECT type, payload FROM events WHERE {OTHER_AGGREGATE} "
+            "OR (contact_id = ? AND aggregate_id = ?) ORDER BY seq",
+            (aggregate_id, aggregate_id, aggregate_id),
         )
         return [(r[0], r[1]) for r in cur]
 
