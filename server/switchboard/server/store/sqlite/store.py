@@ -155,6 +155,13 @@ class SqliteStore:
     def _open_writer(self) -> sqlite3.Connection:
         db = connect(self._settings.path, self._settings.busy_timeout_ms)
         migrate(db)
+        # Statement journals in memory. A statement that fires a trigger (a contact's facts
+        # row, a run's status) or may change several rows keeps, inside our transactions,
+        # the first image of every page it changes, so that it can be undone alone; on
+        # file temp storage that is a write(2) per page to a temporary file: 4.6 per
+        # segment_facts row, 18 of its 29 µs. Set after the migrations, whose index builds
+        # may sort more rows than should sit in memory.
+        db.execute("PRAGMA temp_store = MEMORY")
         if self._settings.checkpoint_interval_s > 0:  # the Checkpointer thread does it
             db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
