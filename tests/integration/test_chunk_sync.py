@@ -77,6 +77,11 @@ async def test_an_import_starts_one_run_per_chunk_and_every_contact_lists_it(
                 assert state["status"] == "STEP_STATUS_SUCCEEDED"
                 by_contact[contact_id] = run.id
         assert len(by_contact) == 1000
+        for run in runs:  # every item succeeded: the ended runs keep no snapshot
+            plan = await app.store.read(lambda tx, run_id=run.id: tx.run_plan(run_id))
+            assert plan is not None
+            assert plan.base["items"] == {}
+            assert [s.action for s in plan.steps] == ["contacts.upsert"]
         for contact_id in list(by_contact)[::97]:  # a spread of contacts, through ListRuns
             listed = await sb.campaigns.list_runs(contact_id=contact_id, event=CHANGED)
             assert [r.id for r in listed.runs] == [by_contact[contact_id]]

@@ -106,7 +106,7 @@ def record_chunk(
         tx.finish_outbox(item.id)
         _advance(tx, run, item.plan, item, now)
         if run.status in TERMINAL_RUN:
-            _keep_failed_items(tx, run)
+            _keep_failed_items(tx, run, item.plan)
     set_ts(run.updated_at, now)
     tx.put_run(run)
     body = {
@@ -120,11 +120,9 @@ def record_chunk(
     return run
 
 
-def _keep_failed_items(tx: WriteTx, run: campaigns_pb2.Run) -> None:
+def _keep_failed_items(tx: WriteTx, run: campaigns_pb2.Run, claimed: Plan) -> None:
     """Drop an ended chunk run's snapshots but those of items that failed in some step."""
-    # The stored plan, not the claimed one: erasure may have scrubbed an item since.
-    plan = tx.run_plan(run.id)
-    if plan is None or ITEMS not in plan.base:
+    if ITEMS not in claimed.base:
         return
     failed = {
         contact_id
@@ -132,6 +130,16 @@ def _keep_failed_items(tx: WriteTx, run: campaigns_pb2.Run) -> None:
         for contact_id, state in item_states(run, index).items()
         if state.get("status") == "STEP_STATUS_FAILED"
     }
+    if not failed:
+        # Every snapshot goes: the claimed plan differs from the stored one only in the
+        # items erasure scrubbed since, so the ~40-KB stored plan is not read and parsed
+        # again (that was 8 % of an import's sync throughput).
+        tx.update_plan(run.id, Plan({**claimed.base, ITEMS: {}}, claimed.steps))
+        return
+    # The stored plan, not the claimed one: erasure may have scrubbed a kept item since.
+    plan = tx.run_plan(run.id)
+    if plan is None or ITEMS not in plan.base:
+        return
     items: dict[str, Any] = plan.base[ITEMS]
     if len(failed) < len(items):
         kept = {c: entry for c, entry in items.items() if c in failed}
