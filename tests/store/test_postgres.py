@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -159,7 +160,7 @@ async def test_conflicting_read_modify_writes_are_rerun_not_lost(
 ) -> None:
     # What SQLite's single writer gives for free: a transaction's reads see no concurrent
     # change. Here 30 increments race on 3 replicas; none may be lost.
-    replicas = [await open_store(pool_max=5) for _ in range(3)]
+    replicas = [await open_store(pool_max=5, write_connections=4) for _ in range(3)]
 
     def increment(tx: WriteTx) -> None:
         value = tx.state_get("crm", "counters", "n") or {"n": 0}
@@ -192,6 +193,40 @@ async def test_a_conflict_that_outlasts_every_rerun_is_unavailable_not_internal(
         await store.write(always_conflicts)
     assert tries == MAX_TRIES
     assert await store.read(lambda tx: tx.state_get("crm", "counters", "n")) is None
+
+
+async def test_reads_are_served_while_writes_fill_their_threads(
+    open_store: StoreFactory,
+) -> None:
+    # Writes wait for `write_connections` threads of their own; they never hold every
+    # connection, so a read does not queue behind a write load the database is slow with.
+    store = await open_store(pool_max=3, write_connections=1)
+    release = threading.Event()
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_write(tx: WriteTx) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            tx.state_put("crm", "slow", "k", {"at": time.time()})
+            assert release.wait(10.0)
+        finally:
+            with lock:
+                running -= 1
+
+    writes = [asyncio.ensure_future(store.write(slow_write)) for _ in range(3)]
+    await asyncio.sleep(0.3)  # the first write holds the one write thread
+    read = await asyncio.wait_for(
+        store.read(lambda tx: tx.state_get("crm", "slow", "k")), timeout=5.0
+    )
+    assert read is None  # served from a snapshot without the held write
+    assert not any(w.done() for w in writes)
+    release.set()
+    await asyncio.gather(*writes)
+    assert most == 1  # one write at a time, as configured
 
 
 async def test_a_step_queued_by_one_replica_wakes_the_others(open_store: StoreFactory) -> None:

@@ -65,6 +65,14 @@ class DatabaseSettings(FrozenModel):
         description="Most PostgreSQL connections (each transaction holds one, on its own "
         "thread, for its duration).",
     )
+    write_connections: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="PostgreSQL: most write transactions one process runs at once (the "
+        "rest of `pool_max` serve reads). Writes run SERIALIZABLE, so more of them at once "
+        "mostly adds conflicts and re-runs; reads never queue behind writes.",
+    )
     pool_timeout_s: float = Field(
         default=5.0,
         gt=0,
