@@ -229,6 +229,25 @@ async def test_reads_are_served_while_writes_fill_their_threads(
     assert most == 1  # one write at a time, as configured
 
 
+async def test_a_run_leaving_pending_finds_its_contacts_through_the_index(
+    open_store: StoreFactory, pg_url: str
+) -> None:
+    # The trigger that empties run_contacts_pending deletes `WHERE run_id = NEW.id`, and
+    # runs.id is in the "C" collation: with the table's ids in another collation the
+    # comparison could not use the index, and each run leaving PENDING scanned the whole
+    # table (a whole-table conflict under SERIALIZABLE). Same comparison, same collation:
+    await open_store()
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SET enable_seqscan = off")  # so that only a usable index avoids it
+        plan = [
+            str(row[0])
+            for row in conn.execute(
+                "EXPLAIN DELETE FROM run_contacts_pending WHERE run_id = 'r1' COLLATE \"C\""
+            )
+        ]
+    assert any("run_contacts_pending_run" in line for line in plan), plan
+
+
 async def test_a_step_queued_by_one_replica_wakes_the_others(open_store: StoreFactory) -> None:
     listener, writer = await open_store(), await open_store()
     woken = asyncio.Event()

@@ -331,6 +331,16 @@ MIGRATIONS: list[str] = [
         FOR EACH ROW WHEN (OLD.status = 1 AND NEW.status IS DISTINCT FROM 1)
         EXECUTE FUNCTION run_contacts_pending_done();
     """,
+    # run_contacts_pending's ids in the "C" collation, as every other id column: the
+    # trigger above deletes `WHERE run_id = NEW.id`, and runs.id is "C", so with the
+    # default collation here the comparison's collation was indeterminate and the index
+    # unusable. Every run leaving PENDING scanned the whole table, and under SERIALIZABLE a
+    # whole-table scan conflicts with every write that adds a chunk's contacts to it.
+    """
+    ALTER TABLE run_contacts_pending
+        ALTER COLUMN contact_id TYPE text COLLATE "C",
+        ALTER COLUMN run_id TYPE text COLLATE "C";
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.
