@@ -11,6 +11,10 @@ the runs still not final. The report goes to bench/results.json under "soak".
 The tail drifts as the database grows; to measure that without waiting for it,
 `BENCH_SOAK_KEEP_DB=<file>` keeps a run's database, and `BENCH_SOAK_DB_FROM=<file>` starts a
 run from a copy of one (the seeding then updates contacts that already exist).
+
+`BENCH_SOAK_STORE=postgres` runs the same soak against the PostgreSQL store, on a durable
+server of its own on loopback (bench/soak_postgres.py): the report then also carries the
+server's CPU and its committed and rolled-back transactions.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.soak_postgres import SoakDatabase
 
 #: (method, share of calls), in the proportions of the issue's run.
 MIX: tuple[tuple[str, float], ...] = (
@@ -265,6 +272,23 @@ async def _seed(port: int, contacts: int) -> None:
 
 def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[str, Any]:
     """One soak against a fresh 2-worker server; see the module docstring."""
+    postgres = None
+    if os.environ.get("BENCH_SOAK_STORE", "sqlite") == "postgres":
+        if os.environ.get("BENCH_SOAK_DB_FROM") or os.environ.get("BENCH_SOAK_KEEP_DB"):
+            raise SystemExit("BENCH_SOAK_DB_FROM and BENCH_SOAK_KEEP_DB are for the SQLite store")
+        from bench.soak_postgres import SoakDatabase
+
+        postgres = SoakDatabase()
+    try:
+        return _soak(workdir, seconds, rate, window_s, postgres)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def _soak(
+    workdir: Path, seconds: float, rate: float, window_s: float, postgres: SoakDatabase | None
+) -> dict[str, Any]:
     import asyncio
 
     import psutil
@@ -275,6 +299,10 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     config.write_text(BENCH_CONFIG)
     db = workdir / "soak.db"
     log = workdir / "soak-server.log"
+
+    def figures() -> dict[str, Any]:
+        return postgres.figures() if postgres is not None else _db_figures(db)
+
     if grown := os.environ.get("BENCH_SOAK_DB_FROM"):
         _copy_db(Path(grown), db)
     port = free_port()
@@ -290,6 +318,8 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         # Where writes wait: each worker logs its writer's components every 5 s.
         "SWITCHBOARD_DATABASE__WRITER_STATS_S": "5",
     }
+    if postgres is not None:
+        env["SWITCHBOARD_DATABASE__URL"] = postgres.url
     # A/B against another checkout's server code: BENCH_SOAK_SERVER_PATH=<checkout>.
     if base := os.environ.get("BENCH_SOAK_SERVER_PATH"):
         env["PYTHONPATH"] = f"{base}/server:{base}/client"
@@ -320,6 +350,8 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
         procs = {pid: psutil.Process(pid) for pid in server.pids()}
         root = server.proc.pid
         cpu0 = {pid: sum(p.cpu_times()[:2]) for pid, p in procs.items()}
+        db_cpu0 = postgres.cpu_s() if postgres is not None else 0.0
+        db_xacts0 = postgres.conflicts() if postgres is not None else {}
         gen = subprocess.Popen(
             [
                 sys.executable,
@@ -371,14 +403,19 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
                 device_writes=disks.write_count,
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
-                **_db_figures(db),
+                **figures(),
             )
             windows.append(item)
             print(_window_line(item), file=sys.stderr, flush=True)
         gen.wait()
         cpu = {pid: round(sum(p.cpu_times()[:2]) - cpu0[pid], 1) for pid, p in procs.items()}
+        database: dict[str, Any] = {"store": "postgres" if postgres is not None else "sqlite"}
+        if postgres is not None:  # the load's share, before the drain
+            database["postgres_cpu_s"] = round(postgres.cpu_s() - db_cpu0, 1)
+            xacts = postgres.conflicts()
+            database.update({k: v - db_xacts0[k] for k, v in xacts.items()})
         drained_at = time.monotonic()
-        while (after := _db_figures(db))["runs_not_final"] or after["outbox"]:
+        while (after := figures())["runs_not_final"] or after["outbox"]:
             if time.monotonic() - drained_at > 120:
                 break
             time.sleep(1.0)
@@ -388,7 +425,8 @@ def soak(workdir: Path, seconds: float, rate: float, window_s: float) -> dict[st
     if keep := os.environ.get("BENCH_SOAK_KEEP_DB"):
         _copy_db(db, Path(keep))
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
-    report["db_tables_mb"] = _db_tables(db)
+    report["database"] = database
+    report["db_tables_mb"] = postgres.tables() if postgres is not None else _db_tables(db)
     report["writer"] = writer_components(every_stats)
     heap = {str(s["pid"]): s for s in every_stats if "growth" in s}  # the last line per worker
     report["heap_growth"] = {
@@ -508,6 +546,7 @@ def main() -> None:
         "server_loop_lag_max_ms",
         "workers",
         "writer",
+        "database",
         "db_tables_mb",
     )
     for key in keys:

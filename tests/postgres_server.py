@@ -4,7 +4,8 @@ The binaries come from Debian's `postgresql` package (`make test` installs it wh
 `find_postgres` does too, when root). PostgreSQL refuses to run as root, so as root the
 data directory belongs to `nobody` and the server runs as that user (the child process
 drops its uid before exec, so the pid we hold is the server's own). Durability is off
-(`fsync`, `synchronous_commit`): the data is thrown away at the end.
+(`fsync`, `synchronous_commit`): the data is thrown away at the end; the soak
+(bench/soak_postgres.py) asks for a durable one.
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ def _free_port() -> int:
         return port
 
 
+# Tests throw the data away: no flushes. `durable=True` (the soak) keeps the defaults.
+_THROWAWAY = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+
+
 class PostgresServer:
     """One `postgres` process with a fresh cluster in a temporary directory."""
 
-    def __init__(self, bindir: str) -> None:
+    def __init__(self, bindir: str, durable: bool = False) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
         data = self._root / "data"
         self.port = _free_port()
@@ -102,12 +107,7 @@ class PostgresServer:
                 str(self.port),
                 "-k",
                 str(self._root),
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
+                *(() if durable else _THROWAWAY),
                 "-c",
                 "max_connections=200",
             ],
