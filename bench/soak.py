@@ -202,6 +202,20 @@ def _copy_db(source: Path, target: Path) -> None:
         shutil.copyfile(wal, f"{target}-wal")
 
 
+class _SqliteFile:
+    """The SQLite store's figures, read beside the servers from its file (what
+    `bench.soak_postgres.SoakDatabase` gives for the PostgreSQL store)."""
+
+    def __init__(self, db: Path) -> None:
+        self._db = db
+
+    def figures(self) -> dict[str, Any]:
+        return _db_figures(self._db)
+
+    def tables(self) -> dict[str, float]:
+        return _db_tables(self._db)
+
+
 def _db_tables(db: Path, top: int = 15) -> dict[str, float]:
     """The largest tables and indexes (MB) at the end of the run: what the database grows by."""
     conn = _read_only(db)
@@ -299,10 +313,7 @@ def _soak(
     config.write_text(BENCH_CONFIG)
     db = workdir / "soak.db"
     log = workdir / "soak-server.log"
-
-    def figures() -> dict[str, Any]:
-        return postgres.figures() if postgres is not None else _db_figures(db)
-
+    store: SoakDatabase | _SqliteFile = postgres if postgres is not None else _SqliteFile(db)
     if grown := os.environ.get("BENCH_SOAK_DB_FROM"):
         _copy_db(Path(grown), db)
     port = free_port()
@@ -403,7 +414,7 @@ def _soak(
                 device_writes=disks.write_count,
                 gen_cpu_s=round(sum(gen_ps.cpu_times()[:2]), 1),
                 load1=round(os.getloadavg()[0], 2),
-                **figures(),
+                **store.figures(),
             )
             windows.append(item)
             print(_window_line(item), file=sys.stderr, flush=True)
@@ -415,7 +426,7 @@ def _soak(
             xacts = postgres.conflicts()
             database.update({k: v - db_xacts0[k] for k, v in xacts.items()})
         drained_at = time.monotonic()
-        while (after := figures())["runs_not_final"] or after["outbox"]:
+        while (after := store.figures())["runs_not_final"] or after["outbox"]:
             if time.monotonic() - drained_at > 120:
                 break
             time.sleep(1.0)
@@ -426,7 +437,7 @@ def _soak(
         _copy_db(db, Path(keep))
     report = _report(windows, final, after, drain_s, cpu, root, seconds, rate, window_s)
     report["database"] = database
-    report["db_tables_mb"] = postgres.tables() if postgres is not None else _db_tables(db)
+    report["db_tables_mb"] = store.tables()
     report["writer"] = writer_components(every_stats)
     heap = {str(s["pid"]): s for s in every_stats if "growth" in s}  # the last line per worker
     report["heap_growth"] = {

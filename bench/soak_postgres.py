@@ -13,9 +13,8 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench.soak import RUN_NOT_FINAL
 from tests.postgres_server import PostgresServer, find_postgres
-
-RUN_NOT_FINAL = (1, 2)  # RUN_STATUS_PENDING, RUN_STATUS_RUNNING
 
 
 class SoakDatabase:
