@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Struct, Value
 
 from switchboard.server.common.timeutil import iso, to_us
 from switchboard.v1 import contacts_pb2
@@ -43,8 +43,30 @@ def contact_payload(c: contacts_pb2.Contact) -> dict[str, Any]:
 
 
 def struct_dict(value: Struct) -> dict[str, Any]:
-    """A Struct as a plain dict."""
-    return dict(json_format.MessageToDict(value))
+    """A Struct as a plain dict, as `json_format.MessageToDict` gives it (numbers as floats;
+    NaN and infinities refused with ValueError).
+
+    Walked here rather than through json_format, whose generic per-field dispatch made a
+    chunk step's 100-item result cost ~300 µs to read, three times per recorded chunk."""
+    return {key: _plain(item) for key, item in value.fields.items()}
+
+
+def _plain(value: Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if math.isinf(number) or math.isnan(number):
+            raise ValueError(f"a Struct holds {number}, which JSON cannot carry")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_dict(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None  # null_value, or unset (json_format reads it as null too)
 
 
 def profile(c: contacts_pb2.Contact) -> dict[str, Any]:
