@@ -1,15 +1,22 @@
-"""Import cost on its own: `python -m bench.write_cost [rows] [rounds]`.
+"""Import cost on its own: `python -m bench.write_cost [rows] [rounds] [--sync-off]`.
 
 Starts `switchboard serve --workers 1` (pinned like `make bench`'s `sb1`), imports `rows`
 new contacts in batches of 1,000 (the rows of `make bench`'s `import_contacts_per_s`), then
 imports them again (every row unchanged) and once more with a changed first name (every row
 updated). Prints rows/s and the server's CPU time per row (psutil, its process tree): CPU
-time per row moves far less than rows/s on a machine shared with other work.
+time per row moves far less than rows/s on a machine shared with other work. The CPU is
+also split by thread: the event loop (the main thread: gRPC, validation, the dispatcher and
+its store writes) and the others (mostly the store's commit thread: import parts, COMMITs).
+
+Contact sync is on as in `make bench` (the embedded CRM, chunk runs delivered by the same
+server while the import runs); `--sync-off` removes the destination, which shows what sync
+adds to a row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -39,12 +46,24 @@ def _batches(rows: int, tag: str, name: str) -> Any:
         ]
 
 
-def _cpu(target: Target) -> float:
-    total = 0.0
+SYNC_OFF = "\n[sync.destinations]\ncrm = false\n"
+
+
+def _cpu(target: Target) -> tuple[float, float]:
+    """(CPU seconds of the server's process tree, of which its main threads)."""
+    total = main = 0.0
     for pid in target.pids():
         times = psutil.Process(pid).cpu_times()
         total += times.user + times.system
-    return total
+        main += _thread_cpu(pid, pid)
+    return total, main
+
+
+def _thread_cpu(pid: int, tid: int) -> float:
+    """CPU seconds of one thread (utime + stime from /proc)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _import(port: int, rows: int, tag: str, name: str) -> float:
@@ -57,10 +76,11 @@ async def _import(port: int, rows: int, tag: str, name: str) -> float:
     return elapsed
 
 
-def measure(workdir: Path, rows: int, tag: str) -> dict[str, dict[str, float]]:
-    """{case: {rows_per_s, server_cpu_us_per_row}} for created, unchanged, updated rows."""
+def measure(workdir: Path, rows: int, tag: str, sync: bool = True) -> dict[str, dict[str, float]]:
+    """{case: {rows_per_s, server_cpu_us_per_row, loop_cpu_us_per_row}} for created,
+    unchanged and updated rows."""
     config = workdir / "write_cost.toml"
-    config.write_text(BENCH_CONFIG)
+    config.write_text(BENCH_CONFIG if sync else BENCH_CONFIG + SYNC_OFF)
     port = free_port()
     env = {"SWITCHBOARD_DATABASE__PATH": str(workdir / f"{tag}.db"), **BENCH_ENV}
     target = Target("write_cost", serve_argv(config, port, 1), port, env, cores=SERVER_CORES)
@@ -68,12 +88,13 @@ def measure(workdir: Path, rows: int, tag: str) -> dict[str, dict[str, float]]:
     try:
         target.wait_listening()
         for case, name in (("created", "Imp"), ("unchanged", "Imp"), ("updated", "Upd")):
-            before = _cpu(target)
+            before, loop_before = _cpu(target)
             elapsed = asyncio.run(_import(port, rows, tag, name))
-            used = _cpu(target) - before
+            after, loop_after = _cpu(target)
             out[case] = {
                 "rows_per_s": round(rows / elapsed),
-                "server_cpu_us_per_row": round(used / rows * 1e6, 1),
+                "server_cpu_us_per_row": round((after - before) / rows * 1e6, 1),
+                "loop_cpu_us_per_row": round((loop_after - loop_before) / rows * 1e6, 1),
             }
     finally:
         target.stop()
@@ -81,17 +102,22 @@ def measure(workdir: Path, rows: int, tag: str) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = [a for a in sys.argv[1:] if a != "--sync-off"]
+    rows = int(args[0]) if args else 20_000
+    rounds = int(args[1]) if len(args) > 1 else 3
     pin_load()
     runs: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="switchboard-write-cost-") as tmp:
         for r in range(rounds):
-            runs.append(measure(Path(tmp), rows, f"r{r}"))
+            runs.append(measure(Path(tmp), rows, f"r{r}", sync="--sync-off" not in sys.argv))
     for case in runs[0]:
         rate = statistics.median(run[case]["rows_per_s"] for run in runs)
         cpu = statistics.median(run[case]["server_cpu_us_per_row"] for run in runs)
-        print(f"import {case:10} {rate:8.0f} rows/s  {cpu:7.1f} server CPU us/row")
+        loop = statistics.median(run[case]["loop_cpu_us_per_row"] for run in runs)
+        print(
+            f"import {case:10} {rate:8.0f} rows/s  {cpu:7.1f} server CPU us/row"
+            f"  (event loop {loop:.1f}, other threads {cpu - loop:.1f})"
+        )
 
 
 if __name__ == "__main__":
