@@ -451,7 +451,7 @@ class Dispatcher:
         live: list[int] = []
         steps = [e.item.plan.steps[e.item.step_index] for e in entries]
         # Only steps whose connector serves a purpose read consent: for the others (the
-        # CRM, a sync destination) a task per entry cost more than the rest of the screen.
+        # CRM, most webhooks) a task per entry cost more than the rest of the screen.
         checked = [i for i, st in enumerate(steps) if self._consent.checks(st.connector, st.action)]
         skips: list[Outcome | None] = [None] * len(entries)
         if checked:

@@ -46,8 +46,8 @@ def struct_dict(value: Struct) -> dict[str, Any]:
     """A Struct as a plain dict, as `json_format.MessageToDict` gives it (numbers as floats;
     NaN and infinities refused with ValueError).
 
-    Walked here rather than through json_format, whose generic per-field dispatch made a
-    chunk step's 100-item result cost ~300 µs to read, three times per recorded chunk."""
+    Walked here rather than through json_format, whose generic per-field dispatch made
+    reading a chunk step's 100-item result (at each delivery and each record) ~300 µs."""
     return {key: _plain(item) for key, item in value.fields.items()}
 
 
