@@ -16,7 +16,6 @@ adds to a row.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -53,17 +52,11 @@ def _cpu(target: Target) -> tuple[float, float]:
     """(CPU seconds of the server's process tree, of which its main threads)."""
     total = main = 0.0
     for pid in target.pids():
-        times = psutil.Process(pid).cpu_times()
+        proc = psutil.Process(pid)
+        times = proc.cpu_times()
         total += times.user + times.system
-        main += _thread_cpu(pid, pid)
+        main += sum(t.user_time + t.system_time for t in proc.threads() if t.id == pid)
     return total, main
-
-
-def _thread_cpu(pid: int, tid: int) -> float:
-    """CPU seconds of one thread (utime + stime from /proc)."""
-    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _import(port: int, rows: int, tag: str, name: str) -> float:

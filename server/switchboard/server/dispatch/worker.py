@@ -332,13 +332,12 @@ class Dispatcher:
         entries = [
             batch_entry(one, self._payload(one, step.params), bool(max_bytes)) for one in live
         ]
-        parts = _slices(entries, max_items, max_bytes)
-        if len(parts) == 1:  # the usual case (a chunk is one batch call): no task for it
-            calls = [await self._chunk_batch(guard, step.action, parts[0])]
-        else:
-            calls = await asyncio.gather(
-                *(self._chunk_batch(guard, step.action, part) for part in parts)
+        calls = await asyncio.gather(
+            *(
+                self._chunk_batch(guard, step.action, part)
+                for part in _slices(entries, max_items, max_bytes)
             )
+        )
         for part, got in calls:
             outcomes.update((e.item.contact_id, got[i]) for i, e in enumerate(part))
         return outcomes
@@ -449,17 +448,9 @@ class Dispatcher:
         no attempt is left), and the indexes of those that go in it."""
         outcomes: dict[int, Outcome] = {}
         live: list[int] = []
-        steps = [e.item.plan.steps[e.item.step_index] for e in entries]
-        # Only steps whose connector serves a purpose read consent: for the others (the
-        # CRM, most webhooks) a task per entry cost more than the rest of the screen.
-        checked = [i for i, st in enumerate(steps) if self._consent.checks(st.connector, st.action)]
-        skips: list[Outcome | None] = [None] * len(entries)
-        if checked:
-            found = await asyncio.gather(
-                *(self._consent.skip(entries[i].item, steps[i]) for i in checked)
-            )
-            for i, skipped in zip(checked, found, strict=True):
-                skips[i] = skipped
+        skips = await self._consent.skips(
+            [(e.item, e.item.plan.steps[e.item.step_index]) for e in entries]
+        )
         for i, (entry, skipped) in enumerate(zip(entries, skips, strict=True)):
             item = entry.item
             if skipped is not None:

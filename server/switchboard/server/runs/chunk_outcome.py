@@ -106,7 +106,7 @@ def record_chunk(
         tx.finish_outbox(item.id)
         _advance(tx, run, item.plan, item, now)
         if run.status in TERMINAL_RUN:
-            _keep_failed_items(tx, run, item.plan, {item.step_index: states})
+            _keep_failed_items(tx, run, item.plan, item.step_index, states)
     set_ts(run.updated_at, now)
     tx.put_run(run)
     body = {
@@ -124,20 +124,19 @@ def _keep_failed_items(
     tx: WriteTx,
     run: campaigns_pb2.Run,
     claimed: Plan,
-    known: dict[int, dict[str, dict[str, Any]]],
+    recorded: int,
+    states: dict[str, dict[str, Any]],
 ) -> None:
     """Drop an ended chunk run's snapshots but those of items that failed in some step.
 
-    `known` holds item states the caller already has by step index (the step just
-    recorded), so that its 100-item result is not read back from the Struct just built."""
+    `states` are the item states of step `recorded`, just written: its 100-item result is
+    not read back from the Struct built from them."""
     if ITEMS not in claimed.base:
         return
     failed = {
         contact_id
         for index in range(len(run.steps))
-        for contact_id, state in (
-            known[index] if index in known else item_states(run, index)
-        ).items()
+        for contact_id, state in (states if index == recorded else item_states(run, index)).items()
         if state.get("status") == "STEP_STATUS_FAILED"
     }
     if not failed:
