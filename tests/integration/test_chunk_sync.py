@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
+from unittest import mock
 
 import pytest
 
@@ -254,3 +256,77 @@ async def test_erasing_a_failed_items_contact_scrubs_the_snapshot_its_ended_run_
     plan = await app.store.read(lambda tx: tx.run_plan(run.id))
     assert plan is not None
     assert plan.base["items"] == {gone: {"contact": {"id": gone}, "attributes": {}}}
+
+
+def _events_of(app: App, contact_id: str) -> list[tuple[int, str, str | None]]:
+    """(seq, type, run_id) of the contact's change events and of the runs' `run.started`."""
+    with sqlite3.connect(f"file:{app.settings.database.path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT seq, type, run_id FROM events WHERE contact_id = ? "
+            "OR (type = 'run.started' AND aggregate_id IN "
+            "(SELECT run_id FROM events WHERE contact_id = ?)) ORDER BY seq",
+            (contact_id, contact_id),
+        ).fetchall()
+        assert db.execute("SELECT count(*) FROM run_contacts").fetchone() == (0,)
+    return [(int(s), str(t), r) for s, t, r in rows]
+
+
+async def test_each_change_event_names_the_chunk_run_that_carried_it(
+    start_app: StartApp,
+) -> None:
+    # ListRuns(contact_id) finds chunk runs through the changes' events, not a table of
+    # its own; the events keep their order: the changes first, then the run they started.
+    app = await start_app(**_config())
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
+        rows = [{"email": f"named{i}@example.com", "first_name": "A"} for i in range(3)]
+        await sb.contacts.import_([rows])
+        [first] = await _settled(sb, 1)
+        changed = [{"email": "named0@example.com", "first_name": "B"}, rows[1]]
+        summary = await sb.contacts.import_([changed])
+        assert (summary.updated, summary.unchanged) == (1, 1)
+        runs = await _settled(sb, 2)
+        [second] = [r for r in runs if r.id != first.id]
+        ids = [(await sb.contacts.get(email=r["email"])).id for r in rows]
+        listed = await sb.campaigns.list_runs(contact_id=ids[0])
+        assert [r.id for r in listed.runs] == [second.id, first.id]
+        listed = await sb.campaigns.list_runs(contact_id=ids[1])
+        assert [r.id for r in listed.runs] == [first.id]
+    assert _events_of(app, ids[0]) == [
+        (mock.ANY, "contact.created", first.id),
+        (mock.ANY, "run.started", None),
+        (mock.ANY, "contact.updated", second.id),
+        (mock.ANY, "run.started", None),
+    ]
+    seqs = [seq for seq, _, _ in _events_of(app, ids[0])]
+    assert seqs == sorted(seqs)
+
+
+async def test_chunk_runs_listed_in_run_contacts_by_an_older_version_are_still_found(
+    start_app: StartApp,
+) -> None:
+    # Files written before events named their chunk run list the contacts in run_contacts:
+    # ListRuns finds those runs, and erasure scrubs the snapshot a failed item left there.
+    app = await start_app(**_config())
+    _tool(app).fail_email("old@example.com", PermanentConnectorError("no such list"))
+    async with Switchboard(f"127.0.0.1:{app.port}", timeout=30) as sb:
+        await sb.contacts.import_([[{"email": "old@example.com", "first_name": "Ada"}]])
+        [run] = await _settled(sb, 1)
+        contact_id = (await sb.contacts.get(email="old@example.com")).id
+
+        def as_older_version(tx: Any) -> None:
+            tx._db.execute("DROP TRIGGER events_append_only_update")
+            tx._db.execute("UPDATE events SET run_id = NULL")
+            tx._db.execute(
+                "INSERT INTO run_contacts (contact_id, run_id) VALUES (?, ?)", (contact_id, run.id)
+            )
+
+        await app.store.write(as_older_version)
+        listed = await sb.campaigns.list_runs(contact_id=contact_id)
+        assert [r.id for r in listed.runs] == [run.id]
+        plan = await app.store.read(lambda tx: tx.run_plan(run.id))
+        assert plan is not None
+        assert plan.base["items"][contact_id]["contact"]["first_name"] == "Ada"
+        await sb.contacts.delete(id=contact_id)
+    plan = await app.store.read(lambda tx: tx.run_plan(run.id))
+    assert plan is not None
+    assert plan.base["items"] == {contact_id: {"contact": {"id": contact_id}, "attributes": {}}}

@@ -44,7 +44,13 @@ from switchboard.server.runs.sync import (
 )
 from switchboard.server.store import event_values
 from switchboard.server.store.base import ReadTx, Store, WriteTx
-from switchboard.server.store.event_log import acting_as, append, append_details, caller_actor
+from switchboard.server.store.event_log import (
+    acting_as,
+    append,
+    append_details,
+    caller_actor,
+    held_events,
+)
 from switchboard.v1 import common_pb2, contacts_pb2, events_pb2
 
 Mode = contacts_pb2.UpsertMode
@@ -466,19 +472,11 @@ class ContactService:
         release: bool,
     ) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
         now = now_us()
-        out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
-        chunked = self._sync.chunks
-        for index, contact in rows:
-            try:
-                result = apply_upsert(tx, contact, now)
-            except SwitchboardError as exc:
-                out.append((index, contact.email, exc))
-                continue
-            # Chunk runs: one sync run for the whole chunk, started below.
-            if not chunked and (event := self._sync_change(tx, result, now, traceparent)):
-                started.append(event)
-            out.append((index, contact.email, result))
-        if chunked:
+        if not self._sync.chunks:
+            return self._apply_rows(tx, rows, now, traceparent, started)
+        # Each change's event names the chunk run that carries it, chosen after the changes.
+        with held_events(tx) as chunk_of:
+            out = self._apply_rows(tx, rows, now, traceparent, None)
             changes = [
                 (r.contact, list(r.fields), r.created)
                 for _, _, r in out
@@ -486,10 +484,33 @@ class ContactService:
             ]
             hold_us = now + _IMPORT_HOLD_US if hold else 0
             started.extend(
-                self._sync.change_chunk(tx, changes, now, traceparent, open_runs, hold_us)
+                self._sync.change_chunk(
+                    tx, changes, now, traceparent, open_runs, hold_us, joined=chunk_of
+                )
             )
             if release:
                 self._sync.release_chunk_runs(tx, open_runs, now)
+        return out
+
+    def _apply_rows(
+        self,
+        tx: WriteTx,
+        rows: list[tuple[int, contacts_pb2.Contact]],
+        now: int,
+        traceparent: str,
+        started: list[str] | None,
+    ) -> list[tuple[int, str, UpsertOutcome | SwitchboardError]]:
+        """Upsert each row; with `started`, start each change's own sync run too."""
+        out: list[tuple[int, str, UpsertOutcome | SwitchboardError]] = []
+        for index, contact in rows:
+            try:
+                result = apply_upsert(tx, contact, now)
+            except SwitchboardError as exc:
+                out.append((index, contact.email, exc))
+                continue
+            if started is not None and (event := self._sync_change(tx, result, now, traceparent)):
+                started.append(event)
+            out.append((index, contact.email, result))
         return out
 
     async def delete(

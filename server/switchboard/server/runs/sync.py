@@ -130,6 +130,7 @@ class SyncFanout:
         traceparent: str = "",
         open_runs: dict[str, str] | None = None,
         hold_us: int = 0,
+        joined: dict[str, str] | None = None,
     ) -> list[str]:
         """Start the sync runs of an import chunk's changes (contact, changed fields,
         created): one chunk run per set of batch destinations, after folding each change
@@ -141,7 +142,10 @@ class SyncFanout:
         started while no worker claimed it, and records the runs it starts; a run it starts
         is held back from the workers until `hold_us` (when later), so that the later parts
         find it unclaimed. The last part releases the runs (`release_chunk_runs`); a part
-        that never comes (the call failed) leaves the hold to run out."""
+        that never comes (the call failed) leaves the hold to run out.
+
+        `joined` gets contact id -> the chunk run that carries its change (started, joined
+        or folded into): the change's event names it (`held_events`)."""
         started: list[str] = []
         groups: dict[int, tuple[_Shape, dict[str, dict[str, Any]]]] = {}
         folds: dict[str, list[tuple[contacts_pb2.Contact, list[str]]]] = {}
@@ -158,18 +162,23 @@ class SyncFanout:
                 continue
             group = groups.setdefault(id(shape), (shape, {}))
             group[1][contact.id] = item_entry(contact, fields)
+        carried = {} if joined is None else joined
         for run_id, folding in folds.items():
             folded = _fold(tx, run_id, folding, now)
             for contact, fields in folding:
-                if contact.id not in folded and (shape := self._chunked.shape(contact)):
+                if contact.id in folded:
+                    carried[contact.id] = run_id
+                elif shape := self._chunked.shape(contact):
                     group = groups.setdefault(id(shape), (shape, {}))
                     group[1][contact.id] = item_entry(contact, fields)
         runs = 0
         for shape, items in groups.values():
-            joined = open_runs is not None and open_runs.get(shape.steps_json)
-            if joined and extend_chunk(tx, joined, items, now):
+            open_run = open_runs is not None and open_runs.get(shape.steps_json)
+            if open_run and extend_chunk(tx, open_run, items, now):
+                carried.update(dict.fromkeys(items, open_run))
                 continue
             run = start_chunk_run(tx, shape.template, shape.steps, items, now, traceparent)
+            carried.update(dict.fromkeys(items, run.id))
             runs += 1
             if open_runs is not None:
                 open_runs[shape.steps_json] = run.id

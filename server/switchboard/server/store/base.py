@@ -223,8 +223,9 @@ class WriteTx(ReadTx, EventWrites, RebuildWrites, Protocol):
         ...
 
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
-        """List the contacts a new PENDING chunk run covers (found by
-        `list_runs(contact_id=...)`, and by `pending_run` while the run stays PENDING)."""
+        """List the contacts a new PENDING chunk run covers (found by `pending_run` while
+        the run stays PENDING, and by `list_runs(contact_id=...)`: on SQLite through the
+        changes' events, which name the run, see `event_log.held_events`)."""
         ...
 
     def enqueue_step(

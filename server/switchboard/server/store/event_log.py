@@ -41,6 +41,20 @@ ENVELOPE_VERSION = 2  # SealedEvent
 SYSTEM = events_pb2.Actor(kind="system")
 DISPATCHER = "dispatcher"  # `Actor.via` of work done for a run outside any request
 _ACTOR: ContextVar[events_pb2.Actor | None] = ContextVar("event_actor", default=None)
+#: Contact change events, by their type: the ones an import chunk's run id is set on.
+CHANGE_EVENTS = frozenset(("contact.created", "contact.updated"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    type: str
+    aggregate_id: str
+    contact_id: str
+    payload: bytes
+    at_us: int
+
+
+_HELD: ContextVar[list[_Held] | None] = ContextVar("held_events", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +128,16 @@ class EventWrites(EventReads, Protocol):
     """The event writes of a write transaction (mixed into `WriteTx`)."""
 
     def append_sealed(
-        self, type_: str, aggregate_id: str, contact_id: str, payload: bytes, at_us: int
+        self,
+        type_: str,
+        aggregate_id: str,
+        contact_id: str,
+        payload: bytes,
+        at_us: int,
+        run_id: str = "",
     ) -> int:
-        """Append one version-2 row; return its cursor."""
+        """Append one version-2 row; return its cursor (0 while `held_events` holds it).
+        `run_id`: the import chunk's sync run that carries this contact change."""
         ...
 
     def put_contact_key(self, contact_id: str, key_id: bytes, wrapped: bytes) -> None: ...
@@ -210,9 +231,39 @@ def append(
             sealed.nonce, sealed.ciphertext = data_keys.seal(
                 cipher, _aad(key_id, type_), personal.SerializeToString()
             )
-    seq = tx.append_sealed(type_, aggregate_id, contact_id, sealed.SerializeToString(), at_us)
+    payload = sealed.SerializeToString()
+    held = _HELD.get()
+    if held is not None:
+        held.append(_Held(type_, aggregate_id, contact_id, payload, at_us))
+        return 0
+    seq = tx.append_sealed(type_, aggregate_id, contact_id, payload, at_us)
     SIGNAL.announce()
     return seq
+
+
+@contextmanager
+def held_events(tx: EventWrites) -> Iterator[dict[str, str]]:
+    """Hold the events appended inside (sealed, not yet written), then write them in the
+    order they were appended; the contact change events of the contacts in the yielded
+    map (contact id -> run id, filled in by the caller) carry that run's id.
+
+    An import chunk's sync run is chosen after its contacts' changes were applied, and an
+    event is never rewritten: holding the changes' events lets each one name its chunk run,
+    which is what finds a contact's chunk runs (see `WriteTx.add_run_contacts`). Nothing
+    is written when the block raises (the transaction rolls back anyway).
+    """
+    held: list[_Held] = []
+    token = _HELD.set(held)
+    runs: dict[str, str] = {}
+    try:
+        yield runs
+    finally:
+        _HELD.reset(token)
+    for e in held:
+        run_id = runs.get(e.contact_id, "") if e.type in CHANGE_EVENTS else ""
+        tx.append_sealed(e.type, e.aggregate_id, e.contact_id, e.payload, e.at_us, run_id)
+    if held:
+        SIGNAL.announce()
 
 
 def append_details(

@@ -10,6 +10,7 @@ import json
 import sqlite3
 
 from switchboard.server.store.chunk_scrub import scrub_chunk
+from switchboard.server.store.sqlite.events import CHUNK_RUNS_OF
 from switchboard.v1 import campaigns_pb2
 
 ERASED_ERROR = "(cleared: the contact was erased)"
@@ -55,9 +56,8 @@ def scrub_runs(db: sqlite3.Connection, contact_id: str) -> list[str]:
             (run.SerializeToString(), json.dumps(plan, separators=(",", ":")), run_id),
         )
     chunks = db.execute(
-        "SELECT r.id, r.data, r.plan FROM run_contacts c JOIN runs r ON r.id = c.run_id "
-        "WHERE c.contact_id = ?",
-        (contact_id,),
+        f"SELECT id, data, plan FROM runs WHERE id IN ({CHUNK_RUNS_OF})",
+        (contact_id, contact_id),
     ).fetchall()
     for run_id, data, plan_text in chunks:
         new_data, new_plan = scrub_chunk(bytes(data), plan_text, contact_id)

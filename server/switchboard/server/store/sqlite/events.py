@@ -18,6 +18,12 @@ _MAX_PARAMS = 500  # per IN (...) list; SQLite's default limit is far higher
 # index `events_other_aggregate`); the others are found through `events_contact`. Each
 # term ends with the index's condition so that the planner can use it.
 OTHER_AGGREGATE = "(aggregate_id = ? AND aggregate_id <> contact_id)"
+# The import chunk runs that carried a contact's changes (two `?`: the contact's id): its
+# change events name them; `run_contacts` holds those of files older than that column.
+CHUNK_RUNS_OF = (
+    "SELECT run_id FROM events WHERE contact_id = ? AND run_id IS NOT NULL "
+    "UNION SELECT run_id FROM run_contacts WHERE contact_id = ?"
+)
 
 
 def _rows(cur: sqlite3.Cursor) -> list[EventRow]:
@@ -31,12 +37,18 @@ class EventQueries:
     _db: sqlite3.Connection
 
     def append_sealed(
-        self, type_: str, aggregate_id: str, contact_id: str, payload: bytes, at_us: int
+        self,
+        type_: str,
+        aggregate_id: str,
+        contact_id: str,
+        payload: bytes,
+        at_us: int,
+        run_id: str = "",
     ) -> int:
         cur = self._db.execute(
-            "INSERT INTO events (type, aggregate_id, contact_id, at_us, version, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (type_, aggregate_id, contact_id, at_us, ENVELOPE_VERSION, payload),
+            "INSERT INTO events (type, aggregate_id, contact_id, at_us, version, payload, "
+            "run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (type_, aggregate_id, contact_id, at_us, ENVELOPE_VERSION, payload, run_id or None),
         )
         return int(cur.lastrowid or 0)
 

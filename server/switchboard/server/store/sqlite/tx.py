@@ -20,7 +20,7 @@ from switchboard.server.store.sqlite.erasure import (
     forget_idempotency,
     scrub_runs,
 )
-from switchboard.server.store.sqlite.events import OTHER_AGGREGATE, EventQueries
+from switchboard.server.store.sqlite.events import CHUNK_RUNS_OF, OTHER_AGGREGATE, EventQueries
 from switchboard.server.store.sqlite.outbox import OutboxQueries
 from switchboard.server.store.sqlite.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
@@ -238,11 +238,9 @@ class SqliteTx(
         where: list[str] = ["1"]
         args: list[Any] = []
         if flt.contact_id:
-            # Its own runs, and the import chunk runs that cover it.
-            where.append(
-                "(contact_id = ? OR id IN (SELECT run_id FROM run_contacts WHERE contact_id = ?))"
-            )
-            args.extend((flt.contact_id, flt.contact_id))
+            # Its own runs, and the import chunk runs that carried its changes.
+            where.append(f"(contact_id = ? OR id IN ({CHUNK_RUNS_OF}))")
+            args.extend((flt.contact_id, flt.contact_id, flt.contact_id))
         if flt.event:
             where.append("event = ?")
             args.append(flt.event)
@@ -278,10 +276,8 @@ class SqliteTx(
         return _run(row[0]) if first is not None and not first[0] else None
 
     def add_run_contacts(self, run_id: str, contact_ids: list[str]) -> None:
+        # Only while the run is PENDING: for good, the changes' events name the run.
         rows = [(c, run_id) for c in contact_ids]
-        self._db.executemany(
-            "INSERT OR IGNORE INTO run_contacts (contact_id, run_id) VALUES (?, ?)", rows
-        )
         self._db.executemany(
             "INSERT OR IGNORE INTO run_contacts_pending (contact_id, run_id) VALUES (?, ?)", rows
         )
