@@ -69,6 +69,37 @@ async def _import(port: int, rows: int, space: int, name: str, per_call: int) ->
                 raise RuntimeError(f"import went wrong: {summary}")
 
 
+_ATTEMPTS = 5
+
+
+def _measured_frames(
+    port: int, db: Path, wal: Path, rows: int, space: int, attempt: int
+) -> list[tuple[int, bool]] | None:
+    """The frames the measured rows wrote; None when the log was reset meanwhile.
+
+    A reader that starts while every frame is already copied into the database reads none
+    of the log, and then does not stop the writer from starting it over. So a one-row
+    import comes first, and the reader starts at once after it, most likely before the
+    checkpointer (every 0.2 s) copied that frame; a reset is seen by the log's new salts.
+    """
+    asyncio.run(_import(port, 1, space, f"Nudge{attempt}", per_call=1))
+    reader = sqlite3.connect(db)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM contacts").fetchone()
+        log = wal.read_bytes()
+        before = len(wal_frames(log))
+        asyncio.run(_import(port, rows, space, f"Measured{attempt}", per_call=100))
+        time.sleep(2)  # their chunk runs delivered
+        after = wal.read_bytes()
+        if after[16:24] != log[16:24]:
+            return None
+        return wal_frames(after)[before:]
+    finally:
+        reader.rollback()
+        reader.close()
+
+
 def measure(workdir: Path, grow: int, space: int, rows: int) -> dict[str, object]:
     """{file_mb, frames, commits, pages_per_row, by_owner: {table or index: pages per row}}."""
     config = workdir / "wal_pages.toml"
@@ -83,17 +114,14 @@ def measure(workdir: Path, grow: int, space: int, rows: int) -> dict[str, object
         for round_ in range(grow + 1):
             asyncio.run(_import(port, space, space, f"G{round_}", per_call=1000))
         time.sleep(2)  # the last chunk runs delivered
-        reader = sqlite3.connect(db)
-        reader.execute("BEGIN")
-        reader.execute("SELECT count(*) FROM contacts").fetchone()  # holds the log
-        before = len(wal_frames(wal.read_bytes()))
-        asyncio.run(_import(port, rows, space, "Measured", per_call=100))
-        time.sleep(2)
-        frames = wal_frames(wal.read_bytes())[before:]
+        for attempt in range(_ATTEMPTS):
+            frames = _measured_frames(port, db, wal, rows, space, attempt)
+            if frames is not None:
+                break
+        else:
+            raise RuntimeError(f"the log was reset under the reader {_ATTEMPTS} times")
         shutil.copy(db, workdir / "copy.db")
         shutil.copy(wal, workdir / "copy.db-wal")
-        reader.rollback()
-        reader.close()
     finally:
         target.stop()
     copy = sqlite3.connect(workdir / "copy.db")
