@@ -37,8 +37,9 @@ class EventQueries:
         at_us: int,
         run_id: str = "",
     ) -> int:
-        # `run_id` is not stored: PostgreSQL lists a chunk run's contacts in `run_contacts`
-        # (see `add_run_contacts`), whose index pages cost no extra fsync'd log bytes there.
+        # `run_id` is not stored: PostgreSQL still lists a chunk run's contacts in
+        # `run_contacts` (`add_run_contacts`); the page counts that moved SQLite off that
+        # table were not repeated on PostgreSQL.
         cur = self._db.execute(
             "INSERT INTO events (type, aggregate_id, contact_id, at_us, version, payload) "
             "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
