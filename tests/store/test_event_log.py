@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from switchboard.server.store import event_values
 from switchboard.server.store.base import ReadTx, WriteTx
-from switchboard.server.store.event_log import EventFilter, acting_as, append, decode_rows
+from switchboard.server.store.event_log import (
+    EventFilter,
+    acting_as,
+    append,
+    append_details,
+    decode_rows,
+    held_events,
+)
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import contacts_pb2, events_pb2
 
@@ -97,3 +104,33 @@ async def test_log_queries_agree_on_each_store(any_store: AnyStore) -> None:
         "through_2": [1, 2],
         "typed": 0,
     }
+
+
+async def test_held_events_are_written_in_order_when_the_block_ends(any_store: AnyStore) -> None:
+    # An import part holds its events until its chunk run is chosen: they are written
+    # after the block, in the order appended, readable like any other; nothing is written
+    # from a block that raised.
+    def write(tx: WriteTx) -> int:
+        append_details(tx, "before", "agg", 1, {"n": 1})
+        with held_events(tx) as chunk_of:
+            tx.put_contact(_contact("c_1", "zoe@example.com"), created=True)
+            clear, personal = event_values.contact_changed(_contact("c_1", "zoe@example.com"), [])
+            append(
+                tx, "contact.created", "c_1", 2, contact_id="c_1", clear=clear, personal=personal
+            )
+            append_details(tx, "run.started", "r_1", 3, {"n": 2})
+            held_at = tx.last_event_seq()
+            chunk_of["c_1"] = "r_1"
+        try:
+            with held_events(tx):
+                append_details(tx, "never", "agg", 4, {})
+                raise RuntimeError("the part failed")
+        except RuntimeError:
+            pass
+        return held_at
+
+    held_at = await any_store.write(write)
+    events = await _read(any_store)
+    assert [e.type for e in events] == ["before", "contact.created", "run.started"]
+    assert held_at == events[0].cursor  # the held events were not in the log yet
+    assert events[1].contact_changed.contact.email == "zoe@example.com"
