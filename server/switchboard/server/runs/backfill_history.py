@@ -31,6 +31,7 @@ from switchboard.server.rules.plan import PlanStep
 from switchboard.server.runs.one_step import queue_one_step_run
 from switchboard.server.store.base import ReadTx, WriteTx
 from switchboard.server.store.event_log import (
+    CONTACT_CHANGES,
     ENVELOPE_VERSION,
     EventFilter,
     decode_rows,
@@ -38,7 +39,6 @@ from switchboard.server.store.event_log import (
 from switchboard.v1 import campaigns_pb2, contacts_pb2, events_pb2, leads_pb2
 
 HISTORY_EVENT = "contact.history"
-CONTACT_TYPES = ("contact.created", "contact.updated")
 ACTIVITY_TYPE = "lead.activity_recorded"
 #: The calls an activity is sent as, first the connector has wins: a purchase as the tool's
 #: purchase or conversion call, any other activity as its event-tracking call.
@@ -78,7 +78,7 @@ class HistoryCalls:
 
     def types(self) -> tuple[str, ...]:
         """The event types replayed: those the connector has a call for."""
-        out: tuple[str, ...] = CONTACT_TYPES if self.contact else ()
+        out: tuple[str, ...] = CONTACT_CHANGES if self.contact else ()
         return out + ((ACTIVITY_TYPE,) if self.purchase else ())
 
 

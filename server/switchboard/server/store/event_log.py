@@ -41,8 +41,8 @@ ENVELOPE_VERSION = 2  # SealedEvent
 SYSTEM = events_pb2.Actor(kind="system")
 DISPATCHER = "dispatcher"  # `Actor.via` of work done for a run outside any request
 _ACTOR: ContextVar[events_pb2.Actor | None] = ContextVar("event_actor", default=None)
-#: Contact change events, by their type: the ones an import chunk's run id is set on.
-CHANGE_EVENTS = frozenset(("contact.created", "contact.updated"))
+#: The types of a contact's change events (an import chunk's run id is set on these).
+CONTACT_CHANGES = ("contact.created", "contact.updated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +260,7 @@ def held_events(tx: EventWrites) -> Iterator[dict[str, str]]:
     finally:
         _HELD.reset(token)
     for e in held:
-        run_id = runs.get(e.contact_id, "") if e.type in CHANGE_EVENTS else ""
+        run_id = runs.get(e.contact_id, "") if e.type in CONTACT_CHANGES else ""
         tx.append_sealed(e.type, e.aggregate_id, e.contact_id, e.payload, e.at_us, run_id)
     if held:
         SIGNAL.announce()
