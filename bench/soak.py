@@ -99,6 +99,15 @@ def window_summary(
     }
 
 
+def errors_by_kind(windows: list[dict[str, Any]]) -> dict[str, int]:
+    """The run's failed calls by "method STATUS" (the windows' `errors` keys)."""
+    kinds: dict[str, int] = {}
+    for w in windows:
+        for kind, count in w["errors"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return dict(sorted(kinds.items()))
+
+
 def window_medians(windows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per method, the median over windows (the first left out: it holds start-up) of each
     window's p50 and p99 (ms): the typical window. One stalled window (a slow disk flush)
@@ -513,6 +522,7 @@ def _report(
         "scheduled": final.get("scheduled", 0),
         "methods": run_summary(latencies),
         "errors": sum(sum(w["errors"].values()) for w in windows),
+        "errors_by_kind": errors_by_kind(windows),
         "workers": workers,
         "supervisor_cpu_s": cpu.get(root, 0.0),
         "runs_not_final_after_drain": after["runs_not_final"],

@@ -144,9 +144,13 @@ async def run(
         try:
             await calls.call(method, rng)
         except Exception as exc:  # counted, never fatal: the run goes on
-            errors[method] = errors.get(method, 0) + 1
-            shown[method] = shown.get(method, 0) + 1
-            if shown[method] <= 2:  # the first of each kind, not thousands of lines
+            # By status too: an import refused at once under overload is not one that
+            # timed out after waiting.
+            code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "CLIENT"
+            kind = f"{method} {code}"
+            errors[kind] = errors.get(kind, 0) + 1
+            shown[kind] = shown.get(kind, 0) + 1
+            if shown[kind] <= 2:  # the first of each kind, not thousands of lines
                 print(f"{method}: {exc!r}"[:300], file=sys.stderr, flush=True)
             return
         took = time.perf_counter() - scheduled

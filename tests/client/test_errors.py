@@ -5,6 +5,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from switchboard.client import (
     AbortedError,
@@ -121,3 +124,47 @@ def test_errors_survive_pickling() -> None:
         error.message,
         error.field_violations,
     )
+
+
+def test_retry_after_survives_pickling() -> None:
+    error = ResourceExhaustedError(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", [], 1.5)
+
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (type(copy), copy.retry_after) == (ResourceExhaustedError, 1.5)
+    assert "retry_after=1.5" in repr(copy)
+
+
+async def test_retry_after_is_decoded_from_retry_info(sb: Switchboard, backend: Backend) -> None:
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromMilliseconds(2500)
+    detail = any_pb2.Any()
+    detail.Pack(retry)
+    status = rpc_status.to_status(
+        status_pb2.Status(
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="busy", details=[detail]
+        )
+    )
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await abort_with(context, status)
+
+    backend.before["GetContact"] = refuse
+
+    with pytest.raises(ResourceExhaustedError) as info:
+        await sb.contacts.get(id="c_1")
+
+    assert info.value.retry_after == 2.5
+    assert info.value.field_violations == []
+
+
+async def test_retry_after_is_none_without_retry_info(sb: Switchboard, backend: Backend) -> None:
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await abort_with(context, rich_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too big"))
+
+    backend.before["GetContact"] = refuse
+
+    with pytest.raises(ResourceExhaustedError) as info:
+        await sb.contacts.get(id="c_1")
+
+    assert info.value.retry_after is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,21 @@ async def test_outbox_depth_and_oldest_age(observed: Observed) -> None:
     depth = [p.value for p in observed.points("switchboard.outbox.depth")]
     age = [p.value for p in observed.points("switchboard.outbox.oldest_pending_age")]
     assert (depth, age) == ([0], [0.0])
+
+
+async def test_bulk_backlog_gauge_reads_the_store(observed: Observed) -> None:
+    gate = threading.Event()
+    store = observed.app.store
+    held = [asyncio.create_task(store.write(lambda tx: gate.wait(10), bulk=True))]
+    await asyncio.sleep(0.05)  # the first runs and blocks; the second queues behind it
+    held.append(asyncio.create_task(store.write(lambda tx: None, bulk=True)))
+    await asyncio.sleep(0.1)
+    try:
+        (backlog,) = [p.value for p in observed.points("switchboard.store.bulk_backlog")]
+        assert backlog >= 0.1
+    finally:
+        gate.set()
+        await asyncio.gather(*held)
 
 
 async def test_outbox_depth_counts_pending_steps(observed: Observed) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from switchboard.client import ResourceExhaustedError, Switchboard
 from switchboard.server.app.build import App
 from switchboard.server.auth.api_keys import hash_key
 from switchboard.server.config.settings import Settings
@@ -64,6 +65,18 @@ async def test_the_refusal_names_the_callers_limit_and_when_to_retry(
     codes, message = await _calls(app.port, "shop", 2)
     assert codes == [OK, OUT]
     assert message.startswith("rate limit: 2 calls/s for caller 'shop' (burst 1); retry in 0.")
+
+
+async def test_the_refusal_carries_the_wait_as_retry_info(start_app: StartApp) -> None:
+    limits = {"callers": {"shop": {"rate_per_s": 2, "rate_burst": 1}}}
+    app = await start_app(auth=AUTH, limits=limits)
+    async with Switchboard(f"127.0.0.1:{app.port}", api_key=KEYS["shop"], retries=0) as sb:
+        await sb.connectors.list()
+        with pytest.raises(ResourceExhaustedError) as info:
+            await sb.connectors.list()
+    # One token at 2/s: the bucket is full again within half a second.
+    assert info.value.retry_after is not None
+    assert 0 < info.value.retry_after <= 0.5
 
 
 async def test_a_reload_changes_a_callers_limit_while_serving(

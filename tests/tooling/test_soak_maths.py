@@ -9,6 +9,7 @@ import pytest
 
 from bench.soak import (
     MIX,
+    errors_by_kind,
     flatness,
     percentile,
     pick,
@@ -117,3 +118,15 @@ def test_window_medians_are_the_typical_window_not_the_stalled_one() -> None:
         "UpsertContact": {"p50_ms": 2.0, "p99_ms": 14.0},
     }
     assert window_medians(windows[:1]) == {}
+
+
+def test_errors_add_up_by_method_and_status_over_windows() -> None:
+    windows = [
+        {"errors": {"ImportContacts RESOURCE_EXHAUSTED": 2}},
+        {"errors": {"ImportContacts RESOURCE_EXHAUSTED": 1, "GetContact DEADLINE_EXCEEDED": 4}},
+        {"errors": {}},
+    ]
+    assert errors_by_kind(windows) == {
+        "GetContact DEADLINE_EXCEEDED": 4,
+        "ImportContacts RESOURCE_EXHAUSTED": 3,
+    }

@@ -61,6 +61,8 @@ class SwitchboardError(Exception):
         code: The gRPC status code.
         message: The status message sent by the server.
         field_violations: Invalid request fields, when the server reported them.
+        retry_after: Seconds the server asked the caller to wait before retrying (its
+            google.rpc.RetryInfo), or None when it named no delay.
     """
 
     def __init__(
@@ -68,11 +70,13 @@ class SwitchboardError(Exception):
         code: grpc.StatusCode,
         message: str,
         field_violations: Iterable[FieldViolation] = (),
+        retry_after: float | None = None,
     ) -> None:
         self.code = code
         self.message = message
         self.field_violations = list(field_violations)
-        super().__init__(code, message, self.field_violations)
+        self.retry_after = retry_after
+        super().__init__(code, message, self.field_violations, retry_after)
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -82,9 +86,10 @@ class SwitchboardError(Exception):
         return text
 
     def __repr__(self) -> str:
+        retry = "" if self.retry_after is None else f", retry_after={self.retry_after!r}"
         return (
             f"{type(self).__name__}(code={self.code.name}, message={self.message!r}, "
-            f"field_violations={self.field_violations!r})"
+            f"field_violations={self.field_violations!r}{retry})"
         )
 
 
@@ -117,7 +122,8 @@ class PermissionDeniedError(SwitchboardError):
 
 
 class ResourceExhaustedError(SwitchboardError):
-    """A rate or size limit was hit."""
+    """A rate, size or load limit was hit; `retry_after`, when set, is how long to wait
+    (a refused import, for one, wrote nothing and may be sent again after it)."""
 
 
 class DeadlineExceededError(SwitchboardError):
@@ -146,7 +152,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> SwitchboardError:
     """Builds the matching `SwitchboardError` for a failed call (raise it `from exc`)."""
     code: grpc.StatusCode = exc.code()
     error_type = _ERROR_TYPES.get(code, SwitchboardError)
-    return error_type(code, exc.details() or "", _field_violations(exc))
+    status = _rich_status(exc)
+    return error_type(code, exc.details() or "", _field_violations(status), _retry_after(status))
 
 
 #: Trailing metadata key of the rich status (google.rpc.Status), as gRPC servers send it.
@@ -172,8 +179,7 @@ def _rich_status(exc: grpc.aio.AioRpcError) -> status_pb2.Status | None:
     return None
 
 
-def _field_violations(exc: grpc.aio.AioRpcError) -> list[FieldViolation]:
-    status = _rich_status(exc)
+def _field_violations(status: status_pb2.Status | None) -> list[FieldViolation]:
     if status is None:
         return []
     violations: list[FieldViolation] = []
@@ -185,3 +191,15 @@ def _field_violations(exc: grpc.aio.AioRpcError) -> list[FieldViolation]:
                 FieldViolation(v.field, v.description) for v in bad_request.field_violations
             )
     return violations
+
+
+def _retry_after(status: status_pb2.Status | None) -> float | None:
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            seconds: float = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+            return max(seconds, 0.0)
+    return None

@@ -72,7 +72,12 @@ class Aborted(SwitchboardError):
 
 
 class ResourceExhausted(SwitchboardError):
-    """A size, rate or concurrency limit was hit."""
+    """A size, rate, concurrency or load limit was hit; `retry_after_s`, when set, is the
+    least wait before a retry may succeed (sent to the caller as a google.rpc.RetryInfo)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unauthenticated(SwitchboardError):

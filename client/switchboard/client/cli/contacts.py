@@ -174,6 +174,12 @@ def _report(totals: Totals, counts: Counts, written: int, target: Path) -> None:
             "wrote count as unchanged)",
             err=True,
         )
+    if totals.refused:
+        click.echo(
+            f"the server refused a part {totals.refused} time(s) while busy; each was sent "
+            "again after the delay it asked for",
+            err=True,
+        )
     if written:
         note = " (the server listed only the first errors)" if totals.errors_truncated else ""
         click.echo(f"{written} rejected rows written to {target}{note}")

@@ -5,7 +5,9 @@ the event loop only sends. Consecutive batches are grouped into parts of `part_r
 up to `streams` parts are imported at once, each as one `ImportContacts` stream on its own
 connection (a multi-worker server spreads them over its workers). A part that fails with
 UNAVAILABLE (the server busy or restarting) is sent again: an import is a series of
-upserts, so rows written by the first attempt come back as unchanged. Memory stays
+upserts, so rows written by the first attempt come back as unchanged. A part the server
+refused before writing anything (RESOURCE_EXHAUSTED with a retry delay: its bulk queue
+stood too long) is sent again after that delay, for up to REFUSED_WAIT_S in all. Memory stays
 bounded: a part is held, serialized, only while it is in flight.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import random
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from switchboard.v1 import common_pb2, contacts_pb2
 
 from .._async import Switchboard
-from .._errors import UnavailableError
+from .._errors import ResourceExhaustedError, UnavailableError
 from .._messages import to_contact
 from ._common import Connection
 from .rows import Row
@@ -28,6 +31,9 @@ from .rows import Row
 #: Attempts per part when the server answers UNAVAILABLE.
 PART_ATTEMPTS = 4
 _BACKOFF_S = 0.5
+#: Longest a part keeps waiting out the server's refusals (RESOURCE_EXHAUSTED with a retry
+#: delay) before the import gives up: a server that stays that busy needs an operator.
+REFUSED_WAIT_S = 300.0
 _END = object()
 
 
@@ -50,6 +56,7 @@ class Totals:
     unchanged: int = 0
     failed: int = 0
     retried: int = 0
+    refused: int = 0  # refusals waited out (the part was sent again after the delay)
     errors_truncated: bool = False
     errors: dict[int, common_pb2.ItemError] = field(default_factory=dict)
 
@@ -193,6 +200,7 @@ async def _send_part(
     client: Switchboard, part: Part, totals: Totals
 ) -> contacts_pb2.ImportContactsResponse:
     attempt = 1
+    waited = 0.0
     while True:
         requests = [contacts_pb2.ImportContactsRequest.FromString(b) for b in part.batches]
         try:
@@ -200,6 +208,17 @@ async def _send_part(
         except UnavailableError:
             if attempt == PART_ATTEMPTS:
                 raise
+        except ResourceExhaustedError as exc:
+            # Only a refusal that names its delay wrote nothing and asks to come back; a
+            # size or rate limit without one would fail the same way again.
+            if exc.retry_after is None or waited + exc.retry_after > REFUSED_WAIT_S:
+                raise
+            totals.refused += 1
+            # Spread the parts refused together, so they do not all come back at once.
+            delay = exc.retry_after * random.uniform(1.0, 1.5)
+            waited += delay
+            await asyncio.sleep(delay)
+            continue
         totals.retried += 1
         await asyncio.sleep(_BACKOFF_S * attempt)
         attempt += 1

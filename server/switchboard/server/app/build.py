@@ -264,6 +264,7 @@ async def _build(
         tokens,
         sync=settings.sync,
         batched=batched_destinations(settings.sync, connectors),
+        import_backlog_s=settings.limits.import_backlog_s,
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
     leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)

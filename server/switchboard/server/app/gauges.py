@@ -1,5 +1,5 @@
-"""Observable gauges read when metrics are collected: outbox backlog, dead letters,
-breaker states and the cache hit ratio."""
+"""Observable gauges read when metrics are collected: outbox backlog, the store's bulk
+backlog, dead letters, breaker states and the cache hit ratio."""
 
 from __future__ import annotations
 
@@ -60,6 +60,13 @@ def register_gauges(
         [oldest_age],
         unit="s",
         description="How long the oldest pending step has been due.",
+    )
+    meter.create_observable_gauge(
+        "switchboard.store.bulk_backlog",
+        [lambda _: [Observation(store.bulk_backlog_s())]],
+        unit="s",
+        description="How long this process's oldest queued bulk write has waited "
+        "(imports are refused past limits.import_backlog_s).",
     )
     meter.create_observable_gauge(
         "switchboard.cache.hit_ratio", [hit_ratio], description="Cache hits / lookups."

@@ -11,6 +11,7 @@ from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.config.sync import SyncSettings
 from switchboard.server.dispatch.worker import Dispatcher
+from switchboard.server.domain.bulk_admission import admit_bulk
 from switchboard.server.domain.idempotency import run_once, write_once
 from switchboard.server.errors import (
     Aborted,
@@ -241,8 +242,10 @@ class ContactService:
         *,
         sync: SyncSettings | None = None,
         batched: Collection[tuple[str, str]] = frozenset(),
+        import_backlog_s: float = 0.0,
     ) -> None:
         self._store = store
+        self._import_backlog_s = import_backlog_s
         self._cache = cache
         self._triggers = triggers
         self._dispatcher = dispatcher
@@ -410,6 +413,8 @@ class ContactService:
         summary = contacts_pb2.ImportContactsResponse()
         index = 0
         async for batch in batches:
+            if not index:  # nothing written yet: the import may still be refused whole
+                admit_bulk(self._store, self._import_backlog_s, "this import")
             rows = list(batch.contacts)
             if len(rows) > MAX_IMPORT_BATCH:
                 # A bad row never stops an import, but an oversized batch is abuse.

@@ -1,8 +1,9 @@
 """Maps the error tree to gRPC statuses in one place (`chain.GuardChain` applies it).
 
 Known errors become their status from `errors.STATUS_BY_ERROR`, with field violations as a
-google.rpc.BadRequest detail. Anything else is logged with its trace and becomes INTERNAL
-with a generic message: no internals reach a caller.
+google.rpc.BadRequest detail and a known wait before retrying as a google.rpc.RetryInfo.
+Anything else is logged with its trace and becomes INTERNAL with a generic message: no
+internals reach a caller.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from switchboard.server.errors import InvalidArgument, SwitchboardError, status_name
+from switchboard.server.errors import (
+    InvalidArgument,
+    ResourceExhausted,
+    RetryableConnectorError,
+    SwitchboardError,
+    status_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,11 @@ def to_status(exc: SwitchboardError) -> grpc.Status:
         for v in exc.violations:
             bad.field_violations.add(field=v.field, description=v.description)
         detail.details.add().Pack(bad)
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if isinstance(exc, ResourceExhausted | RetryableConnectorError) and retry_after_s:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(round(retry_after_s * 1e9))
+        detail.details.add().Pack(retry)
     status: grpc.Status = rpc_status.to_status(detail)
     return status
 

@@ -114,9 +114,10 @@ def caller_key(context: Context) -> str:
 
 def refusal(rate: Rate, wait_s: float) -> ResourceExhausted:
     """The error for a call over `rate`, naming the limit and when to retry."""
-    retry = "retry with backoff" if math.isinf(wait_s) else f"retry in {max(wait_s, 0.001):.3g} s"
+    wait = None if math.isinf(wait_s) else max(wait_s, 0.001)
+    retry = "retry with backoff" if wait is None else f"retry in {wait:.3g} s"
     return ResourceExhausted(
-        f"rate limit: {rate.per_s:g} calls/s {rate.per} (burst {rate.burst}); {retry}"
+        f"rate limit: {rate.per_s:g} calls/s {rate.per} (burst {rate.burst}); {retry}", wait
     )
 
 

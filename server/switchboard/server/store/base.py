@@ -301,6 +301,11 @@ class Store(Protocol):
         of bulk work can let other writes in between its parts."""
         ...
 
+    def bulk_backlog_s(self) -> float:
+        """Seconds the oldest queued write this process cannot start yet has waited (0 when
+        none): the store's own measure of being behind, by which bulk work is refused."""
+        ...
+
     async def forget_old_versions(self) -> None:
         """Leave no copy of deleted or overwritten data in the store's files (after erasure)."""
         ...

@@ -35,6 +35,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -102,6 +103,9 @@ class PostgresStore:
         self._readers: ThreadPoolExecutor | None = None
         self._listener: Listener | None = None
         self.retries = 0  # transactions re-run after a conflict (read by tests and metrics)
+        # Writes handed to the write threads, oldest first; each entry is [queued at (perf
+        # counter), started]. Trimmed from the head on the event loop only.
+        self._write_queue: deque[list[float | bool]] = deque()
 
     async def open(self) -> None:
         """Connect, apply pending migrations (unless told not to) and start the threads.
@@ -177,15 +181,50 @@ class PostgresStore:
         """Run `fn` on a store thread against one snapshot (REPEATABLE READ, READ ONLY)."""
         return await self._submit("store.read", fn, read_only=True)
 
+    def bulk_backlog_s(self) -> float:
+        """How long the oldest write of this process still waiting for a write thread has
+        waited (0 when none): here every write queues for the same `write_connections`."""
+        queue = self._trimmed_write_queue()
+        return time.perf_counter() - float(queue[0][0]) if queue else 0.0
+
+    def _trimmed_write_queue(self) -> deque[list[float | bool]]:
+        queue = self._write_queue
+        while queue and queue[0][1]:
+            queue.popleft()
+        return queue
+
     async def _submit(self, name: str, fn: Callable[[Any], T], read_only: bool) -> T:
         threads = self._readers if read_only else self._writers
         if threads is None:
             raise Unavailable("the store is not open")
         loop = asyncio.get_running_loop()
+        if read_only:
+            return await self._in_thread(loop, threads, name, self._transact, fn, read_only)
+        entry: list[float | bool] = [time.perf_counter(), False]
+        self._trimmed_write_queue().append(entry)
+
+        def run(fn: Callable[[PostgresTx], T], read_only: bool) -> T:
+            entry[1] = True  # started: no longer part of the backlog
+            return self._transact(fn, read_only)
+
+        try:
+            return await self._in_thread(loop, threads, name, run, fn, read_only)
+        finally:
+            entry[1] = True  # also when cancelled before a thread took it
+
+    async def _in_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        threads: ThreadPoolExecutor,
+        name: str,
+        run: Callable[[Callable[[PostgresTx], T], bool], T],
+        fn: Callable[[PostgresTx], T],
+        read_only: bool,
+    ) -> T:
         if not (self._traced and trace.get_current_span().get_span_context().is_valid):
-            return await loop.run_in_executor(threads, self._transact, fn, read_only)
+            return await loop.run_in_executor(threads, run, fn, read_only)
         with self._tracer.start_as_current_span(name, attributes=_DB):
-            return await loop.run_in_executor(threads, self._transact, fn, read_only)
+            return await loop.run_in_executor(threads, run, fn, read_only)
 
     def _transact(self, fn: Callable[[PostgresTx], T], read_only: bool) -> T:
         pool = self._pool

@@ -219,6 +219,11 @@ class SqliteStore:
         with self._tracer.start_as_current_span("store.write", attributes=_DB):
             return list(await asyncio.gather(*futures))
 
+    def bulk_backlog_s(self) -> float:
+        """How long the oldest bulk job queued in this process has waited (0 when none)."""
+        writer = self._writer
+        return 0.0 if writer is None else writer.bulk_backlog_s()
+
     async def forget_old_versions(self) -> None:
         """Copy the write-ahead log into the database file and truncate it.
 

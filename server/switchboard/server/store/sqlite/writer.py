@@ -127,6 +127,17 @@ class WriteBatcher:
             self._loop.call_soon(self._start)
         return future
 
+    def bulk_backlog_s(self) -> float:
+        """How long the oldest queued bulk job has waited; 0 when none waits.
+
+        Bulk jobs run first-come first-served, so a new one waits at least this long again
+        once the queue stands: it is what an import that starts now would see.
+        """
+        queue = self._bulk
+        while queue and queue[0].future.cancelled():  # its caller gave up: it costs nothing
+            queue.popleft()
+        return time.perf_counter() - queue[0].queued if queue else 0.0
+
     async def close(self) -> None:
         """Commit what is queued, then close the connection and the thread."""
         self._closed = True

@@ -1,0 +1,38 @@
+"""Bulk work is refused up front while the store's bulk queue already stands too long.
+
+An import queued behind seconds of other bulk work answers late or not at all: under more
+imports than the writer absorbs, a 10-minute soak on a slow machine saw imports wait
+10-27 s in the queue and then fail with DEADLINE_EXCEEDED, having held memory and a call
+slot all along. Refusing a new import at once, before it writes a row, tells its caller
+the truth while retrying is still cheap, and lets the imports already admitted finish.
+"""
+
+from __future__ import annotations
+
+from switchboard.server.errors import ResourceExhausted
+from switchboard.server.store.base import Store
+
+#: Bounds of the retry delay a refusal suggests: the backlog itself, which is about how
+#: long the queued work takes to clear once no more joins it.
+MIN_RETRY_S = 0.5
+MAX_RETRY_S = 30.0
+
+
+def admit_bulk(store: Store, limit_s: float, what: str) -> None:
+    """Raise ResourceExhausted (with a retry delay) if bulk work queued in this process has
+    waited `limit_s` or longer; `limit_s` 0 admits everything.
+
+    Checked before the work writes anything, so a refused call has changed nothing.
+    """
+    if limit_s <= 0:
+        return
+    backlog = store.bulk_backlog_s()
+    if backlog < limit_s:
+        return
+    retry = min(max(backlog, MIN_RETRY_S), MAX_RETRY_S)
+    raise ResourceExhausted(
+        f"server busy with bulk writes: the oldest queued one has waited {backlog:.1f} s "
+        f"(limits.import_backlog_s = {limit_s:g}); {what} wrote nothing; "
+        f"retry in {retry:.1f} s",
+        retry_after_s=retry,
+    )

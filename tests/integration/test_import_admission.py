@@ -1,0 +1,127 @@
+"""An import that would queue behind seconds of bulk writes is refused before it writes a
+row, with a retry delay the client decodes and the CLI waits out. Real server, real store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from switchboard.client import NotFoundError, ResourceExhaustedError, Switchboard
+from switchboard.client.cli._common import Connection
+from switchboard.client.cli.importer import Counts, import_parts, parts
+from switchboard.client.cli.rows import Row
+from switchboard.server.app.build import App
+from switchboard.server.store.base import WriteTx
+from switchboard.server.store.select import AnyStore
+
+StartApp = Callable[..., Awaitable[App]]
+
+
+def _hold(gate: threading.Event) -> Callable[[WriteTx], Any]:
+    return lambda tx: gate.wait(10)
+
+
+async def _stand_queue(store: AnyStore, gate: threading.Event) -> list[asyncio.Task[Any]]:
+    """Writes that wait on `gate`, handed over one at a time: the first (two, on PostgreSQL's
+    two write threads) run and block, the rest queue behind them."""
+    held = []
+    for _ in range(3):
+        held.append(asyncio.create_task(store.write(_hold(gate), bulk=True)))
+        await asyncio.sleep(0.05)  # let the writer take it before the next one arrives
+    return held
+
+
+async def test_the_backlog_is_the_oldest_queued_writes_wait(any_store: AnyStore) -> None:
+    gate = threading.Event()
+    assert any_store.bulk_backlog_s() == 0.0
+    held = await _stand_queue(any_store, gate)
+    try:
+        await asyncio.sleep(0.2)
+        assert any_store.bulk_backlog_s() >= 0.2
+    finally:
+        gate.set()
+        await asyncio.gather(*held)
+    assert any_store.bulk_backlog_s() == 0.0
+
+
+async def test_a_cancelled_queued_write_leaves_the_backlog(any_store: AnyStore) -> None:
+    gate = threading.Event()
+    held = await _stand_queue(any_store, gate)
+    try:
+        await asyncio.sleep(0.1)
+        for task in held[1:]:  # every one still queued: their callers gave up
+            task.cancel()
+        await asyncio.gather(*held[1:], return_exceptions=True)
+        assert any_store.bulk_backlog_s() == 0.0
+    finally:
+        gate.set()
+        await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_an_import_is_refused_whole_while_bulk_writes_stand(start_app: StartApp) -> None:
+    app = await start_app(limits={"import_backlog_s": 0.2})
+    gate = threading.Event()
+    held = await _stand_queue(app.store, gate)
+    try:
+        await asyncio.sleep(0.3)
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+            with pytest.raises(ResourceExhaustedError) as info:
+                await sb.contacts.import_([[{"email": "late@example.com"}]])
+            error = info.value
+            assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "limits.import_backlog_s = 0.2" in error.message
+            assert "this import wrote nothing" in error.message
+            assert error.retry_after is not None
+            assert 0.5 <= error.retry_after <= 30
+            with pytest.raises(NotFoundError):
+                await sb.contacts.get(email="late@example.com")
+            gate.set()
+            await asyncio.gather(*held)
+            summary = await sb.contacts.import_([[{"email": "late@example.com"}]])
+            assert summary.created == 1
+    finally:
+        gate.set()
+        await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_zero_admits_every_import(start_app: StartApp) -> None:
+    app = await start_app(limits={"import_backlog_s": 0})
+    gate = threading.Event()
+    held = await _stand_queue(app.store, gate)
+    try:
+        await asyncio.sleep(0.3)
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=10.0) as sb:
+            importing = asyncio.create_task(sb.contacts.import_([[{"email": "q@example.com"}]]))
+            await asyncio.sleep(0.2)
+            assert not importing.done()  # queued behind the held writes, not refused
+            gate.set()
+            assert (await importing).created == 1
+    finally:
+        gate.set()
+        await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_the_cli_import_waits_out_a_refusal(start_app: StartApp) -> None:
+    app = await start_app(limits={"import_backlog_s": 0.2})
+    gate = threading.Event()
+    held = await _stand_queue(app.store, gate)
+    rows = [Row(i + 1, {}, {"email": f"r{i}@example.com"}, None) for i in range(30)]
+    try:
+        await asyncio.sleep(0.3)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, gate.set)  # the server catches up while the CLI waits
+        totals = await import_parts(
+            Connection(f"127.0.0.1:{app.port}", None, 10.0),
+            parts(rows, batch_size=10, part_rows=30, counts=Counts()),
+            streams=1,
+        )
+    finally:
+        gate.set()
+        await asyncio.gather(*held, return_exceptions=True)
+    assert totals.refused >= 1
+    assert (totals.received, totals.created, totals.failed) == (30, 30, 0)
