@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,8 +18,10 @@ from switchboard.client.cli._common import Connection
 from switchboard.client.cli.importer import Counts, import_parts, parts
 from switchboard.client.cli.rows import Row
 from switchboard.server.app.build import App
+from switchboard.server.config.sections import DatabaseSettings
 from switchboard.server.store.base import WriteTx
 from switchboard.server.store.select import AnyStore
+from switchboard.server.store.sqlite.store import SqliteStore
 
 StartApp = Callable[..., Awaitable[App]]
 
@@ -49,18 +53,66 @@ async def test_the_backlog_is_the_oldest_queued_writes_wait(any_store: AnyStore)
     assert any_store.bulk_backlog_s() == 0.0
 
 
+async def test_a_queue_reads_as_its_jobs_times_the_time_per_job_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    # A queue that just formed has no age yet; what it will cost is its length times what a
+    # bulk job has lately taken, which is what an import joining it would wait.
+    store = SqliteStore(DatabaseSettings(path=str(tmp_path / "q.db")))
+    await store.open()
+    gate = threading.Event()
+    try:
+        for _ in range(5):  # one at a time: the writer learns ~40 ms per bulk job
+            await store.write(lambda tx: time.sleep(0.04), bulk=True)
+        held = asyncio.create_task(store.write(_hold(gate), bulk=True))
+        await asyncio.sleep(0.02)
+        queued = [asyncio.create_task(store.write(lambda tx: None, bulk=True)) for _ in range(10)]
+        await asyncio.sleep(0)
+        assert store.bulk_backlog_s() >= 0.3  # ~10 x 40 ms; the oldest job's age is ~20 ms
+        gate.set()
+        await asyncio.gather(held, *queued)
+        assert store.bulk_backlog_s() == 0.0
+    finally:
+        gate.set()
+        await store.close()
+
+
 async def test_a_cancelled_queued_write_leaves_the_backlog(any_store: AnyStore) -> None:
     gate = threading.Event()
     held = await _stand_queue(any_store, gate)
     try:
         await asyncio.sleep(0.1)
+        before = any_store.bulk_backlog_s()
         for task in held[1:]:  # every one still queued: their callers gave up
             task.cancel()
         await asyncio.gather(*held[1:], return_exceptions=True)
-        assert any_store.bulk_backlog_s() == 0.0
+        await asyncio.sleep(0.1)
+        if isinstance(any_store, SqliteStore):
+            # The running bulk job is still the oldest one not committed; it counts.
+            assert any_store.bulk_backlog_s() >= before + 0.1
+        else:  # PostgreSQL counts writes waiting for a write thread only
+            assert any_store.bulk_backlog_s() == 0.0
     finally:
         gate.set()
         await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_a_running_bulk_job_counts_on_sqlite(tmp_path: Path) -> None:
+    # One writer: a bulk transaction that runs long holds back every bulk job behind it,
+    # even when none has queued yet.
+    store = SqliteStore(DatabaseSettings(path=str(tmp_path / "b.db")))
+    await store.open()
+    gate = threading.Event()
+    try:
+        held = asyncio.create_task(store.write(_hold(gate), bulk=True))
+        await asyncio.sleep(0.2)
+        assert store.bulk_backlog_s() >= 0.2
+        gate.set()
+        await held
+        assert store.bulk_backlog_s() == 0.0
+    finally:
+        gate.set()
+        await store.close()
 
 
 async def test_an_import_is_refused_whole_while_bulk_writes_stand(start_app: StartApp) -> None:
@@ -84,6 +136,28 @@ async def test_an_import_is_refused_whole_while_bulk_writes_stand(start_app: Sta
             await asyncio.gather(*held)
             summary = await sb.contacts.import_([[{"email": "late@example.com"}]])
             assert summary.created == 1
+    finally:
+        gate.set()
+        await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_a_refused_long_stream_gets_its_status(start_app: StartApp) -> None:
+    # The client is still sending when the server refuses after the first message; the
+    # refusal must still arrive as RESOURCE_EXHAUSTED, not as a broken stream.
+    app = await start_app(limits={"import_backlog_s": 0.2})
+    gate = threading.Event()
+    held = await _stand_queue(app.store, gate)
+
+    def batches() -> Any:
+        for b in range(40):
+            yield [{"email": f"s{b}-{i}@example.com"} for i in range(1000)]
+
+    try:
+        await asyncio.sleep(0.3)
+        async with Switchboard(f"127.0.0.1:{app.port}", timeout=20.0) as sb:
+            with pytest.raises(ResourceExhaustedError) as info:
+                await sb.contacts.import_(batches())
+            assert info.value.retry_after is not None
     finally:
         gate.set()
         await asyncio.gather(*held, return_exceptions=True)

@@ -31,8 +31,8 @@ def admit_bulk(store: Store, limit_s: float, what: str) -> None:
         return
     retry = min(max(backlog, MIN_RETRY_S), MAX_RETRY_S)
     raise ResourceExhausted(
-        f"server busy with bulk writes: the oldest queued one has waited {backlog:.1f} s "
-        f"(limits.import_backlog_s = {limit_s:g}); {what} wrote nothing; "
+        f"server busy with bulk writes: the oldest one not yet written has waited "
+        f"{backlog:.1f} s (limits.import_backlog_s = {limit_s:g}); {what} wrote nothing; "
         f"retry in {retry:.1f} s",
         retry_after_s=retry,
     )

@@ -68,6 +68,8 @@ YIELD_WAIT_S = 0.05
 #: while bulk work held back for a fixed 50 ms whatever waited in its own worker; with that
 #: gone, 250 ms gave imports p99 248 ms against 410-542 at 2 s, calls' p99 unchanged.
 BULK_OVERDUE_S = 0.25
+#: Weight of the latest bulk batch in the writer's time per bulk job (`bulk_backlog_s`).
+DRAIN_WEIGHT = 0.2
 
 
 def _kind(bulk: bool) -> Kind:
@@ -105,6 +107,9 @@ class WriteBatcher:
         self._bulk: deque[_Job] = deque()
         self._bulk_owed = False  # a bulk job waited through the last batch: it goes next
         self._running = False  # a batch is between BEGIN and the end of its COMMIT
+        self._bulk_since = 0.0  # when the running bulk batch's oldest job was queued; 0: none
+        self._bulk_done_at = 0.0  # when the last bulk batch committed
+        self._bulk_job_s = 0.0  # the writer's time per bulk job, lately (moving average)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -128,15 +133,25 @@ class WriteBatcher:
         return future
 
     def bulk_backlog_s(self) -> float:
-        """How long the oldest queued bulk job has waited; 0 when none waits.
+        """About how long a bulk job queued now waits before it runs; 0 when no bulk job
+        is queued or running.
 
-        Bulk jobs run first-come first-served, so a new one waits at least this long again
-        once the queue stands: it is what an import that starts now would see.
+        The larger of two readings: how long the oldest bulk job not yet committed has been
+        queued or running, and the queued jobs times the writer's recent time per bulk job
+        (its calls' batches included: they go between bulk ones). The age alone lags behind a
+        growing queue: with imports arriving at three times the rate the writer drains them
+        (`python -m bench.admission`), those admitted while it read under 0.5 s then waited
+        0.8-1.1 s (p50) and 1.6-1.8 s (p99); with the second reading, 0.54 and 0.82 s.
         """
         queue = self._bulk
         while queue and queue[0].future.cancelled():  # its caller gave up: it costs nothing
             queue.popleft()
-        return time.perf_counter() - queue[0].queued if queue else 0.0
+        oldest = self._bulk_since
+        if queue and (not oldest or queue[0].queued < oldest):
+            oldest = queue[0].queued
+        if not oldest:
+            return 0.0
+        return max(time.perf_counter() - oldest, len(queue) * self._bulk_job_s)
 
     async def close(self) -> None:
         """Commit what is queued, then close the connection and the thread."""
@@ -178,6 +193,8 @@ class WriteBatcher:
             self._done()
             return
         bulk = batch[0].bulk  # a batch is all of one kind (see `_take`)
+        if bulk:
+            self._bulk_since = min(job.queued for job in batch)
         # Bulk work that waited long enough no longer lets the other worker go first.
         polite = bulk and self._t[0] - batch[0].queued < BULK_OVERDUE_S
         try:
@@ -251,6 +268,7 @@ class WriteBatcher:
         for job in reversed(bulk):
             self._bulk.appendleft(job)
         calls = [job for job in self._pop_calls() if not job.future.cancelled()]
+        self._bulk_since = 0.0  # the bulk jobs are queued again: the queue's head tells
         self._bulk_owed = True
         self._t[0] = time.perf_counter()  # their queue time ends here; no lock wait of theirs
         return calls
@@ -314,6 +332,8 @@ class WriteBatcher:
                 job.deferred = False
                 self._bulk.appendleft(job)
         self._record(batch)
+        if batch and batch[0].bulk:
+            self._bulk_drained(batch)
         for job in batch:
             if job.future.cancelled():
                 continue
@@ -322,6 +342,17 @@ class WriteBatcher:
             else:
                 job.future.set_result(job.result)
         self._done()
+
+    def _bulk_drained(self, batch: list[_Job]) -> None:
+        """Update the time per bulk job with a committed bulk batch: since the last bulk
+        commit when these jobs already waited then (the writer's time went to calls and to
+        them), else since this batch began."""
+        now = time.perf_counter()
+        waited = self._bulk_done_at > min(job.queued for job in batch)
+        spent = (now - (self._bulk_done_at if waited else self._t[0])) / len(batch)
+        average = self._bulk_job_s
+        self._bulk_job_s = spent if not average else average + DRAIN_WEIGHT * (spent - average)
+        self._bulk_done_at = now
 
     def _record(self, batch: list[_Job]) -> None:
         started, locked, commit, committed = self._t
@@ -351,6 +382,7 @@ class WriteBatcher:
         self._done()
 
     def _done(self) -> None:
+        self._bulk_since = 0.0
         if self._pending or self._bulk:
             self._loop.call_soon(self._start)
         else:
