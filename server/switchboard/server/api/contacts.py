@@ -39,7 +39,7 @@ class ContactSyncServicer(contacts_pb2_grpc.ContactSyncServicer):
     async def ImportContacts(
         self, request_iterator: AsyncIterator[contacts_pb2.ImportContactsRequest], context: Context
     ) -> contacts_pb2.ImportContactsResponse:
-        return await self._contacts.import_stream(request_iterator)
+        return await self._contacts.import_stream(request_iterator, context.time_remaining)
 
     async def UpsertContacts(
         self, request_iterator: AsyncIterator[contacts_pb2.UpsertContactsRequest], context: Context

@@ -51,10 +51,10 @@ class LimitsSettings(FrozenModel):
     import_backlog_s: float = Field(
         default=2.0,
         ge=0,
-        description="An ImportContacts call that starts while this process's queued bulk "
-        "writes have waited this long gets RESOURCE_EXHAUSTED with a retry delay before it "
-        "writes a row, instead of queueing past its deadline; 0 disables "
-        "(docs/performance.md#overload-imports-refused-early).",
+        description="An ImportContacts call that starts while this process's bulk writes "
+        "are this far behind (or further than its deadline allows) gets RESOURCE_EXHAUSTED "
+        "with a retry delay before it writes a row, instead of queueing past its deadline; "
+        "0 disables (docs/performance.md#overload-imports-refused-early).",
     )
     rate_per_s: float = Field(
         default=100.0,

@@ -18,21 +18,29 @@ MIN_RETRY_S = 0.5
 MAX_RETRY_S = 30.0
 
 
-def admit_bulk(store: Store, limit_s: float, what: str) -> None:
-    """Raise ResourceExhausted (with a retry delay) if bulk work queued in this process has
-    waited `limit_s` or longer; `limit_s` 0 admits everything.
+def admit_bulk(
+    store: Store, limit_s: float, what: str, time_left_s: float | None = None
+) -> None:
+    """Raise ResourceExhausted (with a retry delay) if bulk work in this process is
+    `limit_s` or more behind, or more behind than the `time_left_s` the call has before its
+    deadline (it would expire before its first write); `limit_s` 0 admits everything.
 
     Checked before the work writes anything, so a refused call has changed nothing.
     """
     if limit_s <= 0:
         return
     backlog = store.bulk_backlog_s()
-    if backlog < limit_s:
+    bound = limit_s if time_left_s is None else min(limit_s, time_left_s)
+    if backlog < bound:
         return
     retry = min(max(backlog, MIN_RETRY_S), MAX_RETRY_S)
+    why = (
+        f"limits.import_backlog_s = {limit_s:g}"
+        if bound == limit_s
+        else f"more than the {max(time_left_s or 0.0, 0.0):.1f} s left before the deadline"
+    )
     raise ResourceExhausted(
-        f"server busy with bulk writes: the oldest one not yet written has waited "
-        f"{backlog:.1f} s (limits.import_backlog_s = {limit_s:g}); {what} wrote nothing; "
-        f"retry in {retry:.1f} s",
+        f"server busy with bulk writes: they are {backlog:.1f} s behind ({why}); "
+        f"{what} wrote nothing; retry in {retry:.1f} s",
         retry_after_s=retry,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from switchboard.server.cache.read_cache import ReadCache, lead_key
@@ -404,9 +404,16 @@ class ContactService:
         return resp
 
     async def import_stream(
-        self, batches: AsyncIterator[contacts_pb2.ImportContactsRequest]
+        self,
+        batches: AsyncIterator[contacts_pb2.ImportContactsRequest],
+        time_left: Callable[[], float | None] = lambda: None,
     ) -> contacts_pb2.ImportContactsResponse:
-        """Upsert every row of every batch; bad rows are counted and reported, never fatal."""
+        """Upsert every row of every batch; bad rows are counted and reported, never fatal.
+
+        Refused whole (ResourceExhausted) before its first write while the store's bulk
+        writes are far behind (`bulk_admission`); `time_left` reads the seconds to the
+        call's deadline (None: no deadline).
+        """
         # Chunks are validated and written one after the other: overlapping them (validate
         # chunk k+1 while the writer applies chunk k) measured 30 % slower, both halves
         # being Python code that contends for the GIL.
@@ -414,7 +421,7 @@ class ContactService:
         index = 0
         async for batch in batches:
             if not index:  # nothing written yet: the import may still be refused whole
-                admit_bulk(self._store, self._import_backlog_s, "this import")
+                admit_bulk(self._store, self._import_backlog_s, "this import", time_left())
             rows = list(batch.contacts)
             if len(rows) > MAX_IMPORT_BATCH:
                 # A bad row never stops an import, but an oversized batch is abuse.
