@@ -18,9 +18,7 @@ MIN_RETRY_S = 0.5
 MAX_RETRY_S = 30.0
 
 
-def admit_bulk(
-    store: Store, limit_s: float, what: str, time_left_s: float | None = None
-) -> None:
+def admit_bulk(store: Store, limit_s: float, what: str, time_left_s: float | None = None) -> None:
     """Raise ResourceExhausted (with a retry delay) if bulk work in this process is
     `limit_s` or more behind, or more behind than the `time_left_s` the call has before its
     deadline (it would expire before its first write); `limit_s` 0 admits everything.
