@@ -65,7 +65,7 @@ def register_gauges(
         "switchboard.store.bulk_backlog",
         [lambda _: [Observation(store.bulk_backlog_s())]],
         unit="s",
-        description="How long this process's oldest queued bulk write has waited "
+        description="About how long a bulk write queued now in this process would wait "
         "(imports are refused past limits.import_backlog_s).",
     )
     meter.create_observable_gauge(

@@ -302,8 +302,9 @@ class Store(Protocol):
         ...
 
     def bulk_backlog_s(self) -> float:
-        """Seconds the oldest queued write this process cannot start yet has waited (0 when
-        none): the store's own measure of being behind, by which bulk work is refused."""
+        """About how long a bulk write queued now in this process would wait, in seconds
+        (0 when none waits): the store's own measure of being behind, by which imports are
+        refused (`domain.bulk_admission`)."""
         ...
 
     async def forget_old_versions(self) -> None:
