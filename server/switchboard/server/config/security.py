@@ -49,7 +49,7 @@ class LimitsSettings(FrozenModel):
         description="Calls handled at once; more get RESOURCE_EXHAUSTED at once (no queue).",
     )
     import_backlog_s: float = Field(
-        default=2.0,
+        default=5.0,
         ge=0,
         description="An ImportContacts call that starts while this process's bulk writes "
         "are this far behind (or further than its deadline allows) gets RESOURCE_EXHAUSTED "
