@@ -220,7 +220,8 @@ class SqliteStore:
             return list(await asyncio.gather(*futures))
 
     def bulk_backlog_s(self) -> float:
-        """How long the oldest bulk job queued in this process has waited (0 when none)."""
+        """About how long a bulk job queued now in this process would wait (0 when none is
+        queued or running); see `WriteBatcher.bulk_backlog_s`."""
         writer = self._writer
         return 0.0 if writer is None else writer.bulk_backlog_s()
 
