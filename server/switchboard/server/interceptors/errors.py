@@ -35,10 +35,9 @@ def to_status(exc: SwitchboardError) -> grpc.Status:
         for v in exc.violations:
             bad.field_violations.add(field=v.field, description=v.description)
         detail.details.add().Pack(bad)
-    retry_after_s = getattr(exc, "retry_after_s", None)
-    if isinstance(exc, ResourceExhausted | RetryableConnectorError) and retry_after_s:
+    if isinstance(exc, ResourceExhausted | RetryableConnectorError) and exc.retry_after_s:
         retry = error_details_pb2.RetryInfo()
-        retry.retry_delay.FromNanoseconds(round(retry_after_s * 1e9))
+        retry.retry_delay.FromNanoseconds(round(exc.retry_after_s * 1e9))
         detail.details.add().Pack(retry)
     status: grpc.Status = rpc_status.to_status(detail)
     return status

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -91,6 +92,14 @@ def _timeout(settings: DatabaseSettings) -> int:
     return max(1, round(settings.pool_timeout_s))
 
 
+@dataclass(slots=True)
+class _QueuedWrite:
+    """A write handed to the write threads: when, and whether a thread has taken it."""
+
+    queued: float  # perf_counter
+    started: bool = False
+
+
 class PostgresStore:
     """`Store` on a PostgreSQL database, shared by any number of processes and replicas."""
 
@@ -103,9 +112,9 @@ class PostgresStore:
         self._readers: ThreadPoolExecutor | None = None
         self._listener: Listener | None = None
         self.retries = 0  # transactions re-run after a conflict (read by tests and metrics)
-        # Writes handed to the write threads, oldest first; each entry is [queued at (perf
-        # counter), started]. Trimmed from the head on the event loop only.
-        self._write_queue: deque[list[float | bool]] = deque()
+        # Writes handed to the write threads, oldest first; trimmed from the head on the
+        # event loop only.
+        self._write_queue: deque[_QueuedWrite] = deque()
 
     async def open(self) -> None:
         """Connect, apply pending migrations (unless told not to) and start the threads.
@@ -185,11 +194,11 @@ class PostgresStore:
         """How long the oldest write of this process still waiting for a write thread has
         waited (0 when none): here every write queues for the same `write_connections`."""
         queue = self._trimmed_write_queue()
-        return time.perf_counter() - float(queue[0][0]) if queue else 0.0
+        return time.perf_counter() - queue[0].queued if queue else 0.0
 
-    def _trimmed_write_queue(self) -> deque[list[float | bool]]:
+    def _trimmed_write_queue(self) -> deque[_QueuedWrite]:
         queue = self._write_queue
-        while queue and queue[0][1]:
+        while queue and queue[0].started:
             queue.popleft()
         return queue
 
@@ -200,17 +209,17 @@ class PostgresStore:
         loop = asyncio.get_running_loop()
         if read_only:
             return await self._in_thread(loop, threads, name, self._transact, fn, read_only)
-        entry: list[float | bool] = [time.perf_counter(), False]
+        entry = _QueuedWrite(time.perf_counter())
         self._trimmed_write_queue().append(entry)
 
         def run(fn: Callable[[PostgresTx], T], read_only: bool) -> T:
-            entry[1] = True  # started: no longer part of the backlog
+            entry.started = True  # no longer part of the backlog
             return self._transact(fn, read_only)
 
         try:
             return await self._in_thread(loop, threads, name, run, fn, read_only)
         finally:
-            entry[1] = True  # also when cancelled before a thread took it
+            entry.started = True  # also when cancelled before a thread took it
 
     async def _in_thread(
         self,

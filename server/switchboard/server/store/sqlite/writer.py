@@ -268,7 +268,6 @@ class WriteBatcher:
         for job in reversed(bulk):
             self._bulk.appendleft(job)
         calls = [job for job in self._pop_calls() if not job.future.cancelled()]
-        self._bulk_since = 0.0  # the bulk jobs are queued again: the queue's head tells
         self._bulk_owed = True
         self._t[0] = time.perf_counter()  # their queue time ends here; no lock wait of theirs
         return calls
