@@ -107,8 +107,12 @@ class ReadCache:
 
     async def get_lead_state(self, contact_id: str) -> LeadState | None:
         """The cached lead state of a contact, or None."""
-        raw = await self._lookup(lead_key(contact_id))
+        raw = await self.get_lead_state_wire(contact_id)
         return None if raw is None else LeadState.FromString(raw)
+
+    async def get_lead_state_wire(self, contact_id: str) -> bytes | None:
+        """The cached lead state's protobuf bytes, or None."""
+        return await self._lookup(lead_key(contact_id))
 
     async def put_lead_state(self, contact_id: str, state: LeadState) -> None:
         """Cache a lead state, unless the bound is reached or its key was just dropped."""

@@ -9,6 +9,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from switchboard.server.cache.entries_pb2 import LeadState, StoredActivity
 from switchboard.server.cache.read_cache import ReadCache, lead_key
+from switchboard.server.cache.steady_scores import SteadyScores
 from switchboard.server.common.ids import new_id
 from switchboard.server.common.timeutil import iso, now_us, set_ts, to_datetime, to_us
 from switchboard.server.config.flow import TriggerSettings
@@ -104,6 +105,7 @@ class LeadService:
         self._engine = ScoringEngine(rules)
         self._triggers = triggers
         self._dispatcher = dispatcher
+        self._steady = SteadyScores()
 
     def _rescore(
         self, tx: ReadTx, contact: contacts_pb2.Contact, lead: leads_pb2.Lead, now: int
@@ -125,18 +127,23 @@ class LeadService:
 
     async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
         """The contact, through the contact cache."""
+        return contacts_pb2.Contact.FromString(await self._contact_wire(contact_id, email))
+
+    async def _contact_wire(self, contact_id: str, email: str) -> bytes:
         which, key = ("id", contact_id) if contact_id else ("email", email)
-        raw = await read_through(self._store, self._cache, which, key)
-        return contacts_pb2.Contact.FromString(raw)
+        return await read_through(self._store, self._cache, which, key)
 
     async def _state(self, contact_id: str) -> LeadState:
         """The stored lead, recent activities and count, through the cache: every write to
         them drops the cached state before it is acknowledged (`lead_key`)."""
         state = await self._cache.get_lead_state(contact_id)
-        if state is None:
-            state = await self._store.read(lambda tx: self._read_state(tx, contact_id), point=True)
-            if len(state.recent) <= _CACHED_ACTIVITIES:
-                await self._cache.put_lead_state(contact_id, state)
+        return state if state is not None else await self._load_state(contact_id)
+
+    async def _load_state(self, contact_id: str) -> LeadState:
+        """The lead state from the store, then cached unless it is large."""
+        state = await self._store.read(lambda tx: self._read_state(tx, contact_id), point=True)
+        if len(state.recent) <= _CACHED_ACTIVITIES:
+            await self._cache.put_lead_state(contact_id, state)
         return state
 
     def _read_state(self, tx: ReadTx, contact_id: str) -> LeadState:
@@ -226,12 +233,26 @@ class LeadService:
         v = Violations()
         contact_id, email = check_ref(v, ref)
         v.raise_if_any()
-        contact = await self._contact(contact_id, email)
-        state = await self._state(contact.id)
+        raw = await self._contact_wire(contact_id, email)
+        contact = contacts_pb2.Contact.FromString(raw)
+        cached = await self._cache.get_lead_state_wire(contact.id)
+        steady = b""  # the digest of the cached inputs, when both were cached
+        if cached is None:
+            state = await self._load_state(contact.id)
+        else:
+            steady = self._steady.digest(raw, cached)
+            state = LeadState.FromString(cached)
+            if self._steady.holds(steady):
+                # These exact inputs re-scored to their stored lead before, and cannot
+                # score otherwise now (no activities to decay): the stored lead, scored now.
+                set_ts(state.lead.scored_at, now_us())
+                return state.lead
         now = now_us()
         lead = _stored_lead(contact, state)
         result = self._result(contact, lead, state.recent, now)
         if lead.HasField("scored_at") and lead_rules.holds(lead, result, state.activity_count):
+            if steady and not state.recent:
+                self._steady.add(steady)
             set_ts(lead.scored_at, now)  # the usual case: nothing to store
             return lead
         lead_rules.apply_score(lead, result, state.activity_count, now)
