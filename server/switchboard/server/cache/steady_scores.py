@@ -4,7 +4,7 @@ A lead with no recorded activities scores the same at any time: its points come 
 contact's profile and the lead's status alone (only activities decay). Once ScoreLead has
 found that such a lead's stored score holds for the exact cached bytes of its contact and
 lead state, re-scoring those same bytes again can only find the same; the next call with
-them answers the stored lead without running the rules (about half of the call's server
+them answers the stored lead without running the rules (about a quarter of the call's server
 CPU, `docs/performance.md`).
 
 What is kept is a 16-byte digest of the two byte strings, not the bytes: nothing personal
