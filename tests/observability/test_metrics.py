@@ -108,6 +108,21 @@ async def test_cache_hit_ratio(observed: Observed) -> None:
     assert cache.hits > 0
 
 
+async def test_steady_lead_answers_are_counted(observed: Observed) -> None:
+    created = await observed.sb.contacts.upsert(email="steady@example.com", company="Acme")
+    cid = created.contact.id
+    hold = observed.app.settings.cache.invalidation_hold_s
+    await observed.sb.leads.score(id=cid)  # stores the score
+    await asyncio.sleep(hold * 2)
+    await observed.sb.leads.score(id=cid)  # the contact and the lead state are cached
+    await observed.sb.leads.score(id=cid)  # the rules agree with the stored lead: remembered
+    (before,) = [p.value for p in observed.points("switchboard.leads.steady_answers")]
+    for _ in range(3):
+        await observed.sb.leads.score(id=cid)
+    (after,) = [p.value for p in observed.points("switchboard.leads.steady_answers")]
+    assert (before, after) == (0, 3)
+
+
 async def test_refused_calls_are_counted_with_their_status(
     make_settings: Callable[..., Settings],
 ) -> None:

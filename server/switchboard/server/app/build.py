@@ -41,6 +41,7 @@ from switchboard.server.auth.authenticator import Authenticator
 from switchboard.server.cache.backends import CacheBackendError
 from switchboard.server.cache.read_cache import ReadCache
 from switchboard.server.cache.siblings import Siblings
+from switchboard.server.cache.steady_scores import SteadyScores
 from switchboard.server.common.scopes import API_MODULES, SCOPE_BY_METHOD
 from switchboard.server.config.settings import Settings
 from switchboard.server.connectors.registry import build_registry, check_steps
@@ -251,7 +252,8 @@ async def _build(
         raise StartupError(
             f"cannot open the wake-up socket of role {settings.role}: {exc}"
         ) from exc
-    register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit)
+    steady = SteadyScores()
+    register_gauges(telemetry.meter, store, cache, dispatcher.guards, limits.circuit, steady)
     server = grpc.aio.server(
         interceptors=[*interceptors, *chain],
         options=[*server_options(settings), *rebalance_options(settings)],
@@ -267,7 +269,7 @@ async def _build(
         import_backlog_s=settings.limits.import_backlog_s,
     )
     campaigns = CampaignService(store, cache, settings.triggers, dispatcher, notifier, tokens)
-    leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher)
+    leads = LeadService(store, cache, settings.scoring, settings.triggers, dispatcher, steady)
     dialect = POSTGRES if isinstance(store, PostgresStore) else SQLITE
     segments = SegmentService(store, tokens, dialect)
     audience = AudienceService(

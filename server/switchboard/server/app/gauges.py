@@ -1,5 +1,5 @@
 """Observable gauges read when metrics are collected: outbox backlog, the store's bulk
-backlog, dead letters, breaker states and the cache hit ratio."""
+backlog, dead letters, breaker states, the cache hit ratio, and ScoreLead's steady answers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from switchboard.server.cache.read_cache import ReadCache
+from switchboard.server.cache.steady_scores import SteadyScores
 from switchboard.server.common.timeutil import now_us
 from switchboard.server.dispatch.guard import ConnectorGuard
 from switchboard.server.store.select import AnyStore
@@ -27,8 +28,10 @@ def register_gauges(
     cache: ReadCache,
     guards: Mapping[str, ConnectorGuard] | None = None,
     circuit: Callable[[str], str] | None = None,
+    steady: SteadyScores | None = None,
 ) -> None:
-    """Outbox depth and oldest wait, dead letters, breaker states, and the cache counters.
+    """Outbox depth and oldest wait, dead letters, breaker states, the cache counters, and
+    the ScoreLead calls answered from `steady` (the leads whose score holds).
 
     `circuit` reads a connector's breaker state (the shared one when limits are shared);
     without it, each guard's own breaker.
@@ -105,3 +108,11 @@ def register_gauges(
     meter.create_observable_counter(
         "switchboard.cache.misses", [lambda _: [Observation(cache.misses)]], unit="{lookup}"
     )
+    if steady is not None:
+        meter.create_observable_counter(
+            "switchboard.leads.steady_answers",
+            [lambda _: [Observation(steady.answered)]],
+            unit="{call}",
+            description="ScoreLead calls answered without running the rules: the lead's "
+            "cached inputs were found to hold its stored score before (docs/caching.md).",
+        )

@@ -29,6 +29,8 @@ class SteadyScores:
     def __init__(self, max_digests: int = MAX_DIGESTS) -> None:
         self._max = max_digests
         self._digests: dict[bytes, None] = {}  # insertion-ordered: the oldest first
+        #: Calls answered from a digest found here (`holds` true), for the metrics.
+        self.answered = 0
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -43,8 +45,12 @@ class SteadyScores:
         return h.digest()
 
     def holds(self, digest: bytes) -> bool:
-        """Whether the inputs of `digest` were found to hold their stored score."""
-        return digest in self._digests
+        """Whether the inputs of `digest` were found to hold their stored score (counted in
+        `answered` when they were: the caller answers from it)."""
+        if digest in self._digests:
+            self.answered += 1
+            return True
+        return False
 
     def add(self, digest: bytes) -> None:
         """Remember that the inputs of `digest` hold their stored score."""

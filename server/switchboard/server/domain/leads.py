@@ -98,6 +98,7 @@ class LeadService:
         rules: ScoringSettings,
         triggers: Mapping[str, TriggerSettings],
         dispatcher: Dispatcher,
+        steady: SteadyScores | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -105,7 +106,7 @@ class LeadService:
         self._engine = ScoringEngine(rules)
         self._triggers = triggers
         self._dispatcher = dispatcher
-        self._steady = SteadyScores()
+        self._steady = steady if steady is not None else SteadyScores()
 
     def _rescore(
         self, tx: ReadTx, contact: contacts_pb2.Contact, lead: leads_pb2.Lead, now: int
