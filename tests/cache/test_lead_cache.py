@@ -99,13 +99,13 @@ class _CountedScoring:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.runs = 0
-        real = ScoringEngine.score
+        real = ScoringEngine.score_us  # what ScoreLead runs
 
         def score(engine: ScoringEngine, *args: Any, **kwargs: Any) -> ScoreResult:
             self.runs += 1
             return real(engine, *args, **kwargs)
 
-        monkeypatch.setattr(ScoringEngine, "score", score)
+        monkeypatch.setattr(ScoringEngine, "score_us", score)
 
 
 async def _steady(sb: Switchboard, cid: str) -> leads_pb2.Lead:
@@ -126,6 +126,7 @@ async def test_a_steady_lead_is_answered_without_running_the_rules(
         first = await _steady(sb, cid)
         runs = counted.runs
         again = [await sb.leads.score(id=cid) for _ in range(3)]
+    assert runs == 3  # the counter sees the rules: each of the three calls above ran them
     assert counted.runs == runs  # answered from the remembered inputs
     assert all(lead.score == first.score and lead.grade == first.grade for lead in again)
     assert [r.rule for r in again[-1].reasons] == [r.rule for r in first.reasons]

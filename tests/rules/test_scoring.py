@@ -15,6 +15,8 @@ from switchboard.server.rules.scoring import (
     Reason,
     ScoreResult,
     ScoringEngine,
+    TimedActivity,
+    _activity_reasons,
     grade_for,
     validate_rules,
 )
@@ -217,3 +219,44 @@ def test_validate_rules_names_every_unknown_key() -> None:
         assert name in message
     assert "'email_click'" not in message
     assert "'email'" not in message
+
+
+def _decayed_by_datetimes(
+    activities: list[ActivityRecord], settings: ScoringSettings, now: datetime
+) -> dict[str, float]:
+    """Each type's decayed points with datetime arithmetic, as the engine computed them
+    before it took microseconds: the reference `score_us` must match bit for bit."""
+    recent = sorted(activities, key=lambda a: (a.occurred_at, a.type, a.value), reverse=True)
+    totals: dict[str, float] = {}
+    for a in recent[: settings.max_activities]:
+        age_days = max(0.0, (now - a.occurred_at).total_seconds() / 86_400.0)
+        decay = 0.5 ** (age_days / settings.half_life_days)
+        totals[a.type] = totals.get(a.type, 0.0) + settings.activity_points.get(a.type, 0.0) * decay
+    return totals
+
+
+def test_microsecond_times_decay_exactly_as_datetimes_did() -> None:
+    gen = random.Random(7)
+    settings = rules(max_activities=40, half_life_days=17.3)
+    engine = ScoringEngine(settings)
+
+    def reasons(timed: list[TimedActivity], now_us: int) -> list[Reason]:
+        return _activity_reasons(timed, settings, now_us)  # before any rounding
+
+    now_us = 1_780_000_000_123_457
+    now = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=now_us)
+    kinds = list(settings.activity_points)
+    for _ in range(300):
+        timed = [
+            # up to two years back, a few a little in the future (they count as now)
+            (gen.choice(kinds), now_us - gen.randrange(-3_600_000_000, 63_072_000_000_000), 0.0)
+            for _ in range(gen.randrange(0, 60))
+        ]
+        dated = [
+            ActivityRecord(kind, now + timedelta(microseconds=at - now_us), value)
+            for kind, at, value in timed
+        ]
+        result = engine.score_us({}, timed, "new", now_us)
+        assert result == engine.score({}, dated, "new", now)
+        raw = {r.rule.removeprefix("activity."): r.points for r in reasons(timed, now_us)}
+        assert raw == _decayed_by_datetimes(dated, settings, now)

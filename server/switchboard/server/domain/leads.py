@@ -11,7 +11,7 @@ from switchboard.server.cache.entries_pb2 import LeadState, StoredActivity
 from switchboard.server.cache.read_cache import ReadCache, lead_key
 from switchboard.server.cache.steady_scores import SteadyScores
 from switchboard.server.common.ids import new_id
-from switchboard.server.common.timeutil import iso, now_us, set_ts, to_datetime, to_us
+from switchboard.server.common.timeutil import iso, now_us, set_ts, to_us
 from switchboard.server.config.flow import TriggerSettings
 from switchboard.server.config.sections import ScoringSettings
 from switchboard.server.dispatch.worker import Dispatcher
@@ -21,7 +21,7 @@ from switchboard.server.errors import NotFound, SwitchboardError, status_name
 from switchboard.server.observability.telemetry import current_traceparent
 from switchboard.server.rules import leads as lead_rules
 from switchboard.server.rules.payloads import profile
-from switchboard.server.rules.scoring import ActivityRecord, ScoreResult, ScoringEngine
+from switchboard.server.rules.scoring import ScoreResult, ScoringEngine
 from switchboard.server.rules.validation import (
     Violations,
     check_email,
@@ -122,9 +122,9 @@ class LeadService:
         rows: Iterable[ActivityRow | StoredActivity],
         now: int,
     ) -> ScoreResult:
-        records = [ActivityRecord(r.type, to_datetime(r.occurred_us), r.value) for r in rows]
+        timed = [(r.type, r.occurred_us, r.value) for r in rows]
         status = lead_rules.status_name(lead.status)
-        return self._engine.score(profile(contact), records, status, to_datetime(now))
+        return self._engine.score_us(profile(contact), timed, status, now)
 
     async def _contact(self, contact_id: str, email: str) -> contacts_pb2.Contact:
         """The contact, through the contact cache."""

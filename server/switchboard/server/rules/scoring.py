@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from switchboard.server.config.sections import ScoringSettings
@@ -41,6 +42,7 @@ PROFILE_FIELDS: tuple[str, ...] = (
 )
 
 _SECONDS_PER_DAY = 86_400.0
+_RECENCY = itemgetter(1, 0, 2)  # (time, type, value) of a TimedActivity
 _GRADES: tuple[tuple[int, str], ...] = ((75, "A"), (50, "B"), (25, "C"))
 
 
@@ -51,6 +53,12 @@ class ActivityRecord:
     type: str
     occurred_at: datetime
     value: float = 0.0
+
+
+#: An activity as (type, microseconds since the epoch, value): what `score_us` takes.
+TimedActivity = tuple[str, int, float]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class Reason(NamedTuple):
@@ -116,20 +124,38 @@ class ScoringEngine:
         now: datetime,
     ) -> ScoreResult:
         """Score a lead from its profile, activities and status at time `now`."""
-        return _score(profile, activities, status, self.rules, self._table, now)
+        timed = [(a.type, _micros(a.occurred_at), a.value) for a in activities]
+        return _score(profile, timed, status, self.rules, self._table, _micros(now))
+
+    def score_us(
+        self,
+        profile: Mapping[str, Any],
+        activities: Sequence[TimedActivity],
+        status: str,
+        now_us: int,
+    ) -> ScoreResult:
+        """`score` with times as microseconds since the epoch, as the store keeps them: no
+        datetime per activity (the same result, to the last bit)."""
+        return _score(profile, activities, status, self.rules, self._table, now_us)
+
+
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch; a time without an offset is taken as UTC."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MICROSECOND
 
 
 def _score(
     profile: Mapping[str, Any],
-    activities: Sequence[ActivityRecord],
+    activities: Sequence[TimedActivity],
     status: str,
     rules: ScoringSettings,
     table: _Table,
-    now: datetime,
+    now_us: int,
 ) -> ScoreResult:
     raw = [reason for field, reason in table.profile if profile.get(field)]
     raw += _title_reasons(str(profile.get("job_title") or ""), table)
-    raw += _activity_reasons(activities, rules, now)
+    raw += _activity_reasons(activities, rules, now_us)
     raw.append(table.status.get(status) or Reason(f"status.{status}", 0.0, _status_text(status)))
     total = sum(r.points for r in raw)
     score = min(100, max(0, round(total)))
@@ -187,18 +213,19 @@ def _title_reasons(job_title: str, table: _Table) -> list[Reason]:
 
 
 def _activity_reasons(
-    activities: Sequence[ActivityRecord], rules: ScoringSettings, now: datetime
+    activities: Sequence[TimedActivity], rules: ScoringSettings, now_us: int
 ) -> list[Reason]:
     # Sort on every field so equal timestamps still cut at the same place each time.
-    recent = sorted(activities, key=lambda a: (a.occurred_at, a.type, a.value), reverse=True)
+    recent = sorted(activities, key=_RECENCY, reverse=True)
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for activity in recent[: rules.max_activities]:
-        age_days = max(0.0, (now - activity.occurred_at).total_seconds() / _SECONDS_PER_DAY)
-        decay = 0.5 ** (age_days / rules.half_life_days)
-        points = rules.activity_points.get(activity.type, 0.0) * decay
-        totals[activity.type] = totals.get(activity.type, 0.0) + points
-        counts[activity.type] = counts.get(activity.type, 0) + 1
+    points_of = rules.activity_points
+    for kind, occurred_us, _ in recent[: rules.max_activities]:
+        # int / int, then days: what timedelta.total_seconds() / 86,400 gives, bit for bit.
+        age_days = max(0.0, (now_us - occurred_us) / 1_000_000 / _SECONDS_PER_DAY)
+        points = points_of.get(kind, 0.0) * 0.5 ** (age_days / rules.half_life_days)
+        totals[kind] = totals.get(kind, 0.0) + points
+        counts[kind] = counts.get(kind, 0) + 1
     return [
         Reason(f"activity.{kind}", totals[kind], _activity_text(counts[kind], kind))
         for kind in sorted(totals)
