@@ -237,22 +237,23 @@ class LeadService:
         raw = await self._contact_wire(contact_id, email)
         contact = contacts_pb2.Contact.FromString(raw)
         cached = await self._cache.get_lead_state_wire(contact.id)
-        steady = b""  # the digest of the cached inputs, when both were cached
+        steady = b""  # the digest of both cached inputs, when no activity can decay
         if cached is None:
             state = await self._load_state(contact.id)
         else:
-            steady = self._steady.digest(raw, cached)
             state = LeadState.FromString(cached)
-            if self._steady.holds(steady):
-                # These exact inputs re-scored to their stored lead before, and cannot
-                # score otherwise now (no activities to decay): the stored lead, scored now.
-                set_ts(state.lead.scored_at, now_us())
-                return state.lead
+            if not state.recent:
+                steady = self._steady.digest(raw, cached)
+                if self._steady.holds(steady):
+                    # These exact inputs re-scored to their stored lead before, and with
+                    # nothing to decay cannot score otherwise now: the stored lead, scored now.
+                    set_ts(state.lead.scored_at, now_us())
+                    return state.lead
         now = now_us()
         lead = _stored_lead(contact, state)
         result = self._result(contact, lead, state.recent, now)
         if lead.HasField("scored_at") and lead_rules.holds(lead, result, state.activity_count):
-            if steady and not state.recent:
+            if steady:
                 self._steady.add(steady)
             set_ts(lead.scored_at, now)  # the usual case: nothing to store
             return lead
