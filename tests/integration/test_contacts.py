@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -180,6 +180,12 @@ async def test_list_updated_after(sb: Switchboard) -> None:
     await sb.contacts.upsert(email="new@example.com")
     page = await sb.contacts.list(updated_after=cut)
     assert [c.email for c in page.contacts] == ["new@example.com"]
+    # Strictly after: a contact changed at exactly that microsecond is not listed.
+    at = page.contacts[0].updated_at
+    assert [c.email for c in (await sb.contacts.list(updated_after=at)).contacts] == []
+    before = at.ToDatetime(tzinfo=UTC) - timedelta(microseconds=1)
+    again = await sb.contacts.list(updated_after=before)
+    assert [c.email for c in again.contacts] == ["new@example.com"]
 
 
 async def test_import_counts_unchanged_rows_apart_from_updated(sb: Switchboard) -> None:
