@@ -21,6 +21,7 @@ from switchboard.server.store.sqlite.erasure import (
     scrub_runs,
 )
 from switchboard.server.store.sqlite.events import CHUNK_RUNS_OF, OTHER_AGGREGATE, EventQueries
+from switchboard.server.store.sqlite.list_page import list_page
 from switchboard.server.store.sqlite.outbox import OutboxQueries
 from switchboard.server.store.sqlite.variants import VariantQueries
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
@@ -82,19 +83,17 @@ class SqliteTx(
         if cursor and updated_after_us > cursor[0]:
             after = (updated_after_us, "")
         if list_name:
-            sql = (
-                "SELECT c.data FROM contact_lists l JOIN contacts c ON c.id = l.contact_id "
-                "WHERE l.list = ? AND (c.updated_us, c.id) > (?, ?) "
-                "ORDER BY c.updated_us, c.id LIMIT ?"
-            )
-            args: tuple[Any, ...] = (list_name, after[0], after[1], limit)
-        else:
-            sql = (
-                "SELECT data FROM contacts WHERE (updated_us, id) > (?, ?) "
-                "ORDER BY updated_us, id LIMIT ?"
-            )
-            args = (after[0], after[1], limit)
-        return [contacts_pb2.Contact.FromString(r[0]) for r in self._db.execute(sql, args)]
+            return [
+                contacts_pb2.Contact.FromString(d)
+                for d in list_page(self._db, list_name, after, limit)
+            ]
+        sql = (
+            "SELECT data FROM contacts WHERE (updated_us, id) > (?, ?) "
+            "ORDER BY updated_us, id LIMIT ?"
+        )
+        return [
+            contacts_pb2.Contact.FromString(r[0]) for r in self._db.execute(sql, (*after, limit))
+        ]
 
     def put_contact(
         self,
