@@ -363,6 +363,7 @@ def _soak(
     server = Target("soak", serve_argv(config, port, workers), port, env, cores=None, log=log)
     contacts = int(os.environ.get("BENCH_SOAK_CONTACTS", "5000"))
     load_env = dict(os.environ)
+    gen: subprocess.Popen[str] | None = None
     try:
         server.wait_listening()
         asyncio.run(_seed(port, contacts))
@@ -441,6 +442,15 @@ def _soak(
             time.sleep(1.0)
         drain_s = round(time.monotonic() - drained_at, 1)
     finally:
+        # An interrupted soak (Ctrl-C, a failed sample) stops the load it started too, by id:
+        # the generator otherwise sends calls to a stopped port until its own end.
+        if gen is not None and gen.poll() is None:
+            gen.terminate()
+            try:
+                gen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                gen.kill()
+                gen.wait()
         server.stop()
     if keep := os.environ.get("BENCH_SOAK_KEEP_DB"):
         _copy_db(db, Path(keep))
