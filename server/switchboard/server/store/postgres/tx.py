@@ -238,19 +238,21 @@ class PostgresTx(
     def list_runs(
         self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
     ) -> list[campaigns_pb2.Run]:
-        # Empty filters match everything; the planner drops the always-true arms.
+        # Empty filters match everything; the planner drops the always-true arms. The status
+        # is spelt out, not bound: a generic plan cannot use the partial index of failed runs
+        # (`runs_failed`) for a parameter, and walking every run read-locks them all.
+        status = f"status = {int(flt.status)}" if flt.status else "TRUE"
         rows = self._db.execute(
             "SELECT data FROM runs "
             "WHERE (%(contact)s = '' OR contact_id = %(contact)s OR id IN "
             "(SELECT run_id FROM run_contacts WHERE contact_id = %(contact)s)) "
             "AND (%(event)s = '' OR event = %(event)s) "
-            "AND (%(status)s = 0 OR status = %(status)s) "
+            f"AND {status} "
             "AND (%(cursor)s IS FALSE OR (created_us, id) < (%(created)s, %(id)s)) "
             "ORDER BY created_us DESC, id DESC LIMIT %(limit)s",
             {
                 "contact": flt.contact_id,
                 "event": flt.event,
-                "status": flt.status,
                 "cursor": cursor is not None,
                 "created": cursor[0] if cursor else 0,
                 "id": cursor[1] if cursor else "",

@@ -406,6 +406,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN run_id TEXT;
     """,
+    # ListRuns(status=FAILED), an operator's first question, walked `runs_created` through
+    # every run to find the few that failed: 0.75 s a page at 2,000,000 runs. Failed runs
+    # only, so the index costs a write only when a run fails, never on the path of the others.
+    """
+    CREATE INDEX IF NOT EXISTS runs_failed ON runs (created_us DESC, id DESC) WHERE status = 4;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -244,8 +244,9 @@ class SqliteTx(
             where.append("event = ?")
             args.append(flt.event)
         if flt.status:
-            where.append("status = ?")
-            args.append(flt.status)
+            # Spelt out, not bound: only a literal `status = 4` lets the planner use the
+            # partial index of failed runs (`runs_failed`).
+            where.append(f"status = {int(flt.status)}")
         if cursor:
             where.append("(created_us, id) < (?, ?)")
             args.extend(cursor)
