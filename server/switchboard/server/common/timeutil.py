@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,6 +26,16 @@ def set_ts(ts: Timestamp, us: int) -> None:
 def to_datetime(us: int) -> datetime:
     """Microseconds as an aware UTC datetime."""
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def from_datetime(at: datetime) -> int:
+    """A datetime in microseconds, exactly (no float); a time without an offset is UTC."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MICROSECOND
 
 
 def iso(us: int) -> str:

@@ -390,8 +390,8 @@ class ContactService:
         v = Violations()
         size = check_page_size(v, req.page_size, 100, MAX_PAGE)
         check_length(v, "list", req.list, MAX_LIST_NAME)
-        # The store's bound is inclusive (a backfill's `since` is "at or after"); "strictly
-        # after" a time starts at its next microsecond, the store's resolution.
+        # The store lists from a time, inclusive (a backfill's `since` is "at or after");
+        # "strictly after" a time starts at its next microsecond, the store's resolution.
         after_us = to_us(req.updated_after) + 1 if req.HasField("updated_after") else 0
         scope = ("ListContacts", req.list, after_us)
         cursor = self._tokens.decode(req.page_token, scope, v)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from switchboard.server.common.timeutil import from_datetime
 from switchboard.server.config.sections import ScoringSettings
 
 ACTIVITY_TYPES: tuple[str, ...] = (
@@ -57,8 +58,6 @@ class ActivityRecord:
 
 #: An activity as (type, microseconds since the epoch, value): what `score_us` takes.
 TimedActivity = tuple[str, int, float]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class Reason(NamedTuple):
@@ -124,8 +123,8 @@ class ScoringEngine:
         now: datetime,
     ) -> ScoreResult:
         """Score a lead from its profile, activities and status at time `now`."""
-        timed = [(a.type, _micros(a.occurred_at), a.value) for a in activities]
-        return _score(profile, timed, status, self.rules, self._table, _micros(now))
+        timed = [(a.type, from_datetime(a.occurred_at), a.value) for a in activities]
+        return _score(profile, timed, status, self.rules, self._table, from_datetime(now))
 
     def score_us(
         self,
@@ -137,12 +136,6 @@ class ScoringEngine:
         """`score` with times as microseconds since the epoch, as the store keeps them: no
         datetime per activity (the same result, to the last bit)."""
         return _score(profile, activities, status, self.rules, self._table, now_us)
-
-
-def _micros(at: datetime) -> int:
-    """Microseconds since the epoch; a time without an offset is taken as UTC."""
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // _MICROSECOND
 
 
 def _score(

@@ -76,11 +76,11 @@ class PostgresTx(
         return Tombstone(row[0], row[1]) if row else None
 
     def list_contacts(
-        self, list_name: str, updated_after_us: int, cursor: tuple[int, str] | None, limit: int
+        self, list_name: str, updated_from_us: int, cursor: tuple[int, str] | None, limit: int
     ) -> list[contacts_pb2.Contact]:
-        after = cursor or (updated_after_us, "")
-        if cursor and updated_after_us > cursor[0]:
-            after = (updated_after_us, "")
+        after = cursor or (updated_from_us, "")
+        if cursor and updated_from_us > cursor[0]:
+            after = (updated_from_us, "")
         if list_name:
             rows = self._db.execute(
                 "SELECT c.data FROM contact_lists l JOIN contacts c ON c.id = l.contact_id "
