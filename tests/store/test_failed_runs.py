@@ -4,35 +4,19 @@ did not fail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2
+from tests.store.run_rows import finished_runs
 from tests.store.vm_steps import vm_steps
 
 FAILED = campaigns_pb2.RUN_STATUS_FAILED
 
 
-def _runs(start: int, count: int, failed_every: int) -> Callable[[WriteTx], None]:
-    def put(tx: WriteTx) -> None:
-        for i in range(start, start + count):
-            run = campaigns_pb2.Run(id=f"r{i:06d}", event=("a", "b")[i % 2], contact_id="c")
-            run.created_at.seconds = 1000 + i // 3  # ties in time: the id orders them
-            run.status = campaigns_pb2.RUN_STATUS_PENDING
-            tx.put_run(run, Plan({}, ()))
-            failed = failed_every and i % failed_every == 0
-            run.status = FAILED if failed else campaigns_pb2.RUN_STATUS_SUCCEEDED
-            tx.put_run(run)  # the status changes after the insert, as delivery does
-
-    return put
-
-
 async def test_failed_runs_come_newest_first_with_filters_and_cursor(any_store: AnyStore) -> None:
-    await any_store.write(_runs(0, 300, 7))
+    await any_store.write(finished_runs(0, 300, 7))
     failed = [f"r{i:06d}" for i in range(299, -1, -1) if i % 7 == 0]
 
     got: list[str] = []
@@ -65,9 +49,9 @@ async def test_a_page_of_failed_runs_does_not_walk_the_others(any_store: AnyStor
         assert len(rows) == 10
         return steps
 
-    await any_store.write(_runs(0, 10, 1))  # 10 failed runs, the oldest
-    await any_store.write(_runs(10, 500, 0))
+    await any_store.write(finished_runs(0, 10, 1))  # 10 failed runs, the oldest
+    await any_store.write(finished_runs(10, 500, 0))
     few = int(await any_store.write(cost))
-    await any_store.write(_runs(510, 4500, 0))
+    await any_store.write(finished_runs(510, 4500, 0))
     many = int(await any_store.write(cost))
     assert many <= few * 1.5 + 5, (few, many)

@@ -346,6 +346,15 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS runs_failed ON runs (created_us DESC, id DESC) WHERE status = 4;
     """,
+    # ListRuns(event=...) and ListRuns(status=RUNNING) scanned and sorted every run: 95
+    # and 80 ms a page at 2,000,000 runs. By event, every run gains an entry at the newest
+    # end of its event's range; open runs only, an entry lives while its run does. Both
+    # ascending, read backwards: new keys go at the end, where a B-tree's page splits leave
+    # full pages behind (an insert at the start of a descending index splits pages in half).
+    """
+    CREATE INDEX IF NOT EXISTS runs_event ON runs (event, created_us, id);
+    CREATE INDEX IF NOT EXISTS runs_open ON runs (created_us, id) WHERE status IN (1, 2);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -28,6 +28,7 @@ from switchboard.server.store.postgres.events import EventQueries
 from switchboard.server.store.postgres.outbox import OutboxQueries
 from switchboard.server.store.postgres.variants import VariantQueries
 from switchboard.server.store.rebuild_sql import RebuildQueries
+from switchboard.server.store.run_status import run_status_sql
 from switchboard.v1 import campaigns_pb2, contacts_pb2, leads_pb2
 
 
@@ -238,26 +239,30 @@ class PostgresTx(
     def list_runs(
         self, flt: RunFilter, cursor: tuple[int, str] | None, limit: int
     ) -> list[campaigns_pb2.Run]:
-        # Empty filters match everything; the planner drops the always-true arms. The status
-        # is spelt out, not bound: a generic plan cannot use the partial index of failed runs
-        # (`runs_failed`) for a parameter, and walking every run read-locks them all.
-        status = f"status = {int(flt.status)}" if flt.status else "TRUE"
+        # Only the filters set are written: an always-true arm bound as a parameter, such as
+        # `(%(event)s = '' OR event = ...)`, keeps a generic plan from using `runs_event`.
+        # The status is spelt out (`run_status_sql`) for the partial indexes.
+        where = ["TRUE"]
+        args: dict[str, Any] = {"limit": limit}
+        if flt.contact_id:
+            # Its own runs, and the import chunk runs that carried its changes.
+            where.append(
+                "(contact_id = %(contact)s OR id IN "
+                "(SELECT run_id FROM run_contacts WHERE contact_id = %(contact)s))"
+            )
+            args["contact"] = flt.contact_id
+        if flt.event:
+            where.append("event = %(event)s")
+            args["event"] = flt.event
+        if flt.status:
+            where.append(run_status_sql(flt.status))
+        if cursor:
+            where.append("(created_us, id) < (%(created)s, %(id)s)")
+            args.update(created=cursor[0], id=cursor[1])
         rows = self._db.execute(
-            "SELECT data FROM runs "
-            "WHERE (%(contact)s = '' OR contact_id = %(contact)s OR id IN "
-            "(SELECT run_id FROM run_contacts WHERE contact_id = %(contact)s)) "
-            "AND (%(event)s = '' OR event = %(event)s) "
-            f"AND {status} "
-            "AND (%(cursor)s IS FALSE OR (created_us, id) < (%(created)s, %(id)s)) "
+            f"SELECT data FROM runs WHERE {' AND '.join(where)} "
             "ORDER BY created_us DESC, id DESC LIMIT %(limit)s",
-            {
-                "contact": flt.contact_id,
-                "event": flt.event,
-                "cursor": cursor is not None,
-                "created": cursor[0] if cursor else 0,
-                "id": cursor[1] if cursor else "",
-                "limit": limit,
-            },
+            args,
         )
         return [campaigns_pb2.Run.FromString(r[0]) for r in rows]
 

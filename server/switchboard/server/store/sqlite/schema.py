@@ -412,6 +412,20 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS runs_failed ON runs (created_us DESC, id DESC) WHERE status = 4;
     """,
+    # ListRuns(event=...) and ListRuns(status=PENDING|RUNNING) walked `runs_created` too:
+    # 0.6 s a page at 2,000,000 runs for an event or state that few runs have. By event,
+    # every run gains an entry, at the newest end of its event's range (a page per event in
+    # a COMMIT, not a page per run). Open runs only: an entry lives while its run does.
+    # Both ascending, read backwards for "newest first": new keys always go at the end, and
+    # SQLite splits a full page at the end cheaply, where an insert at the start of a
+    # descending index splits it in the middle and writes more pages. `runs_created` is
+    # rebuilt ascending for the same reason: 0.76 of a unary write's 12.9 pages were its.
+    """
+    CREATE INDEX IF NOT EXISTS runs_event ON runs (event, created_us, id);
+    CREATE INDEX IF NOT EXISTS runs_open ON runs (created_us, id) WHERE status IN (1, 2);
+    DROP INDEX IF EXISTS runs_created;
+    CREATE INDEX runs_created ON runs (created_us, id);
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -14,6 +14,7 @@ from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.rebuild_sql import RebuildQueries
+from switchboard.server.store.run_status import run_status_sql
 from switchboard.server.store.sqlite.erasure import (
     ERASED_ERROR,
     forget_connector_state,
@@ -244,9 +245,7 @@ class SqliteTx(
             where.append("event = ?")
             args.append(flt.event)
         if flt.status:
-            # Spelt out, not bound: only a literal `status = 4` lets the planner use the
-            # partial index of failed runs (`runs_failed`).
-            where.append(f"status = {int(flt.status)}")
+            where.append(run_status_sql(flt.status))
         if cursor:
             where.append("(created_us, id) < (?, ?)")
             args.extend(cursor)

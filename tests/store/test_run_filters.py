@@ -1,0 +1,74 @@
+"""ListRuns by event and by an open state (PENDING, RUNNING): the matching runs in (created,
+id) order, newest first, with the other filters and the cursor; and (SQLite) a page's cost
+independent of how many runs do not match."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.server.store.base import RunFilter, WriteTx
+from switchboard.server.store.select import AnyStore
+from switchboard.v1 import campaigns_pb2
+from tests.store.run_rows import finished_runs, pending_runs, set_status
+from tests.store.vm_steps import vm_steps
+
+PENDING = campaigns_pb2.RUN_STATUS_PENDING
+RUNNING = campaigns_pb2.RUN_STATUS_RUNNING
+SUCCEEDED = campaigns_pb2.RUN_STATUS_SUCCEEDED
+
+
+async def _all_pages(store: AnyStore, flt: RunFilter, size: int) -> list[str]:
+    got: list[str] = []
+    cursor: tuple[int, str] | None = None
+    while True:
+        rows = await store.read(lambda tx, c=cursor: tx.list_runs(flt, c, size))
+        got += [r.id for r in rows]
+        if len(rows) < size:
+            return got
+        cursor = (rows[-1].created_at.seconds * 1_000_000, rows[-1].id)
+
+
+async def test_runs_by_event_and_open_state_come_newest_first(any_store: AnyStore) -> None:
+    await any_store.write(finished_runs(0, 200, 0))  # events a/b alternate, all SUCCEEDED
+    await any_store.write(pending_runs(200, 12, "rare"))
+    rare = [f"r{i:06d}" for i in range(211, 199, -1)]
+    running = rare[1::3]  # some of them move on; a finished one leaves the open states
+    await any_store.write(set_status(running, RUNNING))
+    await any_store.write(set_status([rare[0]], SUCCEEDED))
+    pending = [i for i in rare if i not in running and i != rare[0]]
+
+    assert await _all_pages(any_store, RunFilter(event="rare"), 5) == rare
+    assert await _all_pages(any_store, RunFilter(status=PENDING), 3) == pending
+    assert await _all_pages(any_store, RunFilter(status=RUNNING), 3) == running
+    assert await _all_pages(any_store, RunFilter(event="rare", status=RUNNING), 2) == running
+    assert await _all_pages(any_store, RunFilter(event="a", status=PENDING), 2) == []
+    of_b = await _all_pages(any_store, RunFilter(event="b"), 7)
+    assert of_b == [f"r{i:06d}" for i in range(199, -1, -2)]
+    ended = await any_store.read(lambda tx: tx.list_runs(RunFilter(status=SUCCEEDED), None, 2))
+    assert [r.id for r in ended] == [rare[0], "r000199"]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "flt",
+    [RunFilter(event="rare"), RunFilter(status=PENDING), RunFilter(status=RUNNING)],
+    ids=["event", "pending", "running"],
+)
+async def test_a_page_of_rare_runs_does_not_walk_the_others(
+    any_store: AnyStore, flt: RunFilter
+) -> None:
+    """Each walked every run, newest first, to find the matching ones (10x the cost here)."""
+    await any_store.write(pending_runs(0, 10, "rare"))  # the oldest runs, 10 of them
+    if flt.status == RUNNING:
+        await any_store.write(set_status([f"r{i:06d}" for i in range(10)], RUNNING))
+
+    def cost(tx: WriteTx) -> int:
+        steps, rows = vm_steps(tx, lambda: tx.list_runs(flt, None, 51))
+        assert len(rows) == 10
+        return steps
+
+    await any_store.write(finished_runs(10, 500, 0))
+    few = int(await any_store.write(cost))
+    await any_store.write(finished_runs(510, 4500, 0))
+    many = int(await any_store.write(cost))
+    assert many <= few * 1.5 + 5, (few, many)
