@@ -414,8 +414,8 @@ MIGRATIONS: list[str] = [
     """,
     # ListRuns(event=...) and ListRuns(status=PENDING|RUNNING) walked `runs_created` too:
     # 0.6 s a page at 2,000,000 runs for an event or state that few runs have. By event,
-    # every run gains an entry, at the newest end of its event's range (a page per event in
-    # a COMMIT, not a page per run). Open runs only: an entry lives while its run does.
+    # every run gains an entry, at the newest end of its event's range, so a COMMIT's runs
+    # of one event share a page or two. Open runs only: an entry lives while its run does.
     # Both ascending, read backwards for "newest first": new keys always go at the end, and
     # SQLite splits a full page at the end cheaply, where an insert at the start of a
     # descending index splits it in the middle and writes more pages. `runs_created` is
