@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store.base import RunFilter, WriteTx
 from switchboard.server.store.select import AnyStore
 from switchboard.v1 import campaigns_pb2
@@ -72,3 +73,27 @@ async def test_a_page_of_rare_runs_does_not_walk_the_others(
     await any_store.write(finished_runs(510, 4500, 0))
     many = int(await any_store.write(cost))
     assert many <= few * 1.5 + 5, (few, many)
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_contacts_runs_include_the_chunk_runs_that_carried_it(
+    any_store: AnyStore,
+) -> None:
+    """PostgreSQL finds chunk runs through `run_contacts` (SQLite through the events)."""
+    await any_store.write(finished_runs(0, 30, 0))  # contact "c", events a/b
+
+    def chunk(tx: WriteTx) -> None:
+        # A chunk run names no contact of its own; it carried "c" and "d".
+        run = campaigns_pb2.Run(id="r000030", event="contact.changed", status=PENDING)
+        run.created_at.seconds = 1010
+        tx.put_run(run, Plan({}, ()))
+        tx.add_run_contacts("r000030", ["c", "d"])
+
+    await any_store.write(chunk)
+    of_c = await _all_pages(any_store, RunFilter(contact_id="c"), 7)
+    assert of_c == [f"r{i:06d}" for i in range(30, -1, -1)]
+    assert await _all_pages(any_store, RunFilter(contact_id="d"), 7) == ["r000030"]
+    assert await _all_pages(any_store, RunFilter(contact_id="c", event="a"), 4) == [
+        f"r{i:06d}" for i in range(28, -1, -2)
+    ]
+    assert await _all_pages(any_store, RunFilter(contact_id="e"), 7) == []

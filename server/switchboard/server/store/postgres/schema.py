@@ -350,10 +350,14 @@ MIGRATIONS: list[str] = [
     # and 80 ms a page at 2,000,000 runs. By event, every run gains an entry at the newest
     # end of its event's range; open runs only, an entry lives while its run does. Both
     # ascending, read backwards: new keys go at the end, where a B-tree's page splits leave
-    # full pages behind (an insert at the start of a descending index splits pages in half).
+    # full pages behind; at the start of a descending index they split pages in half, and
+    # the halves stay half empty. `runs_created` is rebuilt ascending for that reason: in
+    # time order, the descending index took 26.6 MB for 300,000 runs, the ascending 14.9.
     """
     CREATE INDEX IF NOT EXISTS runs_event ON runs (event, created_us, id);
     CREATE INDEX IF NOT EXISTS runs_open ON runs (created_us, id) WHERE status IN (1, 2);
+    DROP INDEX IF EXISTS runs_created;
+    CREATE INDEX runs_created ON runs (created_us, id);
     """,
 ]
 
