@@ -232,11 +232,22 @@ class OutboxQueries:
         )
 
     def list_dead_letters(self, connector: str, after_id: str, limit: int) -> list[DeadLetter]:
-        rows = self._db.execute(
-            f"SELECT {_DEAD_COLUMNS} FROM dead_letters "
-            "WHERE (%s = '' OR connector = %s) AND id > %s ORDER BY id LIMIT %s",
-            (connector, connector, after_id, limit),
-        )
+        # Planned for its values every time, never prepared: a generic plan (psycopg prepares
+        # after five calls) takes any connector for a common one and walks every letter in id
+        # order to find a rare one's (127 ms a page at 1,000,000 letters).
+        if connector:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE connector = %s AND id > %s "
+                "ORDER BY id LIMIT %s",
+                (connector, after_id, limit),
+                prepare=False,
+            )
+        else:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id > %s ORDER BY id LIMIT %s",
+                (after_id, limit),
+                prepare=False,
+            )
         return [_dead(r) for r in rows]
 
     def select_dead_letters(
