@@ -242,14 +242,14 @@ class PostgresTx(
         # Planned for its values every time, never prepared: psycopg prepares a query after
         # five calls, and PostgreSQL may then keep a generic plan, made without the values,
         # which takes any event or contact for an average one and walks `runs_created` for
-        # a rare one (232 ms a page at 2,000,000 runs). Only the filters set are written,
+        # a rare one (up to 379 ms a page at 2,000,000 runs). Only the filters set are written,
         # and the status is spelt out (`run_status_sql`) for the partial indexes.
         where = ["TRUE"]
         args: dict[str, Any] = {"limit": limit}
         if flt.contact_id:
             # Its own runs, and the import chunk runs that carried its changes, as one set
             # of ids: `contact_id = ... OR id IN (...)` defeated both indexes, and the plan
-            # walked every run (260 ms a page at 2,000,000 runs).
+            # walked every run (260-330 ms a page at 2,000,000 runs).
             where.append(
                 "id IN (SELECT id FROM runs WHERE contact_id = %(contact)s "
                 "UNION ALL SELECT run_id FROM run_contacts WHERE contact_id = %(contact)s)"
