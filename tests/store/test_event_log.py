@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from switchboard.server.rules.plan import Plan
 from switchboard.server.store import event_values
 from switchboard.server.store.base import ReadTx, WriteTx
 from switchboard.server.store.event_log import (
@@ -13,7 +14,7 @@ from switchboard.server.store.event_log import (
     held_events,
 )
 from switchboard.server.store.select import AnyStore
-from switchboard.v1 import contacts_pb2, events_pb2
+from switchboard.v1 import campaigns_pb2, contacts_pb2, events_pb2
 
 
 def _contact(cid: str, email: str) -> contacts_pb2.Contact:
@@ -134,3 +135,39 @@ async def test_held_events_are_written_in_order_when_the_block_ends(any_store: A
     assert [e.type for e in events] == ["before", "contact.created", "run.started"]
     assert held_at == events[0].cursor  # the held events were not in the log yet
     assert events[1].contact_changed.contact.email == "zoe@example.com"
+
+
+async def test_a_contacts_history_merges_its_events_its_aggregate_and_its_runs(
+    any_store: AnyStore,
+) -> None:
+    """Pages of a contact's history, newest first: events naming the contact, events of
+    which it is the aggregate, and events of its runs; the type filter and cursor apply to
+    all three."""
+
+    def write(tx: WriteTx) -> None:
+        tx.put_run(campaigns_pb2.Run(id="r_1", event="signup", contact_id="c_h"), Plan({}, ()))
+        rows = [
+            ("contact.updated", "c_h", "c_h"),  # its own
+            ("run.started", "r_1", ""),  # of its run, naming no contact
+            ("lead.scored", "c_h", ""),  # it is the aggregate
+            ("contact.updated", "c_x", "c_x"),  # someone else's
+            ("run.step", "r_1", ""),
+            ("contact.updated", "c_h", "c_h"),
+        ]
+        for at_us, (type_, aggregate, contact) in enumerate(rows, start=1):
+            clear = events_pb2.Event()
+            clear.details.update({"n": at_us})
+            append(tx, type_, aggregate, at_us, contact_id=contact, clear=clear)
+
+    await any_store.write(write)
+
+    async def history(before: int, limit: int, types: tuple[str, ...] = ()) -> list[int]:
+        rows = await any_store.read(lambda tx: tx.contact_event_rows("c_h", before, limit, types))
+        return [r.at_us for r in rows]
+
+    assert await history(0, 10) == [6, 5, 3, 2, 1]
+    assert await history(0, 2) == [6, 5]
+    assert await history(5, 2) == [3, 2]  # before seq 5
+    assert await history(3, 10) == [2, 1]
+    assert await history(0, 10, ("run.started", "lead.scored")) == [3, 2]
+    assert await history(3, 10, ("run.started", "lead.scored")) == [2]

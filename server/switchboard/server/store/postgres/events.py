@@ -70,21 +70,32 @@ class EventQueries:
     def contact_event_rows(
         self, contact_id: str, before_seq: int, limit: int, types: Sequence[str]
     ) -> list[EventRow]:
-        where = [
-            "(contact_id = %s OR aggregate_id = %s OR aggregate_id IN "
-            "(SELECT id FROM runs WHERE contact_id = %s))"
-        ]
-        args: list[Any] = [contact_id, contact_id, contact_id]
+        # Each way an event belongs to the contact (its own, as the aggregate, through each
+        # of its runs) is read on its own index, newest first and at most a page, then
+        # merged: `contact_id = ... OR aggregate_id = ... OR aggregate_id IN (...)` let the
+        # planner use none of them, and it walked the log backwards (310 ms a page at
+        # 2,000,000 events for a contact with 40). The runs' events are read run by run
+        # (LATERAL), and `runs.id` is compared in the events' collation: in its own ("C")
+        # no index on `aggregate_id` serves the comparison, and every event was scanned.
+        # Never prepared: a generic plan of this query took a second.
+        bound = ""
+        args: dict[str, Any] = {"contact": contact_id, "limit": limit}
         if before_seq:
-            where.append("seq < %s")
-            args.append(before_seq)
+            bound += " AND seq < %(before)s"
+            args["before"] = before_seq
         if types:
-            where.append(f"type IN ({', '.join(['%s'] * len(types))})")
-            args.extend(types)
-        sql = (
-            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s"
+            bound += " AND type = ANY(%(types)s)"
+            args["types"] = list(types)
+        page = f"{bound} ORDER BY seq DESC LIMIT %(limit)s"
+        arms = (
+            f"(SELECT seq FROM events WHERE contact_id = %(contact)s{page}) UNION ALL "
+            f"(SELECT seq FROM events WHERE aggregate_id = %(contact)s{page}) UNION ALL "
+            "(SELECT e.seq FROM runs r CROSS JOIN LATERAL "
+            f'(SELECT seq FROM events WHERE aggregate_id = r.id COLLATE "default"{page}) e '
+            "WHERE r.contact_id = %(contact)s ORDER BY e.seq DESC LIMIT %(limit)s)"
         )
-        return _rows(self._db.execute(sql.encode(), (*args, limit)))
+        sql = f"SELECT {_COLUMNS} FROM events WHERE seq IN ({arms}) ORDER BY seq DESC"
+        return _rows(self._db.execute(f"{sql} LIMIT %(limit)s", args, prepare=False))
 
     def event_seqs(self, after_seq: int, limit: int) -> list[int]:
         cur = self._db.execute(
