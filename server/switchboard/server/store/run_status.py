@@ -11,9 +11,9 @@ _OPEN = (campaigns_pb2.RUN_STATUS_PENDING, campaigns_pb2.RUN_STATUS_RUNNING)
 def run_status_sql(status: int) -> str:
     """`status = N`, spelt out, with the open-runs predicate for PENDING and RUNNING.
 
-    Spelt out, not bound: a planner matches a partial index only to a literal (SQLite
-    always; PostgreSQL in a generic plan). SQLite matches a partial index only when the
-    query repeats its predicate's terms, so `status = 1` alone would miss `runs_open`.
+    Spelt out, not bound: SQLite matches a partial index only to a literal, and only when
+    the query repeats the index's predicate, so `status = 1` alone would miss `runs_open`.
+    PostgreSQL gets the same text.
     """
     value = int(status)  # an enum value: never text a caller wrote
     if value in _OPEN:

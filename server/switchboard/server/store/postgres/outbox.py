@@ -235,19 +235,14 @@ class OutboxQueries:
         # Planned for its values every time, never prepared: a generic plan (psycopg prepares
         # after five calls) takes any connector for a common one and walks every letter in id
         # order to find a rare one's (127 ms a page at 1,000,000 letters).
-        if connector:
-            rows = self._db.execute(
-                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE connector = %s AND id > %s "
-                "ORDER BY id LIMIT %s",
-                (connector, after_id, limit),
-                prepare=False,
-            )
-        else:
-            rows = self._db.execute(
-                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id > %s ORDER BY id LIMIT %s",
-                (after_id, limit),
-                prepare=False,
-            )
+        by_connector = "connector = %s AND " if connector else ""
+        args = (connector, after_id, limit) if connector else (after_id, limit)
+        rows = self._db.execute(
+            f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE {by_connector}id > %s "
+            "ORDER BY id LIMIT %s",
+            args,
+            prepare=False,
+        )
         return [_dead(r) for r in rows]
 
     def select_dead_letters(

@@ -195,20 +195,16 @@ class OutboxQueries:
         )
 
     def list_dead_letters(self, connector: str, after_id: str, limit: int) -> list[DeadLetter]:
-        # By connector only when one is asked for, on `dead_letters_connector`: `(? = '' OR
-        # connector = ?)` walked every letter in id order to find a rare connector's (62 ms
-        # a page at 1,000,000 letters).
-        if connector:
-            cur = self._db.execute(
-                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE connector = ? AND id > ? "
-                "ORDER BY connector, id LIMIT ?",
-                (connector, after_id, limit),
-            )
-        else:
-            cur = self._db.execute(
-                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            )
+        # The connector only when one is asked for, so `dead_letters_connector` serves it:
+        # `(? = '' OR connector = ?)` walked every letter in id order to find a rare
+        # connector's (62 ms a page at 1,000,000 letters).
+        by_connector = "connector = ? AND " if connector else ""
+        args = (connector, after_id, limit) if connector else (after_id, limit)
+        cur = self._db.execute(
+            f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE {by_connector}id > ? "
+            "ORDER BY id LIMIT ?",
+            args,
+        )
         return [_dead(r) for r in cur]
 
     def select_dead_letters(
