@@ -16,6 +16,7 @@ from tests.store.vm_steps import vm_steps
 PENDING = campaigns_pb2.RUN_STATUS_PENDING
 RUNNING = campaigns_pb2.RUN_STATUS_RUNNING
 SUCCEEDED = campaigns_pb2.RUN_STATUS_SUCCEEDED
+FAILED = campaigns_pb2.RUN_STATUS_FAILED
 
 
 async def _all_pages(store: AnyStore, flt: RunFilter, size: int) -> list[str]:
@@ -49,6 +50,17 @@ async def test_runs_by_event_and_open_state_come_newest_first(any_store: AnyStor
     assert [r.id for r in ended] == [rare[0], "r000199"]
 
 
+async def test_an_events_failed_runs_come_newest_first(any_store: AnyStore) -> None:
+    await any_store.write(finished_runs(0, 60, 3))  # every third run FAILED, events a/b
+    failed_b = [f"r{i:06d}" for i in range(57, -1, -6)]  # odd multiples of 3: event b
+    assert await _all_pages(any_store, RunFilter(event="b", status=FAILED), 4) == failed_b
+    cursor = (1019 * 1_000_000, "r000057")  # r000057 was created at 1000 + 57 // 3
+    after = await any_store.read(
+        lambda tx: tx.list_runs(RunFilter(event="b", status=FAILED), cursor, 3)
+    )
+    assert [r.id for r in after] == failed_b[1:4]
+
+
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     "flt",
@@ -71,6 +83,33 @@ async def test_a_page_of_rare_runs_does_not_walk_the_others(
     await any_store.write(finished_runs(10, 500, 0))
     few = int(await any_store.write(cost))
     await any_store.write(finished_runs(510, 4500, 0))
+    many = int(await any_store.write(cost))
+    assert many <= few * 1.5 + 5, (few, many)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("state", [FAILED, PENDING, RUNNING], ids=["failed", "pending", "running"])
+async def test_a_page_of_a_common_events_rare_state_does_not_walk_its_history(
+    any_store: AnyStore, state: int
+) -> None:
+    """Each walked every run of the event (`runs_event`), newest first, to find the few in
+    the state (10x the cost here)."""
+    if state == FAILED:
+        await any_store.write(finished_runs(0, 20, 1))  # 10 of event a, 10 of b, all FAILED
+    else:
+        await any_store.write(pending_runs(0, 10, "a"))
+        if state == RUNNING:
+            await any_store.write(set_status([f"r{i:06d}" for i in range(10)], RUNNING))
+    flt = RunFilter(event="a", status=state)
+
+    def cost(tx: WriteTx) -> int:
+        steps, rows = vm_steps(tx, lambda: tx.list_runs(flt, None, 51))
+        assert len(rows) == 10
+        return steps
+
+    await any_store.write(finished_runs(20, 500, 0))  # a and b in turn, SUCCEEDED
+    few = int(await any_store.write(cost))
+    await any_store.write(finished_runs(520, 4500, 0))
     many = int(await any_store.write(cost))
     assert many <= few * 1.5 + 5, (few, many)
 

@@ -6,6 +6,7 @@ from switchboard.v1 import campaigns_pb2
 
 # The states of `runs_open`'s predicate, as the migration writes them.
 _OPEN = (campaigns_pb2.RUN_STATUS_PENDING, campaigns_pb2.RUN_STATUS_RUNNING)
+OPEN_STATES = frozenset(_OPEN)
 
 
 def run_status_sql(status: int) -> str:

@@ -426,6 +426,13 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS runs_created;
     CREATE INDEX runs_created ON runs (created_us, id);
     """,
+    # ListRuns(event=..., status=FAILED) walked the event's runs (`runs_event`) to find its
+    # few failures: every run of a common event, newest first. Failed runs only, like
+    # `runs_failed`: written when a run fails, never on the path of the others.
+    """
+    CREATE INDEX IF NOT EXISTS runs_event_failed ON runs (event, created_us, id)
+        WHERE status = 4;
+    """,
 ]
 
 # The schema this code knows: a database at a newer version was written by newer code.

@@ -14,7 +14,7 @@ from switchboard.server.store.audience import AudienceQueries
 from switchboard.server.store.base import ActivityRow, IdempotencyRecord, RunFilter, Tombstone
 from switchboard.server.store.facts import FactsQueries
 from switchboard.server.store.rebuild_sql import RebuildQueries
-from switchboard.server.store.run_status import run_status_sql
+from switchboard.server.store.run_status import OPEN_STATES, run_status_sql
 from switchboard.server.store.sqlite.erasure import (
     ERASED_ERROR,
     forget_connector_state,
@@ -242,7 +242,9 @@ class SqliteTx(
             where.append(f"(contact_id = ? OR id IN ({CHUNK_RUNS_OF}))")
             args.extend((flt.contact_id, flt.contact_id, flt.contact_id))
         if flt.event:
-            where.append("event = ?")
+            # With an open state, the open runs are walked (`runs_open`), not the event's
+            # whole history (`runs_event`): `+` keeps SQLite off the event's index.
+            where.append("+event = ?" if flt.status in OPEN_STATES else "event = ?")
             args.append(flt.event)
         if flt.status:
             where.append(run_status_sql(flt.status))
