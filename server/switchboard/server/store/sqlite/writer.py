@@ -57,7 +57,7 @@ MAX_BULK_BATCH = 16
 #: p99 from 72 to 95-102 ms. No slice (yield after every part): writes no better, imports
 #: p99 145 ms. docs/performance.md, "Fifth pass". A part is not started when it would end
 #: past the slice: once 25-row parts took 3-3.5 ms, checking the time spent let a second
-#: one run, and calls waited ~7 ms ("Fourteenth pass").
+#: one run, and calls waited ~7 ms ("Fifteenth pass").
 BULK_SLICE_S = 0.004
 #: How long bulk work holds back for another worker's announced interactive writes. 5 ms
 #: was tried and measured worse in the soak (write p50 ~50 ms, not ~10): the other worker's
