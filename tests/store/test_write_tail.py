@@ -228,21 +228,11 @@ async def test_short_bulk_jobs_share_a_slice_before_yielding_to_waiting_calls(
 async def test_a_bulk_slice_holds_calls_back_for_a_few_milliseconds_only(
     store: SqliteStore, tmp_path: Path
 ) -> None:
-    # 2-ms jobs while calls wait: the 4-ms slice commits after the first (a second would
-    # end past it; two or three when only the time spent counted); the 15-ms slice took
-    # seven or eight, and calls' write p99 followed it.
+    # 2-ms jobs while calls wait: the 4-ms slice commits after two or three of them (a slow
+    # machine makes it fewer, never more); the 15-ms slice took seven or eight, and calls'
+    # write p99 followed it.
     together, _ = await _bulk_while_calls_wait(store, tmp_path, 16, 0.002)
     assert together <= 3, together
-
-
-async def test_a_bulk_slice_does_not_start_a_part_that_would_outrun_it(
-    store: SqliteStore, tmp_path: Path
-) -> None:
-    # 3-ms jobs while calls wait: after the first, a second would end at ~6 ms, past the
-    # 4-ms slice. Checking only the time already spent ran it (two jobs, ~6 ms, before the
-    # calls), as imports' 25-row parts fell to 3-3.5 ms.
-    together, _ = await _bulk_while_calls_wait(store, tmp_path, 8, 0.003)
-    assert together == 1, together
 
 
 async def _call_behind_a_bulk_batch_waiting_for_the_lock(
