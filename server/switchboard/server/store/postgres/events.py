@@ -73,7 +73,7 @@ class EventQueries:
         # Each way an event belongs to the contact (its own, as the aggregate, through each
         # of its runs) is read on its own index, newest first and at most a page, then
         # merged: `contact_id = ... OR aggregate_id = ... OR aggregate_id IN (...)` let the
-        # planner use none of them, and it walked the log backwards (310 ms a page at
+        # planner use none of them, and it walked the log backwards (340-440 ms a page at
         # 2,000,000 events for a contact with 40). The runs' events are read run by run
         # (LATERAL), and `runs.id` is compared in the events' collation: in its own ("C")
         # no index on `aggregate_id` serves the comparison, and every event was scanned.

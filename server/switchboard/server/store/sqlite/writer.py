@@ -56,7 +56,8 @@ MAX_BULK_BATCH = 16
 #: p99 from 72 to 95-102 ms. No slice (yield after every part): writes no better, imports
 #: p99 145 ms. docs/performance.md, "Fifth pass". Not starting a part that would end past
 #: the slice (parts now take 3-3.5 ms, so a second one runs to ~7): writes' p99 -3 ms in
-#: 5-minute soaks, but imports and the workers' CPU worse in 30 minutes ("Fifteenth pass").
+#: 5-minute soaks, worse in one 30-minute run on a pausing machine, better again in a
+#: grown-file pair: undecided, so not kept ("Fifteenth pass").
 BULK_SLICE_S = 0.004
 #: How long bulk work holds back for another worker's announced interactive writes. 5 ms
 #: was tried and measured worse in the soak (write p50 ~50 ms, not ~10): the other worker's
