@@ -235,6 +235,16 @@ async def test_a_bulk_slice_holds_calls_back_for_a_few_milliseconds_only(
     assert together <= 3, together
 
 
+async def test_a_bulk_slice_does_not_start_a_part_that_would_outrun_it(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    # 3-ms jobs while calls wait: after the first, a second would end at ~6 ms, past the
+    # 4-ms slice. Checking only the time already spent ran it (two jobs, ~6 ms, before the
+    # calls), as imports' 25-row parts fell to 3-3.5 ms.
+    together, _ = await _bulk_while_calls_wait(store, tmp_path, 8, 0.003)
+    assert together == 1, together
+
+
 async def _call_behind_a_bulk_batch_waiting_for_the_lock(
     store: SqliteStore, tmp_path: Path
 ) -> tuple[asyncio.Future[Any], asyncio.Future[Any], set[asyncio.Future[Any]]]:

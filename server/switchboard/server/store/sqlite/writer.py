@@ -17,10 +17,11 @@ for it (the soak's write p99 followed the import's). Between worker processes, `
 hands the write lock over at once.
 
 A bulk transaction yields: between its jobs (up to MAX_BULK_BATCH parts of import chunks),
-once it has run for BULK_SLICE_S, it commits early when an interactive write is waiting, in
-this process or, through the lock file's flag, in another worker; the jobs it did not reach
-go back to the head of the bulk queue. The slice keeps bulk work moving under steady calls:
-yielding after every 25-row part made imports queue for seconds behind calls' batches.
+once the next job would end past BULK_SLICE_S (judged by the last one's time), it commits
+early when an interactive write is waiting, in this process or, through the lock file's
+flag, in another worker; the jobs it did not reach go back to the head of the bulk queue.
+The slice keeps bulk work moving under steady calls: yielding after every 25-row part made
+imports queue for seconds behind calls' batches.
 A worker about to start bulk work while another announces interactive writes waiting lets
 that one take the lock first (for up to YIELD_WAIT_S). So a call's write waits for at most
 one bulk job, not a whole bulk batch, here or in the other worker. Calls of this worker that
@@ -54,10 +55,10 @@ MAX_BULK_BATCH = 16
 #: 15 ms was set while overtaken imports starved; with calls first and the overdue bound,
 #: 4 ms brought calls' write p99 from 19-20 ms to 13-15 in 2- and 6-minute soaks, imports
 #: p99 from 72 to 95-102 ms. No slice (yield after every part): writes no better, imports
-#: p99 145 ms. docs/performance.md, "Fifth pass". Not starting a part that would end past
-#: the slice (parts now take 3-3.5 ms, so a second one runs to ~7): writes' p99 -3 ms in
-#: 5-minute soaks, worse in one 30-minute run on a pausing machine, better again in a
-#: grown-file pair: undecided, so not kept ("Fifteenth pass").
+#: p99 145 ms. docs/performance.md, "Fifth pass". A part is not started when it would end
+#: past the slice: once 25-row parts took 3-3.5 ms, checking the time spent let a second
+#: one run, and calls waited ~7 ms. Alternated 30-minute soaks: writes' p99 16.1-16.6 ->
+#: 14.0-14.7 ms, imports' p99 134 -> 153, same CPU ("Sixteenth pass").
 BULK_SLICE_S = 0.004
 #: How long bulk work holds back for another worker's announced interactive writes. 5 ms
 #: was tried and measured worse in the soak (write p50 ~50 ms, not ~10): the other worker's
@@ -301,18 +302,22 @@ class WriteBatcher:
         # On the commit thread: the bulk jobs, then COMMIT (the event loop does not touch
         # the connection until this returns).
         applied = 0
-        began = time.perf_counter()
+        began = last = time.perf_counter()
+        part_s = 0.0  # the last job's time: the next one's likely time
+        yielding = False
         for job in batch:
             if job.bulk:
-                if (
-                    applied
-                    and time.perf_counter() - began >= BULK_SLICE_S
-                    and self._calls_waiting()
-                ):
+                # Once yielding, every later job waits too, so that they keep their order.
+                yielding = yielding or (
+                    applied > 0 and last + part_s - began >= BULK_SLICE_S and self._calls_waiting()
+                )
+                if yielding:
                     job.deferred = True
                     continue
                 self._apply(job)
                 applied += 1
+                now = time.perf_counter()
+                part_s, last = now - last, now
         self._t[2] = time.perf_counter()
         self._db.execute("COMMIT")
         self._t[3] = time.perf_counter()
