@@ -302,23 +302,18 @@ class WriteBatcher:
     def _commit(self, batch: list[_Job]) -> None:
         # On the commit thread: the bulk jobs, then COMMIT (the event loop does not touch
         # the connection until this returns).
-        applied = 0
         began = last = time.perf_counter()
         part_s = 0.0  # the last job's time: the next one's likely time
-        yielding = False
-        for job in batch:
-            if job.bulk:
-                # Once yielding, every later job waits too, so that they keep their order.
-                yielding = yielding or (
-                    applied > 0 and last + part_s - began >= BULK_SLICE_S and self._calls_waiting()
-                )
-                if yielding:
-                    job.deferred = True
-                    continue
-                self._apply(job)
-                applied += 1
-                now = time.perf_counter()
-                part_s, last = now - last, now
+        for i, job in enumerate(batch):
+            if not job.bulk:  # a batch of calls: they ran on the event loop (`_run`)
+                break
+            if i and last + part_s - began >= BULK_SLICE_S and self._calls_waiting():
+                for rest in batch[i:]:  # all of them, so that they keep their order
+                    rest.deferred = True
+                break
+            self._apply(job)
+            now = time.perf_counter()
+            part_s, last = now - last, now
         self._t[2] = time.perf_counter()
         self._db.execute("COMMIT")
         self._t[3] = time.perf_counter()
